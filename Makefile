@@ -1,0 +1,23 @@
+# The two set-up commands of the README. Each creates .venv (Python 3.11) when missing and installs what it needs.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test install
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/evalkit run
+
+test: install
+	CI=$${CI:-} $(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)

@@ -1,0 +1,1 @@
+"""Audio-face pairs: manifest, loaders, importers, leak audit and leak-free splits."""
