@@ -111,6 +111,26 @@ def split(manifest: Path, out: Path, seed: int, test_fraction: float, seen_fract
     click.echo(format_audit(report))
 
 
+@data.command("export")
+@click.argument("manifest", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="new, empty folder")
+@click.option("--split", "splits", multiple=True, required=True,
+              help="split to export, NAME or NAME:COUNT (at most COUNT clips, one per face); repeat")
+@click.option("--image-size", default=128, show_default=True, help="faces are resized to this size (RGB JPEG)")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--notice", type=click.Path(path_type=Path, exists=True), default=None,
+              help="source/licence README copied beside the export")
+def export_data(manifest: Path, out: Path, splits: tuple[str, ...], image_size: int, seed: int,
+                notice: Path | None) -> None:
+    """Copy splits of MANIFEST into a self-contained folder (FLAC audio, RGB faces, manifest.csv)."""
+    from generator.data.export import SplitSelection, export_subset
+    from generator.data.manifest import read_manifest
+
+    path = export_subset(read_manifest(manifest), [SplitSelection.parse(s) for s in splits], out, image_size,
+                         seed=seed, notice=notice)
+    click.echo(f"wrote {path}")
+
+
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="YAML config")
 @click.option("--resume", is_flag=True, help="continue from OUT/latest")

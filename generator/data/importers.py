@@ -11,6 +11,7 @@ from generator.errors import DataError
 
 PAIRS_CSV_COLUMNS = ("split", "identity", "source_index", "face", "audio")
 _ORIGINAL_FACE = re.compile(r"^cropped_face_frame_(\d+)\.(png|jpg|jpeg)$", re.IGNORECASE)
+_ORIGINAL_AUDIO = re.compile(r"^preprocessed_frame_(\d+)\.wav$", re.IGNORECASE)
 
 
 def import_pairs_csv(path: str | Path, face_order: str = "bgr") -> list[Pair]:
@@ -53,7 +54,7 @@ def import_original_layout(root: str | Path, split: str = "train", face_order: s
             match = _ORIGINAL_FACE.match(file.name)
             if match:
                 faces[int(match.group(1))] = file
-        wavs = {int(f.stem.rsplit("_", 1)[1]): f for f in identity_dir.glob("preprocessed_frame_*.wav")}
+        wavs = {int(m.group(1)): f for f in identity_dir.iterdir() if (m := _ORIGINAL_AUDIO.match(f.name))}
         if not faces and not wavs:
             continue
         if not faces:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -135,8 +136,9 @@ def _row_to_pair(row: dict[str, str], base: Path, where: str, check_files: bool)
     face_order = values["face_order"].lower() or "rgb"
     if face_order not in FACE_ORDERS:
         raise DataError(f"{where}: face_order must be one of {FACE_ORDERS}, got {values['face_order']!r}")
-    face = base / values["face"]
-    audio = base / values["audio"]
+    # normalised, so that one file reached by two spellings ("a/../b.png", "b.png") is one face when grouping
+    face = Path(os.path.normpath(base / values["face"]))
+    audio = Path(os.path.normpath(base / values["audio"]))
     if check_files:
         for kind, file in (("face", face), ("audio", audio)):
             if not file.is_file():

@@ -1,0 +1,185 @@
+"""`survey-app`: migrate the database, create studies and admins, serve the app, export results."""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import waitress
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.security import generate_password_hash
+
+from survey_app import migrate
+from survey_app.app import create_app
+from survey_app.db import create_database_engine, create_session_factory, default_database_url
+from survey_app.export import write_export
+from survey_app.manifest import ManifestError, load_run_input
+from survey_app.models import Admin, ItemKind, Study
+from survey_app.study_builder import DEFAULT_CONSENT_TEXT, DEFAULT_CONSENT_VERSION, StudyOptions, create_study, new_slug
+
+SECRET_KEY_FILE = "secret_key"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    data_dir: Path
+    database_url: str
+
+    @property
+    def image_store(self) -> Path:
+        return self.data_dir / "images"
+
+    def secret_key(self) -> str:
+        """SURVEY_APP_SECRET_KEY, else a random key kept in DATA_DIR/secret_key (created on first use, mode 0600)."""
+        if os.environ.get("SURVEY_APP_SECRET_KEY"):
+            return os.environ["SURVEY_APP_SECRET_KEY"]
+        path = self.data_dir / SECRET_KEY_FILE
+        if not path.exists():
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return path.read_text().strip()
+
+    def migrated_session_factory(self):
+        engine = create_database_engine(self.database_url)
+        migrate.upgrade(engine)
+        return create_session_factory(engine)
+
+
+def clear_errors(command):
+    """Turns expected failures into one `Error: ...` line and exit status 1 instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapped(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (ManifestError, ValueError, OSError) as error:
+            raise click.ClickException(str(error)) from error
+        except SQLAlchemyError as error:
+            first_line = str(error.orig if getattr(error, "orig", None) else error).splitlines()[0]
+            raise click.ClickException(f"database error: {first_line}") from error
+
+    return wrapped
+
+
+@click.group()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="survey_data",
+    envvar="SURVEY_APP_DATA_DIR",
+    show_default=True,
+    help="Folder of the SQLite database, the image store and the secret key.",
+)
+@click.option(
+    "--database-url",
+    envvar="SURVEY_APP_DATABASE_URL",
+    help="SQLAlchemy URL, e.g. postgresql+psycopg://user@localhost/survey (default: SQLite in --data-dir).",
+)
+@click.pass_context
+def main(context: click.Context, data_dir: Path, database_url: str | None) -> None:
+    """Human perceptual study of generated faces (MOS + recognition)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    context.obj = Workspace(data_dir, database_url or default_database_url(data_dir))
+
+
+@main.command("migrate")
+@click.pass_obj
+@clear_errors
+def migrate_command(workspace: Workspace) -> None:
+    """Create or upgrade the database schema to the latest revision."""
+    engine = create_database_engine(workspace.database_url)
+    migrate.upgrade(engine)
+    click.echo(f"database at revision {migrate.current_revision(engine)}")
+
+
+@main.command("create-study")
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="evalkit run folder or any folder with pairs.csv.")
+@click.option("--title", default="Faces generated from speech", show_default=True)
+@click.option("--slug", default=None, help="Public study id in the rater URL (default: random).")
+@click.option("--pairs", "test_pairs", default=32, show_default=True, help="Real/generated pairs in the study (0: all).")
+@click.option("--trials-per-session", default=32, show_default=True, help="Test pairs each rater sees.")
+@click.option("--lineup-size", default=0, show_default=True, help="Real faces per lineup trial (0: no lineup task).")
+@click.option("--seed", default=None, type=int, help="Seed of pair selection and controls (default: random, stored).")
+@click.option("--consent-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--consent-version", default=DEFAULT_CONSENT_VERSION, show_default=True)
+@click.pass_obj
+@clear_errors
+def create_study_command(workspace: Workspace, run_dir: Path, consent_file: Path | None, **options) -> None:
+    """Create a study from RUN_DIR/pairs.csv, copying its images into the store under opaque ids."""
+    run_input = load_run_input(run_dir)
+    study_options = StudyOptions(
+        title=options["title"],
+        slug=options["slug"] or new_slug(),
+        seed=options["seed"] if options["seed"] is not None else secrets.randbelow(2**31),
+        test_pairs=options["test_pairs"],
+        test_trials_per_session=options["trials_per_session"],
+        lineup_size=options["lineup_size"],
+        consent_text=consent_file.read_text(encoding="utf-8") if consent_file else DEFAULT_CONSENT_TEXT,
+        consent_version=options["consent_version"],
+    )
+    with workspace.migrated_session_factory()() as db:
+        study = create_study(db, run_input, workspace.image_store, study_options)
+        db.commit()
+        tests = sum(item.kind == ItemKind.TEST for item in study.items)
+        click.echo(f"study {study.slug}: {tests} test pairs, {len(study.items) - tests} other items; rater URL /s/{study.slug}")
+
+
+@main.command("create-admin")
+@click.option("--username", required=True)
+@click.password_option(envvar="SURVEY_APP_ADMIN_PASSWORD")
+@click.pass_obj
+@clear_errors
+def create_admin_command(workspace: Workspace, username: str, password: str) -> None:
+    """Create an admin login for the dashboard, or set a new password for an existing one."""
+    if len(password) < 12:
+        raise ValueError("the password must have at least 12 characters")
+    with workspace.migrated_session_factory()() as db:
+        admin = db.scalar(select(Admin).where(Admin.username == username)) or Admin(username=username)
+        admin.password_hash = generate_password_hash(password)
+        db.add(admin)
+        db.commit()
+    click.echo(f"admin {username} saved")
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--threads", default=8, show_default=True)
+@click.option("--secure-cookies/--no-secure-cookies", default=False, help="Set behind HTTPS.")
+@click.pass_obj
+@clear_errors
+def serve_command(workspace: Workspace, host: str, port: int, threads: int, secure_cookies: bool) -> None:
+    """Serve the app with waitress."""
+    workspace.migrated_session_factory()
+    app = create_app(
+        {
+            "SECRET_KEY": workspace.secret_key(),
+            "SURVEY_DATABASE_URL": workspace.database_url,
+            "SURVEY_IMAGE_STORE": workspace.image_store,
+            "SESSION_COOKIE_SECURE": secure_cookies,
+        }
+    )
+    click.echo(f"serving on http://{host}:{port}/ (admin: /admin/)")
+    waitress.serve(app, host=host, port=port, threads=threads, max_request_body_size=app.config["MAX_CONTENT_LENGTH"])
+
+
+@main.command("export")
+@click.option("--study", "slug", required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--bootstrap-replicates", default=2000, show_default=True)
+@click.pass_obj
+@clear_errors
+def export_command(workspace: Workspace, slug: str, out_dir: Path, bootstrap_replicates: int) -> None:
+    """Write answers/raters CSV, JSON, codebook and the results summary (JSON + markdown) to OUT."""
+    with workspace.migrated_session_factory()() as db:
+        study = db.scalar(select(Study).where(Study.slug == slug))
+        if study is None:
+            raise ValueError(f"no study {slug!r}")
+        for path in write_export(db, study, out_dir, bootstrap_replicates):
+            click.echo(path)

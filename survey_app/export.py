@@ -1,0 +1,215 @@
+"""CSV/JSON export with a codebook, and the results summary (JSON + markdown) that a report can include.
+
+Files written by `write_export` (and served to the admin one by one):
+  answers.csv        one row per answer (long format), raters by opaque id only
+  raters.csv         one row per rater: platform ids, consent, screening; kept apart from the answers
+  codebook.json      what every column of the two CSVs means and which values it takes
+  export.json        {"codebook", "raters", "answers"} in one document
+  results_summary.json / results_summary.md   the analysis (survey_app.results.build_summary)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from survey_app.models import Rater, Study, as_utc
+from survey_app.results import AnswerRecord, RaterScreening, build_summary, load_answer_records, screen_raters
+
+ANSWER_COLUMNS = {
+    "rater_id": "opaque rater id (raters.csv links it to platform ids)",
+    "trial_id": "opaque id of one showing of one item to one rater",
+    "position": "0-based position of the trial in the rater's randomised order",
+    "item_id": "stimulus id; the same item is shown to several raters",
+    "item_kind": "test (real vs generated) | control_same (real vs other photo of the same person) | "
+    "control_different (real vs a different person) | attention (instructed response) | lineup",
+    "identity": "person id from the manifest",
+    "split": "data split from the manifest",
+    "question": "quality | recognition | lineup",
+    "value": "quality: 1 Bad .. 5 Identical; recognition: yes | no | not_sure; lineup: chosen slot 1..N",
+    "reference_on_left": "pair trials: true when the baseline photo was shown on the left",
+    "lineup_correct": "lineup trials: true when the chosen face is the target person",
+    "expected_quality": "attention trials: the value the question instructed",
+    "client_rt_ms": "milliseconds from page display to this answer, measured in the browser (empty without JS)",
+    "server_rt_ms": "milliseconds from the server first serving the trial to receiving this answer",
+    "received_at": "UTC time the server stored the answer (ISO 8601)",
+    "rater_excluded": "true when the rater failed screening (see results_summary.json)",
+}
+RATER_COLUMNS = {
+    "rater_id": "opaque rater id",
+    "platform": "direct | prolific | mturk",
+    "platform_pid": "PROLIFIC_PID or MTurk workerId (personal data: keep apart from answers)",
+    "platform_study_id": "Prolific STUDY_ID or MTurk hitId",
+    "platform_session_id": "Prolific SESSION_ID or MTurk assignmentId",
+    "consent_version": "version of the consent text the rater agreed to",
+    "consented_at": "UTC time of consent",
+    "completed_at": "UTC time the last answer was stored; empty if unfinished",
+    "user_agent": "browser user agent",
+    "viewport": "browser window size at consent, WIDTHxHEIGHT CSS pixels",
+    "attention_failed": "true when the attention check was answered other than instructed",
+    "controls_failed": "control pairs answered wrongly (No to same person, Yes to different person)",
+    "controls_shown": "control pairs answered",
+    "quality_variance": "variance of the rater's quality ratings on pair trials",
+    "fast_answers": "answers given under 1 s after display (client clock)",
+    "exclusion_reasons": "screening rules failed, separated by '; ' (empty: included)",
+}
+CODEBOOK = {"answers.csv": ANSWER_COLUMNS, "raters.csv": RATER_COLUMNS}
+
+
+def answer_rows(records: Sequence[AnswerRecord], screening: dict[str, RaterScreening]) -> list[dict]:
+    rows = []
+    for record in records:
+        row = {column: getattr(record, column, None) for column in ANSWER_COLUMNS}
+        row["item_kind"] = record.item_kind.value
+        row["question"] = record.question.value
+        row["received_at"] = as_utc(record.received_at).isoformat()
+        row["rater_excluded"] = bool(screening[record.rater_id].exclusion_reasons)
+        rows.append(row)
+    return rows
+
+
+def rater_rows(db: Session, study: Study, screening: dict[str, RaterScreening]) -> list[dict]:
+    rows = []
+    for rater in db.scalars(select(Rater).where(Rater.study_id == study.id).order_by(Rater.id)):
+        screen = screening.get(rater.public_id)
+        rows.append(
+            {
+                "rater_id": rater.public_id,
+                "platform": rater.platform.value,
+                "platform_pid": rater.platform_pid,
+                "platform_study_id": rater.platform_study_id,
+                "platform_session_id": rater.platform_session_id,
+                "consent_version": rater.consent_version,
+                "consented_at": as_utc(rater.consented_at).isoformat(),
+                "completed_at": as_utc(rater.completed_at).isoformat() if rater.completed_at else None,
+                "user_agent": rater.user_agent,
+                "viewport": rater.viewport,
+                "attention_failed": screen.attention_failed if screen else None,
+                "controls_failed": screen.controls_failed if screen else None,
+                "controls_shown": screen.controls_shown if screen else None,
+                "quality_variance": screen.quality_variance if screen else None,
+                "fast_answers": screen.fast_answers if screen else None,
+                "exclusion_reasons": "; ".join(screen.exclusion_reasons) if screen else "",
+            }
+        )
+    return rows
+
+
+def to_csv(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({column: "" if row[column] is None else row[column] for column in columns})
+    return buffer.getvalue()
+
+
+def export_files(db: Session, study: Study, bootstrap_replicates: int) -> dict[str, str]:
+    """Every export file's name -> text."""
+    records = load_answer_records(db, study)
+    screening = screen_raters(records)
+    answers = answer_rows(records, screening)
+    raters = rater_rows(db, study, screening)
+    summary = build_summary(db, study, bootstrap_replicates)
+    return {
+        "answers.csv": to_csv(answers, list(ANSWER_COLUMNS)),
+        "raters.csv": to_csv(raters, list(RATER_COLUMNS)),
+        "codebook.json": json.dumps(CODEBOOK, indent=2),
+        "export.json": json.dumps({"codebook": CODEBOOK, "raters": raters, "answers": answers}, indent=2),
+        "results_summary.json": json.dumps(summary, indent=2),
+        "results_summary.md": summary_markdown(summary),
+    }
+
+
+def write_export(db: Session, study: Study, out_dir: Path, bootstrap_replicates: int) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in export_files(db, study, bootstrap_replicates).items():
+        (out_dir / name).write_text(text, encoding="utf-8")
+        written.append(out_dir / name)
+    return written
+
+
+def _interval(bounds: Sequence[float] | None, scale: float = 1.0, digits: int = 2) -> str:
+    if bounds is None:
+        return "n/a"
+    return f"[{bounds[0] * scale:.{digits}f}, {bounds[1] * scale:.{digits}f}]"
+
+
+def _percent(share: dict) -> str:
+    if share["share"] is None:
+        return "n/a"
+    return f"{share['share'] * 100:.1f} % {_interval(share['wilson_ci95'], 100, 1)}"
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def summary_markdown(summary: dict) -> str:
+    """A P.800.2-style account: scale, votes, CIs, screening and exclusions, then the numbers."""
+    study, raters = summary["study"], summary["raters"]
+    lines = [
+        f"## Human study: {study['title']}",
+        "",
+        f"Quality scale: {study['quality_scale']}. Recognition: {study['recognition_question']}.",
+        f"Raters: {raters['started']} started, {raters['completed']} completed, {raters['included']} included "
+        f"after screening ({len(summary['screening']['excluded'])} excluded). CIs are 95 %; the clustered bootstrap "
+        f"uses {study['bootstrap']}.",
+        "",
+        "| Group | Votes | Raters | Items | MOS | t-CI | rater x item bootstrap CI |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    groups = [("all", summary["mos"]["overall"])] + [
+        (f"split {name}", mos) for name, mos in summary["mos"]["by_split"].items()
+    ]
+    for name, mos in groups:
+        if mos:
+            lines.append(
+                f"| {name} | {mos['n_votes']} | {mos['n_raters']} | {mos['n_items']} | {mos['mean']:.2f} | "
+                f"{_interval(mos['t_ci95'])} | {_interval(mos['clustered_bootstrap_ci95'])} |"
+            )
+    lines += ["", "| Recognition | n | Yes | No | Not sure | Yes among sure |", "|---|---|---|---|---|---|"]
+    recognition_groups = [
+        ("test pairs", summary["recognition"]["overall"]),
+        ("control: same person", summary["controls"]["same_person"]),
+        ("control: different person", summary["controls"]["different_person"]),
+    ]
+    for name, shares in recognition_groups:
+        if shares:
+            lines.append(
+                f"| {name} | {shares['n']} | {_percent(shares['yes'])} | {_percent(shares['no'])} | "
+                f"{_percent(shares['not_sure'])} | {_percent(shares['yes_among_sure'])} |"
+            )
+    lineup = summary["lineup"]
+    if lineup:
+        lines += [
+            "",
+            f"Lineup: {lineup['correct']}/{lineup['n']} correct ({lineup['accuracy'] * 100:.1f} %, 95 % CI "
+            f"{_interval(lineup['wilson_ci95'], 100, 1)}) against chance {lineup['chance'] * 100:.1f} %; "
+            f"one-sided exact binomial p = {lineup['p_value_above_chance']:.3g}.",
+        ]
+    agreement = summary["agreement"]
+    lines += [
+        "",
+        f"Agreement (Krippendorff's alpha): quality (ordinal) "
+        f"{_number(agreement['quality_krippendorff_alpha_ordinal'], 3)}, recognition (nominal) "
+        f"{_number(agreement['recognition_krippendorff_alpha_nominal'], 3)}.",
+        "",
+        "Screening rules: " + "; ".join(summary["screening"]["rules"]) + ".",
+    ]
+    power = summary["power"]
+    if power:
+        plans = ", ".join(f"+-{plan['half_width']}: {plan['raters_needed']} raters" for plan in power["plans"])
+        lines += [
+            "",
+            f"Raters needed for a MOS CI of ({power['votes_per_rater']} test votes each, observed SD "
+            f"{power['sd']:.2f}, rater ICC {power['rater_icc']:.2f}): {plans}.",
+        ]
+    return "\n".join(lines) + "\n"

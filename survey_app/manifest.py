@@ -1,0 +1,124 @@
+"""The input of `survey-app create-study`: a folder with a `pairs.csv` manifest of real/generated face pairs.
+
+Contract (the same for an `evalkit run` folder and for any hand-made folder):
+
+* `RUN_DIR/pairs.csv`, UTF-8, comma-separated, with a header row holding at least the columns
+  `split,identity,real,generated`:
+  - `split`: the data split the pair comes from (e.g. `train`, `val`, `test`);
+  - `identity`: the speaker/person id; rows of the same identity are the same person;
+  - `real`: path of a real photo of that person, relative to the CSV;
+  - `generated`: path of the face generated from that person's speech, relative to the CSV.
+* Optional column `group`: a matching key for foils (e.g. `female`, `male-40s`); controls and lineup foils
+  are drawn from other identities of the same group when there are enough of them.
+* Optional `RUN_DIR/run.json`: metadata of the run (model, checkpoint, ...), copied into the study's provenance.
+* Every path must be relative, must name a readable image file, and a row may not be blank in a required column.
+* Two rows of the same identity with different `real` photos enable the "same person, other photo" control.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+from PIL import Image, UnidentifiedImageError
+
+MANIFEST_NAME = "pairs.csv"
+RUN_METADATA_NAME = "run.json"
+REQUIRED_COLUMNS = ("split", "identity", "real", "generated")
+MAX_FIELD_LENGTH = 200
+
+
+class ManifestError(ValueError):
+    """The input folder does not follow the contract; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class ImagePair:
+    split: str
+    identity: str
+    real: Path
+    generated: Path
+    group: str
+
+
+@dataclass(frozen=True)
+class RunInput:
+    folder: Path
+    pairs: list[ImagePair]
+    manifest_sha256: str
+    run_metadata: dict
+
+
+def load_run_input(folder: Path) -> RunInput:
+    if not folder.is_dir():
+        raise ManifestError(f"run folder {folder} does not exist or is not a folder")
+    manifest = folder / MANIFEST_NAME
+    if not manifest.is_file():
+        raise ManifestError(f"{folder} has no {MANIFEST_NAME} (columns: {','.join(REQUIRED_COLUMNS)})")
+    raw = manifest.read_bytes()
+    pairs = _parse_manifest(raw, folder, manifest)
+    return RunInput(folder, pairs, hashlib.sha256(raw).hexdigest(), _read_run_metadata(folder))
+
+
+def _parse_manifest(raw: bytes, folder: Path, manifest: Path) -> list[ImagePair]:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"{manifest} is not UTF-8 text") from error
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [column for column in REQUIRED_COLUMNS if column not in (reader.fieldnames or [])]
+    if missing:
+        raise ManifestError(f"{manifest} lacks column(s) {', '.join(missing)}")
+    pairs = [_parse_row(row, line, folder, manifest) for line, row in enumerate(reader, start=2)]
+    if not pairs:
+        raise ManifestError(f"{manifest} lists no pairs")
+    return pairs
+
+
+def _parse_row(row: dict, line: int, folder: Path, manifest: Path) -> ImagePair:
+    where = f"{manifest}:{line}"
+    values = {column: (row.get(column) or "").strip() for column in (*REQUIRED_COLUMNS, "group")}
+    for column in REQUIRED_COLUMNS:
+        if not values[column]:
+            raise ManifestError(f"{where}: column {column} is empty")
+    for column, value in values.items():
+        if len(value) > MAX_FIELD_LENGTH:
+            raise ManifestError(f"{where}: column {column} is longer than {MAX_FIELD_LENGTH} characters")
+    return ImagePair(
+        split=values["split"],
+        identity=values["identity"],
+        real=_image_path(values["real"], folder, where),
+        generated=_image_path(values["generated"], folder, where),
+        group=values["group"],
+    )
+
+
+def _image_path(relative: str, folder: Path, where: str) -> Path:
+    if PurePath(relative).is_absolute():
+        raise ManifestError(f"{where}: path {relative} must be relative to the CSV")
+    path = folder / relative
+    if not path.is_file():
+        raise ManifestError(f"{where}: image {relative} does not exist")
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError) as error:
+        raise ManifestError(f"{where}: {relative} is not a readable image") from error
+    return path
+
+
+def _read_run_metadata(folder: Path) -> dict:
+    path = folder / RUN_METADATA_NAME
+    if not path.is_file():
+        return {}
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ManifestError(f"{path} is not valid JSON") from error
+    if not isinstance(metadata, dict):
+        raise ManifestError(f"{path} must hold a JSON object")
+    return metadata

@@ -1,0 +1,257 @@
+"""A rater's session: token, balanced least-filled assignment, seeded order, and idempotent answers."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from survey_app.models import Answer, Item, ItemKind, Platform, Question, Rater, Study, Trial, utc_now
+
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+QUALITY_VALUES = ("1", "2", "3", "4", "5")
+RECOGNITION_VALUES = ("yes", "no", "not_sure")
+QUESTIONS_BY_KIND: dict[ItemKind, tuple[Question, ...]] = {
+    ItemKind.TEST: (Question.QUALITY, Question.RECOGNITION),
+    ItemKind.CONTROL_SAME: (Question.QUALITY, Question.RECOGNITION),
+    ItemKind.CONTROL_DIFFERENT: (Question.QUALITY, Question.RECOGNITION),
+    ItemKind.ATTENTION: (Question.QUALITY,),
+    ItemKind.LINEUP: (Question.LINEUP,),
+}
+PAIR_KINDS = (ItemKind.TEST, ItemKind.CONTROL_SAME, ItemKind.CONTROL_DIFFERENT, ItemKind.ATTENTION)
+MAX_CLIENT_RT_MS = 24 * 3600 * 1000
+
+
+class DuplicateParticipant(Exception):
+    """This platform participant already has a session in this study."""
+
+
+class TrialNotFound(Exception):
+    """No such trial for this rater (other raters' trials are indistinguishable from missing ones)."""
+
+
+class TrialNotOpen(Exception):
+    """The trial is not the rater's current one, so new answers to it are refused."""
+
+
+class InvalidAnswer(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class PlatformIdentity:
+    platform: Platform
+    participant_id: str | None = None
+    study_id: str | None = None
+    session_id: str | None = None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def find_rater(db: Session, token: str) -> Rater | None:
+    if not TOKEN_PATTERN.fullmatch(token):
+        return None
+    return db.scalar(select(Rater).where(Rater.token_hash == hash_token(token)))
+
+
+def start_session(
+    db: Session, study: Study, identity: PlatformIdentity, user_agent: str, viewport: str | None
+) -> tuple[Rater, str]:
+    """Creates the rater and their trials; returns the rater and the bearer token (shown once, stored hashed).
+
+    The study row is locked first (FOR UPDATE on PostgreSQL; SQLite transactions here all hold the write
+    lock), so two raters starting at once never both see the same fill counts.
+    """
+    db.execute(select(Study.id).where(Study.id == study.id).with_for_update())
+    if identity.participant_id and db.scalar(
+        select(Rater.id).where(
+            Rater.study_id == study.id,
+            Rater.platform == identity.platform,
+            Rater.platform_pid == identity.participant_id,
+        )
+    ):
+        raise DuplicateParticipant(identity.participant_id)
+    token = secrets.token_urlsafe(32)
+    seed = secrets.randbelow(2**31)
+    rater = Rater(
+        public_id=secrets.token_hex(8),
+        study_id=study.id,
+        token_hash=hash_token(token),
+        seed=seed,
+        platform=identity.platform,
+        platform_pid=identity.participant_id,
+        platform_study_id=identity.study_id,
+        platform_session_id=identity.session_id,
+        consent_version=study.consent_version,
+        completion_code=secrets.token_hex(5).upper(),
+        user_agent=user_agent[:300],
+        viewport=viewport,
+    )
+    db.add(rater)
+    db.flush()
+    rng = random.Random(seed)
+    for position, (item, display) in enumerate(_session_plan(db, study, rng)):
+        db.add(Trial(id=secrets.token_hex(16), rater_id=rater.id, item_id=item.id, position=position, display_image_ids=display))
+    db.flush()
+    return rater, token
+
+
+def _session_plan(db: Session, study: Study, rng: random.Random) -> list[tuple[Item, list[str]]]:
+    """Lineup trials first (so the target's pair has not been seen yet), then pair trials, each block shuffled."""
+    items = db.scalars(select(Item).where(Item.study_id == study.id).order_by(Item.id)).all()
+    by_kind: dict[ItemKind, list[Item]] = {}
+    for item in items:
+        by_kind.setdefault(item.kind, []).append(item)
+    fill = _fill_counts(db, study)
+    tests = pick_least_filled(by_kind.get(ItemKind.TEST, []), fill, study.test_trials_per_session, rng)
+    pair_block = tests + by_kind.get(ItemKind.ATTENTION, [])
+    for control_kind in (ItemKind.CONTROL_SAME, ItemKind.CONTROL_DIFFERENT):
+        pair_block += pick_least_filled(by_kind.get(control_kind, []), fill, 1, rng)
+    chosen_probes = {item.probe_image_id for item in tests}
+    lineup_block = [item for item in by_kind.get(ItemKind.LINEUP, []) if item.probe_image_id in chosen_probes]
+    rng.shuffle(pair_block)
+    rng.shuffle(lineup_block)
+    return [(item, _display_order(item, rng)) for item in lineup_block + pair_block]
+
+
+def _fill_counts(db: Session, study: Study) -> dict[int, int]:
+    """Trials per item in completed sessions and in sessions still young enough to be completed."""
+    cutoff = utc_now() - timedelta(minutes=study.session_max_age_minutes)
+    rows = db.execute(
+        select(Trial.item_id, func.count())
+        .join(Rater, Rater.id == Trial.rater_id)
+        .where(Rater.study_id == study.id, or_(Rater.completed_at.is_not(None), Rater.consented_at >= cutoff))
+        .group_by(Trial.item_id)
+    )
+    return dict(rows.tuples().all())
+
+
+def pick_least_filled(items: Sequence[Item], fill: Mapping[int, int], count: int, rng: random.Random) -> list[Item]:
+    """The `count` least-filled items (random among ties), one per identity before any identity repeats."""
+    tie_breaks = {item.id: rng.random() for item in items}
+    ranked = sorted(items, key=lambda item: (fill.get(item.id, 0), tie_breaks[item.id]))
+    chosen: list[Item] = []
+    identities: set[str] = set()
+    for item in ranked:
+        if len(chosen) < count and item.identity not in identities:
+            chosen.append(item)
+            identities.add(item.identity)
+    chosen += [item for item in ranked if item not in chosen][: count - len(chosen)]
+    return chosen
+
+
+def _display_order(item: Item, rng: random.Random) -> list[str]:
+    """Pair trials: reference and probe in random left/right order. Lineups: the probe, then shuffled options."""
+    if item.kind == ItemKind.LINEUP:
+        options = [option.image_id for option in item.lineup_options]
+        rng.shuffle(options)
+        return [item.probe_image_id, *options]
+    pair = [item.reference_image_id, item.probe_image_id]
+    rng.shuffle(pair)
+    return pair
+
+
+def trial_questions(trial: Trial) -> tuple[Question, ...]:
+    return QUESTIONS_BY_KIND[trial.item.kind]
+
+
+def allowed_values(trial: Trial, question: Question) -> tuple[str, ...]:
+    if question == Question.QUALITY:
+        return QUALITY_VALUES
+    if question == Question.RECOGNITION:
+        return RECOGNITION_VALUES
+    return tuple(str(slot) for slot in range(1, len(trial.display_image_ids)))
+
+
+def find_trial(db: Session, rater: Rater, trial_id: str) -> Trial:
+    trial = db.scalar(select(Trial).where(Trial.id == trial_id, Trial.rater_id == rater.id))
+    if trial is None:
+        raise TrialNotFound(trial_id)
+    return trial
+
+
+def _trial_completion(db: Session, rater: Rater) -> list[tuple[str, bool]]:
+    """(trial id, all questions answered) for each of the rater's trials, in the rater's order."""
+    rows = db.execute(
+        select(Trial.id, Item.kind, func.count(Answer.id))
+        .join(Item, Item.id == Trial.item_id)
+        .outerjoin(Answer, Answer.trial_id == Trial.id)
+        .where(Trial.rater_id == rater.id)
+        .group_by(Trial.id, Item.kind, Trial.position)
+        .order_by(Trial.position)
+    )
+    return [(trial_id, answered >= len(QUESTIONS_BY_KIND[kind])) for trial_id, kind, answered in rows.tuples()]
+
+
+def current_trial(db: Session, rater: Rater) -> Trial | None:
+    """The first trial, in the rater's order, that still lacks an answer."""
+    open_ids = [trial_id for trial_id, complete in _trial_completion(db, rater) if not complete]
+    return db.get(Trial, open_ids[0]) if open_ids else None
+
+
+def progress(db: Session, rater: Rater) -> tuple[int, int]:
+    completion = _trial_completion(db, rater)
+    return sum(complete for _, complete in completion), len(completion)
+
+
+def record_answers(
+    db: Session, rater: Rater, trial_id: str, submitted: Mapping[str, str], client_rt_ms: int | None
+) -> dict[str, str]:
+    """Stores new answers and returns the stored value of every submitted question, committing.
+
+    The first answer to a question is final: a retried or repeated submit changes nothing and gets the stored
+    value back. New answers are taken only for the rater's current trial.
+    """
+    trial = find_trial(db, rater, trial_id)
+    questions = _validated_questions(trial, submitted, client_rt_ms)
+    stored = {answer.question: answer.value for answer in trial.answers}
+    new = [question for question in questions if question not in stored]
+    if new:
+        current = current_trial(db, rater)
+        if current is None or current.id != trial.id:
+            raise TrialNotOpen(trial_id)
+        for question in new:
+            db.add(
+                Answer(
+                    trial_id=trial.id,
+                    rater_id=rater.id,
+                    question=question,
+                    value=submitted[question.value],
+                    client_rt_ms=client_rt_ms,
+                )
+            )
+        db.flush()
+        if current_trial(db, rater) is None:
+            rater.completed_at = utc_now()
+    try:
+        db.commit()
+    except IntegrityError:
+        # A concurrent duplicate submit won the race (PostgreSQL); its answer is the stored one.
+        db.rollback()
+    db.refresh(trial)
+    stored = {answer.question: answer.value for answer in trial.answers}
+    return {question.value: stored[question] for question in questions}
+
+
+def _validated_questions(trial: Trial, submitted: Mapping[str, str], client_rt_ms: int | None) -> list[Question]:
+    asked = trial_questions(trial)
+    unknown = set(submitted) - {question.value for question in asked}
+    if unknown or not submitted:
+        raise InvalidAnswer(f"this trial asks {', '.join(question.value for question in asked)}")
+    if client_rt_ms is not None and not 0 <= client_rt_ms <= MAX_CLIENT_RT_MS:
+        raise InvalidAnswer("rt_ms out of range")
+    questions = [question for question in asked if question.value in submitted]
+    for question in questions:
+        if submitted[question.value] not in allowed_values(trial, question):
+            raise InvalidAnswer(f"invalid value for {question.value}")
+    return questions

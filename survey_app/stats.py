@@ -1,0 +1,168 @@
+"""Statistics of a rating study: confidence intervals, a rater x item bootstrap, agreement and sample size.
+
+Pure functions on plain sequences; survey_app.results feeds them from the database.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+BOOTSTRAP_CHUNK = 256
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """mean +- t(1-alpha/2, n-1) * s / sqrt(n); None below two values."""
+    data = np.asarray(values, dtype=float)
+    if data.size < 2:
+        return None
+    half_width = stats.t.ppf(0.5 + confidence / 2, data.size - 1) * data.std(ddof=1) / math.sqrt(data.size)
+    return float(data.mean() - half_width), float(data.mean() + half_width)
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    if trials == 0:
+        return None
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    share = successes / trials
+    denominator = 1 + z**2 / trials
+    centre = (share + z**2 / (2 * trials)) / denominator
+    half_width = z * math.sqrt(share * (1 - share) / trials + z**2 / (4 * trials**2)) / denominator
+    return max(0.0, float(centre - half_width)), min(1.0, float(centre + half_width))
+
+
+def clustered_bootstrap_interval(
+    values: Sequence[float],
+    rater_ids: Sequence[Hashable],
+    item_ids: Sequence[Hashable],
+    replicates: int,
+    seed: int,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float] | None:
+    """Percentile CI of the mean when raters and items are both resampled with replacement (two-way bootstrap).
+
+    Each replicate weights a vote by (times its rater was drawn) x (times its item was drawn), so a vote
+    counts only when both its rater and its item are in the resample.
+    """
+    scores = np.asarray(values, dtype=float)
+    if scores.size < 2:
+        return None
+    rater_index = np.unique(np.asarray(rater_ids, dtype=object).astype(str), return_inverse=True)[1]
+    item_index = np.unique(np.asarray(item_ids, dtype=object).astype(str), return_inverse=True)[1]
+    n_raters, n_items = rater_index.max() + 1, item_index.max() + 1
+    generator = np.random.default_rng(seed)
+    means: list[np.ndarray] = []
+    for start in range(0, replicates, BOOTSTRAP_CHUNK):
+        size = min(BOOTSTRAP_CHUNK, replicates - start)
+        rater_weights = generator.multinomial(n_raters, np.full(n_raters, 1 / n_raters), size=size)
+        item_weights = generator.multinomial(n_items, np.full(n_items, 1 / n_items), size=size)
+        vote_weights = rater_weights[:, rater_index] * item_weights[:, item_index]
+        totals = vote_weights.sum(axis=1)
+        kept = totals > 0
+        means.append((vote_weights[kept] @ scores) / totals[kept])
+    replicate_means = np.concatenate(means)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(replicate_means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def krippendorff_alpha(
+    ratings: Sequence[tuple[Hashable, Hashable]], categories: Sequence[Hashable], ordinal: bool
+) -> float | None:
+    """Krippendorff's alpha from (unit, value) pairs, nominal or ordinal; units with one value are unpairable.
+
+    `categories` gives every possible value in scale order (the order matters only for the ordinal metric).
+    """
+    category_index = {category: index for index, category in enumerate(categories)}
+    counts_by_unit: dict[Hashable, np.ndarray] = {}
+    for unit, value in ratings:
+        counts = counts_by_unit.setdefault(unit, np.zeros(len(categories)))
+        counts[category_index[value]] += 1
+    coincidences = np.zeros((len(categories), len(categories)))
+    for counts in counts_by_unit.values():
+        pairable = counts.sum()
+        if pairable >= 2:
+            coincidences += (np.outer(counts, counts) - np.diag(counts)) / (pairable - 1)
+    marginals = coincidences.sum(axis=1)
+    total = marginals.sum()
+    distance = _ordinal_distance(marginals) if ordinal else 1 - np.eye(len(categories))
+    expected = (np.outer(marginals, marginals) * distance).sum()
+    if total < 2 or expected == 0:
+        return None
+    return float(1 - (total - 1) * (coincidences * distance).sum() / expected)
+
+
+def _ordinal_distance(marginals: np.ndarray) -> np.ndarray:
+    cumulative = np.concatenate([[0.0], np.cumsum(marginals)])
+    size = marginals.size
+    distance = np.zeros((size, size))
+    for low in range(size):
+        for high in range(low, size):
+            between = cumulative[high + 1] - cumulative[low] - (marginals[low] + marginals[high]) / 2
+            distance[low, high] = distance[high, low] = between**2
+    return distance
+
+
+def rater_icc(values: Sequence[float], rater_ids: Sequence[Hashable]) -> float | None:
+    """One-way random-effects ICC(1) of votes grouped by rater (unequal group sizes), floored at 0."""
+    groups: dict[Hashable, list[float]] = {}
+    for value, rater in zip(values, rater_ids, strict=True):
+        groups.setdefault(rater, []).append(float(value))
+    n_groups, n_votes = len(groups), len(values)
+    if n_groups < 2 or n_votes <= n_groups:
+        return None
+    grand_mean = float(np.mean(values))
+    between = sum(len(group) * (np.mean(group) - grand_mean) ** 2 for group in groups.values()) / (n_groups - 1)
+    within = sum(((np.asarray(group) - np.mean(group)) ** 2).sum() for group in groups.values()) / (
+        n_votes - n_groups
+    )
+    mean_group_size = (n_votes - sum(len(group) ** 2 for group in groups.values()) / n_votes) / (n_groups - 1)
+    denominator = between + (mean_group_size - 1) * within
+    if denominator <= 0:
+        return None
+    return max(0.0, float((between - within) / denominator))
+
+
+def votes_for_half_width(sd: float, half_width: float, confidence: float = CONFIDENCE) -> int:
+    """Smallest number of independent votes whose t-interval half-width is at most `half_width`."""
+    if sd <= 0 or half_width <= 0:
+        raise ValueError("sd and half_width must be positive")
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    votes = max(2, math.ceil((z * sd / half_width) ** 2))
+    while stats.t.ppf(0.5 + confidence / 2, votes - 1) * sd / math.sqrt(votes) > half_width:
+        votes += 1
+    return votes
+
+
+@dataclass(frozen=True)
+class RaterPlan:
+    half_width: float
+    independent_votes: int
+    design_effect: float
+    votes_needed: int
+    raters_needed: int
+
+
+def plan_raters(sd: float, half_width: float, votes_per_rater: int, icc: float) -> RaterPlan:
+    """Raters needed for a MOS CI of +-half_width when each rater gives `votes_per_rater` correlated votes.
+
+    Clustering inflates the variance by the design effect 1 + (m - 1) * ICC (m votes per rater).
+    """
+    if votes_per_rater < 1 or not 0 <= icc <= 1:
+        raise ValueError("votes_per_rater must be >= 1 and icc within [0, 1]")
+    independent = votes_for_half_width(sd, half_width)
+    design_effect = 1 + (votes_per_rater - 1) * icc
+    needed = math.ceil(independent * design_effect)
+    return RaterPlan(half_width, independent, design_effect, needed, math.ceil(needed / votes_per_rater))
+
+
+def binomial_p_above_chance(successes: int, trials: int, chance: float) -> float | None:
+    """One-sided exact binomial test: P(at least `successes` correct | guessing at `chance`)."""
+    if trials == 0:
+        return None
+    return float(stats.binomtest(successes, trials, chance, alternative="greater").pvalue)

@@ -1,0 +1,327 @@
+"""Shared fixtures for the data-layer and generator tests: synthetic audio, faces, corpora, checkpoints and the CLI.
+
+Everything is built in ``tmp_path``; nothing touches the network (see ``tests/no_network.py``). Real-data tests use
+the ``shared_data`` fixture, which skips with a clear reason when ``../shared/data/wav2pix-youtubers`` is absent.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner, Result
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "wav2pix-youtubers"
+SHARED_REFERENCE = REPO.parent / "shared" / "reference" / "wav2pix-paper-system.md"
+COMMITTED_SPLIT = REPO / "generator" / "splits" / "wav2pix-youtubers" / "manifest.csv"
+SR = 16_000
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """The machine has 2 cores shared with background jobs: one intra-op thread keeps timings stable."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# audio and faces
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def noise(n: int, seed: int = 0, amplitude: int = 20_000) -> np.ndarray:
+    """Loud random int16 'speech': no near-silent block, and no accidental equal runs between positions."""
+    return np.random.default_rng(seed).integers(-amplitude, amplitude + 1, size=n).astype(np.int16)
+
+
+def write_audio(path: Path, samples: np.ndarray, rate: int = SR, subtype: str | None = None) -> Path:
+    """Write int16 samples (N,) or (N, C) as WAV/FLAC (by suffix), or floats in [-1, 1] with a FLOAT subtype."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = np.asarray(samples)
+    if subtype is None:
+        subtype = "PCM_16"
+    sf.write(str(path), samples, rate, subtype=subtype)
+    return path
+
+
+def write_face(path: Path, rgb: Sequence[int] | np.ndarray = (200, 120, 80), size: tuple[int, int] = (32, 32),
+               mode: str = "RGB") -> Path:
+    """A face image: a solid colour, or an explicit HxWxC uint8 array; format from the suffix (PNG/JPEG)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(rgb, np.ndarray):
+        img = Image.fromarray(rgb)
+    else:
+        img = Image.new("RGB", size, tuple(int(c) for c in rgb))
+    if mode != "RGB":
+        img = img.convert(mode)
+    img.save(path)
+    return path
+
+
+@pytest.fixture
+def make_audio() -> Callable[..., Path]:
+    return write_audio
+
+
+@pytest.fixture
+def make_face() -> Callable[..., Path]:
+    return write_face
+
+
+@pytest.fixture
+def make_noise() -> Callable[..., np.ndarray]:
+    return noise
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# manifests and synthetic corpora
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]] = ()) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def make_csv() -> Callable[..., Path]:
+    return write_csv
+
+
+@dataclass
+class Clip:
+    identity: str
+    face: Path
+    audio: Path
+    start: int  # first sample in the identity's recording
+    length: int
+    split: str
+
+
+@dataclass
+class Corpus:
+    """Clips cut from one random 'recording' per identity, several clips per face at overlapping offsets."""
+
+    root: Path
+    manifest: Path
+    clips: list[Clip] = field(default_factory=list)
+    recordings: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def shared_samples(self, i: int, j: int) -> int:
+        """Ground truth: samples clips i and j share (same recording only), from their offsets."""
+        a, b = self.clips[i], self.clips[j]
+        if a.identity != b.identity:
+            return 0
+        return max(0, min(a.start + a.length, b.start + b.length) - max(a.start, b.start))
+
+    def true_overlaps(self, min_run: int = 1600) -> dict[tuple[int, int], int]:
+        n = len(self.clips)
+        pairs = {(i, j): self.shared_samples(i, j) for i in range(n) for j in range(i + 1, n)}
+        return {k: v for k, v in pairs.items() if v >= min_run}
+
+
+IDENTITY_COLOURS = [(220, 40, 40), (40, 200, 60), (50, 70, 230), (230, 210, 40), (200, 60, 210)]
+
+
+def build_corpus(root: Path, identities: int = 3, faces_per_identity: int = 4, clips_per_face: int = 3,
+                 clip_samples: int = 4800, jitter: int = 1200, seed: int = 0,
+                 splits: Callable[[int, int], str] | None = None) -> Corpus:
+    """Face k of an identity sits at (k // 2) * 20000 + (k % 2) * 5000 in its recording: faces 2m and 2m+1 are close
+    (their clips may share audio), pairs of faces are far apart (so every identity has several audio groups).
+    Clips start at the face position + U(-jitter, jitter). ``splits(face_index, clip_index)`` names each clip's split
+    (default: the authors' style, faces alternately train / test)."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    corpus = Corpus(root, root / "manifest.csv")
+    rows = []
+    for ident in range(identities):
+        name = f"person{ident}"
+        length = (faces_per_identity // 2 + 1) * 20_000 + clip_samples + 2 * jitter
+        recording = noise(length, seed=seed * 1000 + ident)
+        corpus.recordings[name] = recording
+        colour = np.array(IDENTITY_COLOURS[ident % len(IDENTITY_COLOURS)])
+        for k in range(faces_per_identity):
+            face = write_face(root / "faces" / name / f"face_{k}.png",
+                              tuple(np.clip(colour + 6 * k, 0, 255)), size=(24 + 4 * k, 24 + 4 * k))
+            centre = jitter + (k // 2) * 20_000 + (k % 2) * 5_000
+            for c in range(clips_per_face):
+                start = int(centre + rng.integers(-jitter, jitter + 1))
+                audio = write_audio(root / "audio" / name / f"clip_{k}_{c}.wav",
+                                    recording[start : start + clip_samples])
+                split = splits(k, c) if splits else ("train" if k % 2 == 0 else "test")
+                corpus.clips.append(Clip(name, face, audio, start, clip_samples, split))
+                rows.append([name, face.relative_to(root).as_posix(), audio.relative_to(root).as_posix(), split])
+    write_csv(corpus.manifest, ["identity", "face", "audio", "split"], rows)
+    return corpus
+
+
+@pytest.fixture
+def make_corpus(tmp_path) -> Callable[..., Corpus]:
+    """Factory: ``make_corpus(name="corpus", **build_corpus options)`` in a fresh folder under tmp_path."""
+
+    def make(name: str = "corpus", **options) -> Corpus:
+        return build_corpus(tmp_path / name, **options)
+
+    return make
+
+
+@pytest.fixture
+def corpus(make_corpus) -> Corpus:
+    """Three identities, four faces each, three 0.3-s clips per face; faces alternately train / test."""
+    return make_corpus()
+
+
+@pytest.fixture
+def train_manifest(make_corpus) -> Path:
+    """A tiny training set: 3 identities x 2 faces x 3 clips of 0.3 s, all in split 'train'."""
+    return make_corpus("tiny", faces_per_identity=2, splits=lambda k, c: "train").manifest
+
+
+@pytest.fixture
+def make_original_layout(tmp_path) -> Callable[..., Path]:
+    """Factory for the authors' layout ``<root>/<identity>/cropped_face_frame_N.png`` + ``preprocessed_frame_N.wav``;
+    ``layout={identity: [N, ...]}``; returns the root."""
+
+    def make(layout: dict[str, Sequence[int]], root: Path | None = None, samples: int = 4800) -> Path:
+        root = root or tmp_path / "original"
+        for ident, (name, indices) in enumerate(layout.items()):
+            for n in indices:
+                write_face(root / name / f"cropped_face_frame_{n}.png", IDENTITY_COLOURS[ident % 5])
+                write_audio(root / name / f"preprocessed_frame_{n}.wav", noise(samples, seed=100 * ident + n))
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    return make
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# generator checkpoints
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def small_generator(image_size: int = 64, audio_seconds: float = 0.3, identities: int = 2, seed: int = 0):
+    """A Generator with the paper's initialisation and non-trivial BatchNorm running statistics."""
+    from generator.model import Generator, ModelConfig, init_weights
+
+    torch.manual_seed(seed)
+    model = Generator(ModelConfig(image_size, audio_seconds, identities))
+    init_weights(model)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.num_batches_tracked.fill_(7)
+    return model.eval()
+
+
+@pytest.fixture
+def make_generator() -> Callable[..., torch.nn.Module]:
+    return small_generator
+
+
+@pytest.fixture(scope="session")
+def saved_checkpoint(tmp_path_factory) -> Path:
+    """A 64 px, 0.3 s generator for identities alice/bob saved in our format (read-only: copy before damaging)."""
+    from generator.checkpoint import save_generator
+
+    path = tmp_path_factory.mktemp("ckpt") / "gen.safetensors"
+    info = {"data": {"normalisation": "peak", "output_order": "rgb"}, "training": {"epochs": 3, "seed": 0}}
+    return save_generator(path, small_generator(), ["alice", "bob"], info)
+
+
+@pytest.fixture
+def checkpoint_copy(saved_checkpoint, tmp_path) -> Path:
+    """A private copy of ``saved_checkpoint`` (weights + sidecar) that a test may damage."""
+    import shutil
+
+    target = tmp_path / "copy" / saved_checkpoint.name
+    target.parent.mkdir()
+    shutil.copy(saved_checkpoint, target)
+    shutil.copy(saved_checkpoint.with_suffix(".json"), target.with_suffix(".json"))
+    return target
+
+
+@pytest.fixture
+def speech_batch() -> Callable[[int, float], torch.Tensor]:
+    """``speech_batch(n, seconds)``: a seeded (n, 1, samples) batch of pre-emphasised-looking model inputs."""
+
+    def make(n: int, seconds: float = 0.3, seed: int = 0) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        return torch.rand(n, 1, int(round(seconds * SR)), generator=g) * 2 - 1
+
+    return make
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    """``cli("data", "audit", ...)``: run ``wav2pix`` in-process (stderr kept apart from stdout)."""
+    from generator.cli import main
+
+    def run(*args: str | Path) -> Result:
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
+
+    return run
+
+
+def check_cli_error(result: Result, *fragments: str) -> str:
+    """A user error: exit status 2, exactly one line on stderr starting with 'error:' and naming each fragment."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def cli_error() -> Callable[..., str]:
+    return check_cli_error
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# real data
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "pairs.csv").is_file():
+        pytest.skip(f"real Wav2Pix data not present at {SHARED_DATA} (the ../shared folder beside the checkout)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def paper_reference() -> str:
+    if not SHARED_REFERENCE.is_file():
+        pytest.skip(f"reference notes not present at {SHARED_REFERENCE}")
+    return SHARED_REFERENCE.read_text()
+
+
+@pytest.fixture(scope="session")
+def committed_split(shared_data) -> Path:
+    return COMMITTED_SPLIT
