@@ -89,6 +89,7 @@ class TrainConfig:
         return config
 
     def validate(self) -> None:
+        self._check_types()
         if not self.manifest:
             raise ConfigError("no manifest given (config key 'manifest' or override manifest=PATH)")
         checks = [
@@ -102,6 +103,22 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(message)
         ModelConfig(self.image_size, self.audio_seconds)  # validates size and length
+
+    def _check_types(self) -> None:
+        """Each value has its field's type; YAML reads '1e-4' (no dot) as a string, so numbers in strings are parsed."""
+        kinds = {"int": (int,), "float": (int, float), "float | None": (int, float, type(None)), "bool": (bool,),
+                 "str": (str,), "list[str]": (list,), "list[float]": (list,)}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("float", "float | None") and isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    pass
+                setattr(self, f.name, value)
+            allowed = kinds.get(f.type, (object,))
+            if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+                raise ConfigError(f"{f.name} must be of type {f.type}, got {value!r}")
 
 
 def _resolve(value: Any, base: Path) -> str:
@@ -122,6 +139,74 @@ class Batch:
     face: torch.Tensor
     wrong: torch.Tensor
     label: torch.Tensor
+
+
+class GanStep:
+    """One D update then one G update (reference notes §4).
+
+    Differences from the original loop, none of which changes the losses: the generator runs once per batch and its
+    output is detached for the D step (the original ran G twice and discarded the D-step gradients in G); real, fake
+    and wrong pairs go through D as one concatenated batch; the feature-matching target is the real faces' trunk
+    activation from that same D pass (the original recomputed it after the D update). ``G_run`` / ``D_run`` are the
+    DistributedDataParallel wrappers when training on several processes.
+    """
+
+    def __init__(self, G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                 config: "TrainConfig", G_run: torch.nn.Module | None = None,
+                 D_run: torch.nn.Module | None = None) -> None:
+        self.G, self.D, self.opt_g, self.opt_d, self.config = G, D, opt_g, opt_d, config
+        self.G_run = G_run or G
+        self.D_run = D_run or D
+
+    def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
+        c = self.config
+        fake, embedding, logits = self.G_run(batch.speech)
+        n = batch.face.shape[0]
+
+        self.D.requires_grad_(True)
+        self.opt_d.zero_grad(set_to_none=True)
+        e = embedding.detach()
+        scores, features = self.D_run(torch.cat([batch.face, fake.detach(), batch.wrong]), torch.cat([e, e, e]))
+        d_real, d_fake, d_wrong = scores.split(n)
+        real_features = features[:n].detach()
+        loss_real = F.mse_loss(d_real, torch.full_like(d_real, c.real_label))
+        loss_fake = F.mse_loss(d_fake, torch.zeros_like(d_fake))
+        loss_wrong = F.mse_loss(d_wrong, torch.zeros_like(d_wrong))
+        d_loss = loss_real + loss_fake + loss_wrong
+        d_loss.backward()
+        self.opt_d.step()
+
+        self.D.requires_grad_(False)
+        self.opt_g.zero_grad(set_to_none=True)
+        g_score, fake_features = self.D(fake, embedding)
+        adversarial = F.mse_loss(g_score, torch.ones_like(g_score))
+        feature_matching = F.mse_loss(fake_features.mean(0), real_features.mean(0))
+        l1 = F.l1_loss(fake, batch.face)
+        classification = F.cross_entropy(logits, batch.label)
+        g_loss = (
+            adversarial
+            + c.feature_matching_weight * feature_matching
+            + c.l1_weight * l1
+            + c.classifier_weight * classification
+        )
+        g_loss.backward()
+        self.opt_g.step()
+        values = {
+            "d_loss": d_loss,
+            "d_loss_real": loss_real,
+            "d_loss_fake": loss_fake,
+            "d_loss_wrong": loss_wrong,
+            "g_loss": g_loss,
+            "g_loss_adversarial": adversarial,
+            "g_loss_feature_matching": feature_matching,
+            "g_loss_l1": l1,
+            "g_loss_classifier": classification,
+            "d_score_real": d_real.mean(),
+            "d_score_fake": d_fake.mean(),
+            "d_score_wrong": d_wrong.mean(),
+            "classifier_accuracy": (logits.argmax(1) == batch.label).float().mean(),
+        }
+        return {k: v.detach() for k, v in values.items()}
 
 
 class Wav2PixTrainer:
@@ -157,11 +242,12 @@ class Wav2PixTrainer:
         betas = tuple(config.betas)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
-        self.G_step, self.D_step = self.G, self.D
+        G_run, D_run = self.G, self.D
         if self.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.G_step = DistributedDataParallel(self.G, device_ids=ids)
-            self.D_step = DistributedDataParallel(self.D, device_ids=ids)
+            G_run = DistributedDataParallel(self.G, device_ids=ids)
+            D_run = DistributedDataParallel(self.D, device_ids=ids)
+        self.step = GanStep(self.G, self.D, self.opt_g, self.opt_d, config, G_run, D_run)
         self.epoch = 0
         self.rng = torch.Generator().manual_seed(config.seed)
         self.out = Path(config.out)
@@ -174,7 +260,9 @@ class Wav2PixTrainer:
         return torch.cat(picks)
 
     def batches(self) -> list[torch.Tensor]:
-        order = torch.randperm(len(self.labels), generator=self.rng)[self.rank :: self.world]
+        order = torch.randperm(len(self.labels), generator=self.rng)
+        # every rank takes the same number of pairs, hence of batches: DDP ranks must run the same number of steps
+        order = order[: len(order) - len(order) % self.world][self.rank :: self.world]
         size = self.config.batch_size
         chunks = list(order.split(size))
         if len(chunks) > 1 and len(chunks[-1]) < 2:
@@ -188,57 +276,8 @@ class Wav2PixTrainer:
             self.speech[index.to(dev)], self.faces[index.to(dev)], self.faces[wrong.to(dev)], self.labels[index.to(dev)]
         )
 
-    def train_step(self, batch: Batch) -> dict[str, float]:
-        """One D update then one G update, sharing the generator forward pass (its output is detached for D)."""
-        c = self.config
-        fake, embedding, logits = self.G_step(batch.speech)
-        n = batch.face.shape[0]
-
-        self.D.requires_grad_(True)
-        self.opt_d.zero_grad(set_to_none=True)
-        e = embedding.detach()
-        scores, _ = self.D_step(torch.cat([batch.face, fake.detach(), batch.wrong]), torch.cat([e, e, e]))
-        d_real, d_fake, d_wrong = scores.split(n)
-        loss_real = F.mse_loss(d_real, torch.full_like(d_real, c.real_label))
-        loss_fake = F.mse_loss(d_fake, torch.zeros_like(d_fake))
-        loss_wrong = F.mse_loss(d_wrong, torch.zeros_like(d_wrong))
-        d_loss = loss_real + loss_fake + loss_wrong
-        d_loss.backward()
-        self.opt_d.step()
-
-        self.D.requires_grad_(False)
-        self.opt_g.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            real_features = self.D.trunk(batch.face)
-        g_score, fake_features = self.D(fake, embedding)
-        adversarial = F.mse_loss(g_score, torch.ones_like(g_score))
-        feature_matching = F.mse_loss(fake_features.mean(0), real_features.mean(0))
-        l1 = F.l1_loss(fake, batch.face)
-        classification = F.cross_entropy(logits, batch.label)
-        g_loss = (
-            adversarial
-            + c.feature_matching_weight * feature_matching
-            + c.l1_weight * l1
-            + c.classifier_weight * classification
-        )
-        g_loss.backward()
-        self.opt_g.step()
-        values = {
-            "d_loss": d_loss,
-            "d_loss_real": loss_real,
-            "d_loss_fake": loss_fake,
-            "d_loss_wrong": loss_wrong,
-            "g_loss": g_loss,
-            "g_loss_adversarial": adversarial,
-            "g_loss_feature_matching": feature_matching,
-            "g_loss_l1": l1,
-            "g_loss_classifier": classification,
-            "d_score_real": d_real.mean(),
-            "d_score_fake": d_fake.mean(),
-            "d_score_wrong": d_wrong.mean(),
-            "classifier_accuracy": (logits.argmax(1) == batch.label).float().mean(),
-        }
-        return {k: v.detach() for k, v in values.items()}
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self.step(batch)
 
     def train(self, resume: bool = False) -> Path | None:
         if resume:

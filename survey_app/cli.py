@@ -99,10 +99,16 @@ def migrate_command(workspace: Workspace) -> None:
 
 
 @main.command("create-study")
-@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path), help="evalkit run folder or any folder with pairs.csv.")
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="evalkit run folder or any folder with pairs.csv.",
+)
 @click.option("--title", default="Faces generated from speech", show_default=True)
 @click.option("--slug", default=None, help="Public study id in the rater URL (default: random).")
-@click.option("--pairs", "test_pairs", default=32, show_default=True, help="Real/generated pairs in the study (0: all).")
+@click.option("--pairs", "test_pairs", default=32, show_default=True, help="Real/generated pairs in the study (0: all)")
 @click.option("--trials-per-session", default=32, show_default=True, help="Test pairs each rater sees.")
 @click.option("--lineup-size", default=0, show_default=True, help="Real faces per lineup trial (0: no lineup task).")
 @click.option("--seed", default=None, type=int, help="Seed of pair selection and controls (default: random, stored).")
@@ -127,7 +133,8 @@ def create_study_command(workspace: Workspace, run_dir: Path, consent_file: Path
         study = create_study(db, run_input, workspace.image_store, study_options)
         db.commit()
         tests = sum(item.kind == ItemKind.TEST for item in study.items)
-        click.echo(f"study {study.slug}: {tests} test pairs, {len(study.items) - tests} other items; rater URL /s/{study.slug}")
+        others = len(study.items) - tests
+        click.echo(f"study {study.slug}: {tests} test pairs, {others} other items; rater URL /s/{study.slug}")
 
 
 @main.command("create-admin")

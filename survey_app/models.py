@@ -36,7 +36,7 @@ class Base(DeclarativeBase):
     pass
 
 
-class ItemKind(str, enum.Enum):
+class ItemKind(enum.StrEnum):
     TEST = "test"  # real baseline vs generated face: the study's measurement
     CONTROL_SAME = "control_same"  # real baseline vs another real photo of the same person
     CONTROL_DIFFERENT = "control_different"  # real baseline vs a real photo of a different person
@@ -45,13 +45,13 @@ class ItemKind(str, enum.Enum):
     EXAMPLE = "example"  # worked example on the instructions page; never a trial
 
 
-class Question(str, enum.Enum):
+class Question(enum.StrEnum):
     QUALITY = "quality"
     RECOGNITION = "recognition"
     LINEUP = "lineup"
 
 
-class Platform(str, enum.Enum):
+class Platform(enum.StrEnum):
     DIRECT = "direct"
     PROLIFIC = "prolific"
     MTURK = "mturk"

@@ -101,7 +101,9 @@ def start_session(
     db.flush()
     rng = random.Random(seed)
     for position, (item, display) in enumerate(_session_plan(db, study, rng)):
-        db.add(Trial(id=secrets.token_hex(16), rater_id=rater.id, item_id=item.id, position=position, display_image_ids=display))
+        trial = Trial(id=secrets.token_hex(16), rater_id=rater.id, item_id=item.id, position=position)
+        trial.display_image_ids = display
+        db.add(trial)
     db.flush()
     return rater, token
 
@@ -133,20 +135,22 @@ def _fill_counts(db: Session, study: Study) -> dict[int, int]:
         .where(Rater.study_id == study.id, or_(Rater.completed_at.is_not(None), Rater.consented_at >= cutoff))
         .group_by(Trial.item_id)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def pick_least_filled(items: Sequence[Item], fill: Mapping[int, int], count: int, rng: random.Random) -> list[Item]:
-    """The `count` least-filled items (random among ties), one per identity before any identity repeats."""
+    """The `count` least-filled items, random among ties; among equally filled items, unseen identities first."""
     tie_breaks = {item.id: rng.random() for item in items}
-    ranked = sorted(items, key=lambda item: (fill.get(item.id, 0), tie_breaks[item.id]))
+    remaining = sorted(items, key=lambda item: (fill.get(item.id, 0), tie_breaks[item.id]))
     chosen: list[Item] = []
     identities: set[str] = set()
-    for item in ranked:
-        if len(chosen) < count and item.identity not in identities:
-            chosen.append(item)
-            identities.add(item.identity)
-    chosen += [item for item in ranked if item not in chosen][: count - len(chosen)]
+    while remaining and len(chosen) < count:
+        lowest = fill.get(remaining[0].id, 0)
+        level = [item for item in remaining if fill.get(item.id, 0) == lowest]
+        pick = next((item for item in level if item.identity not in identities), level[0])
+        chosen.append(pick)
+        identities.add(pick.identity)
+        remaining.remove(pick)
     return chosen
 
 
@@ -190,7 +194,7 @@ def _trial_completion(db: Session, rater: Rater) -> list[tuple[str, bool]]:
         .group_by(Trial.id, Item.kind, Trial.position)
         .order_by(Trial.position)
     )
-    return [(trial_id, answered >= len(QUESTIONS_BY_KIND[kind])) for trial_id, kind, answered in rows.tuples()]
+    return [(trial_id, answered >= len(QUESTIONS_BY_KIND[kind])) for trial_id, kind, answered in rows]
 
 
 def current_trial(db: Session, rater: Rater) -> Trial | None:

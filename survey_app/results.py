@@ -88,7 +88,7 @@ def load_answer_records(db: Session, study: Study) -> list[AnswerRecord]:
         .where(Rater.study_id == study.id)
         .order_by(Rater.id, Trial.position, Answer.question)
     )
-    return [_record(answer, trial, item, rater, targets) for answer, trial, item, rater in rows.tuples()]
+    return [_record(answer, trial, item, rater, targets) for answer, trial, item, rater in rows]
 
 
 def _record(answer: Answer, trial: Trial, item: Item, rater: Rater, targets: set[tuple[int, str]]) -> AnswerRecord:
@@ -150,9 +150,7 @@ def _screen(rater_id: str, records: Sequence[AnswerRecord]) -> RaterScreening:
 
 def included_records(records: Sequence[AnswerRecord], screening: dict[str, RaterScreening]) -> list[AnswerRecord]:
     """Answers of raters who completed the study and passed screening."""
-    return [
-        r for r in records if screening[r.rater_id].completed and not screening[r.rater_id].exclusion_reasons
-    ]
+    return [r for r in records if screening[r.rater_id].completed and not screening[r.rater_id].exclusion_reasons]
 
 
 def mos_summary(records: Sequence[AnswerRecord], bootstrap_replicates: int, seed: int) -> dict | None:
@@ -188,7 +186,8 @@ def recognition_summary(records: Sequence[AnswerRecord]) -> dict | None:
 
 
 def _share(count: int, total: int) -> dict:
-    return {"count": count, "share": count / total if total else None, "wilson_ci95": stats.wilson_interval(count, total)}
+    share = count / total if total else None
+    return {"count": count, "share": share, "wilson_ci95": stats.wilson_interval(count, total)}
 
 
 def _grouped(records: Sequence[AnswerRecord], key: Callable[[AnswerRecord], str], summarise: Callable) -> dict:
@@ -291,9 +290,7 @@ def build_summary(db: Session, study: Study, bootstrap_replicates: int) -> dict:
         },
         "controls": {
             "same_person": recognition_summary([r for r in included if r.item_kind == ItemKind.CONTROL_SAME]),
-            "different_person": recognition_summary(
-                [r for r in included if r.item_kind == ItemKind.CONTROL_DIFFERENT]
-            ),
+            "different_person": recognition_summary([r for r in included if r.item_kind == ItemKind.CONTROL_DIFFERENT]),
         },
         "lineup": lineup_summary(included, study.lineup_size),
         "agreement": agreement_summary(included),

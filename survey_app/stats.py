@@ -118,9 +118,7 @@ def rater_icc(values: Sequence[float], rater_ids: Sequence[Hashable]) -> float |
         return None
     grand_mean = float(np.mean(values))
     between = sum(len(group) * (np.mean(group) - grand_mean) ** 2 for group in groups.values()) / (n_groups - 1)
-    within = sum(((np.asarray(group) - np.mean(group)) ** 2).sum() for group in groups.values()) / (
-        n_votes - n_groups
-    )
+    within = sum(((np.asarray(group) - np.mean(group)) ** 2).sum() for group in groups.values()) / (n_votes - n_groups)
     mean_group_size = (n_votes - sum(len(group) ** 2 for group in groups.values()) / n_votes) / (n_groups - 1)
     denominator = between + (mean_group_size - 1) * within
     if denominator <= 0:

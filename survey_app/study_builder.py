@@ -206,7 +206,8 @@ def _lineup_items(
 ) -> list[Item]:
     items = []
     for pair in selected:
-        item = Item(kind=ItemKind.LINEUP, identity=pair.identity, split=pair.split, probe_image_id=images.generated(pair).id)
+        probe = images.generated(pair)
+        item = Item(kind=ItemKind.LINEUP, identity=pair.identity, split=pair.split, probe_image_id=probe.id)
         foils = rng.sample(_foil_candidates(pairs, pair, needed=size - 1), size - 1)
         item.lineup_options = [LineupOption(image_id=images.real(pair).id, is_target=True)] + [
             LineupOption(image_id=images.real(foil).id, is_target=False) for foil in foils

@@ -71,7 +71,7 @@ def index():
         study_id: (started, completed)
         for study_id, started, completed in db.execute(
             select(Rater.study_id, func.count(), func.count(Rater.completed_at)).group_by(Rater.study_id)
-        ).tuples()
+        )
     }
     return render_template("admin/index.html", studies=studies, counts=counts)
 
@@ -92,7 +92,7 @@ def votes_per_test_item(study: Study) -> list[int]:
             .join(Answer, (Answer.trial_id == Trial.id) & (Answer.question == Question.QUALITY))
             .where(Item.study_id == study.id, Item.kind == ItemKind.TEST)
             .group_by(Item.id)
-        ).tuples()
+        ).all()
     )
     test_items = db.scalars(select(Item.id).where(Item.study_id == study.id, Item.kind == ItemKind.TEST)).all()
     return sorted(answered.get(item_id, 0) for item_id in test_items)

@@ -187,10 +187,14 @@ def corpus(make_corpus) -> Corpus:
     return make_corpus()
 
 
-@pytest.fixture
-def train_manifest(make_corpus) -> Path:
-    """A tiny training set: 3 identities x 2 faces x 3 clips of 0.3 s, all in split 'train'."""
-    return make_corpus("tiny", faces_per_identity=2, splits=lambda k, c: "train").manifest
+@pytest.fixture(scope="session")
+def train_manifest(tmp_path_factory) -> Path:
+    """A tiny training set: 3 identities x 2 faces x 3 clips of 0.3 s, one 'seen', the rest 'train' (do not damage)."""
+
+    def seen_or_train(face: int, clip: int) -> str:
+        return "seen" if (face, clip) == (0, 0) else "train"
+
+    return build_corpus(tmp_path_factory.mktemp("tiny"), faces_per_identity=2, splits=seen_or_train).manifest
 
 
 @pytest.fixture
@@ -216,13 +220,17 @@ def make_original_layout(tmp_path) -> Callable[..., Path]:
 
 
 def small_generator(image_size: int = 64, audio_seconds: float = 0.3, identities: int = 2, seed: int = 0):
-    """A Generator with the paper's initialisation and non-trivial BatchNorm running statistics."""
+    """A Generator with the paper's initialisation, converged spectral norms and non-trivial BatchNorm statistics."""
     from generator.model import Generator, ModelConfig, init_weights
 
     torch.manual_seed(seed)
     model = Generator(ModelConfig(image_size, audio_seconds, identities))
     init_weights(model)
     with torch.no_grad():
+        # converge the decoder's spectral-norm u/v, as training does (init_weights replaced the weights under them)
+        model.decoder.train()
+        for _ in range(10):
+            model.decoder(torch.randn(2, 128))
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm1d):
                 m.running_mean.uniform_(-0.1, 0.1)
@@ -234,6 +242,41 @@ def small_generator(image_size: int = 64, audio_seconds: float = 0.3, identities
 @pytest.fixture
 def make_generator() -> Callable[..., torch.nn.Module]:
     return small_generator
+
+
+def authors_decoder_paths(size: int) -> list[str]:
+    if size == 64:
+        return ["netG.0", "netG.3.0", "netG.3.3", "netG.3.6", "netG.3.9"]
+    return ["netG.0", "netG.3", "netG.6.0", "netG.6.3", "netG.6.6", "netG.6.9"]
+
+
+def to_authors_layout(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Our state dict renamed to imatge-upc/wav2pix's generator names (the table in generator/checkpoint.py)."""
+    theirs = {}
+    decoder = {3 * k: path for k, path in enumerate(authors_decoder_paths(model.config.image_size))}
+    for name, value in model.state_dict().items():
+        part = name.split(".")
+        if name.startswith("encoder.convs."):
+            index, rest = int(part[2]), ".".join(part[3:])
+            block, kind = divmod(index - 1, 4)
+            theirs[f"audio_embedding.disc.{block}.{['conv', 'bn'][kind]}.{rest}"] = value.clone()
+        elif name.startswith("encoder.head."):
+            theirs["audio_embedding.fc." + ".".join(part[2:])] = value.clone()
+        elif name.startswith("classifier.layers."):
+            theirs["aux_classifier.net." + ".".join(part[2:])] = value.clone()
+        elif name.startswith("decoder.layers."):
+            path = decoder[int(part[2])]
+            leaf = {"original": "weight_bar", "_u": "weight_u", "_v": "weight_v"}[part[-1]]
+            theirs[f"{path}.module.{leaf}"] = value.clone()
+        else:
+            raise AssertionError(f"unmapped parameter {name}")
+    return theirs
+
+
+@pytest.fixture
+def authors_layout() -> Callable[[torch.nn.Module], dict[str, torch.Tensor]]:
+    """``authors_layout(model)``: a state dict as the authors' ``gen_<epoch>.pth`` would hold it."""
+    return to_authors_layout
 
 
 @pytest.fixture(scope="session")
@@ -272,6 +315,20 @@ def speech_batch() -> Callable[[int, float], torch.Tensor]:
 # ---------------------------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------------------------
+
+
+TINY_TRAINING = ["image_size=64", "audio_seconds=0.3", "batch_size=8", "device=cpu", "lr_g=0.001", "sample_count=3"]
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides(train_manifest) -> Callable[..., list[str]]:
+    """``key=value`` overrides for a fast CPU training run on ``train_manifest``: ``tiny_overrides(out, epochs=2)``."""
+
+    def make(out: Path, **extra) -> list[str]:
+        items = [f"manifest={train_manifest}", f"out={out}", *TINY_TRAINING]
+        return items + [f"{k}={v}" for k, v in extra.items()]
+
+    return make
 
 
 @pytest.fixture

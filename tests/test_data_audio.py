@@ -1,4 +1,4 @@
-"""Audio loading (any rate / channel count / WAV or FLAC -> 16 kHz mono), length policy and the paper's normalisation."""
+"""Audio loading (any rate, channel count, WAV or FLAC -> 16 kHz mono), length policy and the paper's normalisation."""
 
 from __future__ import annotations
 

@@ -22,10 +22,15 @@ def test_import_original_layout(cli, make_original_layout, tmp_path):
     assert m.counts() == {"test": {"ana": 2, "ben": 1}} and {p.face_order for p in m.pairs} == {"bgr"}
 
 
-def test_import_pairs_csv(cli, corpus, tmp_path, make_csv):
+@pytest.fixture
+def pairs_csv(corpus, make_csv):
+    """The corpus described as the published release's pairs.csv."""
     rows = [[c.split, c.identity, str(i), c.face.relative_to(corpus.root).as_posix(),
              c.audio.relative_to(corpus.root).as_posix()] for i, c in enumerate(corpus.clips)]
-    pairs_csv = make_csv(corpus.root / "pairs.csv", PAIRS_CSV_COLUMNS, rows)
+    return make_csv(corpus.root / "pairs.csv", PAIRS_CSV_COLUMNS, rows)
+
+
+def test_import_pairs_csv(cli, pairs_csv, tmp_path):
     result = cli("data", "import", pairs_csv, "--out", tmp_path / "m.csv", "--face-order", "rgb")
     assert result.exit_code == 0, result.output
     m = read_manifest(tmp_path / "m.csv")
@@ -70,12 +75,9 @@ def test_split_writes_a_leak_free_manifest_and_report(cli, make_corpus, tmp_path
     assert (again / "manifest.csv").read_text() == (out / "manifest.csv").read_text()
 
 
-def test_audit_accepts_a_release_pairs_csv(cli, corpus, make_csv):
-    rows = [[c.split, c.identity, str(i), c.face.relative_to(corpus.root).as_posix(),
-             c.audio.relative_to(corpus.root).as_posix()] for i, c in enumerate(corpus.clips)]
-    pairs_csv = make_csv(corpus.root / "pairs.csv", PAIRS_CSV_COLUMNS, rows)
+def test_audit_accepts_a_release_pairs_csv(cli, corpus, pairs_csv):
     report = json.loads(cli("data", "audit", pairs_csv, "--json").stdout)
-    assert report["clips"] == 36
+    assert report["clips"] == 36 and report["overlapping_clip_pairs"] == len(corpus.true_overlaps(1600))
 
 
 # --- errors ----------------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ def release(tmp_path, make_face, make_audio, make_noise, make_csv):
                                    ("train", "ben", 20), ("test", "ben", 21)]:
         face = make_face(root / "faces" / split / identity / f"face_{index // 2}.jpg", (10, 20, 200))
         audio = make_audio(root / "audio" / split / identity / f"clip_{index}.flac", make_noise(4800, index))
-        rows.append([split, identity, str(index), face.relative_to(root).as_posix(), audio.relative_to(root).as_posix()])
+        rows.append([split, identity, str(index), face.relative_to(root).as_posix(),
+                     audio.relative_to(root).as_posix()])
     return make_csv(root / "pairs.csv", PAIRS_CSV_COLUMNS, rows)
 
 

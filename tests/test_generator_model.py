@@ -56,7 +56,7 @@ def test_encoder_lengths_per_layer(n, lengths):
 
 @pytest.mark.parametrize("seconds", [0.3, 0.7, 1.0])
 def test_encoder_parameters_and_fc_width(seconds):
-    encoder = SpeechEncoder(int(round(seconds * 16000)))
+    encoder = SpeechEncoder(round(seconds * 16000))
     assert count(encoder.convs) == ENCODER_CONVS_BN
     assert count(encoder.head) == ENCODER_HEAD[seconds]
     assert encoder.head[0].in_features == FLAT[seconds]
@@ -66,7 +66,8 @@ def test_encoder_parameters_and_fc_width(seconds):
     assert [m.negative_slope for m in encoder.convs if isinstance(m, nn.LeakyReLU)] == [0.3] * 6
 
 
-@pytest.mark.parametrize("identities, expected", [(10, CLASSIFIER_10_IDS), (2, 26_200 + 203 * 2), (7, 26_200 + 203 * 7)])
+@pytest.mark.parametrize("identities, expected",
+                         [(10, CLASSIFIER_10_IDS), (2, 26_200 + 203 * 2), (7, 26_200 + 203 * 7)])
 def test_classifier_size_follows_the_number_of_identities(identities, expected):
     assert count(SpeakerClassifier(identities)) == expected
 

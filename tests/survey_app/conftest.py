@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,13 +45,24 @@ def run_dir(tmp_path: Path) -> Path:
     return write_run_dir(tmp_path / "run")
 
 
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database migrated once per test run; each test gets a copy (Alembic per test would be slow)."""
+    path = tmp_path_factory.mktemp("template") / "survey.sqlite3"
+    engine = create_database_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()  # closing the last connection checkpoints the WAL into the file
+    assert not path.with_name("survey.sqlite3-wal").exists()
+    return path
+
+
 @pytest.fixture
-def app_config(tmp_path: Path) -> dict:
-    database_url = f"sqlite:///{tmp_path / 'survey.sqlite3'}"
-    migrate.upgrade(create_database_engine(database_url))
+def app_config(tmp_path: Path, migrated_database: Path) -> dict:
+    database = tmp_path / "survey.sqlite3"
+    shutil.copy(migrated_database, database)
     return {
         "SECRET_KEY": "test-secret",
-        "SURVEY_DATABASE_URL": database_url,
+        "SURVEY_DATABASE_URL": f"sqlite:///{database}",
         "SURVEY_IMAGE_STORE": tmp_path / "images",
         "SURVEY_BOOTSTRAP_REPLICATES": 200,
     }
@@ -112,3 +124,44 @@ def start_rater(app) -> Callable[..., tuple]:
         return client, token, csrf
 
     return start
+
+
+TRIAL_KIND = re.compile(r'class="trial trial-(\w+)"')
+TRIAL_ACTION = re.compile(r'action="(/r/[^"]+/answers)"')
+QUESTION = re.compile(r'data-question="(\w+)"')
+ATTENTION_VALUE = re.compile(r"please select (\d)")
+
+
+def careful_answers(kind: str, questions: list[str], html: str) -> dict[str, str]:
+    """A rater who follows instructions, recognises controls correctly and varies ratings."""
+    answers = {"quality": str(1 + len(html) % 5), "recognition": "not_sure", "lineup": "1"}
+    if kind == "attention":
+        answers["quality"] = ATTENTION_VALUE.search(html).group(1)
+    if kind == "control_same":
+        answers["recognition"] = "yes"
+    if kind == "control_different":
+        answers["recognition"] = "no"
+    return {question: answers[question] for question in questions}
+
+
+@pytest.fixture
+def complete_session() -> Callable[..., list[str]]:
+    """Answers every trial of a started session with `choose(kind, questions, html)`; returns the kinds seen."""
+
+    def complete(client, token: str, csrf: str, choose=careful_answers) -> list[str]:
+        kinds = []
+        while True:
+            page = client.get(f"/r/{token}/trial")
+            if page.status_code == 302:
+                assert page.headers["Location"].endswith(f"/r/{token}/done")
+                return kinds
+            kind = TRIAL_KIND.search(page.text).group(1)
+            questions = QUESTION.findall(page.text)
+            action = TRIAL_ACTION.search(page.text).group(1)
+            response = client.post(
+                action, data={"csrf_token": csrf, "rt_ms": "1200"} | choose(kind, questions, page.text)
+            )
+            assert response.status_code == 302, response.text
+            kinds.append(kind)
+
+    return complete

@@ -1,0 +1,91 @@
+"""``evalkit``: ``run`` evaluates a checkpoint; ``metrics`` lists the registered metrics and what each needs."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from evalkit.options import EMBEDDED_DATA, INCEPTION_DIMS, RunOptions, default_cache_dir
+from generator.cli import FriendlyGroup
+
+
+def _names(value: str | None) -> tuple[str, ...]:
+    return tuple(n.strip() for n in value.split(",") if n.strip()) if value else ()
+
+
+@click.group(cls=FriendlyGroup)
+@click.version_option(package_name="wav2pix-evalkit")
+def main() -> None:
+    """Benchmark harness for speech-to-face generators."""
+
+
+@main.command("run")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="generator checkpoint (.safetensors + .json, or the authors' .pth) [default: the included one]")
+@click.option("--data", type=click.Path(path_type=Path), default=EMBEDDED_DATA, show_default="embedded set",
+              help="manifest CSV, or a folder holding manifest.csv")
+@click.option("--splits", default=None, help="comma-separated splits [default: seen, unseen_speech, unseen_identity "
+                                             "where present]")
+@click.option("--metrics", default=None, help="comma-separated metrics [default: all; see `evalkit metrics`]")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="run folder [default: runs/<timestamp>]")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--seed", type=int, default=0, show_default=True, help="seeds sampling, KID subsets and the bootstrap")
+@click.option("--sampling", default="eval", show_default=True, help="generator sampling mode: eval, dropout or train")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="clips per generator batch")
+@click.option("--inception-weights", type=click.Path(path_type=Path), default=None,
+              help="pytorch-fid Inception weights [default: the torch hub cache file]")
+@click.option("--inception-dims", type=int, default=2048, show_default=True, help=f"one of {INCEPTION_DIMS}")
+@click.option("--identity-backbone", default="dlib-resnet", show_default=True, help="dlib-resnet or vggface")
+@click.option("--vggface-weights", type=click.Path(path_type=Path), default=None,
+              help="keras-vggface rcmalli_vggface_tf_(notop_)vgg16.h5 for --identity-backbone vggface")
+@click.option("--detector-size", type=int, default=256, show_default=True,
+              help="images are resized (bilinear) to this size before dlib face detection")
+@click.option("--detector-upsample", type=int, default=0, show_default=True, help="dlib HOG detector upsamplings")
+@click.option("--bootstrap", type=int, default=200, show_default=True, help="bootstrap replicates per interval")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help=f"feature cache [default: {default_cache_dir()}]")
+@click.option("--history", type=click.Path(path_type=Path), default=None,
+              help="JSON-lines history to append to [default: history.jsonl beside the run folder]")
+@click.option("--json", "as_json", is_flag=True, help="print results.json instead of the table")
+def run_cmd(checkpoint: Path | None, data: Path, splits: str | None, metrics: str | None, out: Path | None,
+            device: str, seed: int, sampling: str, batch_size: int, inception_weights: Path | None,
+            inception_dims: int, identity_backbone: str, vggface_weights: Path | None, detector_size: int,
+            detector_upsample: int, bootstrap: int, cache_dir: Path | None, history: Path | None,
+            as_json: bool) -> None:
+    """Generate faces for every clip of the evaluated splits and compute the metrics, with 95 % intervals."""
+    from evalkit.results import summary_table
+    from evalkit.runner import render_report, run
+
+    options = RunOptions(
+        checkpoint=checkpoint, data=data, splits=_names(splits), metrics=_names(metrics), out=out, device=device,
+        seed=seed, sampling=sampling, batch_size=batch_size, inception_weights=inception_weights,
+        inception_dims=inception_dims, identity_backbone=identity_backbone, vggface_weights=vggface_weights,
+        detector_size=detector_size, detector_upsample=detector_upsample, bootstrap=bootstrap,
+        cache_dir=cache_dir or default_cache_dir(), history=history,
+    )
+    document, run_dir = run(options, shlex.join(sys.argv))
+    for warning in document["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+    else:
+        click.echo(summary_table(document))
+        for name, entry in document["results"].items():
+            if entry["status"] == "unavailable":
+                click.echo(f"{name}: unavailable: {entry['reason']}")
+        click.echo(f"results: {run_dir / 'results.json'}")
+    render_report(run_dir)
+
+
+@main.command("metrics")
+def metrics_cmd() -> None:
+    """List the registered metrics, their table figures and what each needs."""
+    from evalkit.metrics import all_metrics
+
+    for metric in all_metrics().values():
+        click.echo(f"{metric.name}: {metric.description}")
+        click.echo(f"    figures: {', '.join(metric.columns)}; needs: {metric.requires}")

@@ -1,0 +1,100 @@
+"""Feature extractors behind one interface, registered by name, and a cache keyed by content hash.
+
+An extractor maps uint8 RGB images (N, H, W, 3) to named float arrays with one row per image. Its ``cache_id``
+(name, code version, settings, weights SHA-256) and the SHA-256 of the pixels make the cache key, so a re-run on the
+same images with the same extractor reads the arrays back instead of recomputing them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import numpy as np
+
+from evalkit.errors import EvalError
+from evalkit.options import RunOptions
+
+Features = dict[str, np.ndarray]
+
+
+class FeatureExtractor(ABC):
+    name: ClassVar[str]
+    version: ClassVar[str]
+
+    @abstractmethod
+    def settings(self) -> dict:
+        """Everything besides the code version that changes the output (dimensions, weights hash, detector...)."""
+
+    @abstractmethod
+    def extract(self, images: np.ndarray) -> Features:
+        """Arrays with one row per image of ``images`` (N, H, W, 3) uint8 RGB."""
+
+    @abstractmethod
+    def provenance(self) -> dict:
+        """Weights files (path, SHA-256) and settings, for results.json."""
+
+    def cache_id(self) -> dict:
+        return {"name": self.name, "version": self.version, **self.settings()}
+
+
+ExtractorFactory = Callable[[RunOptions], FeatureExtractor]
+EXTRACTORS: dict[str, ExtractorFactory] = {}
+
+
+def register_extractor(name: str) -> Callable[[ExtractorFactory], ExtractorFactory]:
+    def register(factory: ExtractorFactory) -> ExtractorFactory:
+        EXTRACTORS[name] = factory
+        return factory
+
+    return register
+
+
+def make_extractor(name: str, options: RunOptions) -> FeatureExtractor:
+    """Build a registered extractor; raises FeatureUnavailable when its default weights are not installed."""
+    _load_builtin_extractors()
+    if name not in EXTRACTORS:
+        raise EvalError(f"unknown feature extractor {name!r} (known: {sorted(EXTRACTORS)})")
+    return EXTRACTORS[name](options)
+
+
+def _load_builtin_extractors() -> None:
+    from evalkit.features import dlib_faces, inception, vggface  # noqa: F401  (registration on import)
+
+
+def images_sha256(images: np.ndarray) -> str:
+    digest = hashlib.sha256(f"{images.dtype}{images.shape}".encode())
+    digest.update(np.ascontiguousarray(images).data)
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    """``<dir>/<key[:2]>/<key>.npz`` per (extractor, image set); writes are atomic."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def key(self, extractor: FeatureExtractor, images: np.ndarray) -> str:
+        identity = json.dumps(extractor.cache_id(), sort_keys=True) + images_sha256(images)
+        return hashlib.sha256(identity.encode()).hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.npz"
+
+    def features(self, extractor: FeatureExtractor, images: np.ndarray) -> Features:
+        path = self.path(self.key(extractor, images))
+        if path.is_file():
+            with np.load(path) as stored:
+                return {name: stored[name] for name in stored.files}
+        computed = extractor.extract(images)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp.npz")
+            np.savez(tmp, **computed)
+            tmp.replace(path)
+        except OSError as exc:
+            raise EvalError(f"{self.directory}: cannot write the feature cache ({exc}); pick another --cache-dir") from None
+        return computed

@@ -1,0 +1,116 @@
+"""FID Inception features through pytorch-fid's ``InceptionV3`` (64 / 192 / 768 / 2048 dimensions).
+
+Weights: ``--inception-weights FILE``, or pytorch-fid's own torch-hub cache file. pytorch-fid would download that file
+when it is absent; here the state dict is read from disk (``weights_only``) and handed to pytorch-fid's constructor, so
+nothing is ever downloaded, and without the file the FID-family metrics are reported as unavailable.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+from unittest import mock
+
+import numpy as np
+import torch
+from pytorch_fid import inception as fid_inception
+from tqdm import tqdm
+
+from evalkit.errors import EvalError, FeatureUnavailable
+from evalkit.features import FeatureExtractor, Features, register_extractor
+from evalkit.options import INCEPTION_DIMS, RunOptions
+from generator.checkpoint import sha256_file
+from generator.train import pick_device
+
+WEIGHTS_FILE = fid_inception.FID_WEIGHTS_URL.rsplit("/", 1)[-1]
+BATCH_SIZE = 50
+
+
+def hub_weights_path() -> Path:
+    """Where pytorch-fid's weights live in the torch hub cache (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise EvalError(f"{path}: Inception weights file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile) as exc:
+        raise EvalError(f"{path}: not a PyTorch state dict of FID Inception weights ({exc})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise EvalError(f"{path}: not a state dict of tensors")
+    return state
+
+
+@contextmanager
+def _weights_from_memory(state: dict[str, torch.Tensor]) -> Iterator[None]:
+    """pytorch-fid fetches its weights with ``load_state_dict_from_url``; serve them from memory instead."""
+    with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *args, **kwargs: state):
+        yield
+
+
+def build_inception(state: dict[str, torch.Tensor], dims: int, source: Path) -> fid_inception.InceptionV3:
+    """pytorch-fid's InceptionV3 up to the block of ``dims``, with ``state`` loaded strictly."""
+    try:
+        with _weights_from_memory(state):
+            model = fid_inception.InceptionV3([fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[dims]])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise EvalError(f"{source}: weights of another architecture, not pytorch-fid's FID Inception ({first})") from None
+    return model.eval()
+
+
+class InceptionExtractor(FeatureExtractor):
+    name = "inception"
+    version = "1"
+
+    def __init__(self, weights: Path, dims: int, device: torch.device) -> None:
+        if dims not in INCEPTION_DIMS:
+            raise EvalError(f"Inception feature dimension must be one of {INCEPTION_DIMS}, got {dims}")
+        self.weights = weights
+        self.weights_sha256 = sha256_file(weights)
+        self.dims = dims
+        self.device = device
+        self.model = build_inception(read_state_dict(weights), dims, weights).to(device)
+
+    def settings(self) -> dict:
+        return {"dims": self.dims, "weights_sha256": self.weights_sha256, "resize": "pytorch-fid bilinear 299"}
+
+    def provenance(self) -> dict:
+        return {"path": str(self.weights), "sha256": self.weights_sha256, "dims": self.dims}
+
+    @torch.inference_mode()
+    def extract(self, images: np.ndarray) -> Features:
+        rows = []
+        for start in tqdm(range(0, len(images), BATCH_SIZE), desc=f"inception-{self.dims} features", unit="batch",
+                          disable=None):
+            batch = torch.from_numpy(images[start : start + BATCH_SIZE]).to(self.device)
+            pooled = self.model(batch.permute(0, 3, 1, 2).float() / 255.0)[0]
+            if pooled.shape[2:] != (1, 1):
+                pooled = torch.nn.functional.adaptive_avg_pool2d(pooled, (1, 1))
+            rows.append(pooled.flatten(1).cpu().numpy())
+        return {"features": np.concatenate(rows).astype(np.float32)}
+
+
+def resolve_weights(option: Path | None) -> Path:
+    if option is not None:
+        if not Path(option).is_file():
+            raise EvalError(f"{option}: Inception weights file not found (--inception-weights)")
+        return Path(option)
+    default = hub_weights_path()
+    if not default.is_file():
+        raise FeatureUnavailable(
+            f"FID Inception weights {WEIGHTS_FILE} not found: put that file in {default.parent}/ "
+            "or pass --inception-weights FILE"
+        )
+    return default
+
+
+@register_extractor("inception")
+def make_inception(options: RunOptions) -> InceptionExtractor:
+    return InceptionExtractor(resolve_weights(options.inception_weights), options.inception_dims,
+                              pick_device(options.device))

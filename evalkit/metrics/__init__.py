@@ -1,0 +1,89 @@
+"""Metrics, one small module each, behind one registry.
+
+A metric names the feature extractors it needs (given the run's options) and computes, for one evaluated split, a
+dict of figures (``stats.figure``: value, 95 % interval, N, chance level) plus any details; ``reference`` computes
+the row of real faces where the metric has one. ``columns`` are the figures shown in the printed table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from evalkit.errors import EvalError
+from evalkit.evalset import EvalSet
+from evalkit.features import Features
+from evalkit.options import RunOptions
+from evalkit.stats import seeded_rng
+
+
+class MetricContext:
+    """What a metric sees: the options, the images and their features (computed on first request)."""
+
+    def __init__(self, options: RunOptions, evalset: EvalSet, run_dir: Path,
+                 feature_source: Callable[[str], tuple[Features, Features]]) -> None:
+        self.options = options
+        self.run_dir = run_dir
+        self.evalset = evalset
+        self._feature_source = feature_source
+        self._features: dict[str, tuple[Features, Features]] = {}
+        self.memo: dict[str, object] = {}
+        self.warnings: list[str] = []
+
+    def features(self, extractor: str) -> tuple[Features, Features]:
+        """(generated pool features, real pool features) of one extractor."""
+        if extractor not in self._features:
+            self._features[extractor] = self._feature_source(extractor)
+        return self._features[extractor]
+
+    def split_features(self, extractor: str, key: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Generated features of the split's clips and features of its distinct real faces."""
+        generated, real = self.features(extractor)
+        return generated[key][self.evalset.generated_index[split]], real[key][self.evalset.real_index[split]]
+
+    def rng(self, *names: str) -> np.random.Generator:
+        return seeded_rng(self.options.seed, *names)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    description: str
+    requires: str
+    columns: tuple[str, ...]
+    extractors: Callable[[RunOptions], tuple[str, ...]]
+    evaluate: Callable[[MetricContext, str], dict]
+    reference: Callable[[MetricContext], dict] | None = field(default=None)
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    METRICS[metric.name] = metric
+    return metric
+
+
+def all_metrics() -> dict[str, Metric]:
+    # registration on import, in the order of the printed table
+    from evalkit.metrics import fid, kid, precision_recall  # noqa: F401
+    from evalkit.metrics import face_fd, face_kid  # noqa: F401
+    from evalkit.metrics import identity_accuracy, identity_similarity, landmark_ratio  # noqa: F401
+
+    return METRICS
+
+
+def resolve_metrics(names: tuple[str, ...]) -> list[Metric]:
+    """The named metrics in the given order (all registered metrics when ``names`` is empty)."""
+    known = all_metrics()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise EvalError(f"unknown metric(s) {unknown}; known metrics: {', '.join(known)}")
+    return [known[n] for n in (names or tuple(known))]

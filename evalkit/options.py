@@ -1,0 +1,52 @@
+"""The one options object that carries every setting of an evaluation run (stored verbatim in results.json)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+EMBEDDED_DATA = Path(__file__).parent / "eval_data" / "wav2pix-youtubers" / "manifest.csv"
+EVAL_SPLITS = ("seen", "unseen_speech", "unseen_identity")
+HEAD_TRAIN_SPLITS = ("train", "seen")
+HEAD_HELDOUT_SPLIT = "unseen_speech"
+IDENTITY_BACKBONES = ("dlib-resnet", "vggface")
+INCEPTION_DIMS = (64, 192, 768, 2048)
+SAMPLING_MODES = ("eval", "dropout", "train")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "evalkit" / "features"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Settings of one ``evalkit run``; empty ``splits`` means every evaluation split present in the data."""
+
+    checkpoint: Path | None = None
+    data: Path = EMBEDDED_DATA
+    splits: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    out: Path | None = None
+    device: str = "auto"
+    seed: int = 0
+    sampling: str = "eval"
+    batch_size: int = 64
+    inception_weights: Path | None = None
+    inception_dims: int = 2048
+    identity_backbone: str = "dlib-resnet"
+    vggface_weights: Path | None = None
+    detector_size: int = 256
+    detector_upsample: int = 0
+    bootstrap: int = 200
+    kid_subset_size: int = 1000
+    kid_subsets: int = 100
+    pr_k: int = 3
+    head_l2: float = 1e-3
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    history: Path | None = None
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+                for k, v in asdict(self).items()}

@@ -1,0 +1,44 @@
+"""Where every number came from: checkpoint, data and weights hashes, package versions, seed, command line."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+
+from evalkit.features import FeatureExtractor
+from evalkit.options import RunOptions
+from generator.checkpoint import code_version, sha256_file
+from generator.data.manifest import Manifest
+
+PACKAGES = ("wav2pix-evalkit", "torch", "torchvision", "numpy", "scipy", "pytorch-fid", "dlib-bin",
+            "face-recognition-models", "h5py", "pillow", "click", "tqdm")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def collect(options: RunOptions, sidecar: dict, used: Manifest, extractors: dict[str, FeatureExtractor],
+            command_line: str) -> dict:
+    """Provenance record; ``used`` holds the manifest rows this run read (their file bytes are hashed)."""
+    return {
+        "checkpoint": {"path": sidecar.get("path"), "sha256": sidecar.get("file_sha256"),
+                       "format": sidecar.get("format"), "model": sidecar.get("model"),
+                       "identities": sidecar.get("identities"), "training": sidecar.get("training")},
+        "data": {"manifest": str(used.path), "manifest_sha256": sha256_file(used.path),
+                 "content_sha256": used.content_hash(), "pairs": len(used)},
+        "weights": {name: extractor.provenance() for name, extractor in extractors.items()},
+        "packages": package_versions(),
+        "code_version": code_version(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "seed": options.seed,
+        "command_line": command_line,
+    }

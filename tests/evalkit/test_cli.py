@@ -1,0 +1,177 @@
+"""``evalkit run`` and ``evalkit metrics`` end to end on a tiny evaluation set, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pytorch_fid.fid_score import calculate_frechet_distance
+
+from evalkit.features.inception import WEIGHTS_FILE
+from evalkit.metrics import all_metrics
+from evalkit.stats import read_stats
+from generator.checkpoint import INCLUDED_CHECKPOINT, save_generator
+from tests.conftest import check_cli_error, small_generator, write_csv
+
+FAST_METRICS = "landmark_ratio"
+
+
+def run_args(checkpoint: Path, data: Path, out: Path, *extra: str | Path) -> list[str | Path]:
+    return ["run", "--checkpoint", checkpoint, "--data", data, "--out", out, "--device", "cpu", "--bootstrap", "20",
+            *extra]
+
+
+def test_run_writes_images_results_history_and_table(evalkit_cli, saved_checkpoint, eval_manifest, inception_weights,
+                                                     tmp_path):
+    out = tmp_path / "runs" / "first"
+    result = evalkit_cli(*run_args(saved_checkpoint, eval_manifest, out, "--inception-weights", inception_weights,
+                                   "--inception-dims", "64"))
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "results.json").read_text())
+    assert document["splits"] == ["seen", "unseen_speech"]
+    assert document["data"] == {"seen": {"clips": 4, "real_faces": 4, "identities": 2},
+                                "unseen_speech": {"clips": 8, "real_faces": 4, "identities": 2}}
+    assert {name: entry["status"] for name, entry in document["results"].items()} == dict.fromkeys(all_metrics(), "ok")
+    assert len(list((out / "generated").rglob("*.png"))) == 12
+    assert (out / "generated" / "unseen_speech" / "bob" / "clip_3_1.png").is_file()
+    assert len(list((out / "real").rglob("*.png"))) == 8
+    accuracy = document["results"]["identity_accuracy"]["rows"]
+    assert accuracy["real"]["accuracy"]["n"] == 4 and accuracy["real"]["training_accuracy"]["n"] == 4
+    assert accuracy["seen"]["accuracy"]["chance"] == 0.5
+    assert sum(map(sum, accuracy["seen"]["confusion"]["matrix"])) == 4
+    fid = document["results"]["fid"]["rows"]["seen"]["fid"]
+    assert fid["ci95"][0] <= fid["ci95"][1] and fid["n"] == {"generated": 4, "real": 4}
+    provenance = document["provenance"]
+    assert provenance["checkpoint"]["sha256"] and len(provenance["data"]["content_sha256"]) == 64
+    assert provenance["weights"]["inception"]["sha256"] and provenance["seed"] == 0
+    assert provenance["packages"]["pytorch-fid"]
+    assert document["settings"]["features"]["dlib"]["upsample"] == 0
+    history = (out.parent / "history.jsonl").read_text().splitlines()
+    assert len(history) == 1 and json.loads(history[0])["figures"]["seen"]["fid.fid"] == fid["value"]
+    assert "unseen_speech" in result.stdout and "identity_accuracy.accuracy" in result.stdout
+    assert "warning: fid on seen: 4 samples < 64 feature dimensions" in result.stderr
+    for split in ("seen", "unseen_speech"):
+        generated = read_stats(out / "stats" / f"{split}_generated_fid.npz")
+        real = read_stats(out / "stats" / f"{split}_real_fid.npz")
+        value = document["results"]["fid"]["rows"][split]["fid"]["value"]
+        assert value == pytest.approx(calculate_frechet_distance(*generated, *real), rel=1e-6)
+
+
+def figures(out: Path) -> dict:
+    document = json.loads((out / "results.json").read_text())
+    return {name: entry["rows"] for name, entry in document["results"].items()}
+
+
+def test_same_seed_same_numbers_and_features_come_from_the_cache(evalkit_cli, saved_checkpoint, eval_manifest,
+                                                                  tmp_path):
+    common = ("--metrics", "face_fd,identity_similarity", "--cache-dir", tmp_path / "cache")
+    assert evalkit_cli(*run_args(saved_checkpoint, eval_manifest, tmp_path / "a", *common)).exit_code == 0
+    cached = sorted((tmp_path / "cache").rglob("*.npz"))
+    assert len(cached) == 2
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    assert evalkit_cli(*run_args(saved_checkpoint, eval_manifest, tmp_path / "b", *common)).exit_code == 0
+    assert sorted((tmp_path / "cache").rglob("*.npz")) == cached
+    assert [p.stat().st_mtime_ns for p in cached] == stamps
+    assert figures(tmp_path / "a") == figures(tmp_path / "b")
+    assert evalkit_cli(*run_args(saved_checkpoint, eval_manifest, tmp_path / "c", *common, "--seed", "1")).exit_code == 0
+    seed1 = figures(tmp_path / "c")["face_fd"]["seen"]["face_fd"]
+    seed0 = figures(tmp_path / "a")["face_fd"]["seen"]["face_fd"]
+    assert seed1["value"] == seed0["value"] and seed1["ci95"] != seed0["ci95"]
+
+
+def test_fid_is_unavailable_without_weights_never_a_crash(evalkit_cli, saved_checkpoint, eval_manifest, tmp_path):
+    result = evalkit_cli(*run_args(saved_checkpoint, eval_manifest, tmp_path / "r", "--metrics",
+                                   f"fid,kid,precision_recall,{FAST_METRICS}"))
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "r" / "results.json").read_text())
+    for name in ("fid", "kid", "precision_recall"):
+        entry = document["results"][name]
+        assert entry["status"] == "unavailable" and "rows" not in entry
+        assert WEIGHTS_FILE in entry["reason"] and str(tmp_path / "torch_home" / "hub" / "checkpoints") in entry["reason"]
+    assert document["results"][FAST_METRICS]["status"] == "ok"
+    assert "unavailable" in result.stdout and WEIGHTS_FILE in result.stdout
+
+
+def test_json_flag_prints_results_json(evalkit_cli, saved_checkpoint, eval_manifest, tmp_path):
+    result = evalkit_cli(*run_args(saved_checkpoint, eval_manifest, tmp_path / "j", "--metrics", FAST_METRICS,
+                                   "--json"))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == json.loads((tmp_path / "j" / "results.json").read_text())
+
+
+def test_default_run_folder_and_report_hook(evalkit_cli, saved_checkpoint, eval_manifest, tmp_path, monkeypatch):
+    rendered = []
+    monkeypatch.setitem(sys.modules, "reports", types.SimpleNamespace(render=rendered.append))
+    result = evalkit_cli("run", "--checkpoint", saved_checkpoint, "--data", eval_manifest, "--metrics", FAST_METRICS,
+                         "--bootstrap", "5")
+    assert result.exit_code == 0, result.output
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert (run_dir / "results.json").is_file() and (tmp_path / "runs" / "history.jsonl").is_file()
+    assert rendered == [run_dir]
+
+
+def test_metrics_command_lists_every_metric_and_its_needs(evalkit_cli):
+    result = evalkit_cli("metrics")
+    assert result.exit_code == 0
+    for name in ("fid", "kid", "precision_recall", "face_fd", "face_kid", "identity_accuracy", "landmark_ratio",
+                 "identity_similarity"):
+        assert f"{name}: " in result.stdout
+    assert "Inception weights" in result.stdout and "dlib" in result.stdout
+
+
+@pytest.fixture
+def other_checkpoint(tmp_path):
+    def make(image_size: int = 64, seconds: float = 0.3, identities: tuple[str, ...] = ("alice", "bob")) -> Path:
+        path = tmp_path / "ckpt" / f"g{image_size}_{seconds}_{len(identities)}.safetensors"
+        model = small_generator(image_size, seconds, len(identities))
+        return save_generator(path, model, list(identities), {"data": {"normalisation": "peak"}})
+
+    return make
+
+
+def test_bad_inputs_end_in_one_line_errors(evalkit_cli, saved_checkpoint, eval_manifest, inception_weights,
+                                           other_checkpoint, tmp_path):
+    def error(*args, data: Path = eval_manifest, checkpoint: Path = saved_checkpoint) -> str:
+        return check_cli_error(evalkit_cli(*run_args(checkpoint, data, tmp_path / "out", *args)))
+
+    assert "checkpoint not found" in error(checkpoint=tmp_path / "missing.safetensors")
+    (tmp_path / "notes.txt").write_text("hello")
+    assert "unknown checkpoint type" in error(checkpoint=tmp_path / "notes.txt")
+    (tmp_path / "empty").mkdir()
+    assert "manifest not found" in error(data=tmp_path / "empty")
+    bad = write_csv(tmp_path / "bad" / "manifest.csv", ["identity", "face"], [["alice", "x.png"]])
+    assert "missing required column" in error(data=bad)
+    assert "unknown metric(s) ['fidd']" in error("--metrics", "fidd")
+    assert "no pairs in split(s) ['unseen_identity']" in error("--splits", "seen,unseen_identity")
+    assert "Inception weights file not found" in error("--inception-weights", tmp_path / "none.pth")
+    foreign = tmp_path / "foreign.pth"
+    import torch
+
+    torch.save(torch.nn.Linear(2, 2).state_dict(), foreign)
+    assert "another architecture" in error("--inception-weights", foreign, "--metrics", "fid")
+    assert "--vggface-weights" in error("--identity-backbone", "vggface", "--metrics", "identity_accuracy")
+    assert "unknown identity backbone" in error("--identity-backbone", "arcface")
+    assert "does not match the data" in error(checkpoint=other_checkpoint(identities=("carol", "dave")))
+    assert "shorter than" in error("--metrics", FAST_METRICS, checkpoint=other_checkpoint(seconds=1.0))
+    assert "smaller than the checkpoint's 128 px" in error("--metrics", FAST_METRICS,
+                                                           checkpoint=other_checkpoint(image_size=128))
+
+
+@pytest.mark.slow
+def test_default_run_on_the_embedded_set(evalkit_cli, tmp_path):
+    if not INCLUDED_CHECKPOINT.is_file():
+        pytest.skip(f"included checkpoint {INCLUDED_CHECKPOINT} not present yet")
+    result = evalkit_cli("run")
+    assert result.exit_code == 0, result.output
+    (results,) = (tmp_path / "runs").glob("*/results.json")
+    document = json.loads(results.read_text())
+    assert document["splits"] == ["seen", "unseen_speech"]
+    assert document["results"]["fid"]["status"] == "unavailable"
+    real = {name: entry["rows"]["real"] for name, entry in document["results"].items() if "real" in entry.get("rows", {})}
+    assert real["landmark_ratio"]["ratio"]["value"] > 0.9
+    assert real["identity_accuracy"]["accuracy"]["value"] > 0.9
+    assert np.isfinite(document["results"]["face_fd"]["rows"]["seen"]["face_fd"]["value"])

@@ -1,0 +1,102 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from survey_app.cli import main
+
+
+def _invoke(tmp_path: Path, *args: str, env: dict | None = None):
+    return CliRunner().invoke(main, ["--data-dir", str(tmp_path / "data"), *args], env=env)
+
+
+def test_create_study_then_export(tmp_path: Path, run_dir: Path) -> None:
+    created = _invoke(
+        tmp_path,
+        "create-study",
+        "--run",
+        str(run_dir),
+        "--slug",
+        "cli-study",
+        "--pairs",
+        "6",
+        "--trials-per-session",
+        "3",
+        "--lineup-size",
+        "2",
+        "--seed",
+        "5",
+    )
+    assert created.exit_code == 0, created.output
+    assert "study cli-study: 6 test pairs" in created.output
+    assert len(list((tmp_path / "data" / "images").glob("*.png"))) > 12
+    exported = _invoke(
+        tmp_path, "export", "--study", "cli-study", "--out", str(tmp_path / "out"), "--bootstrap-replicates", "50"
+    )
+    assert exported.exit_code == 0, exported.output
+    assert {path.name for path in (tmp_path / "out").iterdir()} == {
+        "answers.csv",
+        "raters.csv",
+        "codebook.json",
+        "export.json",
+        "results_summary.json",
+        "results_summary.md",
+    }
+
+
+def test_migrate_and_create_admin(tmp_path: Path) -> None:
+    assert "database at revision 0001" in _invoke(tmp_path, "migrate").output
+    saved = _invoke(tmp_path, "create-admin", "--username", "boss", env={"SURVEY_APP_ADMIN_PASSWORD": "long enough pw"})
+    assert saved.exit_code == 0 and "admin boss saved" in saved.output
+    short = _invoke(tmp_path, "create-admin", "--username", "boss", env={"SURVEY_APP_ADMIN_PASSWORD": "short"})
+    assert short.exit_code == 1 and "at least 12 characters" in short.output
+
+
+def _broken_inputs(tmp_path: Path, run_dir: Path) -> dict[str, Path]:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "pairs.csv").write_text("speaker,photo\nx,y\n")
+    return {"does not exist": tmp_path / "missing", "has no pairs.csv": empty, "lacks column(s)": bad}
+
+
+def test_bad_input_gives_one_error_line_and_a_non_zero_exit(tmp_path: Path, run_dir: Path) -> None:
+    for message, folder in _broken_inputs(tmp_path, run_dir).items():
+        result = _invoke(tmp_path, "create-study", "--run", str(folder))
+        assert result.exit_code == 1
+        assert result.output.count("\n") == 1 and result.output.startswith("Error: ") and message in result.output
+    missing_study = _invoke(tmp_path, "export", "--study", "nope", "--out", str(tmp_path / "o"))
+    assert missing_study.exit_code == 1 and "no study 'nope'" in missing_study.output
+
+
+def test_unknown_database_kind_is_one_clear_line(tmp_path: Path, run_dir: Path) -> None:
+    result = _invoke(tmp_path, "--database-url", "nosuchdb://x", "create-study", "--run", str(run_dir))
+    assert result.exit_code == 1 and result.output.startswith("Error: database error")
+    assert result.output.count("\n") == 1
+
+
+def test_unusable_database_is_one_clear_line_in_a_real_process(tmp_path: Path, run_dir: Path) -> None:
+    database_url = "sqlite:////nonexistent-dir/x.sqlite3"
+    process = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from survey_app.cli import main; main()",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--database-url",
+            database_url,
+            "create-study",
+            "--run",
+            str(run_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    assert process.returncode == 1
+    assert "Traceback" not in process.stderr and process.stderr.count("\n") == 1
+    assert process.stderr.startswith("Error: ")

@@ -1,0 +1,128 @@
+import re
+
+import pytest
+from sqlalchemy import select
+
+from survey_app.models import Image, Rater
+
+from .conftest import QUESTION, TRIAL_ACTION
+
+
+def test_every_post_requires_a_valid_csrf_token(app, study, start_rater) -> None:
+    client, token, csrf = start_rater(study)
+    page = client.get(f"/r/{token}/trial")
+    action = TRIAL_ACTION.search(page.text).group(1)
+    question = QUESTION.findall(page.text)[0]
+    assert client.post(action, data={question: "1"}).status_code == 400
+    assert client.post(action, data={"csrf_token": "forged", question: "1"}).status_code == 400
+    stranger = app.test_client()
+    assert stranger.post(f"/s/{study}/start", data={"consent": "agree", "consent_version": "1"}).status_code == 400
+    assert stranger.post("/admin/login", data={"username": "a", "password": "b"}).status_code == 400
+    assert stranger.post("/admin/logout").status_code == 400
+
+
+def test_a_token_from_another_session_does_not_validate_csrf(app, study, start_rater) -> None:
+    client, token, _ = start_rater(study)
+    _, _, other_csrf = start_rater(study)
+    page = client.get(f"/r/{token}/trial")
+    action = TRIAL_ACTION.search(page.text).group(1)
+    assert client.post(action, data={"csrf_token": other_csrf, "quality": "1"}).status_code == 400
+
+
+def test_other_raters_trials_and_images_answer_404(study, start_rater) -> None:
+    alice, alice_token, alice_csrf = start_rater(study)
+    bob, bob_token, _ = start_rater(study)
+    alice_page = alice.get(f"/r/{alice_token}/trial").text
+    alice_action = TRIAL_ACTION.search(alice_page).group(1)
+    alice_trial = alice_action.split("/trials/")[1].split("/")[0]
+    alice_image = re.search(r'src="(/r/[^"]+/images/0)"', alice_page).group(1)
+    assert alice.get(alice_image).status_code == 200
+    assert bob.get(alice_image.replace(alice_token, bob_token)).status_code == 404
+    posted = bob.post(f"/r/{bob_token}/trials/{alice_trial}/answers", data={"csrf_token": alice_csrf, "quality": "1"})
+    assert posted.status_code in (400, 404)  # bob's session has no valid CSRF for alice's token; never 200
+    bob_csrf = re.search(r'csrf-token" content="([^"]+)"', bob.get(f"/r/{bob_token}/trial").text).group(1)
+    assert (
+        bob.post(
+            f"/r/{bob_token}/trials/{alice_trial}/answers", data={"csrf_token": bob_csrf, "quality": "1"}
+        ).status_code
+        == 404
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/r/not-a-token/trial",
+        "/r/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/trial",
+        "/r/{token}/trials/..%2F..%2Fetc%2Fpasswd/images/0",
+        "/r/{token}/trials/{trial}/images/99",
+        "/r/{token}/trials/{trial}/images/..%2F..%2Fsurvey.sqlite3",
+        "/r/{token}/example/5",
+        "/r/{token}/../../survey.sqlite3",
+        "/s/..%2F..%2Fetc",
+        "/static/..%2F..%2Fsurvey.sqlite3",
+        "/admin/studies/study-one/export/..%2Fsecret_key",
+    ],
+)
+def test_hostile_ids_and_paths_answer_404(study, start_rater, path: str) -> None:
+    client, token, _ = start_rater(study)
+    trial = TRIAL_ACTION.search(client.get(f"/r/{token}/trial").text).group(1).split("/trials/")[1].split("/")[0]
+    response = client.get(path.format(token=token, trial=trial))
+    assert response.status_code in (302, 404)
+    assert b"CREATE TABLE" not in response.data and b"root:" not in response.data
+
+
+def test_malformed_and_oversized_payloads_are_refused(study, start_rater) -> None:
+    client, token, csrf = start_rater(study)
+    page = client.get(f"/r/{token}/trial")
+    action = TRIAL_ACTION.search(page.text).group(1)
+    question = QUESTION.findall(page.text)[0]
+    for bad in (
+        {question: "7"},
+        {question: "<script>"},
+        {"unknown": "1"},
+        {question: "1", "rt_ms": "-5"},
+        {question: "1", "rt_ms": "soon"},
+        {},
+    ):
+        assert client.post(action, data={"csrf_token": csrf} | bad).status_code == 400, bad
+    huge = client.post(action, data={"csrf_token": csrf, question: "1", "pad": "x" * 20_000})
+    assert huge.status_code == 413
+    assert (
+        client.post(
+            f"/s/{study}/start",
+            data={"csrf_token": csrf, "consent": "agree", "consent_version": "1", "PROLIFIC_PID": "a b/../c"},
+        ).status_code
+        == 400
+    )
+    assert client.get(f"/s/{study}?PROLIFIC_PID=" + "x" * 65).status_code == 400
+
+
+def test_tokens_are_stored_hashed_and_urls_reveal_no_stimulus_facts(db, study, start_rater) -> None:
+    client, token, _ = start_rater(study)
+    page = client.get(f"/r/{token}/trial").text
+    rater = db.scalar(select(Rater))
+    assert token not in (rater.token_hash, rater.public_id) and len(rater.token_hash) == 64
+    urls = " ".join(re.findall(r'(?:src|action|href)="([^"]+)"', page))
+    image_ids = set(db.scalars(select(Image.id)))
+    for leak in ("real", "generated", "fake", "id0", "control", "attention", "test", "png", *image_ids):
+        assert leak not in urls
+
+
+def test_security_headers_and_a_csp_without_third_party_origins(app, study) -> None:
+    response = app.test_client().get(f"/s/{study}")
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "form-action 'self'" in csp
+    assert not re.search(r"https?:|\*|'unsafe-inline'|'unsafe-eval'", csp)
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "<script>" not in response.text and " style=" not in response.text
+
+
+def test_admin_pages_require_login(app, study) -> None:
+    client = app.test_client()
+    for path in ("/admin/", f"/admin/studies/{study}", f"/admin/studies/{study}/export/answers.csv"):
+        response = client.get(path)
+        assert response.status_code == 302 and response.headers["Location"].endswith("/admin/login")

@@ -1,0 +1,88 @@
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image as PilImage
+from sqlalchemy import select
+
+from survey_app.manifest import ManifestError, load_run_input
+from survey_app.models import Image, ItemKind, Study
+from survey_app.study_builder import StudyOptions, create_study, select_balanced_pairs
+
+from .conftest import write_run_dir
+
+
+def test_selection_alternates_splits_and_spreads_identities(run_dir: Path) -> None:
+    pairs = load_run_input(run_dir).pairs
+    selected = select_balanced_pairs(pairs, 6, random.Random(1))
+    assert Counter(pair.split for pair in selected) == {"test": 3, "val": 3}
+    assert len({pair.identity for pair in selected}) == 6
+    assert select_balanced_pairs(pairs, 0, random.Random(1)).__len__() == len(pairs)
+
+
+def test_study_holds_tests_controls_attention_lineups_and_an_example(db, study: str) -> None:
+    row = db.scalar(select(Study).where(Study.slug == study))
+    kinds = Counter(item.kind for item in row.items)
+    assert kinds[ItemKind.TEST] == 8
+    assert kinds[ItemKind.ATTENTION] == 1
+    assert kinds[ItemKind.CONTROL_SAME] == kinds[ItemKind.CONTROL_DIFFERENT] == 6
+    assert kinds[ItemKind.LINEUP] == 8
+    assert kinds[ItemKind.EXAMPLE] == 1
+    images = {image.id: image for image in db.scalars(select(Image))}
+    for item in row.items:
+        if item.kind == ItemKind.CONTROL_SAME:
+            assert images[item.reference_image_id].identity == images[item.probe_image_id].identity
+            assert item.reference_image_id != item.probe_image_id
+            assert not images[item.probe_image_id].is_generated
+        if item.kind == ItemKind.CONTROL_DIFFERENT:
+            assert images[item.reference_image_id].identity != images[item.probe_image_id].identity
+        if item.kind == ItemKind.LINEUP:
+            targets = [option for option in item.lineup_options if option.is_target]
+            assert len(item.lineup_options) == 3 and len(targets) == 1
+            assert images[targets[0].image_id].identity == item.identity
+            assert len({images[option.image_id].identity for option in item.lineup_options}) == 3
+
+
+def test_images_are_stored_as_png_under_random_ids_without_metadata(app, db, study: str) -> None:
+    store: Path = app.config["SURVEY_IMAGE_STORE"]
+    stored = sorted(path.name for path in store.iterdir())
+    ids = sorted(f"{image.id}.png" for image in db.scalars(select(Image)))
+    assert stored == ids
+    for name in stored:
+        assert len(name) == len("0123456789abcdef0123456789abcdef.png")
+        with PilImage.open(store / name) as picture:
+            assert picture.format == "PNG" and not picture.info.get("exif")
+
+
+def test_lineup_foils_come_from_the_same_group(app, db, tmp_path: Path) -> None:
+    run_dir = write_run_dir(tmp_path / "grouped", groups=True)
+    options = StudyOptions(title="g", slug="grouped", seed=3, test_pairs=0, test_trials_per_session=4, lineup_size=3)
+    study = create_study(db, load_run_input(run_dir), app.config["SURVEY_IMAGE_STORE"], options)
+    groups = {pair.identity: pair.group for pair in load_run_input(run_dir).pairs}
+    for item in study.items:
+        if item.kind == ItemKind.LINEUP:
+            identities = {db.get(Image, option.image_id).identity for option in item.lineup_options}
+            assert {groups[identity] for identity in identities} == {groups[item.identity]}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"slug": "Bad Slug"}, "slug"),
+        ({"slug": "study-one"}, "already exists"),
+        ({"lineup_size": 7}, "lineup-size"),
+        ({"lineup_size": 1}, "lineup-size"),
+        ({"test_trials_per_session": 0}, "trials-per-session"),
+    ],
+)
+def test_invalid_options_are_refused(make_study, study: str, overrides: dict, message: str) -> None:
+    with pytest.raises(ManifestError, match=message):
+        make_study(**({"slug": "another"} | overrides))
+
+
+def test_a_single_identity_cannot_make_a_study(app, db, tmp_path: Path) -> None:
+    run_dir = write_run_dir(tmp_path / "one", identities=("solo",))
+    options = StudyOptions(title="s", slug="solo", seed=1, test_pairs=0, test_trials_per_session=1, lineup_size=0)
+    with pytest.raises(ManifestError, match="at least two identities"):
+        create_study(db, load_run_input(run_dir), app.config["SURVEY_IMAGE_STORE"], options)
