@@ -21,19 +21,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from generator.build.faces import load_models
 from generator.build.pipeline import BuildOptions, build_dataset
 
 GRID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grid-samples"
-
-
-def warm_models() -> None:
-    import numpy as np
-
-    from generator.build import faces
-
-    faces.detect_faces(np.zeros((64, 64, 3), np.uint8))
-    faces._landmarks()
-    faces._descriptor_model()
 
 
 def timed_build(source: Path, options: BuildOptions) -> tuple[float, float]:
@@ -54,7 +45,7 @@ def main() -> None:
     if not args.source.is_dir():
         raise SystemExit(f"{args.source}: GRID samples not found (the ../shared folder beside the checkout)")
     options = replace(BuildOptions(layout="one-per-identity"), workers=args.workers)
-    warm_models()
+    load_models()
     runs = [timed_build(args.source, options) for _ in range(args.repeats)]
     walls = [wall for wall, _ in runs]
     video_seconds = runs[0][1]

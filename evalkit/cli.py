@@ -67,16 +67,22 @@ def run_cmd(checkpoint: Path | None, data: Path, splits: str | None, metrics: st
         detector_size=detector_size, detector_upsample=detector_upsample, bootstrap=bootstrap,
         cache_dir=cache_dir or default_cache_dir(), history=history,
     )
-    document, run_dir = run(options, shlex.join(sys.argv))
+    outcome = run(options, shlex.join(sys.argv))
+    if outcome is None:  # a helper process of a torchrun launch; process 0 reports
+        return
+    document, run_dir = outcome
     for warning in document["warnings"]:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(document, indent=2))
     else:
         click.echo(summary_table(document))
+        unavailable: dict[str, list[str]] = {}
         for name, entry in document["results"].items():
             if entry["status"] == "unavailable":
-                click.echo(f"{name}: unavailable: {entry['reason']}")
+                unavailable.setdefault(entry["reason"], []).append(name)
+        for reason, names in unavailable.items():
+            click.echo(f"unavailable ({', '.join(names)}): {reason}")
         click.echo(f"results: {run_dir / 'results.json'}")
     render_report(run_dir)
 

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from evalkit.distributed import Shard
 from evalkit.errors import EvalError
 from evalkit.options import EVAL_SPLITS, HEAD_HELDOUT_SPLIT, HEAD_TRAIN_SPLITS, RunOptions
 from generator.data.audio import load_speech
@@ -81,7 +82,7 @@ def check_compatible(model: Generator, sidecar: dict, manifest: Manifest, splits
             )
 
 
-def _unique_names(items: list[tuple[str, Path]]) -> list[str]:
+def unique_names(items: list[tuple[str, Path]]) -> list[str]:
     """``identity/stem`` per item; where stems clash within an identity, as many parent folders as needed are
     prefixed (``identity/test_jaimealtozano_face_0000``)."""
     depth = 1
@@ -129,7 +130,7 @@ def load_real_faces(manifest: Manifest, splits: tuple[str, ...], size: int, with
     pool = ImagePool(
         np.stack(images),
         np.array([first_pair[k].identity for k in keys]),
-        tuple(f"real/{n}.png" for n in _unique_names([(first_pair[k].identity, k[0]) for k in keys])),
+        tuple(f"real/{n}.png" for n in unique_names([(first_pair[k].identity, k[0]) for k in keys])),
     )
     split_index = {s: np.array([index[k] for k in _face_keys(by_split[s])]) for s in splits}
     head_train = np.array([index[k] for k in _face_keys(train_pairs)], dtype=np.int64)
@@ -137,29 +138,33 @@ def load_real_faces(manifest: Manifest, splits: tuple[str, ...], size: int, with
     return pool, split_index, index, head_train, head_heldout
 
 
-def generate_faces(model: Generator, sidecar: dict, pairs: list[Pair], options: RunOptions) -> np.ndarray:
-    """uint8 RGB faces for every pair's clip, in batches; batch k uses seed ``options.seed + k``."""
+def generate_faces(model: Generator, sidecar: dict, pairs: list[Pair], options: RunOptions, shard: Shard
+                   ) -> np.ndarray:
+    """uint8 RGB faces for every pair's clip, in batches; batch k uses seed ``options.seed + k`` and is generated
+    by the process that owns it."""
     data = sidecar.get("data", {})
     device = next(model.parameters()).device
-    faces = []
     chunks = list(batched(pairs, options.batch_size))
-    for k, chunk in enumerate(tqdm(chunks, desc="generating faces", unit="batch", disable=None)):
+    mine = [k for k in range(len(chunks)) if shard.owns(k)]
+    local = {}
+    for k in tqdm(mine, desc="generating faces", unit="batch", disable=None):
         speech = np.stack([load_speech(p.audio, model.config.audio_seconds, data.get("normalisation", "peak"))
-                           for p in chunk])
+                           for p in chunks[k]])
         batch = generate(model, torch.from_numpy(speech)[:, None].to(device), options.sampling, options.seed + k,
                          data.get("output_order", "rgb"))
-        faces.extend(np.asarray(array_to_image(face)) for face in batch.cpu().numpy())
-    return np.stack(faces)
+        local[k] = np.stack([np.asarray(array_to_image(face)) for face in batch.cpu().numpy()])
+    gathered = shard.gather(local)
+    return np.concatenate([gathered[k] for k in range(len(chunks))])
 
 
 def build_evalset(model: Generator, sidecar: dict, manifest: Manifest, splits: tuple[str, ...], options: RunOptions,
-                  with_head: bool) -> EvalSet:
+                  with_head: bool, shard: Shard) -> EvalSet:
     real, real_index, face_index, head_train, head_heldout = load_real_faces(
         manifest, splits, model.config.image_size, with_head)
     pairs = [p for s in splits for p in manifest.pairs if p.split == s]
     bounds = np.cumsum([0] + [sum(p.split == s for p in pairs) for s in splits])
     names = [f"generated/{p.split}/{n}.png" for p, n in zip(pairs, _unique_split_names(pairs))]
-    generated = ImagePool(generate_faces(model, sidecar, pairs, options), np.array([p.identity for p in pairs]),
+    generated = ImagePool(generate_faces(model, sidecar, pairs, options, shard), np.array([p.identity for p in pairs]),
                           tuple(names))
     generated_index = {s: np.arange(bounds[k], bounds[k + 1]) for k, s in enumerate(splits)}
     paired = {s: np.array([face_index[p.face, p.face_order] for p in pairs if p.split == s]) for s in splits}
@@ -170,7 +175,7 @@ def _unique_split_names(pairs: list[Pair]) -> list[str]:
     names = [""] * len(pairs)
     for split in dict.fromkeys(p.split for p in pairs):
         positions = [i for i, p in enumerate(pairs) if p.split == split]
-        for i, name in zip(positions, _unique_names([(pairs[i].identity, pairs[i].audio) for i in positions])):
+        for i, name in zip(positions, unique_names([(pairs[i].identity, pairs[i].audio) for i in positions])):
             names[i] = name
     return names
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
-from evalkit import __version__, provenance
+from threadpoolctl import threadpool_limits
+
+from evalkit import __version__, distributed, provenance
+from evalkit.distributed import Shard
 from evalkit.errors import EvalError, FeatureUnavailable
 from evalkit.evalset import EvalSet, build_evalset, check_compatible, choose_splits, save_images
 from evalkit.features import FeatureCache, FeatureExtractor, Features, make_extractor
@@ -36,7 +40,7 @@ def validate(options: RunOptions) -> None:
 def make_run_dir(out: Path | None) -> Path:
     """``out``, or ``runs/<UTC timestamp>`` (with a numeric suffix when that folder already exists)."""
     if out is None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         out = candidate = Path("runs") / stamp
         suffix = 1
         while out.exists():
@@ -82,32 +86,49 @@ def feature_source(cache: FeatureCache, extractors: dict[str, FeatureExtractor],
     return features
 
 
-def run(options: RunOptions, command_line: str) -> tuple[dict, Path]:
-    """Evaluate; returns the results document (also written to ``<run dir>/results.json``) and the run folder."""
+def run(options: RunOptions, command_line: str) -> tuple[dict, Path] | None:
+    """Evaluate; returns the results document (also written to ``<run dir>/results.json``) and the run folder, or
+    None on the helper processes of a torchrun launch."""
     validate(options)
     metrics = resolve_metrics(options.metrics)
     manifest = read_manifest(options.data)
     splits = choose_splits(manifest, options.splits)
+    shard, device_name = distributed.start(options.device)
+    try:
+        return _evaluate(replace(options, device=device_name), metrics, manifest, splits, shard, command_line)
+    finally:
+        distributed.stop(shard)
+
+
+def _evaluate(options: RunOptions, metrics: list[Metric], manifest: Manifest, splits: tuple[str, ...], shard: Shard,
+              command_line: str) -> tuple[dict, Path] | None:
     device = pick_device(options.device)
     model, sidecar = load_generator(options.checkpoint, device)
     check_compatible(model, sidecar, manifest, splits)
     extractors, unavailable = build_extractors(metrics, options)
     with_head = any(m.name == "identity_accuracy" for m in metrics)
-    run_dir = make_run_dir(options.out)
-    evalset = build_evalset(model, sidecar, manifest, splits, options, with_head)
+    run_dir = make_run_dir(options.out) if shard.is_main else None
+    evalset = build_evalset(model, sidecar, manifest, splits, options, with_head, shard)
+    ctx = MetricContext(options, evalset, run_dir,
+                        feature_source(FeatureCache(options.cache_dir, shard), extractors, evalset))
+    for name in extractors:  # every process takes part in every extraction, in the same order
+        ctx.features(name)
+    if not shard.is_main:
+        return None
     save_images(evalset.generated, run_dir)
     save_images(evalset.real, run_dir)
-    ctx = MetricContext(options, evalset, run_dir,
-                        feature_source(FeatureCache(options.cache_dir), extractors, evalset))
-    results = {m.name: evaluate_metric(m, ctx, unavailable) for m in metrics}
+    # the bootstrap's many small matrix products: one BLAS thread is several times faster than threads that contend
+    # for a few busy cores
+    with threadpool_limits(limits=1, user_api="blas"):
+        results = {m.name: evaluate_metric(m, ctx, unavailable) for m in metrics}
     document = {
         "evalkit_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "run_dir": str(run_dir),
         "splits": list(splits),
         "data": evalset.counts(),
-        "settings": {**options.to_dict(), "device": str(device), "image_size": model.config.image_size,
-                     "audio_seconds": model.config.audio_seconds,
+        "settings": {**options.to_dict(), "device": str(device), "processes": shard.world,
+                     "image_size": model.config.image_size, "audio_seconds": model.config.audio_seconds,
                      "features": {name: e.settings() for name, e in extractors.items()}},
         "results": results,
         "warnings": ctx.warnings,

@@ -2,17 +2,17 @@
 
 Distribution metrics work on a ``GramPair`` (the inner products within and between the two feature sets), so a
 bootstrap replicate only indexes precomputed matrices: the Fréchet distance of a resample needs the nuclear norm of
-its double-centred cross Gram matrix, since the non-zero eigenvalues of S1 S2 are the squared singular values of
-A B^T / sqrt((n-1)(m-1)) for centred feature matrices A, B.
+its double-centred cross Gram matrix C = A B^T (centred feature matrices A, B), since the non-zero eigenvalues of
+S1 S2 are the squared singular values of C / sqrt((n-1)(m-1)); they come from the smaller of C^T C and C C^T.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -71,7 +71,7 @@ class GramPair:
     dim: int
 
     @classmethod
-    def of(cls, x: np.ndarray, y: np.ndarray) -> "GramPair":
+    def of(cls, x: np.ndarray, y: np.ndarray) -> GramPair:
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
             raise EvalError(f"feature sets do not match: {x.shape} vs {y.shape}")
@@ -102,7 +102,9 @@ def frechet_from_gram(g: GramPair, i: np.ndarray | None = None, j: np.ndarray | 
     mean_gap = kxx.mean() + kyy.mean() - 2 * kxy.mean()
     trace_x = np.trace(_double_centre(kxx)) / (n - 1)
     trace_y = np.trace(_double_centre(kyy)) / (m - 1)
-    trace_covmean = np.linalg.svd(_double_centre(kxy), compute_uv=False).sum() / math.sqrt((n - 1) * (m - 1))
+    cross = _double_centre(kxy)
+    small = cross.T @ cross if n >= m else cross @ cross.T  # its eigenvalues: the squared singular values of cross
+    trace_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(small), 0, None)).sum() / math.sqrt((n - 1) * (m - 1))
     return float(mean_gap + trace_x + trace_y - 2 * trace_covmean)
 
 

@@ -127,7 +127,7 @@ def load_generator(path: str | Path | None = None, device: str | torch.device = 
         raise CheckpointError(f"{path}: unknown checkpoint type (expected .safetensors, or the authors' .pth)")
     sidecar["path"] = str(path)
     sidecar["file_sha256"] = sha256_file(path)
-    return model.to(device), sidecar
+    return model.to(device).eval(), sidecar
 
 
 def _load_our_checkpoint(path: Path) -> tuple[Generator, dict]:

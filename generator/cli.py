@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from generator.errors import Wav2PixError
-
-
-class FriendlyGroup(click.Group):
-    """Reports a Wav2PixError as one line on stderr and exit status 2, never a traceback."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except Wav2PixError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+from generator.build.cli import build
+from generator.cli_support import FriendlyGroup
 
 
 @click.group(cls=FriendlyGroup)
@@ -53,6 +42,9 @@ def import_cmd(source: Path, out: Path, layout: str | None, face_order: str, spl
         pairs = import_original_layout(source, split, face_order)
     write_manifest(pairs, out)
     click.echo(f"wrote {out} ({len(pairs)} pairs)")
+
+
+data.add_command(build)
 
 
 def _load_any(source: Path):

@@ -222,7 +222,14 @@ class Wav2PixTrainer:
         torch.manual_seed(config.seed)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        manifest = read_manifest(config.manifest).select(config.train_splits)
+        manifest = read_manifest(config.manifest)
+        present = [split for split in config.train_splits if split in manifest.splits]
+        if not present:
+            raise ConfigError(
+                f"{config.manifest}: none of the training splits {config.train_splits} is in it "
+                f"(it has {manifest.splits}); set train_splits=[...]"
+            )
+        manifest = manifest.select(present)
         self.manifest_hash = manifest.content_hash()
         self.data_options = DataOptions(
             image_size=config.image_size,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, jsonify, render_template
+from flask import Flask, abort, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -49,11 +50,19 @@ def create_app(config: Mapping[str, Any]) -> Flask:
 
     app.register_blueprint(rater_blueprint)
     app.register_blueprint(admin_blueprint, url_prefix="/admin")
+    app.before_request(_refuse_nul_bytes)
     app.teardown_appcontext(close_db_session)
     app.after_request(_add_security_headers)
     app.register_error_handler(HTTPException, _render_http_error)
     app.register_error_handler(CSRFError, _render_http_error)
     return app
+
+
+def _refuse_nul_bytes() -> None:
+    """No id or field of this app holds a NUL byte, and PostgreSQL text cannot: refuse them before any query."""
+    values = chain([request.path], chain.from_iterable(request.args.listvalues()))
+    if any("\x00" in value for value in chain(values, chain.from_iterable(request.form.listvalues()))):
+        abort(400, "NUL byte in the request")
 
 
 def _add_security_headers(response):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from survey_app import migrate
 from survey_app.app import create_app
 from survey_app.db import create_database_engine, create_session_factory, default_database_url
 from survey_app.export import write_export
-from survey_app.manifest import ManifestError, load_run_input
+from survey_app.manifest import load_run_input
 from survey_app.models import Admin, ItemKind, Study
 from survey_app.study_builder import DEFAULT_CONSENT_TEXT, DEFAULT_CONSENT_VERSION, StudyOptions, create_study, new_slug
 
@@ -51,23 +51,31 @@ class Workspace:
         return create_session_factory(engine)
 
 
-def clear_errors(command):
-    """Turns expected failures into one `Error: ...` line and exit status 1 instead of a traceback."""
+def error_message(error: Exception) -> str | None:
+    """The one-line message of an expected failure (bad input, unusable database), or None for a bug."""
+    if isinstance(error, SQLAlchemyError):
+        first_line = str(error.orig if getattr(error, "orig", None) else error).splitlines()[0]
+        return f"database error: {first_line}"
+    if isinstance(error, (ValueError, OSError)):  # ManifestError is a ValueError
+        return str(error)
+    return None
 
-    @functools.wraps(command)
-    def wrapped(*args, **kwargs):
+
+class FriendlyGroup(click.Group):
+    """Reports an expected failure as one `error: ...` line on stderr and exit status 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
         try:
-            return command(*args, **kwargs)
-        except (ManifestError, ValueError, OSError) as error:
-            raise click.ClickException(str(error)) from error
-        except SQLAlchemyError as error:
-            first_line = str(error.orig if getattr(error, "orig", None) else error).splitlines()[0]
-            raise click.ClickException(f"database error: {first_line}") from error
+            return super().invoke(ctx)
+        except Exception as error:
+            message = error_message(error)
+            if message is None:
+                raise
+            click.echo(f"error: {message}", err=True)
+            sys.exit(2)
 
-    return wrapped
 
-
-@click.group()
+@click.group(cls=FriendlyGroup)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -90,7 +98,6 @@ def main(context: click.Context, data_dir: Path, database_url: str | None) -> No
 
 @main.command("migrate")
 @click.pass_obj
-@clear_errors
 def migrate_command(workspace: Workspace) -> None:
     """Create or upgrade the database schema to the latest revision."""
     engine = create_database_engine(workspace.database_url)
@@ -115,7 +122,6 @@ def migrate_command(workspace: Workspace) -> None:
 @click.option("--consent-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--consent-version", default=DEFAULT_CONSENT_VERSION, show_default=True)
 @click.pass_obj
-@clear_errors
 def create_study_command(workspace: Workspace, run_dir: Path, consent_file: Path | None, **options) -> None:
     """Create a study from RUN_DIR/pairs.csv, copying its images into the store under opaque ids."""
     run_input = load_run_input(run_dir)
@@ -141,7 +147,6 @@ def create_study_command(workspace: Workspace, run_dir: Path, consent_file: Path
 @click.option("--username", required=True)
 @click.password_option(envvar="SURVEY_APP_ADMIN_PASSWORD")
 @click.pass_obj
-@clear_errors
 def create_admin_command(workspace: Workspace, username: str, password: str) -> None:
     """Create an admin login for the dashboard, or set a new password for an existing one."""
     if len(password) < 12:
@@ -156,11 +161,10 @@ def create_admin_command(workspace: Workspace, username: str, password: str) -> 
 
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True)
+@click.option("--port", default=8000, show_default=True, help="0: any free port (printed).")
 @click.option("--threads", default=8, show_default=True)
 @click.option("--secure-cookies/--no-secure-cookies", default=False, help="Set behind HTTPS.")
 @click.pass_obj
-@clear_errors
 def serve_command(workspace: Workspace, host: str, port: int, threads: int, secure_cookies: bool) -> None:
     """Serve the app with waitress."""
     workspace.migrated_session_factory()
@@ -172,8 +176,11 @@ def serve_command(workspace: Workspace, host: str, port: int, threads: int, secu
             "SESSION_COOKIE_SECURE": secure_cookies,
         }
     )
-    click.echo(f"serving on http://{host}:{port}/ (admin: /admin/)")
-    waitress.serve(app, host=host, port=port, threads=threads, max_request_body_size=app.config["MAX_CONTENT_LENGTH"])
+    server = waitress.create_server(
+        app, host=host, port=port, threads=threads, max_request_body_size=app.config["MAX_CONTENT_LENGTH"]
+    )
+    click.echo(f"serving on http://{host}:{server.effective_port}/ (admin: /admin/)")  # --port 0: a free port
+    server.run()
 
 
 @main.command("export")
@@ -181,7 +188,6 @@ def serve_command(workspace: Workspace, host: str, port: int, threads: int, secu
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--bootstrap-replicates", default=2000, show_default=True)
 @click.pass_obj
-@clear_errors
 def export_command(workspace: Workspace, slug: str, out_dir: Path, bootstrap_replicates: int) -> None:
     """Write answers/raters CSV, JSON, codebook and the results summary (JSON + markdown) to OUT."""
     with workspace.migrated_session_factory()() as db:

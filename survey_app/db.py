@@ -1,4 +1,10 @@
-"""Database engines: SQLite by default (WAL, busy timeout, every transaction BEGIN IMMEDIATE), PostgreSQL by URL."""
+"""Database engines: SQLite by default (WAL, busy timeout, every transaction BEGIN IMMEDIATE), PostgreSQL by URL.
+
+SQLite runs one write transaction at a time, and here every transaction takes the write lock, so a process keeps
+one connection and its threads queue for it in the pool: a freed connection wakes the next thread at once, where
+SQLite's busy handler would have it sleep in steps of up to 100 ms. The busy timeout still covers other processes
+(the CLI beside the server).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,10 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_POOL_TIMEOUT_S = 30
 
 
 def default_database_url(data_dir: Path) -> str:
@@ -19,7 +27,14 @@ def create_database_engine(database_url: str) -> Engine:
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+    engine = create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=SQLITE_POOL_TIMEOUT_S,
+    )
     _configure_sqlite(engine, in_memory=url.database in (None, "", ":memory:"))
     return engine
 

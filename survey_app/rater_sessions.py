@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from survey_app.models import Answer, Item, ItemKind, Platform, Question, Rater, Study, Trial, utc_now
 
@@ -178,14 +178,33 @@ def allowed_values(trial: Trial, question: Question) -> tuple[str, ...]:
 
 
 def find_trial(db: Session, rater: Rater, trial_id: str) -> Trial:
-    trial = db.scalar(select(Trial).where(Trial.id == trial_id, Trial.rater_id == rater.id))
+    trial = db.scalar(
+        select(Trial)
+        .where(Trial.id == trial_id, Trial.rater_id == rater.id)
+        .options(joinedload(Trial.item), selectinload(Trial.answers))
+    )
     if trial is None:
         raise TrialNotFound(trial_id)
     return trial
 
 
-def _trial_completion(db: Session, rater: Rater) -> list[tuple[str, bool]]:
-    """(trial id, all questions answered) for each of the rater's trials, in the rater's order."""
+@dataclass(frozen=True)
+class SessionState:
+    """The rater's open trials in the rater's order (a trial is open until all its questions are answered)."""
+
+    open_trial_ids: tuple[str, ...]
+    total: int
+
+    @property
+    def current_trial_id(self) -> str | None:
+        return self.open_trial_ids[0] if self.open_trial_ids else None
+
+    @property
+    def done(self) -> int:
+        return self.total - len(self.open_trial_ids)
+
+
+def session_state(db: Session, rater: Rater) -> SessionState:
     rows = db.execute(
         select(Trial.id, Item.kind, func.count(Answer.id))
         .join(Item, Item.id == Trial.item_id)
@@ -193,19 +212,9 @@ def _trial_completion(db: Session, rater: Rater) -> list[tuple[str, bool]]:
         .where(Trial.rater_id == rater.id)
         .group_by(Trial.id, Item.kind, Trial.position)
         .order_by(Trial.position)
-    )
-    return [(trial_id, answered >= len(QUESTIONS_BY_KIND[kind])) for trial_id, kind, answered in rows]
-
-
-def current_trial(db: Session, rater: Rater) -> Trial | None:
-    """The first trial, in the rater's order, that still lacks an answer."""
-    open_ids = [trial_id for trial_id, complete in _trial_completion(db, rater) if not complete]
-    return db.get(Trial, open_ids[0]) if open_ids else None
-
-
-def progress(db: Session, rater: Rater) -> tuple[int, int]:
-    completion = _trial_completion(db, rater)
-    return sum(complete for _, complete in completion), len(completion)
+    ).all()
+    open_ids = tuple(trial_id for trial_id, kind, answered in rows if answered < len(QUESTIONS_BY_KIND[kind]))
+    return SessionState(open_ids, len(rows))
 
 
 def record_answers(
@@ -221,8 +230,8 @@ def record_answers(
     stored = {answer.question: answer.value for answer in trial.answers}
     new = [question for question in questions if question not in stored]
     if new:
-        current = current_trial(db, rater)
-        if current is None or current.id != trial.id:
+        open_trial_ids = session_state(db, rater).open_trial_ids
+        if not open_trial_ids or open_trial_ids[0] != trial.id:
             raise TrialNotOpen(trial_id)
         for question in new:
             db.add(
@@ -234,16 +243,15 @@ def record_answers(
                     client_rt_ms=client_rt_ms,
                 )
             )
-        db.flush()
-        if current_trial(db, rater) is None:
+            stored[question] = submitted[question.value]
+        if open_trial_ids == (trial.id,) and len(stored) == len(trial_questions(trial)):
             rater.completed_at = utc_now()
-    try:
-        db.commit()
-    except IntegrityError:
-        # A concurrent duplicate submit won the race (PostgreSQL); its answer is the stored one.
-        db.rollback()
-    db.refresh(trial)
-    stored = {answer.question: answer.value for answer in trial.answers}
+        try:
+            db.commit()
+        except IntegrityError:
+            # A concurrent duplicate submit won the race (PostgreSQL); its answers are the stored ones.
+            db.rollback()
+            stored = {answer.question: answer.value for answer in find_trial(db, rater, trial_id).answers}
     return {question.value: stored[question] for question in questions}
 
 

@@ -25,11 +25,10 @@ from survey_app.rater_sessions import (
     PlatformIdentity,
     TrialNotFound,
     TrialNotOpen,
-    current_trial,
     find_rater,
     find_trial,
-    progress,
     record_answers,
+    session_state,
     start_session,
     trial_questions,
 )
@@ -147,27 +146,30 @@ def example_image(token: str, slot: int):
 def trial(token: str):
     rater = _rater_or_404(token)
     db = db_session()
-    shown = current_trial(db, rater)
-    if shown is None:
+    state = session_state(db, rater)
+    if state.current_trial_id is None:
         return redirect(url_for("rater.done", token=token))
+    shown = find_trial(db, rater, state.current_trial_id)
     if shown.shown_at is None:
         shown.shown_at = utc_now()
-        db.commit()
-    done, total = progress(db, rater)
+    page = {
+        "token": token,
+        "trial": shown,
+        "kind": shown.item.kind.value,
+        "slots": _slots(token, shown),
+        "questions": [question.value for question in trial_questions(shown)],
+        "answered": {answer.question.value: answer.value for answer in shown.answers},
+        "attention_label": _attention_label(shown.item),
+        "done": state.done,
+        "total": state.total,
+    }
+    db.commit()  # before rendering: the transaction holds SQLite's write lock
     return render_template(
         "trial.html",
-        token=token,
-        trial=shown,
-        kind=shown.item.kind.value,
-        slots=_slots(token, shown),
-        questions=[question.value for question in trial_questions(shown)],
-        answered={answer.question.value: answer.value for answer in shown.answers},
         quality_labels=QUALITY_LABELS,
         recognition_labels=RECOGNITION_LABELS,
         recognition_keys=RECOGNITION_KEYS,
-        attention_label=_attention_label(shown.item),
-        done=done,
-        total=total,
+        **page,
     )
 
 
@@ -192,8 +194,10 @@ def _attention_label(item: Item) -> str | None:
 @rater_blueprint.post("/r/<token>/trials/<trial_id>/answers")
 def answer(token: str, trial_id: str):
     rater = _rater_or_404(token)
-    if set(request.form) - ANSWER_FORM_FIELDS:
+    if set(request.form) - ANSWER_FORM_FIELDS or request.files:
         abort(400, "unexpected field")
+    if any(len(values) > 1 for values in request.form.listvalues()):
+        abort(400, "repeated field")
     submitted = {name: value for name, value in request.form.items() if name in QUESTION_FIELDS}
     try:
         client_rt_ms = int(request.form["rt_ms"]) if request.form.get("rt_ms") else None

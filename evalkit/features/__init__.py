@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
+from evalkit.distributed import Shard
 from evalkit.errors import EvalError
 from evalkit.options import RunOptions
 
@@ -72,10 +74,12 @@ def images_sha256(images: np.ndarray) -> str:
 
 
 class FeatureCache:
-    """``<dir>/<key[:2]>/<key>.npz`` per (extractor, image set); writes are atomic."""
+    """``<dir>/<key[:2]>/<key>.npz`` per (extractor, image set); writes are atomic. Under torchrun each process
+    extracts one block of the images and the blocks are gathered; process 0 writes the file."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, shard: Shard | None = None) -> None:
         self.directory = Path(directory)
+        self.shard = shard or Shard()
 
     def key(self, extractor: FeatureExtractor, images: np.ndarray) -> str:
         identity = json.dumps(extractor.cache_id(), sort_keys=True) + images_sha256(images)
@@ -86,10 +90,12 @@ class FeatureCache:
 
     def features(self, extractor: FeatureExtractor, images: np.ndarray) -> Features:
         path = self.path(self.key(extractor, images))
-        if path.is_file():
+        if self.shard.main_decides(path.is_file()):
             with np.load(path) as stored:
                 return {name: stored[name] for name in stored.files}
-        computed = extractor.extract(images)
+        computed = self._extract(extractor, images)
+        if not self.shard.is_main:
+            return computed
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp.npz")
@@ -98,3 +104,9 @@ class FeatureCache:
         except OSError as exc:
             raise EvalError(f"{self.directory}: cannot write the feature cache ({exc}); pick another --cache-dir") from None
         return computed
+
+    def _extract(self, extractor: FeatureExtractor, images: np.ndarray) -> Features:
+        mine = self.shard.blocks(len(images))[self.shard.rank]
+        gathered = self.shard.gather({self.shard.rank: extractor.extract(images[mine])} if len(mine) else {})
+        parts = [gathered[rank] for rank in sorted(gathered)]
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}

@@ -30,7 +30,7 @@ def dlib_models_dir() -> Path:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise EvalError("dlib face models missing: install the face-recognition-models package")
-    return Path(list(spec.submodule_search_locations)[0]) / "models"
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
 def dlib_model(name: str) -> Path:

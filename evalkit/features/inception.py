@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 from unittest import mock
 
 import numpy as np

@@ -95,7 +95,7 @@ def load_vggface_h5(path: str | Path) -> VGGFace16:
     except OSError as exc:
         raise EvalError(f"{path}: not an HDF5 weights file ({exc})") from None
     with handle:
-        group = handle["model_weights"] if "model_weights" in handle else handle
+        group = handle.get("model_weights", handle)
         model = VGGFace16(include_top="fc6" in group)
         for name, _ in conv_layers():
             kernel, bias = _layer_weights(group, name, path)

@@ -7,9 +7,10 @@ the row of real faces where the metric has one. ``columns`` are the figures show
 
 from __future__ import annotations
 
+from collections.abc import Callable
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -64,6 +65,8 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {}
+METRIC_MODULES = ("fid", "kid", "precision_recall", "face_fd", "face_kid", "identity_accuracy", "landmark_ratio",
+                  "identity_similarity")
 
 
 def register(metric: Metric) -> Metric:
@@ -72,11 +75,9 @@ def register(metric: Metric) -> Metric:
 
 
 def all_metrics() -> dict[str, Metric]:
-    # registration on import, in the order of the printed table
-    from evalkit.metrics import fid, kid, precision_recall  # noqa: F401
-    from evalkit.metrics import face_fd, face_kid  # noqa: F401
-    from evalkit.metrics import identity_accuracy, identity_similarity, landmark_ratio  # noqa: F401
-
+    """Every metric, in the order of the printed table (each module registers itself on import)."""
+    for module in METRIC_MODULES:
+        importlib.import_module(f"evalkit.metrics.{module}")
     return METRICS
 
 

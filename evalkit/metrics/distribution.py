@@ -9,12 +9,22 @@ from __future__ import annotations
 import numpy as np
 
 from evalkit.metrics import MetricContext
-from evalkit.stats import (GramPair, bootstrap_interval, figure, frechet_distance, frechet_from_gram, kid_from_gram,
-                           precision_recall_flags, proportion_figure, statistics, write_stats)
+from evalkit.stats import (
+    GramPair,
+    bootstrap_interval,
+    figure,
+    frechet_distance,
+    frechet_from_gram,
+    kid_from_gram,
+    precision_recall_flags,
+    proportion_figure,
+    statistics,
+    write_stats,
+)
 
 
 def _sample_sizes(x: np.ndarray, y: np.ndarray) -> dict:
-    return {"generated": int(len(x)), "real": int(len(y))}
+    return {"generated": len(x), "real": len(y)}
 
 
 def frechet_figure(ctx: MetricContext, extractor: str, key: str, split: str, metric: str) -> dict:

@@ -21,7 +21,7 @@ def _unit(rows: np.ndarray) -> np.ndarray:
 
 def _mean_figure(ctx: MetricContext, values: np.ndarray, chance: float | None, *names: str) -> dict:
     interval = bootstrap_interval(lambda i: values[i].mean(), [len(values)], ctx.options.bootstrap, ctx.rng(*names))
-    return figure(values.mean(), interval, int(len(values)), chance, "bootstrap")
+    return figure(values.mean(), interval, len(values), chance, "bootstrap")
 
 
 def evaluate(ctx: MetricContext, split: str) -> dict:

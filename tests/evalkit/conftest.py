@@ -5,8 +5,8 @@ Everything is written by the tests into temporary folders; nothing is downloaded
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from unittest import mock
 
 import numpy as np
@@ -58,7 +58,7 @@ def face_image(identity: int, k: int, size: int = 96) -> np.ndarray:
 def build_eval_set(root: Path, faces_per_identity: int = 4, clips_per_face: int = 2, seconds: float = 0.3) -> Path:
     """Splits ``seen`` (one clip per face) and ``unseen_speech`` (``clips_per_face`` clips per other face)."""
     rows = []
-    samples = int(round(seconds * 16_000))
+    samples = round(seconds * 16_000)
     for i, identity in enumerate(IDENTITIES):
         for k in range(faces_per_identity):
             face = root / "faces" / identity / f"face_{k}.png"

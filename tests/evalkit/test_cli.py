@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -15,7 +17,7 @@ from evalkit.features.inception import WEIGHTS_FILE
 from evalkit.metrics import all_metrics
 from evalkit.stats import read_stats
 from generator.checkpoint import INCLUDED_CHECKPOINT, save_generator
-from tests.conftest import check_cli_error, small_generator, write_csv
+from tests.conftest import REPO, check_cli_error, small_generator, write_csv
 
 FAST_METRICS = "landmark_ratio"
 
@@ -175,3 +177,24 @@ def test_default_run_on_the_embedded_set(evalkit_cli, tmp_path):
     assert real["landmark_ratio"]["ratio"]["value"] > 0.9
     assert real["identity_accuracy"]["accuracy"]["value"] > 0.9
     assert np.isfinite(document["results"]["face_fd"]["rows"]["seen"]["face_fd"]["value"])
+
+
+def test_torchrun_two_processes_give_the_same_results_as_one(saved_checkpoint, eval_manifest, inception_weights,
+                                                            tmp_path):
+    common = ["--checkpoint", saved_checkpoint, "--data", eval_manifest, "--device", "cpu", "--bootstrap", "20",
+              "--metrics", "fid,face_fd,identity_accuracy,landmark_ratio", "--inception-weights", inception_weights,
+              "--inception-dims", "64", "--batch-size", "3", "--sampling", "dropout"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    single = [sys.executable, "-m", "evalkit", "run", "--out", tmp_path / "one", "--cache-dir", tmp_path / "c1"]
+    double = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "evalkit",
+              "run", "--out", tmp_path / "two", "--cache-dir", tmp_path / "c2"]
+    for command in (single, double):
+        done = subprocess.run([str(c) for c in command + common], env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    one, two = figures(tmp_path / "one"), figures(tmp_path / "two")
+    assert json.loads((tmp_path / "two" / "results.json").read_text())["settings"]["processes"] == 2
+    assert one == two
+    for image in (tmp_path / "one" / "generated").rglob("*.png"):
+        twin = tmp_path / "two" / image.relative_to(tmp_path / "one")
+        assert image.read_bytes() == twin.read_bytes()

@@ -15,8 +15,14 @@ from evalkit.errors import EvalError, FeatureUnavailable
 from evalkit.features import FeatureCache, FeatureExtractor, make_extractor
 from evalkit.features.dlib_faces import DlibFaceExtractor
 from evalkit.features.inception import WEIGHTS_FILE, InceptionExtractor, hub_weights_path
-from evalkit.features.vggface import (BGR_MEANS, VGGFaceExtractor, conv_layers, dense_kernel_from_channels_last,
-                                      load_vggface_h5, preprocess)
+from evalkit.features.vggface import (
+    BGR_MEANS,
+    VGGFaceExtractor,
+    conv_layers,
+    dense_kernel_from_channels_last,
+    load_vggface_h5,
+    preprocess,
+)
 from evalkit.options import RunOptions
 from tests.evalkit.conftest import embedded_face
 

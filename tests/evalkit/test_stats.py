@@ -6,8 +6,19 @@ import numpy as np
 import pytest
 from pytorch_fid.fid_score import calculate_frechet_distance, compute_statistics_of_path
 
-from evalkit.stats import (GramPair, bootstrap_interval, frechet_distance, frechet_from_gram, kid_from_gram,
-                           precision_recall_flags, read_stats, seeded_rng, statistics, wilson_interval, write_stats)
+from evalkit.stats import (
+    GramPair,
+    bootstrap_interval,
+    frechet_distance,
+    frechet_from_gram,
+    kid_from_gram,
+    precision_recall_flags,
+    read_stats,
+    seeded_rng,
+    statistics,
+    wilson_interval,
+    write_stats,
+)
 
 
 def features(n: int, dim: int, seed: int, shift: float = 0.0) -> np.ndarray:
@@ -55,7 +66,7 @@ def test_gram_frechet_equals_statistics_form_on_any_resample(n, m, dim):
 
 def brute_force_kid(x: np.ndarray, y: np.ndarray) -> float:
     d = x.shape[1]
-    k = lambda a, b: (a @ b / d + 1) ** 3  # noqa: E731
+    k = lambda a, b: (a @ b / d + 1) ** 3
     n, m = len(x), len(y)
     xx = sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
     yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))

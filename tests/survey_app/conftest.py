@@ -1,43 +1,47 @@
-"""Fixtures: a tiny run folder of PNG pairs made with PIL, a migrated SQLite app, and a study in it."""
+"""Fixtures: a tiny run folder of PNG pairs, a migrated database on SQLite and on PostgreSQL, an app and a study in it.
+
+Every test that uses `database_url` (through `app`) runs on both backends. PostgreSQL is the server named by
+$SURVEY_TEST_POSTGRES_URL (.ci/run starts one on loopback); without it those runs skip, saying so.
+"""
 
 from __future__ import annotations
 
-import re
+import os
+import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 from survey_app import migrate
 from survey_app.app import create_app
 from survey_app.db import create_database_engine, create_session_factory
+from survey_app.loadtest import (
+    CSRF_META,
+    QUESTION,
+    TRIAL_ACTION,
+    TRIAL_KIND,
+    write_png,
+    write_synthetic_run,
+)
+from survey_app.loadtest import choose_answers as careful_answers
 from survey_app.manifest import load_run_input
+from survey_app.models import Base
 from survey_app.study_builder import StudyOptions, create_study
 
+__all__ = ["QUESTION", "TRIAL_ACTION", "TRIAL_KIND", "careful_answers", "csrf_from", "write_png"]
+
 IDENTITIES = ("id00", "id01", "id02", "id03", "id04", "id05")
-SPLITS = ("test", "val")
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-
-
-def write_png(path: Path, shade: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (8, 8), (shade, 255 - shade, (shade * 7) % 256)).save(path)
+POSTGRES_URL_VARIABLE = "SURVEY_TEST_POSTGRES_URL"
+BACKENDS = ("sqlite", "postgresql")
 
 
 def write_run_dir(folder: Path, identities=IDENTITIES, photos_per_identity: int = 2, groups: bool = False) -> Path:
-    """Each identity in one split (alternating), with `photos_per_identity` real/generated rows."""
-    rows = ["split,identity,real,generated" + (",group" if groups else "")]
-    for index, identity in enumerate(identities):
-        for photo in range(photos_per_identity):
-            real, generated = f"real/{identity}_{photo}.png", f"generated/{identity}_{photo}.png"
-            write_png(folder / real, 10 * index + photo)
-            write_png(folder / generated, 200 - 10 * index - photo)
-            row = f"{SPLITS[index % 2]},{identity},{real},{generated}"
-            rows.append(row + (f",{'a' if index % 2 else 'b'}" if groups else ""))
-    (folder / "pairs.csv").write_text("\n".join(rows) + "\n")
-    return folder
+    return write_synthetic_run(folder, identities, photos_per_identity, groups)
 
 
 @pytest.fixture
@@ -46,7 +50,7 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A database migrated once per test run; each test gets a copy (Alembic per test would be slow)."""
     path = tmp_path_factory.mktemp("template") / "survey.sqlite3"
     engine = create_database_engine(f"sqlite:///{path}")
@@ -56,13 +60,74 @@ def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def app_config(tmp_path: Path, migrated_database: Path) -> dict:
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    url = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not url:
+        pytest.skip(f"set {POSTGRES_URL_VARIABLE} to a PostgreSQL server on loopback to test it (.ci/run does)")
+    return url
+
+
+@contextmanager
+def scratch_postgres_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the test server, dropped afterwards; yields its URL."""
+    name = f"survey_test_{secrets.token_hex(6)}"
+    server = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+        server.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres(postgres_server_url: str) -> Iterator[str]:
+    """A database migrated once per test run; each test empties it first."""
+    with scratch_postgres_database(postgres_server_url) as url:
+        engine = create_database_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
+
+
+def emptied_postgres(url: str) -> str:
+    engine = create_engine(url)
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated database: a copy of the SQLite template, or the PostgreSQL test database emptied."""
+    if request.param == "postgresql":
+        return emptied_postgres(request.getfixturevalue("migrated_postgres"))
     database = tmp_path / "survey.sqlite3"
-    shutil.copy(migrated_database, database)
+    shutil.copy(request.getfixturevalue("migrated_sqlite"), database)
+    return f"sqlite:///{database}"
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database without any schema, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    with scratch_postgres_database(request.getfixturevalue("postgres_server_url")) as url:
+        yield url
+
+
+@pytest.fixture
+def app_config(tmp_path: Path, database_url: str) -> dict:
+    """tmp_path doubles as a `survey-app --data-dir`: the image store is its images/ folder."""
     return {
         "SECRET_KEY": "test-secret",
-        "SURVEY_DATABASE_URL": f"sqlite:///{database}",
+        "SURVEY_DATABASE_URL": database_url,
         "SURVEY_IMAGE_STORE": tmp_path / "images",
         "SURVEY_BOOTSTRAP_REPLICATES": 200,
     }
@@ -70,7 +135,9 @@ def app_config(tmp_path: Path, migrated_database: Path) -> dict:
 
 @pytest.fixture
 def app(app_config: dict):
-    return create_app(app_config)
+    app = create_app(app_config)
+    yield app
+    app.extensions["survey_engine"].dispose()
 
 
 @pytest.fixture
@@ -124,24 +191,6 @@ def start_rater(app) -> Callable[..., tuple]:
         return client, token, csrf
 
     return start
-
-
-TRIAL_KIND = re.compile(r'class="trial trial-(\w+)"')
-TRIAL_ACTION = re.compile(r'action="(/r/[^"]+/answers)"')
-QUESTION = re.compile(r'data-question="(\w+)"')
-ATTENTION_VALUE = re.compile(r"please select (\d)")
-
-
-def careful_answers(kind: str, questions: list[str], html: str) -> dict[str, str]:
-    """A rater who follows instructions, recognises controls correctly and varies ratings."""
-    answers = {"quality": str(1 + len(html) % 5), "recognition": "not_sure", "lineup": "1"}
-    if kind == "attention":
-        answers["quality"] = ATTENTION_VALUE.search(html).group(1)
-    if kind == "control_same":
-        answers["recognition"] = "yes"
-    if kind == "control_different":
-        answers["recognition"] = "no"
-    return {question: answers[question] for question in questions}
 
 
 @pytest.fixture

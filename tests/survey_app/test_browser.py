@@ -21,6 +21,7 @@ PHONE_WINDOW = (412, 915)
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),  # the database layer is tested elsewhere
     pytest.mark.skipif(
         not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
         reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)",

@@ -45,12 +45,12 @@ def test_create_study_then_export(tmp_path: Path, run_dir: Path) -> None:
     }
 
 
-def test_migrate_and_create_admin(tmp_path: Path) -> None:
+def test_migrate_and_create_admin(tmp_path: Path, cli_error) -> None:
     assert "database at revision 0001" in _invoke(tmp_path, "migrate").output
     saved = _invoke(tmp_path, "create-admin", "--username", "boss", env={"SURVEY_APP_ADMIN_PASSWORD": "long enough pw"})
     assert saved.exit_code == 0 and "admin boss saved" in saved.output
     short = _invoke(tmp_path, "create-admin", "--username", "boss", env={"SURVEY_APP_ADMIN_PASSWORD": "short"})
-    assert short.exit_code == 1 and "at least 12 characters" in short.output
+    cli_error(short, "at least 12 characters")
 
 
 def _broken_inputs(tmp_path: Path, run_dir: Path) -> dict[str, Path]:
@@ -62,19 +62,15 @@ def _broken_inputs(tmp_path: Path, run_dir: Path) -> dict[str, Path]:
     return {"does not exist": tmp_path / "missing", "has no pairs.csv": empty, "lacks column(s)": bad}
 
 
-def test_bad_input_gives_one_error_line_and_a_non_zero_exit(tmp_path: Path, run_dir: Path) -> None:
+def test_bad_input_gives_one_error_line_and_exit_status_2(tmp_path: Path, run_dir: Path, cli_error) -> None:
     for message, folder in _broken_inputs(tmp_path, run_dir).items():
-        result = _invoke(tmp_path, "create-study", "--run", str(folder))
-        assert result.exit_code == 1
-        assert result.output.count("\n") == 1 and result.output.startswith("Error: ") and message in result.output
-    missing_study = _invoke(tmp_path, "export", "--study", "nope", "--out", str(tmp_path / "o"))
-    assert missing_study.exit_code == 1 and "no study 'nope'" in missing_study.output
+        cli_error(_invoke(tmp_path, "create-study", "--run", str(folder)), message)
+    cli_error(_invoke(tmp_path, "export", "--study", "nope", "--out", str(tmp_path / "o")), "no study 'nope'")
 
 
-def test_unknown_database_kind_is_one_clear_line(tmp_path: Path, run_dir: Path) -> None:
+def test_unknown_database_kind_is_one_clear_line(tmp_path: Path, run_dir: Path, cli_error) -> None:
     result = _invoke(tmp_path, "--database-url", "nosuchdb://x", "create-study", "--run", str(run_dir))
-    assert result.exit_code == 1 and result.output.startswith("Error: database error")
-    assert result.output.count("\n") == 1
+    assert cli_error(result).startswith("error: database error")
 
 
 def test_unusable_database_is_one_clear_line_in_a_real_process(tmp_path: Path, run_dir: Path) -> None:
@@ -82,8 +78,8 @@ def test_unusable_database_is_one_clear_line_in_a_real_process(tmp_path: Path, r
     process = subprocess.run(
         [
             sys.executable,
-            "-c",
-            "from survey_app.cli import main; main()",
+            "-m",
+            "survey_app",
             "--data-dir",
             str(tmp_path / "d"),
             "--database-url",
@@ -97,6 +93,6 @@ def test_unusable_database_is_one_clear_line_in_a_real_process(tmp_path: Path, r
         timeout=60,
         cwd=Path(__file__).parents[2],
     )
-    assert process.returncode == 1
+    assert process.returncode == 2
     assert "Traceback" not in process.stderr and process.stderr.count("\n") == 1
-    assert process.stderr.startswith("Error: ")
+    assert process.stderr.startswith("error: database error")

@@ -1,3 +1,4 @@
+import io
 import re
 
 import pytest
@@ -72,6 +73,22 @@ def test_hostile_ids_and_paths_answer_404(study, start_rater, path: str) -> None
     assert b"CREATE TABLE" not in response.data and b"root:" not in response.data
 
 
+@pytest.mark.parametrize("trial_id", ["..%2F..%2Fsurvey.sqlite3", "..", "x" * 200])
+def test_hostile_trial_ids_in_answer_posts_answer_404(study, start_rater, trial_id: str) -> None:
+    client, token, csrf = start_rater(study)
+    response = client.post(f"/r/{token}/trials/{trial_id}/answers", data={"csrf_token": csrf, "quality": "1"})
+    assert response.status_code == 404
+
+
+def test_nul_bytes_in_ids_and_fields_are_refused(app, study, start_rater) -> None:
+    client, token, csrf = start_rater(study)
+    for path in ("/s/%00", f"/s/{study}?PROLIFIC_PID=%00", f"/r/{token}/trials/%00/images/0", "/admin/studies/%00"):
+        assert client.get(path).status_code == 400, path
+    assert client.post(f"/r/{token}/trials/%00/answers", data={"csrf_token": csrf, "quality": "1"}).status_code == 400
+    login = {"csrf_token": csrf, "username": "boss\x00", "password": "b"}
+    assert client.post("/admin/login", data=login).status_code == 400
+
+
 def test_malformed_and_oversized_payloads_are_refused(study, start_rater) -> None:
     client, token, csrf = start_rater(study)
     page = client.get(f"/r/{token}/trial")
@@ -86,8 +103,23 @@ def test_malformed_and_oversized_payloads_are_refused(study, start_rater) -> Non
         {},
     ):
         assert client.post(action, data={"csrf_token": csrf} | bad).status_code == 400, bad
+    for body in (
+        f"csrf_token={csrf}&{question}=1&{question}=2",  # repeated field
+        f"csrf_token={csrf}&{question}=%FF%FE",  # not UTF-8
+        f"csrf_token={csrf}&{question}=1&rt_ms={'9' * 5000}",  # an integer too long to parse
+    ):
+        assert client.post(action, data=body, content_type="application/x-www-form-urlencoded").status_code == 400
+    as_json = client.post(action, json={question: "1"}, headers={"X-CSRFToken": csrf})
+    assert as_json.status_code == 400
+    upload = {"csrf_token": csrf, question: "1", "extra": (io.BytesIO(b"#!/bin/sh"), "x.sh")}
+    assert client.post(action, data=upload, content_type="multipart/form-data").status_code == 400
     huge = client.post(action, data={"csrf_token": csrf, question: "1", "pad": "x" * 20_000})
     assert huge.status_code == 413
+    consent = {"csrf_token": csrf, "consent": "agree", "consent_version": "1"}
+    assert client.post(f"/s/{study}/start", data=consent | {"viewport": "1" * 20_000}).status_code == 413
+    assert client.post(f"/s/{study}/start", data=consent | {"viewport": "../../x"}).status_code == 400
+    login = {"csrf_token": csrf, "username": "a" * 20_000, "password": "b"}
+    assert client.post("/admin/login", data=login).status_code == 413
     assert (
         client.post(
             f"/s/{study}/start",

@@ -1,0 +1,124 @@
+"""Survey app under load: 50 concurrent scripted raters against `survey-app serve` (waitress) on loopback.
+
+Each rater consents, then for every trial loads the trial page and posts its answers, as a browser does (images
+are not fetched). Measured per backend (SQLite in a temporary folder; PostgreSQL when a server URL is given):
+answer submissions per wall second over the whole storm, p50/p99 latency of the answer POSTs (and of the trial
+pages), and an audit of the database afterwards (acknowledged answers lost or doubled). Client and server share this
+machine's CPUs, so the figures include the client's own cost.
+
+    python benchmarks/survey_load.py [--raters 50] [--trials 32] [--threads 8] [--postgres-url URL]
+
+--postgres-url defaults to $SURVEY_TEST_POSTGRES_URL (a database the benchmark migrates and adds a study to).
+The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from survey_app.cli import Workspace
+from survey_app.db import default_database_url
+from survey_app.loadtest import (
+    RaterRun,
+    ServerProcess,
+    Storm,
+    acknowledged_answers,
+    audit_answers,
+    write_synthetic_run,
+)
+from survey_app.manifest import load_run_input
+from survey_app.study_builder import StudyOptions, create_study
+
+IDENTITIES = tuple(f"speaker{index:02d}" for index in range(8))
+STORM_TIMEOUT_S = 600
+
+
+def percentile_ms(latencies_s: list[float], percent: int) -> float:
+    return round(1000 * statistics.quantiles(latencies_s, n=100, method="inclusive")[percent - 1], 1)
+
+
+def prepare_study(workspace: Workspace, trials: int) -> str:
+    """A study of `trials` test pairs per session (plus controls and the attention check, no lineups)."""
+    run_dir = write_synthetic_run(workspace.data_dir / "run", IDENTITIES, photos_per_identity=-(-trials // 8))
+    slug = f"load-{secrets.token_hex(4)}"
+    options = StudyOptions(
+        title="Load test", slug=slug, seed=1, test_pairs=trials, test_trials_per_session=trials, lineup_size=0
+    )
+    with workspace.migrated_session_factory()() as db:
+        create_study(db, load_run_input(run_dir), workspace.image_store, options)
+        db.commit()
+    return slug
+
+
+def measure(workspace: Workspace, raters: int, trials: int, threads: int) -> dict:
+    slug = prepare_study(workspace, trials)
+    server = ServerProcess(workspace.data_dir, workspace.database_url, threads, workspace.data_dir / "server.log")
+    server.start()
+    try:
+        server_cpu_s, client_cpu_s, started = server.cpu_seconds(), time.process_time(), time.perf_counter()
+        runs = Storm(server.base_url, slug, raters, STORM_TIMEOUT_S).run()
+        wall_s = time.perf_counter() - started
+        server_cpu_s, client_cpu_s = server.cpu_seconds() - server_cpu_s, time.process_time() - client_cpu_s
+    finally:
+        server.stop()
+    with workspace.migrated_session_factory()() as db:
+        audit = audit_answers(db, slug, acknowledged_answers(runs))
+    submissions = len(acknowledged_answers(runs))
+    return figures(runs, wall_s) | {
+        "server_cpu_ms_per_answer": round(1000 * server_cpu_s / submissions, 2),
+        "client_cpu_ms_per_answer": round(1000 * client_cpu_s / submissions, 2),
+        "lost": audit.lost,
+        "doubled": audit.doubled,
+        "rows": audit.stored,
+    }
+
+
+def figures(runs: list[RaterRun], wall_s: float) -> dict:
+    """Throughput and latency; an answer is one acknowledged submission (one trial, one or two questions)."""
+    answers = [answer.latency_s for answer in acknowledged_answers(runs)]
+    pages = [latency for run in runs for latency in run.page_latencies_s]
+    return {
+        "answers_per_s": round(len(answers) / wall_s, 1),
+        "answer_p50_ms": percentile_ms(answers, 50),
+        "answer_p99_ms": percentile_ms(answers, 99),
+        "page_p50_ms": percentile_ms(pages, 50),
+        "page_p99_ms": percentile_ms(pages, 99),
+        "answers": len(answers),
+        "wall_s": round(wall_s, 2),
+        "network_errors": sum(run.network_errors for run in runs),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--raters", type=int, default=50)
+    parser.add_argument("--trials", type=int, default=32, help="test pairs per rater (+ 3 control/attention trials)")
+    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads")
+    parser.add_argument("--postgres-url", default=os.environ.get("SURVEY_TEST_POSTGRES_URL"))
+    arguments = parser.parse_args()
+    results: dict = {"raters": arguments.raters, "trials_per_rater": arguments.trials + 3}
+    with tempfile.TemporaryDirectory() as folder:
+        sqlite = Workspace(Path(folder) / "sqlite", default_database_url(Path(folder) / "sqlite"))
+        sqlite.data_dir.mkdir()
+        results["sqlite"] = measure(sqlite, arguments.raters, arguments.trials, arguments.threads)
+        print("sqlite:", results["sqlite"], flush=True)
+        if arguments.postgres_url:
+            postgres = Workspace(Path(folder) / "postgres", arguments.postgres_url)
+            postgres.data_dir.mkdir()
+            results["postgresql"] = measure(postgres, arguments.raters, arguments.trials, arguments.threads)
+            print("postgresql:", results["postgresql"], flush=True)
+        else:
+            results["postgresql"] = {"skipped": "no server URL (--postgres-url or $SURVEY_TEST_POSTGRES_URL)"}
+    results["load_average"] = [round(load, 2) for load in os.getloadavg()]
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""``evalkit experiment averages``: faces from the average of N clips of one identity (speech embeddings averaged,
+or waveforms), for several N; each N is scored by the landmark ratio and identity accuracy over ``--draws`` random
+sets of clips per identity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from evalkit.errors import EvalError
+from evalkit.experiments.common import (SPACES, command_line, embed, evaluation_options, faces_from_embeddings,
+                                        faces_from_speech, finish, load_model, run_options, speech_batch, start)
+from evalkit.experiments.scoring import StandIns, load_reference, scorer
+from evalkit.stats import seeded_rng
+from generator.data.manifest import read_manifest
+from reports import figures
+from reports.sections import Figure, Section
+from reports.tables import Table, metric_cell
+
+NAME = "averages"
+SCORED_METRICS = ("landmark_ratio", "identity_accuracy")
+
+
+def parse_counts(text: str) -> list[int]:
+    try:
+        counts = sorted({int(n) for n in text.split(",")})
+    except ValueError:
+        raise EvalError(f"--n must be comma-separated whole numbers, got {text!r}") from None
+    if not counts or counts[0] < 1:
+        raise EvalError(f"--n values must be at least 1, got {text!r}")
+    return counts
+
+
+def averaged_face(model, sidecar, clips: list[Path], space: str) -> np.ndarray:
+    speech = speech_batch(model, sidecar, clips)
+    if space == "embedding":
+        return faces_from_embeddings(model, sidecar, embed(model, speech).mean(dim=0, keepdim=True))[0]
+    return faces_from_speech(model, sidecar, speech.mean(dim=0, keepdim=True))[0]
+
+
+@click.command(NAME)
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="[default: the included one]")
+@click.option("--n", "counts", default="1,2,4,8,16", show_default=True, help="numbers of clips averaged")
+@click.option("--draws", type=int, default=10, show_default=True, help="random sets of clips per identity and N")
+@click.option("--split", default="unseen_speech", show_default=True, help="split the clips are drawn from")
+@click.option("--space", type=click.Choice(SPACES), default="embedding", show_default=True,
+              help="average speech embeddings or waveforms")
+@evaluation_options
+def command(checkpoint: Path | None, counts: str, draws: int, split: str, space: str, **values) -> None:
+    """Faces from the average of N clips of one identity, scored per N."""
+    options = run_options(**values)
+    sizes = parse_counts(counts)
+    if draws < 1:
+        raise EvalError(f"--draws must be at least 1, got {draws}")
+    model, sidecar = load_model(checkpoint, options.device)
+    manifest = read_manifest(options.data)
+    pairs = manifest.select(split).pairs
+    identities = [i for i in sidecar["identities"] if any(p.identity == i for p in pairs)]
+    if not identities:
+        raise EvalError(f"split {split!r} has no clips of the checkpoint's identities {sidecar['identities']}")
+    rng = seeded_rng(options.seed, NAME)
+    faces, owners, groups = [], [], []
+    for identity in identities:
+        clips = [p.audio for p in pairs if p.identity == identity]
+        for n in sizes:
+            if n > len(clips):
+                raise EvalError(f"--n {n} is more than the {len(clips)} clips of {identity} in split {split!r}")
+            for _ in range(draws):
+                chosen = [clips[k] for k in rng.choice(len(clips), n, replace=False)]
+                faces.append(averaged_face(model, sidecar, chosen, space))
+                owners.append(identity)
+                groups.append(f"N={n}")
+    report_dir, folder = start(options.out, NAME)
+    owners_array, groups_array = np.array(owners), np.array(groups)
+    split_items = {f"N={n}": np.flatnonzero(groups_array == f"N={n}") for n in sizes}
+    stand_ins = StandIns(np.stack(faces), np.arange(len(faces)), owners_array, split_items,
+                         {g: np.zeros(0, dtype=np.int64) for g in split_items})
+    real = load_reference(manifest, (), model.config.image_size)
+    results = scorer(options, real, stand_ins, folder / "work", SCORED_METRICS).score()
+    table = Table(f"Faces from averages of N clips ({space} space, {draws} draws per identity and N)",
+                  ["N", "Landmark ratio", "Identity accuracy"],
+                  [[g, metric_cell(results, "landmark_ratio", "ratio", g),
+                    metric_cell(results, "identity_accuracy", "accuracy", g)] for g in split_items])
+    chart = figures.bar_chart(folder / "averages.png", "Faces from averaged speech", list(split_items),
+                              {label: [results[metric].get("rows", {}).get(g, {}).get(figure) for g in split_items]
+                               for label, metric, figure in (("landmark ratio", "landmark_ratio", "ratio"),
+                                                             ("identity accuracy", "identity_accuracy", "accuracy"))},
+                              "share")
+    grid = figures.image_grid(folder / "faces.png", "First draw per N",
+                              [(identity, [faces[k] for k in range(len(faces)) if owners[k] == identity][::draws])
+                               for identity in identities])
+    section = Section(NAME, "averages of N clips", f"Speech of one identity from split {split!r}, {space}s of N "
+                      "randomly drawn clips averaged, one face per average.", command_line(),
+                      {**options.to_dict(), "n": sizes, "draws": draws, "split": split, "space": space}, [table],
+                      [Figure(chart, "Landmark ratio and identity accuracy per N, 95 % intervals."),
+                       Figure(grid, "Faces from the first draw of each N (columns: N ascending).")])
+    finish(report_dir, folder, section, {"results": results})

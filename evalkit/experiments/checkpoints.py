@@ -1,0 +1,78 @@
+"""Comparing checkpoints that differ in one setting (audio length, image size): each is evaluated by ``evalkit run``
+on the same data into ``<experiment>/runs/``, and the headline figures are tabulated side by side."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from evalkit.errors import EvalError
+from evalkit.options import RunOptions
+from evalkit.runner import run
+from generator.checkpoint import load_generator
+from reports import figures
+from reports.sections import Figure
+from reports.tables import HEADLINE_COLUMNS, Table, metric_cell
+
+COMPARED_SPLITS = ("seen", "unseen_speech", "unseen_identity")
+CHARTED = ("landmark_ratio", "identity_accuracy")
+
+
+def check_varies(checkpoints: tuple[Path, ...], varied: str, fixed: str) -> dict[Path, dict]:
+    """Each checkpoint's model config; the ``varied`` setting must differ between them and ``fixed`` must not."""
+    if len(checkpoints) < 2:
+        raise EvalError("compare at least two checkpoints (--checkpoint A --checkpoint B ...)")
+    configs = {path: load_generator(path)[1]["model"] for path in checkpoints}
+    values = [c[varied] for c in configs.values()]
+    if len(set(values)) != len(values):
+        raise EvalError(f"the checkpoints must differ in {varied}; they have {values}")
+    held = {c[fixed] for c in configs.values()}
+    if len(held) > 1:
+        raise EvalError(f"the checkpoints also differ in {fixed} ({sorted(held)}), which would confound the comparison")
+    return configs
+
+
+def evaluate_all(checkpoints: tuple[Path, ...], options: RunOptions, folder: Path, command: str,
+                 label: callable) -> list[tuple[str, dict]]:
+    """``(label, results document)`` per checkpoint, in the order given."""
+    documents = []
+    for k, path in enumerate(checkpoints):
+        document, _ = run(replace(options, checkpoint=path, out=folder / "runs" / f"{k}", history=folder /
+                                  "history.jsonl"), command)
+        documents.append((label(document["settings"]), document))
+    return documents
+
+
+def comparison_table(title: str, documents: list[tuple[str, dict]], extra: dict[str, list[str]]) -> Table:
+    """One row per checkpoint: its label, ``extra`` columns, then each headline figure per compared split."""
+    splits = [s for s in COMPARED_SPLITS if any(s in d["splits"] for _, d in documents)]
+    columns = ["Setting", "Checkpoint", *extra]
+    columns += [f"{c.label}: {s}" for c in HEADLINE_COLUMNS for s in splits]
+    rows = []
+    for k, (label, document) in enumerate(documents):
+        row = [label, document["provenance"]["checkpoint"]["path"], *(values[k] for values in extra.values())]
+        row += [metric_cell(document["results"], c.metric, c.figure, s) if s in document["splits"]
+                else "not evaluated" for c in HEADLINE_COLUMNS for s in splits]
+        rows.append(row)
+    return Table(title, columns, rows)
+
+
+def comparison_charts(folder: Path, name: str, documents: list[tuple[str, dict]]) -> list[Figure]:
+    """Bars per checkpoint (groups) and split (series) of the landmark ratio and identity accuracy."""
+    charts = []
+    for column in (c for c in HEADLINE_COLUMNS if c.metric in CHARTED):
+        series = {}
+        for split in COMPARED_SPLITS:
+            cells = [document["results"].get(column.metric, {}).get("rows", {}).get(split, {}).get(column.figure)
+                     for _, document in documents]
+            if any(cells):
+                series[split] = cells
+        if series:
+            path = figures.bar_chart(folder / f"{name}_{column.metric}.png", column.label,
+                                     [label for label, _ in documents], series, column.label)
+            charts.append(Figure(path, f"{column.label} per checkpoint and split, 95 % intervals."))
+    return charts
+
+
+def headline_data(documents: list[tuple[str, dict]]) -> dict:
+    return {label: {"run_dir": d["run_dir"], "results": d["results"]} for label, d in documents}

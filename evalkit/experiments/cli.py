@@ -1,0 +1,19 @@
+"""The ``evalkit experiment`` group (one sub-command per experiment module) and ``evalkit compare``."""
+
+from __future__ import annotations
+
+import click
+
+from evalkit.experiments import audio_length, averages, compare, interpolation, resolution, unseen_identities
+from generator.cli import FriendlyGroup
+
+
+@click.group("experiment", cls=FriendlyGroup)
+def experiment_group() -> None:
+    """The seed's experiments; each adds a section and figures to a report (see --out)."""
+
+
+for module in (audio_length, resolution, interpolation, averages, unseen_identities):
+    experiment_group.add_command(module.command)
+
+compare_cmd = compare.command

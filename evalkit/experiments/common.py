@@ -1,0 +1,112 @@
+"""What every experiment shares: the evaluation options it accepts, generating faces from speech (or from speech
+embeddings), and writing its report section."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Callable
+
+import click
+import numpy as np
+import torch
+
+from evalkit.options import EMBEDDED_DATA, RunOptions, default_cache_dir
+from evalkit.runner import make_run_dir, validate
+from generator.checkpoint import load_generator
+from generator.data.audio import load_speech
+from generator.data.faces import array_to_image
+from generator.model import Generator
+from generator.synthesis import generate, set_sampling_mode
+from generator.train import pick_device
+from reports.render import render
+from reports.sections import Section, section_dir, write_section
+
+SPACES = ("embedding", "waveform")
+
+
+def evaluation_options(command: Callable) -> Callable:
+    """The options of ``evalkit run`` that an experiment passes on to the metrics."""
+    decorators = [
+        click.option("--data", type=click.Path(path_type=Path), default=EMBEDDED_DATA, show_default="embedded set",
+                     help="manifest CSV (or folder with manifest.csv): real faces for the metrics"),
+        click.option("--out", type=click.Path(path_type=Path), default=None,
+                     help="report folder to add the section to (an existing run folder works) [default: runs/<time>]"),
+        click.option("--device", default="auto", show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--identity-backbone", default="dlib-resnet", show_default=True),
+        click.option("--vggface-weights", type=click.Path(path_type=Path), default=None),
+        click.option("--detector-size", type=int, default=256, show_default=True),
+        click.option("--detector-upsample", type=int, default=0, show_default=True),
+        click.option("--bootstrap", type=int, default=200, show_default=True),
+        click.option("--cache-dir", type=click.Path(path_type=Path), default=None),
+    ]
+    for decorate in reversed(decorators):
+        command = decorate(command)
+    return command
+
+
+def run_options(data: Path, out: Path | None, device: str, seed: int, identity_backbone: str,
+                vggface_weights: Path | None, detector_size: int, detector_upsample: int, bootstrap: int,
+                cache_dir: Path | None, **extra) -> RunOptions:
+    """``RunOptions`` from ``evaluation_options``' values (``extra``: further RunOptions fields)."""
+    options = RunOptions(data=data, out=out, device=device, seed=seed, identity_backbone=identity_backbone,
+                         vggface_weights=vggface_weights, detector_size=detector_size,
+                         detector_upsample=detector_upsample, bootstrap=bootstrap,
+                         cache_dir=cache_dir or default_cache_dir(), **extra)
+    validate(options)
+    return options
+
+
+def command_line() -> str:
+    return shlex.join(sys.argv)
+
+
+def start(out: Path | None, name: str) -> tuple[Path, Path]:
+    """The report folder and the experiment's own folder inside it."""
+    report_dir = make_run_dir(out)
+    return report_dir, section_dir(report_dir, name)
+
+
+def finish(report_dir: Path, folder: Path, section: Section, data: dict) -> Path:
+    """Store the section, re-render the folder's report, print and return the HTML report's path."""
+    write_section(folder, section, data)
+    html = render(report_dir)
+    click.echo(f"report: {html}")
+    return html
+
+
+def load_model(checkpoint: Path | None, device: str) -> tuple[Generator, dict]:
+    model, sidecar = load_generator(checkpoint, pick_device(device))
+    set_sampling_mode(model, "eval")
+    return model, sidecar
+
+
+def speech_batch(model: Generator, sidecar: dict, files: list[Path]) -> torch.Tensor:
+    """Model inputs (B, 1, N) for audio files, normalised as the checkpoint was trained."""
+    normalisation = sidecar.get("data", {}).get("normalisation", "peak")
+    speech = np.stack([load_speech(f, model.config.audio_seconds, normalisation) for f in files])
+    return torch.from_numpy(speech)[:, None].to(next(model.parameters()).device)
+
+
+def to_uint8(faces: torch.Tensor) -> np.ndarray:
+    """(B, 3, S, S) faces in [-1, 1] to uint8 RGB (B, S, S, 3)."""
+    return np.stack([np.asarray(array_to_image(face)) for face in faces.cpu().numpy()])
+
+
+def faces_from_speech(model: Generator, sidecar: dict, speech: torch.Tensor) -> np.ndarray:
+    """Deterministic faces (eval mode) for model inputs (B, 1, N)."""
+    return to_uint8(generate(model, speech, "eval", 0, sidecar.get("data", {}).get("output_order", "rgb")))
+
+
+@torch.no_grad()
+def faces_from_embeddings(model: Generator, sidecar: dict, embeddings: torch.Tensor) -> np.ndarray:
+    """Deterministic faces (eval mode) for speech embeddings (B, 128)."""
+    faces = model.decoder(embeddings)
+    return to_uint8(faces.flip(1) if sidecar.get("data", {}).get("output_order", "rgb") == "bgr" else faces)
+
+
+@torch.no_grad()
+def embed(model: Generator, speech: torch.Tensor) -> torch.Tensor:
+    return model.encoder(speech)

@@ -1,0 +1,54 @@
+"""Audio windows around a frame, and how much of a window is speech (WebRTC voice activity detection)."""
+
+from __future__ import annotations
+
+import numpy as np
+import webrtcvad
+
+from generator.build.video import Soundtrack
+from generator.data.audio import SAMPLE_RATE, num_samples
+
+VAD_FRAME_SECONDS = 0.03  # webrtcvad accepts 10, 20 or 30 ms frames
+VAD_MODES = (0, 1, 2, 3)  # webrtcvad aggressiveness: 3 rejects the most non-speech
+
+
+def window_starts(track: Soundtrack, time: float, context: float, seconds: float, count: int,
+                  rng: np.random.Generator) -> list[int]:
+    """Start samples of ``count`` random windows of ``seconds`` inside [time - context, time + context].
+
+    The context is clipped to the soundtrack; an empty list when less than one window's length of it remains.
+    """
+    length = num_samples(seconds)
+    low = max(track.index(time - context), 0)
+    high = min(track.index(time + context), len(track.samples))
+    if high - low < length:
+        return []
+    return [int(s) for s in rng.integers(low, high - length + 1, size=count)]
+
+
+def _frames(samples: np.ndarray) -> list[np.ndarray]:
+    step = int(round(VAD_FRAME_SECONDS * SAMPLE_RATE))
+    return [samples[i : i + step] for i in range(0, len(samples) - step + 1, step)]
+
+
+def pause_share(samples: np.ndarray) -> float:
+    """Share of the window's 30 ms frames whose RMS is below half the window's mean frame RMS.
+
+    Scheirer and Slaney's "percentage of low-energy frames" (ICASSP 1997): one person speaking pauses between
+    syllables and words, while music, steady noise and several people talking at once fill those pauses.
+    """
+    frames = _frames(samples)
+    if not frames:
+        return 0.0
+    rms = np.sqrt(np.mean(np.square(np.array(frames, dtype=np.float64)), axis=1))
+    return float(np.mean(rms < 0.5 * rms.mean()))
+
+
+def speech_fraction(samples: np.ndarray, mode: int) -> float:
+    """Share of the window's 30 ms frames that WebRTC VAD (aggressiveness ``mode``) calls speech."""
+    vad = webrtcvad.Vad(mode)
+    frames = _frames(samples)
+    if not frames:
+        return 0.0
+    voiced = sum(vad.is_speech(np.ascontiguousarray(f, dtype=np.int16).tobytes(), SAMPLE_RATE) for f in frames)
+    return voiced / len(frames)

@@ -1,0 +1,328 @@
+"""Load testing over real HTTP: scripted raters, a `survey-app serve` process, and an audit of the stored answers.
+
+Used by the concurrency and crash tests and by benchmarks/survey_load.py. A scripted rater (stdlib http.client) does what a browser does: it opens the study link, consents, then for every trial loads the trial
+page and posts its answers (as JSON, like the page's script), until the server sends it to the completion page.
+Network failures are retried on the same step: answers are idempotent, so a retried submit is harmless, and a
+retried start at worst leaves an empty session behind. Only a 2xx answer response counts as acknowledged.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+from PIL import Image as PilImage
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from survey_app.models import Answer, Rater, Study
+
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+CONSENT_VERSION = re.compile(r'name="consent_version" value="([^"]+)"')
+TRIAL_KIND = re.compile(r'class="trial trial-(\w+)"')
+TRIAL_ACTION = re.compile(r'action="(/r/[^"]+/answers)"')
+QUESTION = re.compile(r'data-question="(\w+)"')
+ATTENTION_VALUE = re.compile(r"please select (\d)")
+TOKEN_IN_LOCATION = re.compile(r"/r/([^/]+)/")
+RETRY_PAUSE_S = 0.1
+NETWORK_ERRORS = (OSError, http.client.HTTPException)
+
+
+class UnexpectedResponse(RuntimeError):
+    """The server answered with a status the scripted rater cannot continue from."""
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    text: str
+
+
+@dataclass(frozen=True)
+class AcknowledgedAnswer:
+    """Answers the server acknowledged (2xx) for one trial, with the request's latency."""
+
+    trial_id: str
+    answers: dict[str, str]
+    latency_s: float
+
+
+@dataclass
+class RaterRun:
+    token: str = ""
+    acknowledged: list[AcknowledgedAnswer] = field(default_factory=list)
+    page_latencies_s: list[float] = field(default_factory=list)
+    network_errors: int = 0
+    completed: bool = False
+
+
+def choose_answers(kind: str, questions: list[str], html: str) -> dict[str, str]:
+    """A careful rater: follows the attention check, recognises the controls correctly, varies its ratings."""
+    answers = {"quality": str(1 + len(html) % 5), "recognition": "not_sure", "lineup": "1"}
+    if kind == "attention":
+        answers["quality"] = ATTENTION_VALUE.search(html).group(1)
+    if kind == "control_same":
+        answers["recognition"] = "yes"
+    if kind == "control_different":
+        answers["recognition"] = "no"
+    return {question: answers[question] for question in questions}
+
+
+class HttpSession:
+    """One keep-alive connection with a cookie jar; every request is retried on network errors until `deadline`."""
+
+    def __init__(self, base_url: str, deadline: float, run: RaterRun) -> None:
+        parts = urlsplit(base_url)
+        self._host, self._port = parts.hostname, parts.port
+        self._deadline = deadline
+        self._run = run
+        self._cookies: dict[str, str] = {}
+        self._connection: http.client.HTTPConnection | None = None
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[Response, float]:
+        """The response and its latency in seconds (of the attempt that got through)."""
+        while True:
+            started = time.perf_counter()
+            try:
+                return self._send(method, path, form), time.perf_counter() - started
+            except NETWORK_ERRORS:
+                self.close()
+                self._run.network_errors += 1
+                if time.monotonic() > self._deadline:
+                    raise
+                time.sleep(RETRY_PAUSE_S)
+
+    def _send(self, method: str, path: str, form: dict[str, str] | None) -> Response:
+        if self._connection is None:
+            self._connection = http.client.HTTPConnection(self._host, self._port, timeout=30)
+        headers = {"Accept": "application/json" if method == "POST" else "text/html"}
+        if self._cookies:
+            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self._cookies.items())
+        body = None
+        if form is not None:
+            body = urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self._connection.request(method, path, body=body, headers=headers)
+        raw = self._connection.getresponse()
+        text = raw.read().decode()
+        for cookie in raw.headers.get_all("Set-Cookie") or ():
+            name, _, rest = cookie.partition("=")
+            self._cookies[name] = rest.split(";", 1)[0]
+        return Response(raw.status, dict(raw.headers.items()), text)
+
+
+def _expect(response: Response, statuses: tuple[int, ...], step: str) -> Response:
+    if response.status not in statuses:
+        raise UnexpectedResponse(f"{step}: HTTP {response.status}: {response.text[:200]}")
+    return response
+
+
+def rate_study(
+    base_url: str,
+    slug: str,
+    deadline: float,
+    run: RaterRun | None = None,
+    on_acknowledged: Callable[[], None] | None = None,
+) -> RaterRun:
+    """One rater from consent to completion code; `run` (filled in as it goes) is also returned."""
+    run = run if run is not None else RaterRun()
+    session = HttpSession(base_url, deadline, run)
+    try:
+        landing, _ = session.request("GET", f"/s/{slug}")
+        html = _expect(landing, (200,), "consent page").text
+        csrf = CSRF_META.search(html).group(1)
+        consent = {"csrf_token": csrf, "consent": "agree", "consent_version": CONSENT_VERSION.search(html).group(1)}
+        started, _ = session.request("POST", f"/s/{slug}/start", consent)
+        run.token = TOKEN_IN_LOCATION.search(_expect(started, (302,), "start").headers["Location"]).group(1)
+        while _answer_current_trial(session, run, csrf, on_acknowledged):
+            pass
+        run.completed = True
+        return run
+    finally:
+        session.close()
+
+
+def _answer_current_trial(
+    session: HttpSession, run: RaterRun, csrf: str, on_acknowledged: Callable[[], None] | None
+) -> bool:
+    """Loads the current trial and answers it; False once the server sends the rater to the completion page."""
+    page, latency = session.request("GET", f"/r/{run.token}/trial")
+    run.page_latencies_s.append(latency)
+    if _expect(page, (200, 302), "trial page").status == 302:
+        return False
+    kind = TRIAL_KIND.search(page.text).group(1)
+    answers = choose_answers(kind, QUESTION.findall(page.text), page.text)
+    action = TRIAL_ACTION.search(page.text).group(1)
+    posted, latency = session.request("POST", action, {"csrf_token": csrf, "rt_ms": "1000", **answers})
+    stored = json.loads(_expect(posted, (200,), "answer").text)["answers"]
+    trial_id = action.split("/trials/")[1].split("/")[0]
+    run.acknowledged.append(AcknowledgedAnswer(trial_id, stored, latency))
+    if on_acknowledged is not None:
+        on_acknowledged()
+    return True
+
+
+@dataclass
+class Storm:
+    """Many scripted raters at once; `acknowledged_count` can be watched while it runs."""
+
+    base_url: str
+    slug: str
+    raters: int
+    timeout_s: float
+    runs: list[RaterRun] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _acknowledged: int = 0
+
+    @property
+    def acknowledged_count(self) -> int:
+        with self._lock:
+            return self._acknowledged
+
+    def _count_acknowledged(self) -> None:
+        with self._lock:
+            self._acknowledged += 1
+
+    def run(self) -> list[RaterRun]:
+        """Runs every rater in its own thread; re-raises the first rater's failure after all have finished."""
+        deadline = time.monotonic() + self.timeout_s
+        self.runs = [RaterRun() for _ in range(self.raters)]
+        with ThreadPoolExecutor(max_workers=self.raters) as pool:
+            futures = [
+                pool.submit(rate_study, self.base_url, self.slug, deadline, run, self._count_acknowledged)
+                for run in self.runs
+            ]
+        for future in futures:
+            future.result()
+        return self.runs
+
+
+def write_synthetic_run(
+    folder: Path, identities: Sequence[str], photos_per_identity: int = 2, groups: bool = False
+) -> Path:
+    """A run folder of tiny PNG pairs: identities alternate between the test and val splits; returns `folder`."""
+    rows = ["split,identity,real,generated" + (",group" if groups else "")]
+    for index, identity in enumerate(identities):
+        for photo in range(photos_per_identity):
+            real, generated = f"real/{identity}_{photo}.png", f"generated/{identity}_{photo}.png"
+            write_png(folder / real, 10 * index + photo)
+            write_png(folder / generated, 200 - 10 * index - photo)
+            row = f"{('test', 'val')[index % 2]},{identity},{real},{generated}"
+            rows.append(row + (f",{'a' if index % 2 else 'b'}" if groups else ""))
+    (folder / "pairs.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def write_png(path: Path, shade: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PilImage.new("RGB", (8, 8), (shade % 256, (255 - shade) % 256, (shade * 7) % 256)).save(path)
+
+
+class ServerProcess:
+    """`python -m survey_app serve` in a child process, on loopback; `port` stays the same across restarts."""
+
+    def __init__(self, data_dir: Path, database_url: str, threads: int, log_path: Path) -> None:
+        self._data_dir, self._database_url, self._threads = data_dir, database_url, threads
+        self._log_path = log_path
+        self._process: subprocess.Popen | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 60) -> None:
+        """Starts the server and returns once it listens (it prints its URL after binding the socket)."""
+        command = [sys.executable, "-m", "survey_app", "--data-dir", str(self._data_dir)]
+        command += ["--database-url", self._database_url, "serve", "--port", str(self.port)]
+        command += ["--threads", str(self._threads)]
+        with open(self._log_path, "a") as log:
+            self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
+        self.port = _port_from_banner(self._process, timeout_s)
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up at all, as in a crash."""
+        self._process.send_signal(signal.SIGKILL)
+        self._process.wait()
+        self._process.stdout.close()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the running server so far (Linux /proc)."""
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=30)
+            self._process.stdout.close()
+
+
+def _port_from_banner(process: subprocess.Popen, timeout_s: float) -> int:
+    timer = threading.Timer(timeout_s, process.kill)
+    timer.start()
+    try:
+        banner = process.stdout.readline()
+    finally:
+        timer.cancel()
+    match = re.search(r"serving on http://[^:]+:(\d+)/", banner)
+    if match is None:
+        raise RuntimeError(f"the server did not start (exit status {process.poll()}); see its log")
+    return int(match.group(1))
+
+
+@dataclass(frozen=True)
+class AnswerAudit:
+    """Acknowledged answers (one per trial and question) against the rows in the database."""
+
+    acknowledged: int
+    stored: int
+    lost: int  # acknowledged but missing, or stored with another value
+    doubled: int  # extra rows for a trial and question
+    unacknowledged: int  # stored but never acknowledged to any rater
+
+
+def acknowledged_answers(runs: Sequence[RaterRun]) -> list[AcknowledgedAnswer]:
+    """Every rater's acknowledged answers so far (safe to call while the raters are still running)."""
+    return [answer for run in runs for answer in list(run.acknowledged)]
+
+
+def audit_answers(db: Session, study_slug: str, answers: Iterable[AcknowledgedAnswer]) -> AnswerAudit:
+    """Compares acknowledged answers with every answer stored in the study."""
+    acknowledged = {
+        (answer.trial_id, question): value for answer in answers for question, value in answer.answers.items()
+    }
+    rows = db.execute(
+        select(Answer.trial_id, Answer.question, Answer.value)
+        .join(Rater, Rater.id == Answer.rater_id)
+        .join(Study, Study.id == Rater.study_id)
+        .where(Study.slug == study_slug)
+    ).all()
+    stored = {(trial_id, question.value): value for trial_id, question, value in rows}
+    copies = Counter((trial_id, question.value) for trial_id, question, _ in rows)
+    return AnswerAudit(
+        acknowledged=len(acknowledged),
+        stored=len(rows),
+        lost=sum(stored.get(key) != value for key, value in acknowledged.items()),
+        doubled=sum(count - 1 for count in copies.values()),
+        unacknowledged=len(stored.keys() - acknowledged.keys()),
+    )

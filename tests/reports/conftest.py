@@ -1,0 +1,77 @@
+"""Fixtures for the report and experiment tests: a tiny evaluation set, tiny random checkpoints, and one real
+``evalkit run`` on them (dlib metrics, plus FID without weights so that it is reported unavailable)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from evalkit.options import RunOptions
+from evalkit.runner import run
+from generator.checkpoint import save_generator
+from tests.conftest import small_generator
+from tests.evalkit.conftest import IDENTITIES, build_eval_set
+
+RUN_METRICS = ("landmark_ratio", "identity_accuracy", "face_fd", "identity_similarity", "fid")
+TRAIN_LOG_KEYS = ("d_loss", "g_loss", "g_loss_l1", "d_score_real", "d_score_fake", "d_score_wrong")
+
+
+def save_tiny_checkpoint(folder: Path, image_size: int = 64, audio_seconds: float = 0.3,
+                         log: Path | None = None) -> Path:
+    info = {"data": {"normalisation": "peak", "output_order": "rgb"},
+            "training": {"epochs": 2, "seed": 0, **({"log": str(log)} if log else {})}}
+    return save_generator(folder / "generator.safetensors", small_generator(image_size, audio_seconds),
+                          list(IDENTITIES), info)
+
+
+def write_train_log(path: Path, epochs: int = 3) -> Path:
+    """A train_log.jsonl in ``wav2pix train``'s record layout (one JSON object per epoch)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({**{key: 1.0 / (epoch + k) for k, key in enumerate(TRAIN_LOG_KEYS, 1)}, "epoch": epoch})
+             for epoch in range(1, epochs + 1)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def isolated_home(tmp_path_factory) -> Path:
+    """An empty torch hub (no Inception weights) for the whole session."""
+    home = tmp_path_factory.mktemp("home")
+    with mock.patch.dict(os.environ, {"TORCH_HOME": str(home / "torch"), "XDG_CACHE_HOME": str(home / "cache")}):
+        yield home
+
+
+@pytest.fixture(scope="session")
+def eval_set(tmp_path_factory) -> Path:
+    """Faces of alice and bob with 0.7 s clips (long enough for 0.3 and 0.7 s checkpoints)."""
+    return build_eval_set(tmp_path_factory.mktemp("evalset"), seconds=0.7)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("ckpt")
+    return save_tiny_checkpoint(folder, log=write_train_log(folder / "train" / "train_log.jsonl"))
+
+
+def options(checkpoint: Path, data: Path, out: Path, **extra) -> RunOptions:
+    return RunOptions(checkpoint=checkpoint, data=data, out=out, device="cpu", bootstrap=20, metrics=RUN_METRICS,
+                      cache_dir=out.parent / "features", **extra)
+
+
+@pytest.fixture(scope="session")
+def run_dir(isolated_home, checkpoint, eval_set, tmp_path_factory) -> Path:
+    """A finished ``evalkit run`` folder (no report yet); tests copy it before changing it."""
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    run(options(checkpoint, eval_set, out), "evalkit run (tests/reports fixture)")
+    return out
+
+
+@pytest.fixture
+def run_copy(run_dir, tmp_path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(run_dir, tmp_path / "run"))

@@ -1,0 +1,98 @@
+"""Each experiment end to end on tiny random checkpoints (mechanics, not model quality), and ``evalkit compare``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from evalkit.experiments.cli import compare_cmd, experiment_group
+from tests.conftest import check_cli_error, noise, write_audio
+from tests.reports.conftest import save_tiny_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+def invoke(command, *args: str | Path):
+    return CliRunner().invoke(command, [str(a) for a in args])
+
+
+def section(report_dir: Path, name: str) -> dict:
+    return json.loads((report_dir / "experiments" / name / "experiment.json").read_text())
+
+
+def common(eval_set: Path, out: Path) -> list:
+    return ["--data", eval_set, "--out", out, "--device", "cpu", "--bootstrap", "20",
+            "--cache-dir", out.parent / "features"]
+
+
+def test_interpolation_adds_strip_probabilities_and_detection(isolated_home, checkpoint, eval_set, tmp_path):
+    out = tmp_path / "report"
+    result = invoke(experiment_group, "interpolation", "--checkpoint", checkpoint, "--steps", "5",
+                    *common(eval_set, out))
+    assert result.exit_code == 0, result.output
+    data = section(out, "interpolation")["data"]
+    assert data["alpha"] == [0.0, 0.25, 0.5, 0.75, 1.0] and data["identities"] == ["alice", "bob"]
+    for k in range(5):
+        assert data["probability"]["alice"][k] + data["probability"]["bob"][k] == pytest.approx(1.0)
+    assert len(data["detected"]) == 5
+    assert "Experiment: interpolation between two speakers" in (out / "report.md").read_text()
+    assert (out / "experiments" / "interpolation" / "strip.png").is_file()
+
+
+def test_averages_scores_each_n(isolated_home, checkpoint, eval_set, tmp_path):
+    out = tmp_path / "report"
+    result = invoke(experiment_group, "averages", "--checkpoint", checkpoint, "--n", "1,2", "--draws", "2",
+                    "--space", "waveform", *common(eval_set, out))
+    assert result.exit_code == 0, result.output
+    rows = section(out, "averages")["data"]["results"]["landmark_ratio"]["rows"]
+    assert rows["N=1"]["ratio"]["n"] == 4 and rows["N=2"]["ratio"]["n"] == 4
+    bad = invoke(experiment_group, "averages", "--checkpoint", checkpoint, "--n", "50", *common(eval_set, out))
+    check_cli_error(bad, "--n 50 is more than the")
+
+
+def test_unseen_identities_from_a_folder_of_wavs(isolated_home, checkpoint, eval_set, tmp_path):
+    speech = tmp_path / "speech"
+    for s, speaker in enumerate(("carol", "dave")):
+        for k in range(3):
+            write_audio(speech / speaker / f"clip_{k}.wav", noise(16_000, seed=50 + 10 * s + k))
+    out = tmp_path / "report"
+    result = invoke(experiment_group, "unseen-identities", "--checkpoint", checkpoint, "--speech", speech,
+                    *common(eval_set, out))
+    assert result.exit_code == 0, result.output
+    data = section(out, "unseen-identities")["data"]
+    assert data["landmark_ratio"]["rows"]["carol"]["ratio"]["n"] == 3
+    shares = data["classified_as"]["all unseen speakers"]
+    assert shares["alice"]["value"] + shares["bob"]["value"] == pytest.approx(1.0)
+    assert shares["alice"]["n"] == 6 and shares["alice"]["chance"] == 0.5
+    write_audio(speech / "alice" / "clip.wav", noise(16_000))
+    check_cli_error(invoke(experiment_group, "unseen-identities", "--checkpoint", checkpoint, "--speech", speech,
+                           *common(eval_set, out)), "speakers ['alice'] are identities the checkpoint was trained on")
+
+
+def test_audio_length_runs_each_checkpoint_and_resolution_refuses_a_confound(isolated_home, checkpoint, eval_set,
+                                                                             tmp_path):
+    longer = save_tiny_checkpoint(tmp_path / "c07", audio_seconds=0.7)
+    out = tmp_path / "report"
+    result = invoke(experiment_group, "audio-length", "--checkpoint", longer, "--checkpoint", checkpoint,
+                    *common(eval_set, out))
+    assert result.exit_code == 0, result.output
+    table = section(out, "audio-length")["tables"][0]
+    assert [row[0] for row in table["rows"]] == ["0.3 s", "0.7 s"]
+    assert [row[2] for row in table["rows"]] == ["81.16 % (10 identities)", "89.12 % (10 identities)"]
+    assert (out / "experiments" / "audio-length" / "runs" / "0" / "results.json").is_file()
+    check_cli_error(invoke(experiment_group, "resolution", "--checkpoint", longer, "--checkpoint", checkpoint,
+                           *common(eval_set, out)), "the checkpoints must differ in image_size")
+
+
+def test_compare_reports_differences_with_intervals(run_dir, tmp_path):
+    result = invoke(compare_cmd, run_dir, run_dir, "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert rows and all(r["difference"]["value"] == 0 and not r["difference"]["excludes_zero"] for r in rows)
+    out = tmp_path / "report"
+    assert invoke(compare_cmd, run_dir, run_dir, "--out", out).exit_code == 0
+    assert "Experiment: comparison of two runs" in (out / "report.md").read_text()
+    check_cli_error(invoke(compare_cmd, run_dir, tmp_path), "no results.json")

@@ -1,0 +1,81 @@
+"""Fast checks of the pieces: table cells, the seed table's matching, the difference interval, the training log."""
+
+from __future__ import annotations
+
+import pytest
+
+from evalkit.experiments.compare import difference
+from evalkit.experiments.scoring import options_from_settings
+from evalkit.options import RunOptions
+from evalkit.stats import proportion_figure, wilson_interval
+from reports.run_files import read_training_log, training_log_path
+from reports.seed import seed_table
+from reports.tables import format_figure, metric_cell
+from tests.reports.conftest import write_train_log
+
+
+def test_mover_difference_of_wilson_intervals_is_newcombes_hybrid_score_interval():
+    # Newcombe (1998), Statistics in Medicine 17:873, example (a): 56/70 vs 48/80, method 10: 0.0524 to 0.3339
+    a = {"value": 48 / 80, "ci95": list(wilson_interval(48, 80))}
+    b = {"value": 56 / 70, "ci95": list(wilson_interval(56, 70))}
+    d = difference(a, b)
+    assert d["value"] == pytest.approx(0.2)
+    assert d["ci95"] == pytest.approx([0.0524, 0.3339], abs=1e-4)
+    assert d["excludes_zero"]
+    assert not difference(a, a)["excludes_zero"]
+
+
+def test_cells_say_why_a_figure_is_missing():
+    results = {
+        "fid": {"status": "unavailable", "reason": "FID Inception weights x.pth not found: put it in y",
+                "columns": ["fid"]},
+        "identity_accuracy": {"status": "ok", "columns": ["accuracy"], "rows": {
+            "seen": {"accuracy": proportion_figure([True, True, False, True], 0.5)},
+            "unseen_identity": {"status": "not applicable", "reason": "identities ['carol'] have no real faces"}}},
+    }
+    assert metric_cell(results, "fid", "fid", "seen") == "unavailable (FID Inception weights x.pth not found; see note)"
+    assert metric_cell(results, "kid", "kid", "seen").startswith("not computed")
+    assert metric_cell(results, "identity_accuracy", "accuracy", "unseen_speech").startswith("not evaluated")
+    assert metric_cell(results, "identity_accuracy", "accuracy", "real").startswith("— (no real-data row")
+    assert "not applicable" in metric_cell(results, "identity_accuracy", "accuracy", "unseen_identity")
+    low, high = wilson_interval(3, 4)
+    assert metric_cell(results, "identity_accuracy", "accuracy", "seen") == \
+        f"75.0 % [{100 * low:.1f}, {100 * high:.1f}] (chance 50.0 %)"
+    assert format_figure({"value": 1.5, "ci95": [1.25, 2.0], "chance": None, "ci_method": "bootstrap"}) == \
+        "1.5 [1.25, 2]"
+
+
+def test_seed_figures_are_set_beside_ours_only_at_the_same_audio_length():
+    cell = proportion_figure([True] * 9 + [False], None)
+    document = {
+        "splits": ["seen"],
+        "settings": {"audio_seconds": 0.7, "image_size": 64, "identity_backbone": "dlib-resnet",
+                     "detector_size": 256, "detector_upsample": 0},
+        "provenance": {"checkpoint": {"identities": ["alice", "bob"]}},
+        "results": {"landmark_ratio": {"status": "ok", "columns": ["ratio"], "rows": {"seen": {"ratio": cell}}}},
+    }
+    rows = {row[1]: row for row in seed_table(document).rows}
+    assert rows["89.12 %"][3].startswith("90.0 %")
+    assert rows["90.25 %"][3].startswith("not measured: this checkpoint uses 0.7 s audio")
+    assert rows["50.08 %"][2].endswith("chance 10 %")
+    assert rows["50.08 %"][3].startswith("not computed")
+    assert rows["50.08 %"][4].startswith("not evaluated")
+    assert "2 identities (chance 50 %)" in seed_table(document).note
+
+
+def test_training_log_is_found_from_the_sidecar_or_beside_the_checkpoint(tmp_path):
+    log = write_train_log(tmp_path / "out" / "train_log.jsonl", epochs=4)
+    with log.open("a") as handle:
+        handle.write("not json\n")
+    assert training_log_path({"training": {"log": str(log)}}) == log
+    moved = {"training": {"log": "/nonexistent/train_log.jsonl"},
+             "path": str(tmp_path / "out" / "epoch_0004" / "generator.safetensors")}
+    assert training_log_path(moved) == log
+    assert training_log_path({"training": {}, "path": str(tmp_path / "elsewhere" / "g.safetensors")}) is None
+    assert [r["epoch"] for r in read_training_log(log)] == [1, 2, 3, 4]
+
+
+def test_run_options_come_back_from_the_recorded_settings(tmp_path):
+    options = RunOptions(checkpoint=tmp_path / "c.safetensors", metrics=("fid", "kid"), seed=3, cache_dir=tmp_path)
+    settings = {**options.to_dict(), "device": "cpu", "image_size": 64, "features": {}}
+    assert options_from_settings(settings) == RunOptions(**{**options.__dict__, "device": "cpu"})
