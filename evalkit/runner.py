@@ -7,8 +7,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from threadpoolctl import threadpool_limits
-
 from evalkit import __version__, distributed, provenance
 from evalkit.distributed import Shard
 from evalkit.errors import EvalError, FeatureUnavailable
@@ -117,10 +115,7 @@ def _evaluate(options: RunOptions, metrics: list[Metric], manifest: Manifest, sp
         return None
     save_images(evalset.generated, run_dir)
     save_images(evalset.real, run_dir)
-    # the bootstrap's many small matrix products: one BLAS thread is several times faster than threads that contend
-    # for a few busy cores
-    with threadpool_limits(limits=1, user_api="blas"):
-        results = {m.name: evaluate_metric(m, ctx, unavailable) for m in metrics}
+    results = {m.name: evaluate_metric(m, ctx, unavailable) for m in metrics}
     document = {
         "evalkit_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

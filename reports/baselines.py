@@ -17,7 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from evalkit.experiments.scoring import RealFaces, StandIns, load_reference, options_from_settings, scorer
+from evalkit.experiments.scoring import (
+    RealFaces,
+    StandIns,
+    load_reference,
+    options_from_settings,
+    scorer,
+)
 from evalkit.results import RESULTS_FILE
 from evalkit.stats import seeded_rng
 from generator.checkpoint import sha256_file

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from generator.build.cli import FriendlyCommand
+from generator.cli_support import FriendlyCommand
 
 
 @click.command("report", cls=FriendlyCommand)

@@ -3,16 +3,16 @@ heat maps, image grids and strips, curves along a parameter. Every function writ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
 
 sns.set_theme(style="whitegrid", context="notebook")
 DPI = 110
@@ -54,7 +54,7 @@ def bar_chart(path: Path, title: str, groups: Sequence[str], series: dict[str, S
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     if len(series) > 1:
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return _save(fig, path)
 
 

@@ -20,11 +20,23 @@ from evalkit.errors import EvalError
 from evalkit.results import RESULTS_FILE
 from reports import baselines as baseline_scores
 from reports import figures
-from reports.run_files import face_rows, identities_on_disk, read_training_log, training_log_path
+from reports.run_files import (
+    face_rows,
+    identities_on_disk,
+    read_training_log,
+    training_log_path,
+)
 from reports.sections import Figure, Section, read_sections
 from reports.seed import seed_table
-from reports.tables import (HEADLINE_COLUMNS, Table, baseline_table, confusion_tables, every_figure_table,
-                            headline_table, per_identity_table)
+from reports.tables import (
+    HEADLINE_COLUMNS,
+    Table,
+    baseline_table,
+    confusion_tables,
+    every_figure_table,
+    headline_table,
+    per_identity_table,
+)
 
 ASSETS_DIR = "report_files"
 GRID_COLUMNS = 8
@@ -115,8 +127,8 @@ def provenance_rows(document: dict) -> list[tuple[str, str]]:
         ("model", json.dumps(checkpoint["model"])),
         ("identities", ", ".join(checkpoint.get("identities") or [])),
         ("training", json.dumps({k: v for k, v in (checkpoint.get("training") or {}).items() if k != "config"})),
-        ("data", f"{data['manifest']} (manifest sha256 {data['manifest_sha256']}, content sha256 "
-                 f"{data['content_sha256']}, {data['pairs']} pairs)"),
+        ("data", (f"{data['manifest']} (manifest sha256 {data['manifest_sha256']}, content sha256 "
+                  f"{data['content_sha256']}, {data['pairs']} pairs)")),
         ("seed", str(p["seed"])),
         ("python / platform", f"{p['python']} / {p['platform']}"),
         ("packages", ", ".join(f"{name} {version}" for name, version in p["packages"].items())),

@@ -45,7 +45,7 @@ def _ours(document: dict, seed: SeedFigure, split: str) -> str:
         return "not evaluated (split not in the data)"
     if seed.audio_seconds is not None and seed.audio_seconds != document["settings"]["audio_seconds"]:
         return (f"not measured: this checkpoint uses {document['settings']['audio_seconds']:g} s audio "
-                "(see `evalkit experiment audio-length`)")
+                "(see evalkit experiment audio-length)")
     return metric_cell(document["results"], seed.metric, seed.figure, split)
 
 

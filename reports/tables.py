@@ -44,7 +44,7 @@ class Table:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Table":
+    def from_dict(cls, data: dict) -> Table:
         return cls(**data)
 
 

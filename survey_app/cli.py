@@ -16,11 +16,21 @@ from werkzeug.security import generate_password_hash
 
 from survey_app import migrate
 from survey_app.app import create_app
-from survey_app.db import create_database_engine, create_session_factory, default_database_url
+from survey_app.db import (
+    create_database_engine,
+    create_session_factory,
+    default_database_url,
+)
 from survey_app.export import write_export
 from survey_app.manifest import load_run_input
 from survey_app.models import Admin, ItemKind, Study
-from survey_app.study_builder import DEFAULT_CONSENT_TEXT, DEFAULT_CONSENT_VERSION, StudyOptions, create_study, new_slug
+from survey_app.study_builder import (
+    DEFAULT_CONSENT_TEXT,
+    DEFAULT_CONSENT_VERSION,
+    StudyOptions,
+    create_study,
+    new_slug,
+)
 
 SECRET_KEY_FILE = "secret_key"
 

@@ -14,7 +14,17 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from survey_app.models import Answer, Item, ItemKind, Platform, Question, Rater, Study, Trial, utc_now
+from survey_app.models import (
+    Answer,
+    Item,
+    ItemKind,
+    Platform,
+    Question,
+    Rater,
+    Study,
+    Trial,
+    utc_now,
+)
 
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 QUALITY_VALUES = ("1", "2", "3", "4", "5")

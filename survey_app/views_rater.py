@@ -18,7 +18,16 @@ from flask import (
 )
 from sqlalchemy import select
 
-from survey_app.models import Image, Item, ItemKind, Platform, Question, Rater, Study, utc_now
+from survey_app.models import (
+    Image,
+    Item,
+    ItemKind,
+    Platform,
+    Question,
+    Rater,
+    Study,
+    utc_now,
+)
 from survey_app.rater_sessions import (
     DuplicateParticipant,
     InvalidAnswer,

@@ -10,8 +10,19 @@ import click
 import numpy as np
 
 from evalkit.errors import EvalError
-from evalkit.experiments.common import (SPACES, command_line, embed, evaluation_options, faces_from_embeddings,
-                                        faces_from_speech, finish, load_model, run_options, speech_batch, start)
+from evalkit.experiments.common import (
+    SPACES,
+    command_line,
+    embed,
+    evaluation_options,
+    faces_from_embeddings,
+    faces_from_speech,
+    finish,
+    load_model,
+    run_options,
+    speech_batch,
+    start,
+)
 from evalkit.experiments.scoring import StandIns, load_reference, scorer
 from evalkit.stats import seeded_rng
 from generator.data.manifest import read_manifest

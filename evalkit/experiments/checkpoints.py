@@ -3,6 +3,7 @@ on the same data into ``<experiment>/runs/``, and the headline figures are tabul
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def check_varies(checkpoints: tuple[Path, ...], varied: str, fixed: str) -> dict
 
 
 def evaluate_all(checkpoints: tuple[Path, ...], options: RunOptions, folder: Path, command: str,
-                 label: callable) -> list[tuple[str, dict]]:
+                 label: Callable[[dict], str]) -> list[tuple[str, dict]]:
     """``(label, results document)`` per checkpoint, in the order given."""
     documents = []
     for k, path in enumerate(checkpoints):

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import click
 
-from evalkit.experiments import audio_length, averages, compare, interpolation, resolution, unseen_identities
-from generator.cli import FriendlyGroup
+from evalkit.experiments import (
+    audio_length,
+    averages,
+    compare,
+    interpolation,
+    resolution,
+    unseen_identities,
+)
+from generator.cli_support import FriendlyGroup
 
 
 @click.group("experiment", cls=FriendlyGroup)

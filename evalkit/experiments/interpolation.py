@@ -11,8 +11,19 @@ import numpy as np
 import torch
 
 from evalkit.errors import EvalError
-from evalkit.experiments.common import (SPACES, command_line, embed, evaluation_options, faces_from_embeddings,
-                                        faces_from_speech, finish, load_model, run_options, speech_batch, start)
+from evalkit.experiments.common import (
+    SPACES,
+    command_line,
+    embed,
+    evaluation_options,
+    faces_from_embeddings,
+    faces_from_speech,
+    finish,
+    load_model,
+    run_options,
+    speech_batch,
+    start,
+)
 from evalkit.experiments.scoring import StandIns, load_reference, scorer
 from evalkit.stats import seeded_rng
 from generator.data.manifest import read_manifest
@@ -71,6 +82,8 @@ def command(checkpoint: Path | None, identities: str | None, split: str, steps: 
     truth = np.where(grid >= 0.5, pair[0], pair[1])
     scoring = scorer(options, real, StandIns.single_split(NAME, faces, truth), folder / "work", SCORED_METRICS)
     classes, probabilities = scoring.identity_probabilities()
+    if not set(pair) <= set(classes):
+        raise EvalError(f"identities {sorted(set(pair) - set(classes))} have no real training faces in {options.data}")
     detected = scoring.detected()
     probability = {name: probabilities[:, classes.index(name)] for name in pair}
     table = Table(f"Along α (α = 1: {pair[0]}, α = 0: {pair[1]}; {space} space)",

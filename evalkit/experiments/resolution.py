@@ -6,9 +6,20 @@ from pathlib import Path
 
 import click
 
-from evalkit.experiments.checkpoints import (check_varies, comparison_charts, comparison_table, evaluate_all,
-                                             headline_data)
-from evalkit.experiments.common import command_line, evaluation_options, finish, run_options, start
+from evalkit.experiments.checkpoints import (
+    check_varies,
+    comparison_charts,
+    comparison_table,
+    evaluate_all,
+    headline_data,
+)
+from evalkit.experiments.common import (
+    command_line,
+    evaluation_options,
+    finish,
+    run_options,
+    start,
+)
 from reports.sections import Section
 
 NAME = "resolution"

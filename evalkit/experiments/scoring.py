@@ -56,7 +56,7 @@ class StandIns:
     paired_real: dict[str, np.ndarray]
 
     @classmethod
-    def single_split(cls, split: str, images: np.ndarray, identities: np.ndarray) -> "StandIns":
+    def single_split(cls, split: str, images: np.ndarray, identities: np.ndarray) -> StandIns:
         """Every image is one item of the pseudo-split ``split`` (no paired real faces)."""
         items = np.arange(len(images))
         return cls(images, items, np.asarray(identities), {split: items}, {split: np.zeros(0, dtype=np.int64)})

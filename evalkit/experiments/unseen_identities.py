@@ -15,8 +15,16 @@ import numpy as np
 
 from evalkit.errors import EvalError
 from evalkit.evalset import UNSEEN_IDENTITY
-from evalkit.experiments.common import (command_line, evaluation_options, faces_from_speech, finish, load_model,
-                                        run_options, speech_batch, start)
+from evalkit.experiments.common import (
+    command_line,
+    evaluation_options,
+    faces_from_speech,
+    finish,
+    load_model,
+    run_options,
+    speech_batch,
+    start,
+)
 from evalkit.experiments.scoring import StandIns, load_reference, scorer
 from evalkit.stats import proportion_figure
 from generator.data.manifest import read_manifest

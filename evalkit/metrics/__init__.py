@@ -7,8 +7,8 @@ the row of real faces where the metric has one. ``columns`` are the figures show
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -6,6 +6,8 @@ Everything is written by the tests into temporary folders; nothing is downloaded
 from __future__ import annotations
 
 from collections.abc import Callable
+import sys
+import types
 from pathlib import Path
 from unittest import mock
 
@@ -84,6 +86,12 @@ def private_caches(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def no_report_module(monkeypatch) -> None:
+    """Runs here test evalkit alone: the report module (tested on its own) is hidden unless a test installs one."""
+    monkeypatch.setitem(sys.modules, "reports", types.ModuleType("reports"))
 
 
 @pytest.fixture

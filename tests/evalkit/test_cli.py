@@ -189,7 +189,7 @@ def test_torchrun_two_processes_give_the_same_results_as_one(saved_checkpoint, e
     double = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "evalkit",
               "run", "--out", tmp_path / "two", "--cache-dir", tmp_path / "c2"]
     for command in (single, double):
-        done = subprocess.run([str(c) for c in command + common], env=env, capture_output=True, text=True,
+        done = subprocess.run([str(c) for c in command + common], env=env, capture_output=True, text=True, check=False,
                               timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
     one, two = figures(tmp_path / "one"), figures(tmp_path / "two")

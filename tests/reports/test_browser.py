@@ -20,7 +20,7 @@ pytestmark = [
                        reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)"),
 ]
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium")
-from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.by import By
 
 IMAGES_STATE = "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt]);"
 

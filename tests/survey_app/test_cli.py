@@ -92,6 +92,7 @@ def test_unusable_database_is_one_clear_line_in_a_real_process(tmp_path: Path, r
         text=True,
         timeout=60,
         cwd=Path(__file__).parents[2],
+        check=False,
     )
     assert process.returncode == 2
     assert "Traceback" not in process.stderr and process.stderr.count("\n") == 1

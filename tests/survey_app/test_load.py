@@ -41,7 +41,8 @@ SERVER_THREADS = 8
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     """32 pairs: 8 identities with 4 photos each."""
-    return write_run_dir(tmp_path / "run", identities=tuple(f"id{index:02d}" for index in range(8)), photos_per_identity=4)
+    identities = tuple(f"id{index:02d}" for index in range(8))
+    return write_run_dir(tmp_path / "run", identities=identities, photos_per_identity=4)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from .conftest import QUESTION, TRIAL_ACTION
 
 
 def test_every_post_requires_a_valid_csrf_token(app, study, start_rater) -> None:
-    client, token, csrf = start_rater(study)
+    client, token, _ = start_rater(study)
     page = client.get(f"/r/{token}/trial")
     action = TRIAL_ACTION.search(page.text).group(1)
     question = QUESTION.findall(page.text)[0]
