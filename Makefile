@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
 
 $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,postgres]'
 	touch $@
 
 install: $(VENV)/.installed

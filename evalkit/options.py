@@ -12,7 +12,6 @@ HEAD_TRAIN_SPLITS = ("train", "seen")
 HEAD_HELDOUT_SPLIT = "unseen_speech"
 IDENTITY_BACKBONES = ("dlib-resnet", "vggface")
 INCEPTION_DIMS = (64, 192, 768, 2048)
-SAMPLING_MODES = ("eval", "dropout", "train")
 
 
 def default_cache_dir() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,10 +14,11 @@ from evalkit.errors import EvalError, FeatureUnavailable
 from evalkit.evalset import EvalSet, build_evalset, check_compatible, choose_splits, save_images
 from evalkit.features import FeatureCache, FeatureExtractor, Features, make_extractor
 from evalkit.metrics import Metric, MetricContext, resolve_metrics
-from evalkit.options import HEAD_HELDOUT_SPLIT, HEAD_TRAIN_SPLITS, IDENTITY_BACKBONES, SAMPLING_MODES, RunOptions
+from evalkit.options import HEAD_HELDOUT_SPLIT, HEAD_TRAIN_SPLITS, IDENTITY_BACKBONES, RunOptions
 from evalkit.results import append_history, write_results
 from generator.checkpoint import load_generator
 from generator.data.manifest import Manifest, read_manifest
+from generator.synthesis import SAMPLING_MODES
 from generator.train import pick_device
 
 HISTORY_FILE = "history.jsonl"
@@ -76,7 +78,8 @@ def used_pairs(manifest: Manifest, splits: tuple[str, ...], with_head: bool) -> 
     return Manifest(tuple(p for p in manifest.pairs if p.split in wanted), manifest.path)
 
 
-def feature_source(cache: FeatureCache, extractors: dict[str, FeatureExtractor], evalset: EvalSet):
+def feature_source(cache: FeatureCache, extractors: dict[str, FeatureExtractor], evalset: EvalSet
+                   ) -> Callable[[str], tuple[Features, Features]]:
     def features(name: str) -> tuple[Features, Features]:
         extractor = extractors[name]
         return cache.features(extractor, evalset.generated.images), cache.features(extractor, evalset.real.images)

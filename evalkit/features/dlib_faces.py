@@ -61,7 +61,8 @@ class DlibFaceExtractor(FeatureExtractor):
                 "weights_sha256": self.hashes}
 
     def provenance(self) -> dict:
-        return {name: {"path": str(dlib_models_dir() / name), "sha256": digest} for name, digest in self.hashes.items()}
+        paths = {LANDMARKS_FILE: self.landmarks_path, DESCRIPTOR_FILE: self.descriptor_path}
+        return {name: {"path": str(paths[name]), "sha256": digest} for name, digest in self.hashes.items()}
 
     def extract(self, images: np.ndarray) -> Features:
         import dlib

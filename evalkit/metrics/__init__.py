@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,7 @@ class Metric:
     columns: tuple[str, ...]
     extractors: Callable[[RunOptions], tuple[str, ...]]
     evaluate: Callable[[MetricContext, str], dict]
-    reference: Callable[[MetricContext], dict] | None = field(default=None)
+    reference: Callable[[MetricContext], dict] | None = None
 
 
 METRICS: dict[str, Metric] = {}

@@ -5,9 +5,9 @@ Everything is written by the tests into temporary folders; nothing is downloaded
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
