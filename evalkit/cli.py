@@ -95,3 +95,37 @@ def metrics_cmd() -> None:
     for metric in all_metrics().values():
         click.echo(f"{metric.name}: {metric.description}")
         click.echo(f"    figures: {', '.join(metric.columns)}; needs: {metric.requires}")
+
+
+@main.command("fid")
+@click.argument("first", type=click.Path(path_type=Path))
+@click.argument("second", type=click.Path(path_type=Path))
+@click.option("--inception-weights", type=click.Path(path_type=Path), default=None,
+              help="pytorch-fid Inception weights [default: the torch hub cache file]")
+@click.option("--dims", type=int, default=2048, show_default=True, help=f"one of {INCEPTION_DIMS}")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help=f"feature cache [default: {default_cache_dir()}]")
+@click.option("--save-stats", is_flag=True, help="write the statistics of FIRST (a folder) to SECOND (.npz)")
+def fid_cmd(first: Path, second: Path, inception_weights: Path | None, dims: int, device: str,
+            cache_dir: Path | None, save_stats: bool) -> None:
+    """FID between FIRST and SECOND, each an image folder or a pytorch-fid .npz statistics file."""
+    from evalkit.errors import EvalError, FeatureUnavailable
+    from evalkit.features import FeatureCache, make_extractor
+    from evalkit.fid_paths import path_statistics
+    from evalkit.stats import frechet_distance, write_stats
+
+    options = RunOptions(device=device, inception_weights=inception_weights, inception_dims=dims)
+    try:
+        extractor = make_extractor("inception", options)
+    except FeatureUnavailable as exc:
+        raise EvalError(str(exc)) from None
+    cache = FeatureCache(cache_dir or default_cache_dir())
+    if save_stats:
+        if second.exists():
+            raise EvalError(f"{second}: already exists; not overwriting it")
+        write_stats(second, *path_statistics(first, extractor, cache))
+        click.echo(f"wrote {second}")
+        return
+    value = frechet_distance(*path_statistics(first, extractor, cache), *path_statistics(second, extractor, cache))
+    click.echo(f"FID: {value}")

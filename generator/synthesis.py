@@ -15,6 +15,7 @@ from typing import Iterable, Literal
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from generator.checkpoint import load_generator
@@ -39,7 +40,7 @@ def set_sampling_mode(model: Generator, sampling: Sampling) -> None:
                 module.train()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate(model: Generator, speech: torch.Tensor, sampling: Sampling = "eval", seed: int = 0,
              output_order: str = "rgb") -> torch.Tensor:
     """Faces (B, 3, S, S) in [-1, 1], RGB, for a batch of model inputs (B, 1, N)."""
@@ -47,7 +48,8 @@ def generate(model: Generator, speech: torch.Tensor, sampling: Sampling = "eval"
     was_training = model.training
     set_sampling_mode(model, sampling)
     device = next(model.parameters()).device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    # parametrize.cached: each spectrally normalised weight is computed once per call, not once per use
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), parametrize.cached():
         torch.manual_seed(seed)
         faces = model(speech.to(device))[0]
     if snapshot is not None:

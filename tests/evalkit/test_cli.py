@@ -198,3 +198,35 @@ def test_torchrun_two_processes_give_the_same_results_as_one(saved_checkpoint, e
     for image in (tmp_path / "one" / "generated").rglob("*.png"):
         twin = tmp_path / "two" / image.relative_to(tmp_path / "one")
         assert image.read_bytes() == twin.read_bytes()
+
+
+def test_fid_command_equals_pytorch_fid_on_folders_and_npz(evalkit_cli, inception_weights, tmp_path):
+    from unittest import mock
+
+    import torch
+    from PIL import Image
+    from pytorch_fid import inception
+    from pytorch_fid.fid_score import calculate_fid_given_paths
+
+    rng = np.random.default_rng(0)
+    for folder, shift in (("a", 0), ("b", 60)):
+        (tmp_path / folder).mkdir()
+        for k in range(6):
+            pixels = np.clip(rng.normal(120 + shift, 40, (40, 40, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / folder / f"{k}.png")
+    common = ("--inception-weights", inception_weights, "--dims", "64", "--device", "cpu", "--cache-dir",
+              tmp_path / "cache")
+    result = evalkit_cli("fid", tmp_path / "a", tmp_path / "b", *common)
+    assert result.exit_code == 0, result.output
+    ours = float(result.stdout.split("FID:")[1])
+    state = torch.load(inception_weights, weights_only=True)
+    with mock.patch.object(inception, "load_state_dict_from_url", return_value=state):
+        theirs = calculate_fid_given_paths([str(tmp_path / "a"), str(tmp_path / "b")], 6, "cpu", 64, num_workers=0)
+    assert ours == pytest.approx(theirs, rel=1e-4)
+    assert evalkit_cli("fid", tmp_path / "a", tmp_path / "a.npz", "--save-stats", *common).exit_code == 0
+    from_npz = evalkit_cli("fid", tmp_path / "a.npz", tmp_path / "b", *common)
+    assert float(from_npz.stdout.split("FID:")[1]) == pytest.approx(ours, rel=1e-9)
+    check_cli_error(evalkit_cli("fid", tmp_path / "a", tmp_path / "a.npz", "--save-stats", *common), "already exists")
+    check_cli_error(evalkit_cli("fid", tmp_path / "a", tmp_path / "b", "--dims", "64"), WEIGHTS_FILE)
+    (tmp_path / "empty").mkdir()
+    check_cli_error(evalkit_cli("fid", tmp_path / "empty", tmp_path / "b", *common), "no images")
