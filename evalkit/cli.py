@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from evalkit.options import EMBEDDED_DATA, INCEPTION_DIMS, RunOptions, default_cache_dir
-from generator.cli import FriendlyGroup
+from generator.cli_support import FriendlyGroup
 
 
 def _names(value: str | None) -> tuple[str, ...]:
@@ -129,3 +129,16 @@ def fid_cmd(first: Path, second: Path, inception_weights: Path | None, dims: int
         return
     value = frechet_distance(*path_statistics(first, extractor, cache), *path_statistics(second, extractor, cache))
     click.echo(f"FID: {value}")
+
+
+def _register_report_commands() -> None:
+    """``report``, ``experiment`` and ``compare`` live beside the report code; imported here to join ``main``."""
+    from evalkit.experiments.cli import compare_cmd, experiment_group
+    from reports.cli import report_cmd
+
+    main.add_command(experiment_group)
+    main.add_command(compare_cmd)
+    main.add_command(report_cmd)
+
+
+_register_report_commands()

@@ -61,7 +61,7 @@ def choose_splits(manifest: Manifest, requested: tuple[str, ...]) -> tuple[str, 
     """The requested splits (each must have pairs), or every evaluation split present."""
     if requested:
         manifest.select(requested)
-        return tuple(requested)
+        return tuple(dict.fromkeys(requested))
     present = tuple(s for s in EVAL_SPLITS if s in manifest.splits)
     if not present:
         raise EvalError(f"{manifest.path}: no evaluation split {EVAL_SPLITS} in this manifest (it has {manifest.splits})")

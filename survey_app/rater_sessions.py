@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session
 
 from survey_app.models import (
     Answer,
@@ -66,12 +66,6 @@ class PlatformIdentity:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def find_rater(db: Session, token: str) -> Rater | None:
-    if not TOKEN_PATTERN.fullmatch(token):
-        return None
-    return db.scalar(select(Rater).where(Rater.token_hash == hash_token(token)))
 
 
 def start_session(
@@ -175,27 +169,32 @@ def _display_order(item: Item, rng: random.Random) -> list[str]:
     return pair
 
 
-def trial_questions(trial: Trial) -> tuple[Question, ...]:
-    return QUESTIONS_BY_KIND[trial.item.kind]
+@dataclass(frozen=True)
+class RaterRef:
+    """The facts of a rater that the rater's pages need, looked up once per request by the token's hash."""
+
+    id: int
+    study_id: int
+    platform: Platform
+    completion_code: str
+    completed: bool
 
 
-def allowed_values(trial: Trial, question: Question) -> tuple[str, ...]:
-    if question == Question.QUALITY:
-        return QUALITY_VALUES
-    if question == Question.RECOGNITION:
-        return RECOGNITION_VALUES
-    return tuple(str(slot) for slot in range(1, len(trial.display_image_ids)))
+@dataclass(frozen=True)
+class TrialView:
+    """What the rater's pages need of one trial: its item's kind and public facts, display order, stored answers."""
 
+    id: str
+    kind: ItemKind
+    display_image_ids: tuple[str, ...]
+    reference_image_id: str | None
+    expected_quality: int | None
+    shown: bool
+    answers: dict[Question, str]
 
-def find_trial(db: Session, rater: Rater, trial_id: str) -> Trial:
-    trial = db.scalar(
-        select(Trial)
-        .where(Trial.id == trial_id, Trial.rater_id == rater.id)
-        .options(joinedload(Trial.item), selectinload(Trial.answers))
-    )
-    if trial is None:
-        raise TrialNotFound(trial_id)
-    return trial
+    @property
+    def questions(self) -> tuple[Question, ...]:
+        return QUESTIONS_BY_KIND[self.kind]
 
 
 @dataclass(frozen=True)
@@ -214,21 +213,74 @@ class SessionState:
         return self.total - len(self.open_trial_ids)
 
 
-def session_state(db: Session, rater: Rater) -> SessionState:
-    rows = db.execute(
-        select(Trial.id, Item.kind, func.count(Answer.id))
-        .join(Item, Item.id == Trial.item_id)
-        .outerjoin(Answer, Answer.trial_id == Trial.id)
-        .where(Trial.rater_id == rater.id)
-        .group_by(Trial.id, Item.kind, Trial.position)
-        .order_by(Trial.position)
-    ).all()
+# The rater's pages run these on every request. They are plain Core statements on the tables, built once: no ORM
+# compilation or identity map, and SQLAlchemy only looks their compiled form up in its cache.
+RATERS, TRIALS, ITEMS, ANSWERS = (model.__table__ for model in (Rater, Trial, Item, Answer))
+RATER_BY_TOKEN_HASH = select(
+    RATERS.c.id, RATERS.c.study_id, RATERS.c.platform, RATERS.c.completion_code, RATERS.c.completed_at.is_not(None)
+).where(RATERS.c.token_hash == bindparam("token_hash"))
+RATER_PROGRESS = (
+    select(TRIALS.c.id, ITEMS.c.kind, func.count(ANSWERS.c.id))
+    .join(ITEMS, ITEMS.c.id == TRIALS.c.item_id)
+    .outerjoin(ANSWERS, ANSWERS.c.trial_id == TRIALS.c.id)
+    .where(TRIALS.c.rater_id == bindparam("rater_id"))
+    .group_by(TRIALS.c.id, ITEMS.c.kind, TRIALS.c.position)
+    .order_by(TRIALS.c.position)
+)
+RATER_TRIAL = (
+    select(
+        ITEMS.c.kind,
+        TRIALS.c.display_image_ids,
+        ITEMS.c.reference_image_id,
+        ITEMS.c.expected_quality,
+        TRIALS.c.shown_at.is_not(None),
+        ANSWERS.c.question,
+        ANSWERS.c.value,
+    )
+    .join(ITEMS, ITEMS.c.id == TRIALS.c.item_id)
+    .outerjoin(ANSWERS, ANSWERS.c.trial_id == TRIALS.c.id)
+    .where(TRIALS.c.id == bindparam("trial_id"), TRIALS.c.rater_id == bindparam("rater_id"))
+)
+MARK_TRIAL_SHOWN = (
+    update(TRIALS)
+    .where(TRIALS.c.id == bindparam("trial_id"), TRIALS.c.shown_at.is_(None))
+    .values(shown_at=bindparam("now"))
+)
+MARK_RATER_COMPLETED = update(RATERS).where(RATERS.c.id == bindparam("rater_id")).values(completed_at=bindparam("now"))
+INSERT_ANSWERS = insert(ANSWERS)
+
+
+def find_rater(db: Session, token: str) -> RaterRef | None:
+    if not TOKEN_PATTERN.fullmatch(token):
+        return None
+    row = db.execute(RATER_BY_TOKEN_HASH, {"token_hash": hash_token(token)}).first()
+    return RaterRef(*row) if row is not None else None
+
+
+def session_state(db: Session, rater: RaterRef) -> SessionState:
+    rows = db.execute(RATER_PROGRESS, {"rater_id": rater.id}).all()
     open_ids = tuple(trial_id for trial_id, kind, answered in rows if answered < len(QUESTIONS_BY_KIND[kind]))
     return SessionState(open_ids, len(rows))
 
 
+def find_trial(db: Session, rater: RaterRef, trial_id: str) -> TrialView:
+    """The rater's trial `trial_id`; another rater's trial raises TrialNotFound as a missing one does."""
+    rows = db.execute(RATER_TRIAL, {"trial_id": trial_id, "rater_id": rater.id}).all()
+    if not rows:
+        raise TrialNotFound(trial_id)
+    kind, display, reference, expected, shown, _, _ = rows[0]
+    answers = {question: value for *_, question, value in rows if question is not None}
+    return TrialView(trial_id, kind, tuple(display), reference, expected, shown, answers)
+
+
+def mark_shown(db: Session, trial: TrialView) -> None:
+    """Records when the trial was first shown (showing it again changes nothing)."""
+    if not trial.shown:
+        db.execute(MARK_TRIAL_SHOWN, {"trial_id": trial.id, "now": utc_now()})
+
+
 def record_answers(
-    db: Session, rater: Rater, trial_id: str, submitted: Mapping[str, str], client_rt_ms: int | None
+    db: Session, rater: RaterRef, trial_id: str, submitted: Mapping[str, str], client_rt_ms: int | None
 ) -> dict[str, str]:
     """Stores new answers and returns the stored value of every submitted question, committing.
 
@@ -237,36 +289,45 @@ def record_answers(
     """
     trial = find_trial(db, rater, trial_id)
     questions = _validated_questions(trial, submitted, client_rt_ms)
-    stored = {answer.question: answer.value for answer in trial.answers}
+    stored = dict(trial.answers)
     new = [question for question in questions if question not in stored]
     if new:
         open_trial_ids = session_state(db, rater).open_trial_ids
         if not open_trial_ids or open_trial_ids[0] != trial.id:
             raise TrialNotOpen(trial_id)
-        for question in new:
-            db.add(
-                Answer(
-                    trial_id=trial.id,
-                    rater_id=rater.id,
-                    question=question,
-                    value=submitted[question.value],
-                    client_rt_ms=client_rt_ms,
-                )
-            )
-            stored[question] = submitted[question.value]
-        if open_trial_ids == (trial.id,) and len(stored) == len(trial_questions(trial)):
-            rater.completed_at = utc_now()
+        rows = [
+            {
+                "trial_id": trial.id,
+                "rater_id": rater.id,
+                "question": question,
+                "value": submitted[question.value],
+                "client_rt_ms": client_rt_ms,
+            }
+            for question in new
+        ]
+        db.execute(INSERT_ANSWERS, rows)  # received_at: the column's default
+        stored.update((question, submitted[question.value]) for question in new)
+        if open_trial_ids == (trial.id,) and len(stored) == len(trial.questions):
+            db.execute(MARK_RATER_COMPLETED, {"rater_id": rater.id, "now": utc_now()})
         try:
             db.commit()
         except IntegrityError:
             # A concurrent duplicate submit won the race (PostgreSQL); its answers are the stored ones.
             db.rollback()
-            stored = {answer.question: answer.value for answer in find_trial(db, rater, trial_id).answers}
+            stored = find_trial(db, rater, trial_id).answers
     return {question.value: stored[question] for question in questions}
 
 
-def _validated_questions(trial: Trial, submitted: Mapping[str, str], client_rt_ms: int | None) -> list[Question]:
-    asked = trial_questions(trial)
+def allowed_values(trial: TrialView, question: Question) -> tuple[str, ...]:
+    if question == Question.QUALITY:
+        return QUALITY_VALUES
+    if question == Question.RECOGNITION:
+        return RECOGNITION_VALUES
+    return tuple(str(slot) for slot in range(1, len(trial.display_image_ids)))
+
+
+def _validated_questions(trial: TrialView, submitted: Mapping[str, str], client_rt_ms: int | None) -> list[Question]:
+    asked = trial.questions
     unknown = set(submitted) - {question.value for question in asked}
     if unknown or not submitted:
         raise InvalidAnswer(f"this trial asks {', '.join(question.value for question in asked)}")

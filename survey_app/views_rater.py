@@ -24,22 +24,22 @@ from survey_app.models import (
     ItemKind,
     Platform,
     Question,
-    Rater,
     Study,
-    utc_now,
 )
 from survey_app.rater_sessions import (
     DuplicateParticipant,
     InvalidAnswer,
     PlatformIdentity,
+    RaterRef,
     TrialNotFound,
     TrialNotOpen,
+    TrialView,
     find_rater,
     find_trial,
+    mark_shown,
     record_answers,
     session_state,
     start_session,
-    trial_questions,
 )
 from survey_app.web import db_session, wants_json
 
@@ -64,7 +64,7 @@ def _study_or_404(slug: str) -> Study:
     return study
 
 
-def _rater_or_404(token: str) -> Rater:
+def _rater_or_404(token: str) -> RaterRef:
     rater = find_rater(db_session(), token)
     if rater is None:
         abort(404)
@@ -130,7 +130,6 @@ def instructions(token: str):
     example = _example_item(rater)
     return render_template(
         "instructions.html",
-        rater=rater,
         token=token,
         has_example=example is not None,
         resume_url=url_for("rater.trial", token=token, _external=True),
@@ -138,7 +137,7 @@ def instructions(token: str):
     )
 
 
-def _example_item(rater: Rater) -> Item | None:
+def _example_item(rater: RaterRef) -> Item | None:
     return db_session().scalar(select(Item).where(Item.study_id == rater.study_id, Item.kind == ItemKind.EXAMPLE))
 
 
@@ -159,45 +158,41 @@ def trial(token: str):
     if state.current_trial_id is None:
         return redirect(url_for("rater.done", token=token))
     shown = find_trial(db, rater, state.current_trial_id)
-    if shown.shown_at is None:
-        shown.shown_at = utc_now()
-    page = {
-        "token": token,
-        "trial": shown,
-        "kind": shown.item.kind.value,
-        "slots": _slots(token, shown),
-        "questions": [question.value for question in trial_questions(shown)],
-        "answered": {answer.question.value: answer.value for answer in shown.answers},
-        "attention_label": _attention_label(shown.item),
-        "done": state.done,
-        "total": state.total,
-    }
+    mark_shown(db, shown)
     db.commit()  # before rendering: the transaction holds SQLite's write lock
     return render_template(
         "trial.html",
+        token=token,
+        trial=shown,
+        kind=shown.kind.value,
+        slots=_slots(token, shown),
+        questions=[question.value for question in shown.questions],
+        answered={question.value: value for question, value in shown.answers.items()},
+        attention_label=_attention_label(shown),
+        done=state.done,
+        total=state.total,
         quality_labels=QUALITY_LABELS,
         recognition_labels=RECOGNITION_LABELS,
         recognition_keys=RECOGNITION_KEYS,
-        **page,
     )
 
 
-def _slots(token: str, shown) -> list[dict[str, str]]:
+def _slots(token: str, shown: TrialView) -> list[dict[str, str]]:
     """Image URLs in display order with the role the rater is told (never real/generated for the probe of a pair)."""
     slots = []
     for slot, image_id in enumerate(shown.display_image_ids):
-        if shown.item.kind == ItemKind.LINEUP:
+        if shown.kind == ItemKind.LINEUP:
             role = "Generated face" if slot == 0 else f"Person {slot}"
         else:
-            role = "Baseline photo" if image_id == shown.item.reference_image_id else "Image to judge"
+            role = "Baseline photo" if image_id == shown.reference_image_id else "Image to judge"
         slots.append({"role": role, "url": url_for("rater.trial_image", token=token, trial_id=shown.id, slot=slot)})
     return slots
 
 
-def _attention_label(item: Item) -> str | None:
-    if item.kind != ItemKind.ATTENTION:
+def _attention_label(shown: TrialView) -> str | None:
+    if shown.kind != ItemKind.ATTENTION:
         return None
-    return f"{item.expected_quality} ({QUALITY_LABELS[str(item.expected_quality)]})"
+    return f"{shown.expected_quality} ({QUALITY_LABELS[str(shown.expected_quality)]})"
 
 
 @rater_blueprint.post("/r/<token>/trials/<trial_id>/answers")
@@ -250,7 +245,7 @@ def _send_image(image_id: str):
 @rater_blueprint.get("/r/<token>/done")
 def done(token: str):
     rater = _rater_or_404(token)
-    if rater.completed_at is None:
+    if not rater.completed:
         return redirect(url_for("rater.trial", token=token))
     study = db_session().get(Study, rater.study_id)
     if rater.platform == Platform.PROLIFIC:
