@@ -178,15 +178,23 @@ def seeded_rng(seed: int, *names: str) -> np.random.Generator:
 
 
 def bootstrap_interval(statistic: Callable[..., float], sizes: Sequence[int], replicates: int,
-                       rng: np.random.Generator) -> tuple[float, float]:
+                       rng: np.random.Generator, estimate: float | None = None) -> tuple[float, float]:
     """95 % percentile interval of ``statistic(*indices)`` over resamples with replacement, one index array per
-    sample (clips are resampled independently on each side)."""
+    sample (clips are resampled independently on each side).
+
+    With ``estimate`` (the statistic on the full samples) the interval is bias-corrected: shifted by the bootstrap's
+    bias estimate, mean(replicates) - estimate, and clipped at 0. Distances such as the Fréchet distance need this:
+    a resample duplicates points, which inflates the distance, so the plain percentile interval can lie wholly
+    above the estimate."""
     if replicates < 2:
         raise EvalError(f"the bootstrap needs at least 2 replicates, got {replicates}")
     # many small matrix products: one BLAS thread is several times faster than threads contending for busy cores
     with threadpool_limits(limits=1, user_api="blas"):
         values = [statistic(*(rng.integers(0, n, n) for n in sizes)) for _ in range(replicates)]
     low, high = np.percentile(values, [2.5, 97.5])
+    if estimate is not None:
+        bias = float(np.mean(values)) - estimate
+        low, high = max(0.0, low - bias), max(0.0, high - bias)
     return float(low), float(high)
 
 

@@ -39,9 +39,10 @@ def frechet_figure(ctx: MetricContext, extractor: str, key: str, split: str, met
     write_stats(stats_dir / f"{split}_generated_{metric}.npz", *generated)
     write_stats(stats_dir / f"{split}_real_{metric}.npz", *real)
     gram = GramPair.of(x, y)
+    value = frechet_distance(*generated, *real)
     interval = bootstrap_interval(lambda i, j: frechet_from_gram(gram, i, j), gram.sizes, ctx.options.bootstrap,
-                                  ctx.rng(metric, split))
-    return figure(frechet_distance(*generated, *real), interval, _sample_sizes(x, y), None, "bootstrap")
+                                  ctx.rng(metric, split), estimate=value)
+    return figure(value, interval, _sample_sizes(x, y), None, "bootstrap, bias-corrected")
 
 
 def kid_figure(ctx: MetricContext, extractor: str, key: str, split: str, metric: str) -> dict:
@@ -52,8 +53,8 @@ def kid_figure(ctx: MetricContext, extractor: str, key: str, split: str, metric:
     replicate_rng = ctx.rng(metric, split, "replicate subsets")
     interval = bootstrap_interval(
         lambda i, j: kid_from_gram(gram, o.kid_subset_size, o.kid_subsets, replicate_rng, i, j),
-        gram.sizes, o.bootstrap, ctx.rng(metric, split))
-    return figure(value, interval, _sample_sizes(x, y), None, "bootstrap")
+        gram.sizes, o.bootstrap, ctx.rng(metric, split), estimate=value)
+    return figure(value, interval, _sample_sizes(x, y), None, "bootstrap, bias-corrected")
 
 
 def precision_recall_figures(ctx: MetricContext, extractor: str, key: str, split: str) -> dict:

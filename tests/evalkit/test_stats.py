@@ -127,3 +127,16 @@ def test_stats_files_are_pytorch_fid_npz(tmp_path):
     np.testing.assert_array_equal(theirs[1], sigma)
     ours = read_stats(path)
     np.testing.assert_array_equal(ours[1], sigma)
+
+
+def test_bias_corrected_bootstrap_contains_a_biased_estimate():
+    """The share of distinct clips is 1 on the sample but about 0.632 in every resample: the percentile interval
+    misses the estimate, the bias-corrected one is centred on it."""
+    def distinct_share(i):
+        return len(np.unique(i)) / len(i)
+
+    plain = bootstrap_interval(distinct_share, [400], 200, np.random.default_rng(0))
+    corrected = bootstrap_interval(distinct_share, [400], 200, np.random.default_rng(0), estimate=1.0)
+    assert plain[1] < 0.75
+    assert corrected[0] <= 1.0 <= corrected[1]
+    assert corrected[1] - corrected[0] == pytest.approx(plain[1] - plain[0])
