@@ -8,6 +8,8 @@ splits present (``train``, ``seen``) and tested on the real faces of ``unseen_sp
 
 from __future__ import annotations
 
+import csv
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,6 +180,23 @@ def _unique_split_names(pairs: list[Pair]) -> list[str]:
         for i, name in zip(positions, unique_names([(pairs[i].identity, pairs[i].audio) for i in positions])):
             names[i] = name
     return names
+
+
+PAIRS_FILE = "pairs.csv"
+
+
+def write_pairs(evalset: EvalSet, run_dir: Path) -> Path:
+    """``pairs.csv`` (split, identity, real, generated; paths relative to the run folder): each generated face with
+    the real face paired with its clip, the input of ``survey-app create-study --run RUN_DIR``."""
+    path = run_dir / PAIRS_FILE
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["split", "identity", "real", "generated"])
+        for split in evalset.splits:
+            for generated, real in zip(evalset.generated_index[split], evalset.paired_real[split]):
+                writer.writerow([split, evalset.generated.identities[generated], evalset.real.names[real],
+                                 evalset.generated.names[generated]])
+    return path
 
 
 def save_images(pool: ImagePool, run_dir: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from evalkit import __version__, distributed, provenance
 from evalkit.distributed import Shard
 from evalkit.errors import EvalError, FeatureUnavailable
-from evalkit.evalset import EvalSet, build_evalset, check_compatible, choose_splits, save_images
+from evalkit.evalset import EvalSet, build_evalset, check_compatible, choose_splits, save_images, write_pairs
 from evalkit.features import FeatureCache, FeatureExtractor, Features, make_extractor
 from evalkit.metrics import Metric, MetricContext, resolve_metrics
 from evalkit.options import HEAD_HELDOUT_SPLIT, HEAD_TRAIN_SPLITS, IDENTITY_BACKBONES, RunOptions
@@ -118,6 +118,7 @@ def _evaluate(options: RunOptions, metrics: list[Metric], manifest: Manifest, sp
         return None
     save_images(evalset.generated, run_dir)
     save_images(evalset.real, run_dir)
+    write_pairs(evalset, run_dir)
     results = {m.name: evaluate_metric(m, ctx, unavailable) for m in metrics}
     document = {
         "evalkit_version": __version__,

@@ -38,6 +38,7 @@ QUESTIONS_BY_KIND: dict[ItemKind, tuple[Question, ...]] = {
 }
 PAIR_KINDS = (ItemKind.TEST, ItemKind.CONTROL_SAME, ItemKind.CONTROL_DIFFERENT, ItemKind.ATTENTION)
 MAX_CLIENT_RT_MS = 24 * 3600 * 1000
+RATERS, TRIALS, ITEMS, ANSWERS = (model.__table__ for model in (Rater, Trial, Item, Answer))
 
 
 class DuplicateParticipant(Exception):
@@ -103,12 +104,18 @@ def start_session(
     )
     db.add(rater)
     db.flush()
-    rng = random.Random(seed)
-    for position, (item, display) in enumerate(_session_plan(db, study, rng)):
-        trial = Trial(id=secrets.token_hex(16), rater_id=rater.id, item_id=item.id, position=position)
-        trial.display_image_ids = display
-        db.add(trial)
-    db.flush()
+    plan = _session_plan(db, study, random.Random(seed))
+    trials = [
+        {
+            "id": secrets.token_hex(16),
+            "rater_id": rater.id,
+            "item_id": item.id,
+            "position": position,
+            "display_image_ids": display,
+        }
+        for position, (item, display) in enumerate(plan)
+    ]
+    db.execute(insert(TRIALS), trials)  # one executemany, not one ORM object per trial
     return rater, token
 
 
@@ -215,7 +222,6 @@ class SessionState:
 
 # The rater's pages run these on every request. They are plain Core statements on the tables, built once: no ORM
 # compilation or identity map, and SQLAlchemy only looks their compiled form up in its cache.
-RATERS, TRIALS, ITEMS, ANSWERS = (model.__table__ for model in (Rater, Trial, Item, Answer))
 RATER_BY_TOKEN_HASH = select(
     RATERS.c.id, RATERS.c.study_id, RATERS.c.platform, RATERS.c.completion_code, RATERS.c.completed_at.is_not(None)
 ).where(RATERS.c.token_hash == bindparam("token_hash"))

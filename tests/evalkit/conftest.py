@@ -5,8 +5,6 @@ Everything is written by the tests into temporary folders; nothing is downloaded
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
@@ -89,9 +87,11 @@ def private_caches(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def no_report_module(monkeypatch) -> None:
-    """Runs here test evalkit alone: the report module (tested on its own) is hidden unless a test installs one."""
-    monkeypatch.setitem(sys.modules, "reports", types.ModuleType("reports"))
+def no_report_rendering(monkeypatch) -> None:
+    """Runs here test evalkit alone: report rendering (tested on its own) is off unless a test installs a renderer."""
+    import reports
+
+    monkeypatch.delattr(reports, "render")
 
 
 @pytest.fixture

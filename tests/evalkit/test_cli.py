@@ -63,6 +63,20 @@ def test_run_writes_images_results_history_and_table(evalkit_cli, saved_checkpoi
         assert value == pytest.approx(calculate_frechet_distance(*generated, *real), rel=1e-6)
 
 
+def test_run_folder_is_a_survey_study_input(evalkit_cli, saved_checkpoint, eval_manifest, tmp_path):
+    """pairs.csv pairs every generated face with its clip's real face; survey-app create-study reads it."""
+    from survey_app.manifest import load_run_input
+
+    out = tmp_path / "run"
+    assert evalkit_cli(*run_args(saved_checkpoint, eval_manifest, out, "--metrics", FAST_METRICS)).exit_code == 0
+    run_input = load_run_input(out)
+    assert len(run_input.pairs) == 12
+    rows = (out / "pairs.csv").read_text().splitlines()
+    assert rows[0] == "split,identity,real,generated"
+    assert any(r.startswith("unseen_speech,bob,real/bob/") and r.endswith(",generated/unseen_speech/bob/clip_3_1.png")
+               for r in rows)
+
+
 def figures(out: Path) -> dict:
     document = json.loads((out / "results.json").read_text())
     return {name: entry["rows"] for name, entry in document["results"].items()}
