@@ -84,7 +84,9 @@ def run_cmd(checkpoint: Path | None, data: Path, splits: str | None, metrics: st
         for reason, names in unavailable.items():
             click.echo(f"unavailable ({', '.join(names)}): {reason}")
         click.echo(f"results: {run_dir / 'results.json'}")
-    render_report(run_dir)
+    report = render_report(run_dir)
+    if report is not None:
+        click.echo(f"report: {report}", err=as_json)
 
 
 @main.command("metrics")

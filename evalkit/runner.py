@@ -139,17 +139,16 @@ def _evaluate(options: RunOptions, metrics: list[Metric], manifest: Manifest, sp
     return document, run_dir
 
 
-def render_report(run_dir: Path) -> bool:
-    """Call ``reports.render(run_dir)`` when a ``reports`` module with that function exists."""
+def render_report(run_dir: Path) -> Path | None:
+    """``reports.render(run_dir)`` when a ``reports`` module with that function exists: the report's path, else None."""
     try:
         module = importlib.import_module("reports")
     except ModuleNotFoundError as exc:
         if exc.name != "reports":
             raise
-        return False
+        return None
     render = getattr(module, "render", None)
     if not callable(render):
-        return False
-    render(run_dir)
-    return True
+        return None
+    return render(run_dir)
 

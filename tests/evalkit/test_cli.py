@@ -121,13 +121,19 @@ def test_json_flag_prints_results_json(evalkit_cli, saved_checkpoint, eval_manif
 
 def test_default_run_folder_and_report_hook(evalkit_cli, saved_checkpoint, eval_manifest, tmp_path, monkeypatch):
     rendered = []
-    monkeypatch.setitem(sys.modules, "reports", types.SimpleNamespace(render=rendered.append))
+
+    def render(run_dir: Path) -> Path:
+        rendered.append(run_dir)
+        return run_dir / "report.html"
+
+    monkeypatch.setitem(sys.modules, "reports", types.SimpleNamespace(render=render))
     result = evalkit_cli("run", "--checkpoint", saved_checkpoint, "--data", eval_manifest, "--metrics", FAST_METRICS,
                          "--bootstrap", "5")
     assert result.exit_code == 0, result.output
     (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     assert (run_dir / "results.json").is_file() and (tmp_path / "runs" / "history.jsonl").is_file()
     assert rendered == [run_dir]
+    assert result.stdout.rstrip().endswith(f"report: {run_dir / 'report.html'}")
 
 
 def test_metrics_command_lists_every_metric_and_its_needs(evalkit_cli):
