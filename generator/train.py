@@ -24,7 +24,7 @@ from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from generator.checkpoint import load_tensors, save_generator, save_tensors
+from generator.checkpoint import load_generator, load_tensors, save_generator, save_tensors
 from generator.data.dataset import DataOptions, SpeechFaceDataset
 from generator.data.faces import array_to_image
 from generator.data.manifest import read_manifest
@@ -367,8 +367,6 @@ class Wav2PixTrainer:
         if not meta_path.is_file():
             raise CheckpointError(f"{folder}: no train_state.json to resume from")
         meta = json.loads(meta_path.read_text())
-        from generator.checkpoint import load_generator
-
         G, _ = load_generator(folder / "generator.safetensors")
         if G.config != self.G.config:
             raise CheckpointError(f"{folder}: checkpoint model {G.config} differs from the config's {self.G.config}")

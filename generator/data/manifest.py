@@ -162,13 +162,7 @@ def write_manifest(pairs: Sequence[Pair], path: str | Path) -> Path:
 
 
 def _relative(file: Path, base: Path) -> str:
-    resolved = Path(file).resolve()
-    try:
-        return resolved.relative_to(base).as_posix()
-    except ValueError:
-        import os
-
-        return Path(os.path.relpath(resolved, base)).as_posix()
+    return Path(os.path.relpath(Path(file).resolve(), base)).as_posix()
 
 
 def with_splits(manifest: Manifest, splits: Sequence[str], groups: Sequence[str]) -> list[Pair]:
