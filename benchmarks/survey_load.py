@@ -1,4 +1,4 @@
-"""Survey app under load: 50 concurrent scripted raters against `survey-app serve` (waitress) on loopback.
+"""Survey app under load: 50 concurrent scripted raters against `survey-app serve` (gunicorn) on loopback.
 
 Each rater consents, then for every trial loads the trial page and posts its answers, as a browser does (images
 are not fetched). Measured per backend (SQLite in a temporary folder; PostgreSQL when a server URL is given):
@@ -6,7 +6,7 @@ answer submissions per wall second over the whole storm, p50/p99 latency of the 
 pages), and an audit of the database afterwards (acknowledged answers lost or doubled). Client and server share this
 machine's CPUs, so the figures include the client's own cost.
 
-    python benchmarks/survey_load.py [--raters 50] [--trials 32] [--threads 8] [--postgres-url URL]
+    python benchmarks/survey_load.py [--raters 50] [--trials 32] [--workers N] [--threads 8] [--postgres-url URL]
 
 --postgres-url defaults to $SURVEY_TEST_POSTGRES_URL (a database the benchmark migrates and adds a study to).
 The last line is JSON.
@@ -34,6 +34,7 @@ from survey_app.loadtest import (
     write_synthetic_run,
 )
 from survey_app.manifest import load_run_input
+from survey_app.server import DEFAULT_THREADS, default_workers
 from survey_app.study_builder import StudyOptions, create_study
 
 IDENTITIES = tuple(f"speaker{index:02d}" for index in range(8))
@@ -57,9 +58,10 @@ def prepare_study(workspace: Workspace, trials: int) -> str:
     return slug
 
 
-def measure(workspace: Workspace, raters: int, trials: int, threads: int) -> dict:
+def measure(workspace: Workspace, raters: int, trials: int, workers: int, threads: int) -> dict:
     slug = prepare_study(workspace, trials)
-    server = ServerProcess(workspace.data_dir, workspace.database_url, threads, workspace.data_dir / "server.log")
+    log = workspace.data_dir / "server.log"
+    server = ServerProcess(workspace.data_dir, workspace.database_url, workers, threads, log)
     server.start()
     try:
         server_cpu_s, client_cpu_s, started = server.cpu_seconds(), time.process_time(), time.perf_counter()
@@ -100,19 +102,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--raters", type=int, default=50)
     parser.add_argument("--trials", type=int, default=32, help="test pairs per rater (+ 3 control/attention trials)")
-    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="server processes (default: CPUs)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads per server process")
     parser.add_argument("--postgres-url", default=os.environ.get("SURVEY_TEST_POSTGRES_URL"))
     arguments = parser.parse_args()
     results: dict = {"raters": arguments.raters, "trials_per_rater": arguments.trials + 3}
+    results |= {"server_workers": arguments.workers, "threads_per_worker": arguments.threads}
+    settings = (arguments.raters, arguments.trials, arguments.workers, arguments.threads)
     with tempfile.TemporaryDirectory() as folder:
         sqlite = Workspace(Path(folder) / "sqlite", default_database_url(Path(folder) / "sqlite"))
         sqlite.data_dir.mkdir()
-        results["sqlite"] = measure(sqlite, arguments.raters, arguments.trials, arguments.threads)
+        results["sqlite"] = measure(sqlite, *settings)
         print("sqlite:", results["sqlite"], flush=True)
         if arguments.postgres_url:
             postgres = Workspace(Path(folder) / "postgres", arguments.postgres_url)
             postgres.data_dir.mkdir()
-            results["postgresql"] = measure(postgres, arguments.raters, arguments.trials, arguments.threads)
+            results["postgresql"] = measure(postgres, *settings)
             print("postgresql:", results["postgresql"], flush=True)
         else:
             results["postgresql"] = {"skipped": "no server URL (--postgres-url or $SURVEY_TEST_POSTGRES_URL)"}

@@ -27,6 +27,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "WTF_CSRF_TIME_LIMIT": None,
     "SURVEY_FRAME_ANCESTORS": "'none'",
     "SURVEY_BOOTSTRAP_REPLICATES": 2000,
+    "SURVEY_SQLITE_PROCESS_LOCK": False,  # True in each process of a multi-process server on SQLite (survey_app.db)
 }
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; "
@@ -43,7 +44,7 @@ def create_app(config: Mapping[str, Any]) -> Flask:
         if not app.config.get(key):
             raise ValueError(f"create_app needs {key}")
     app.config["SURVEY_IMAGE_STORE"] = Path(app.config["SURVEY_IMAGE_STORE"]).resolve()
-    engine = create_database_engine(app.config["SURVEY_DATABASE_URL"])
+    engine = create_database_engine(app.config["SURVEY_DATABASE_URL"], app.config["SURVEY_SQLITE_PROCESS_LOCK"])
     app.extensions["survey_engine"] = engine
     app.extensions["survey_sessions"] = create_session_factory(engine)
     csrf.init_app(app)

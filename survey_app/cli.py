@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-import waitress
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import generate_password_hash
@@ -24,6 +23,7 @@ from survey_app.db import (
 from survey_app.export import write_export
 from survey_app.manifest import load_run_input
 from survey_app.models import Admin, ItemKind, Study
+from survey_app.server import DEFAULT_THREADS, StudyServer, check_can_listen, default_workers
 from survey_app.study_builder import (
     DEFAULT_CONSENT_TEXT,
     DEFAULT_CONSENT_VERSION,
@@ -172,25 +172,25 @@ def create_admin_command(workspace: Workspace, username: str, password: str) -> 
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, help="0: any free port (printed).")
-@click.option("--threads", default=8, show_default=True)
+@click.option("--workers", default=None, type=int, help="Worker processes (default: one per CPU).")
+@click.option("--threads", default=DEFAULT_THREADS, show_default=True, help="Threads per worker process.")
 @click.option("--secure-cookies/--no-secure-cookies", default=False, help="Set behind HTTPS.")
 @click.pass_obj
-def serve_command(workspace: Workspace, host: str, port: int, threads: int, secure_cookies: bool) -> None:
-    """Serve the app with waitress."""
+def serve_command(
+    workspace: Workspace, host: str, port: int, workers: int | None, threads: int, secure_cookies: bool
+) -> None:
+    """Serve the app with gunicorn (worker processes x threads)."""
+    check_can_listen(host, port)
     workspace.migrated_session_factory()
-    app = create_app(
-        {
-            "SECRET_KEY": workspace.secret_key(),
-            "SURVEY_DATABASE_URL": workspace.database_url,
-            "SURVEY_IMAGE_STORE": workspace.image_store,
-            "SESSION_COOKIE_SECURE": secure_cookies,
-        }
-    )
-    server = waitress.create_server(
-        app, host=host, port=port, threads=threads, max_request_body_size=app.config["MAX_CONTENT_LENGTH"]
-    )
-    click.echo(f"serving on http://{host}:{server.effective_port}/ (admin: /admin/)")  # --port 0: a free port
-    server.run()
+    workers = workers if workers is not None else default_workers()
+    config = {
+        "SECRET_KEY": workspace.secret_key(),
+        "SURVEY_DATABASE_URL": workspace.database_url,
+        "SURVEY_IMAGE_STORE": workspace.image_store,
+        "SESSION_COOKIE_SECURE": secure_cookies,
+        "SURVEY_SQLITE_PROCESS_LOCK": workers > 1,
+    }
+    StudyServer(lambda: create_app(config), host, port, workers, threads, " (admin: /admin/)").run()
 
 
 @main.command("export")

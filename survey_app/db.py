@@ -2,12 +2,16 @@
 
 SQLite runs one write transaction at a time, and here every transaction takes the write lock, so a process keeps
 one connection and its threads queue for it in the pool: a freed connection wakes the next thread at once, where
-SQLite's busy handler would have it sleep in steps of up to 100 ms. The busy timeout still covers other processes
-(the CLI beside the server).
+SQLite's busy handler would have it sleep in steps of up to 100 ms. The server's worker processes extend that queue
+across processes (`process_lock`): a process holds an exclusive flock on DATABASE-process.lock while it has its
+connection checked out, and a blocked flock wakes as soon as it is released. The busy timeout still covers other
+processes (the CLI beside the server).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -23,7 +27,9 @@ def default_database_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'survey.sqlite3').resolve()}"
 
 
-def create_database_engine(database_url: str) -> Engine:
+def create_database_engine(database_url: str, process_lock: bool = False) -> Engine:
+    """`process_lock`: SQLite only, for an engine in each of several server processes (never two in one process:
+    a thread holding one engine's connection while waiting for the other's would wait forever)."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
@@ -35,7 +41,10 @@ def create_database_engine(database_url: str) -> Engine:
         max_overflow=0,
         pool_timeout=SQLITE_POOL_TIMEOUT_S,
     )
-    _configure_sqlite(engine, in_memory=url.database in (None, "", ":memory:"))
+    in_memory = url.database in (None, "", ":memory:")
+    _configure_sqlite(engine, in_memory)
+    if process_lock and not in_memory:
+        _serialize_across_processes(engine, Path(url.database).with_name(Path(url.database).name + "-process.lock"))
     return engine
 
 
@@ -57,6 +66,25 @@ def _configure_sqlite(engine: Engine, in_memory: bool) -> None:
         # A deferred transaction that reads and then writes can fail with SQLITE_BUSY at once, busy timeout or
         # not; taking the write lock at BEGIN makes the wait happen there and makes assignment atomic.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _serialize_across_processes(engine: Engine, lock_path: Path) -> None:
+    @event.listens_for(engine, "connect")
+    def open_lock(_dbapi_connection, record) -> None:
+        record.info["process_lock"] = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    @event.listens_for(engine, "checkout")
+    def acquire(_dbapi_connection, record, _proxy) -> None:
+        fcntl.flock(record.info["process_lock"], fcntl.LOCK_EX)
+
+    @event.listens_for(engine, "checkin")
+    def release(_dbapi_connection, record) -> None:
+        if "process_lock" in record.info:
+            fcntl.flock(record.info["process_lock"], fcntl.LOCK_UN)
+
+    @event.listens_for(engine, "close")
+    def close_lock(_dbapi_connection, record) -> None:
+        os.close(record.info.pop("process_lock"))
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:

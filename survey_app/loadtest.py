@@ -1,9 +1,10 @@
 """Load testing over real HTTP: scripted raters, a `survey-app serve` process, and an audit of the stored answers.
 
-Used by the concurrency and crash tests and by benchmarks/survey_load.py. A scripted rater (stdlib http.client) does what a browser does: it opens the study link, consents, then for every trial loads the trial
-page and posts its answers (as JSON, like the page's script), until the server sends it to the completion page.
-Network failures are retried on the same step: answers are idempotent, so a retried submit is harmless, and a
-retried start at worst leaves an empty session behind. Only a 2xx answer response counts as acknowledged.
+Used by the concurrency and crash tests and by benchmarks/survey_load.py. A scripted rater (stdlib http.client)
+does what a browser does: it opens the study link, consents, then for every trial loads the trial page and posts
+its answers (as JSON, like the page's script), until the server sends it to the completion page. Network failures
+are retried on the same step: answers are idempotent, so a retried submit is harmless, and a retried start at worst
+leaves an empty session behind. Only a 2xx answer response counts as acknowledged.
 """
 
 from __future__ import annotations
@@ -238,10 +239,12 @@ def write_png(path: Path, shade: int) -> None:
 
 
 class ServerProcess:
-    """`python -m survey_app serve` in a child process, on loopback; `port` stays the same across restarts."""
+    """`python -m survey_app serve` on loopback, its processes in a group of their own; `port` stays the same across
+    restarts."""
 
-    def __init__(self, data_dir: Path, database_url: str, threads: int, log_path: Path) -> None:
-        self._data_dir, self._database_url, self._threads = data_dir, database_url, threads
+    def __init__(self, data_dir: Path, database_url: str, workers: int, threads: int, log_path: Path) -> None:
+        self._data_dir, self._database_url = data_dir, database_url
+        self._workers, self._threads = workers, threads
         self._log_path = log_path
         self._process: subprocess.Popen | None = None
         self.port = 0
@@ -254,26 +257,35 @@ class ServerProcess:
         """Starts the server and returns once it listens (it prints its URL after binding the socket)."""
         command = [sys.executable, "-m", "survey_app", "--data-dir", str(self._data_dir)]
         command += ["--database-url", self._database_url, "serve", "--port", str(self.port)]
-        command += ["--threads", str(self._threads)]
+        command += ["--workers", str(self._workers), "--threads", str(self._threads)]
         with open(self._log_path, "a") as log:
-            self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
+            self._process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
+            )
         self.port = _port_from_banner(self._process, timeout_s)
 
     def kill(self) -> None:
-        """SIGKILL: no clean-up at all, as in a crash."""
-        self._process.send_signal(signal.SIGKILL)
+        """SIGKILL to every process of the server: no clean-up at all, as in a crash."""
+        os.killpg(self._process.pid, signal.SIGKILL)
         self._process.wait()
         self._process.stdout.close()
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the running server so far (Linux /proc)."""
-        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time so far of the server's running processes (Linux /proc)."""
+        ticks = 0
+        for stat_path in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat_path.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            if int(fields[2]) == self._process.pid:  # its process group
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
-            self._process.wait(timeout=30)
+            self._process.wait(timeout=60)
             self._process.stdout.close()
 
 

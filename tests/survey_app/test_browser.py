@@ -1,4 +1,4 @@
-"""End to end in real headless Chromium (Debian's chromium + chromium-driver) against a waitress server on loopback.
+"""End to end in real headless Chromium (Debian's chromium + chromium-driver) against a threaded server on loopback.
 
 Screenshots go to tmp_path, and also to $SURVEY_APP_SCREENSHOT_DIR when it is set, for a human to look at.
 """
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from werkzeug.serving import make_server
 
 from survey_app.models import Answer, Rater
 from survey_app.rater_sessions import QUESTIONS_BY_KIND
@@ -35,12 +36,11 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 @pytest.fixture
 def server_url(app):
-    waitress = pytest.importorskip("waitress")
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
     thread.join(timeout=5)
 
 

@@ -1,3 +1,4 @@
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,13 @@ def test_unusable_database_is_one_clear_line_in_a_real_process(tmp_path: Path, r
     assert process.returncode == 2
     assert "Traceback" not in process.stderr and process.stderr.count("\n") == 1
     assert process.stderr.startswith("error: database error")
+
+
+def test_serve_refuses_a_busy_port_and_bad_worker_counts(tmp_path: Path, cli_error) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        cli_error(_invoke(tmp_path, "serve", "--port", port), f"cannot listen on 127.0.0.1:{port}")
+    cli_error(_invoke(tmp_path, "serve", "--port", "0", "--workers", "0"), "at least 1")
+    cli_error(_invoke(tmp_path, "serve", "--port", "0", "--threads", "0"), "at least 1")

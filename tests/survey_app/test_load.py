@@ -35,6 +35,7 @@ RATERS = 50
 TEST_TRIALS = 32
 ANSWERS_PER_RATER = 2 * TEST_TRIALS + 1 + 2 * 2  # test pairs, attention check (one question), two controls
 STORM_TIMEOUT_S = 120
+SERVER_WORKERS = 2  # several processes: SQLite writes then also queue across processes (survey_app.db)
 SERVER_THREADS = 8
 
 
@@ -53,7 +54,8 @@ def storm_study(make_study) -> str:
 @pytest.fixture
 def server(tmp_path: Path, app_config: dict, storm_study: str) -> Iterator[ServerProcess]:
     """`survey-app --data-dir tmp_path serve` on the test's database (tmp_path/images is the app's image store)."""
-    process = ServerProcess(tmp_path, app_config["SURVEY_DATABASE_URL"], SERVER_THREADS, tmp_path / "server.log")
+    url, log = app_config["SURVEY_DATABASE_URL"], tmp_path / "server.log"
+    process = ServerProcess(tmp_path, url, SERVER_WORKERS, SERVER_THREADS, log)
     process.start()
     yield process
     process.stop()
