@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-DEFAULT_THREADS = 8
+DEFAULT_THREADS = 4
 
 
 def default_workers() -> int:

@@ -36,7 +36,7 @@ TEST_TRIALS = 32
 ANSWERS_PER_RATER = 2 * TEST_TRIALS + 1 + 2 * 2  # test pairs, attention check (one question), two controls
 STORM_TIMEOUT_S = 120
 SERVER_WORKERS = 2  # several processes: SQLite writes then also queue across processes (survey_app.db)
-SERVER_THREADS = 8
+SERVER_THREADS = 4
 
 
 @pytest.fixture
