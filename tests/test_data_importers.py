@@ -49,6 +49,11 @@ def test_pairs_csv_errors(release, tmp_path, make_csv):
     empty = make_csv(tmp_path / "empty" / "pairs.csv", PAIRS_CSV_COLUMNS)
     with pytest.raises(DataError, match="pairs.csv has no rows"):
         import_pairs_csv(empty)
+    binary = tmp_path / "binary" / "pairs.csv"
+    binary.parent.mkdir()
+    binary.write_bytes(b"\xff\xd8\xff\xe0 a JPEG")
+    with pytest.raises(DataError, match="pairs.csv: not a CSV pairs file"):
+        import_pairs_csv(binary)
     (release.parent / "audio" / "test" / "ben" / "clip_21.flac").unlink()
     with pytest.raises(DataError) as err:
         import_pairs_csv(release)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from generator.data.manifest import read_csv_rows
 from generator.errors import DataError
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".mpg", ".mpeg", ".webm", ".m4v", ".flv", ".wmv", ".3gp", ".ts")
@@ -64,12 +64,10 @@ def _from_folder(root: Path, layout: Layout) -> list[VideoSource]:
 
 
 def _from_csv(path: Path) -> list[VideoSource]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; a video list has columns {list(CSV_COLUMNS)}")
-        rows = list(reader)
+    header, rows = read_csv_rows(path, "video list")
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; a video list has columns {list(CSV_COLUMNS)}")
     videos = []
     for line, row in enumerate(rows, start=2):
         identity, video = (row["identity"] or "").strip(), (row["video"] or "").strip()

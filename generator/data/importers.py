@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
-from generator.data.manifest import Pair
+from generator.data.manifest import Pair, read_csv_rows
 from generator.errors import DataError
 
 PAIRS_CSV_COLUMNS = ("split", "identity", "source_index", "face", "audio")
@@ -19,12 +18,10 @@ def import_pairs_csv(path: str | Path, face_order: str = "bgr") -> list[Pair]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: pairs.csv not found")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in PAIRS_CSV_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: not a Wav2Pix pairs.csv (missing column(s) {missing})")
-        rows = list(reader)
+    header, rows = read_csv_rows(path, "pairs file")
+    missing = [c for c in PAIRS_CSV_COLUMNS if c not in header]
+    if missing:
+        raise DataError(f"{path}: not a Wav2Pix pairs.csv (missing column(s) {missing})")
     if not rows:
         raise DataError(f"{path}: pairs.csv has no rows")
     base = path.parent.resolve()

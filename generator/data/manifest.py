@@ -99,6 +99,16 @@ def file_sha256(path: Path) -> str:
     return _FILE_HASHES[key]
 
 
+def read_csv_rows(path: Path, what: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a UTF-8 CSV file; a file that is not CSV text is a DataError naming `what` it should be."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            return list(reader.fieldnames or []), list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: not a CSV {what} ({exc})") from None
+
+
 def read_manifest(path: str | Path, check_files: bool = True) -> Manifest:
     """Load and validate a manifest CSV; every problem is reported with the file, line and column."""
     path = Path(path)
@@ -106,13 +116,7 @@ def read_manifest(path: str | Path, check_files: bool = True) -> Manifest:
         path = path / "manifest.csv"
     if not path.is_file():
         raise DataError(f"{path}: manifest not found")
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            rows = list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: not a CSV manifest ({exc})") from None
+    header, rows = read_csv_rows(path, "manifest")
     if not header:
         raise DataError(f"{path}: manifest is empty (no header, no rows)")
     unknown = [c for c in header if c not in COLUMNS]

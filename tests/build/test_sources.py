@@ -60,3 +60,10 @@ def test_nothing_to_build(tmp_path):
         find_videos(tmp_path)
     with pytest.raises(DataError, match="not a folder of videos"):
         find_videos(tmp_path / "missing")
+
+
+def test_a_binary_file_as_the_video_list_is_one_clear_error(tmp_path):
+    listing = tmp_path / "list.csv"
+    listing.write_bytes(b"\xff\xd8\xff\xe0 a JPEG, not a list")
+    with pytest.raises(DataError, match="list.csv: not a CSV video list"):
+        find_videos(listing)
