@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,7 @@ QUESTION = re.compile(r'data-question="(\w+)"')
 ATTENTION_VALUE = re.compile(r"please select (\d)")
 TOKEN_IN_LOCATION = re.compile(r"/r/([^/]+)/")
 RETRY_PAUSE_S = 0.1
+TCP_ESTABLISHED = "01"  # the state column of /proc/net/tcp
 NETWORK_ERRORS = (OSError, http.client.HTTPException)
 
 
@@ -273,14 +274,36 @@ class ServerProcess:
     def cpu_seconds(self) -> float:
         """User + system CPU time so far of the server's running processes (Linux /proc)."""
         ticks = 0
+        for _, fields in self._processes():
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def connections_per_process(self) -> Counter[int]:
+        """Established TCP connections on the server's port, by the server process that holds them (Linux /proc)."""
+        established = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == self.port and fields[3] == TCP_ESTABLISHED:
+                    established.add(f"socket:[{fields[9]}]")
+        counts: Counter[int] = Counter()
+        for pid, _ in self._processes():
+            try:
+                links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+            except OSError:  # the process ended meanwhile
+                continue
+            counts[pid] = len(established.intersection(links))
+        return counts
+
+    def _processes(self) -> Iterator[tuple[int, list[str]]]:
+        """(pid, fields of /proc/PID/stat after the command name) of each running process of the server's group."""
         for stat_path in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat_path.read_text().rsplit(")", 1)[1].split()
             except OSError:  # the process ended meanwhile
                 continue
             if int(fields[2]) == self._process.pid:  # its process group
-                ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+                yield int(stat_path.parent.name), fields
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -3,6 +3,14 @@
 One Python process runs one thread of Python at a time, so a single process serves at most one core's worth of
 requests; the study server therefore runs several worker processes. Each worker builds its own app (and database
 engine) after the fork: database connections are never shared across processes.
+
+Each worker accepts from a listening socket of its own (SO_REUSEPORT), so the kernel spreads new connections evenly
+over the workers. On gunicorn's one shared socket, the worker that wakes first accepts a whole burst of connections,
+and a rater's keep-alive connection stays with the worker that accepted it: measured here, all 50 raters of the load
+benchmark often ended up on one worker, which then served alone on one core. The arbiter opens the sockets, one per
+worker, before it forks: connections queue from the moment the banner is printed, and a replacement for a crashed
+worker takes over its socket and the connections waiting there. The worker count is therefore fixed (gunicorn's
+TTIN/TTOU signals are ignored: one worker fewer would leave a socket that nobody accepts from).
 """
 
 from __future__ import annotations
@@ -10,11 +18,13 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 DEFAULT_THREADS = 4
 
@@ -25,14 +35,29 @@ def default_workers() -> int:
 
 
 def check_can_listen(host: str, port: int) -> None:
-    """Raises OSError with a one-line message if HOST:PORT cannot be bound (gunicorn would retry, then exit)."""
+    """Raises OSError with a one-line message if HOST:PORT cannot be bound (gunicorn would retry, then exit).
+
+    The probe does not set SO_REUSEPORT, so a port that another `survey-app serve` holds counts as busy.
+    """
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
+        with _bound_socket(host, port, reuse_port=False):
+            pass
     except OSError as error:
         raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+
+
+def _bound_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    bound = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        bound.bind(address)
+    except OSError:
+        bound.close()
+        raise
+    return bound
 
 
 class StudyServer(BaseApplication):
@@ -45,6 +70,7 @@ class StudyServer(BaseApplication):
             raise ValueError("--workers and --threads must be at least 1")
         self._make_app = make_app
         self._banner_suffix = banner_suffix
+        self._host, self._port = host, port
         self._settings: Mapping[str, Any] = {
             "bind": [f"{host}:{port}"],
             "workers": workers,
@@ -56,6 +82,7 @@ class StudyServer(BaseApplication):
             "loglevel": "warning",
             "keepalive": 30,
             "when_ready": self._announce,
+            "pre_fork": self._give_worker_a_socket,
         }
         super().__init__()
 
@@ -66,10 +93,46 @@ class StudyServer(BaseApplication):
     def load(self) -> Flask:
         return self._make_app()
 
+    def run(self) -> None:
+        """Serves until stopped; raises OSError if HOST:PORT cannot be bound."""
+        first = _bound_socket(self._host, self._port, reuse_port=True)
+        listeners = [first]  # --port 0: every worker's socket on the port the system chose for the first
+        try:
+            for _ in range(1, self.cfg.workers):
+                listeners.append(_bound_socket(*first.getsockname()[:2], reuse_port=True))
+            for listener in listeners:
+                listener.listen(self.cfg.backlog)
+        except OSError:
+            for listener in listeners:
+                listener.close()
+            raise
+        arbiter = FixedWorkersArbiter(self)
+        arbiter.LISTENERS = listeners
+        try:
+            arbiter.run()
+        except RuntimeError as error:  # gunicorn's own start-up errors, as BaseApplication.run reports them
+            sys.exit(f"error: {error}")
+
+    @staticmethod
+    def _give_worker_a_socket(arbiter: Arbiter, worker) -> None:
+        """Before the fork: the worker accepts from the socket that the fewest running workers accept from."""
+        taken = Counter(id(sock) for running in arbiter.WORKERS.values() for sock in running.sockets)
+        worker.sockets = [min(arbiter.LISTENERS, key=lambda listener: taken[id(listener)])]
+
     def _announce(self, arbiter) -> None:
-        host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]  # --port 0: the port the system chose
+        host, port = arbiter.LISTENERS[0].getsockname()[:2]
         print(
             f"serving on http://{host}:{port}/{self._banner_suffix}",
             file=sys.stdout,
             flush=True,
         )
+
+
+class FixedWorkersArbiter(Arbiter):
+    """gunicorn's arbiter with the worker count fixed: each worker has a listening socket of its own."""
+
+    def handle_ttin(self) -> None:
+        self.log.warning("SIGTTIN ignored: the number of workers is fixed (--workers)")
+
+    def handle_ttou(self) -> None:
+        self.log.warning("SIGTTOU ignored: the number of workers is fixed (--workers)")

@@ -8,6 +8,7 @@ server and finish.
 
 from __future__ import annotations
 
+import http.client
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,28 @@ def audit(app: Flask, slug: str, answers: list[AcknowledgedAnswer]) -> AnswerAud
 def completed_raters(app: Flask) -> int:
     with app.extensions["survey_sessions"]() as db:
         return db.scalar(select(func.count()).select_from(Rater).where(Rater.completed_at.is_not(None)))
+
+
+def test_connections_spread_over_the_worker_processes(server: ServerProcess, storm_study: str) -> None:
+    """Every worker accepts from a socket of its own: 40 connections opened at once do not all land on one worker."""
+    connections = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=30) for _ in range(40)]
+    try:
+        with ThreadPoolExecutor(max_workers=len(connections)) as pool:
+            statuses = list(pool.map(lambda connection: _landing_page_status(connection, storm_study), connections))
+        assert statuses == [200] * len(connections)
+        held = sorted(count for count in server.connections_per_process().values() if count)
+        assert len(held) == SERVER_WORKERS and sum(held) == len(connections)
+        assert held[0] >= 5  # even split 20/20; fewer than 5 of 40 on one worker by chance: p < 1e-6
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+def _landing_page_status(connection: http.client.HTTPConnection, slug: str) -> int:
+    connection.request("GET", f"/s/{slug}")
+    response = connection.getresponse()
+    response.read()
+    return response.status
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
