@@ -136,6 +136,9 @@ class Rater(Base):
     consent_version: Mapped[str] = mapped_column(String(32))
     consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Trials are answered strictly in order, so trials_answered is also the position of the current trial.
+    trials_answered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    trials_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     completion_code: Mapped[str] = mapped_column(String(32))
     user_agent: Mapped[str] = mapped_column(String(300))
     viewport: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -10,8 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from survey_app.models import (
@@ -88,6 +87,7 @@ def start_session(
         raise DuplicateParticipant(identity.participant_id)
     token = secrets.token_urlsafe(32)
     seed = secrets.randbelow(2**31)
+    plan = _session_plan(db, study, random.Random(seed))
     rater = Rater(
         public_id=secrets.token_hex(8),
         study_id=study.id,
@@ -101,10 +101,10 @@ def start_session(
         completion_code=secrets.token_hex(5).upper(),
         user_agent=user_agent[:300],
         viewport=viewport,
+        trials_total=len(plan),
     )
     db.add(rater)
     db.flush()
-    plan = _session_plan(db, study, random.Random(seed))
     trials = [
         {
             "id": secrets.token_hex(16),
@@ -185,6 +185,8 @@ class RaterRef:
     platform: Platform
     completion_code: str
     completed: bool
+    trials_answered: int  # also the position of the current trial
+    trials_total: int
 
 
 @dataclass(frozen=True)
@@ -204,77 +206,101 @@ class TrialView:
         return QUESTIONS_BY_KIND[self.kind]
 
 
-@dataclass(frozen=True)
-class SessionState:
-    """The rater's open trials in the rater's order (a trial is open until all its questions are answered)."""
-
-    open_trial_ids: tuple[str, ...]
-    total: int
-
-    @property
-    def current_trial_id(self) -> str | None:
-        return self.open_trial_ids[0] if self.open_trial_ids else None
-
-    @property
-    def done(self) -> int:
-        return self.total - len(self.open_trial_ids)
-
-
 # The rater's pages run these on every request. They are plain Core statements on the tables, built once: no ORM
 # compilation or identity map, and SQLAlchemy only looks their compiled form up in its cache.
-RATER_BY_TOKEN_HASH = select(
-    RATERS.c.id, RATERS.c.study_id, RATERS.c.platform, RATERS.c.completion_code, RATERS.c.completed_at.is_not(None)
-).where(RATERS.c.token_hash == bindparam("token_hash"))
-RATER_PROGRESS = (
-    select(TRIALS.c.id, ITEMS.c.kind, func.count(ANSWERS.c.id))
+RATER_COLUMNS = (
+    RATERS.c.id,
+    RATERS.c.study_id,
+    RATERS.c.platform,
+    RATERS.c.completion_code,
+    RATERS.c.completed_at.is_not(None),
+    RATERS.c.trials_answered,
+    RATERS.c.trials_total,
+)
+TRIAL_COLUMNS = (  # one row per stored answer of the trial (question and value None when it has none)
+    TRIALS.c.id,
+    ITEMS.c.kind,
+    TRIALS.c.display_image_ids,
+    ITEMS.c.reference_image_id,
+    ITEMS.c.expected_quality,
+    TRIALS.c.shown_at.is_not(None),
+    ANSWERS.c.question,
+    ANSWERS.c.value,
+)
+RATER_BY_TOKEN_HASH = select(*RATER_COLUMNS).where(RATERS.c.token_hash == bindparam("token_hash"))
+RATER_AND_CURRENT_TRIAL_BY_TOKEN_HASH = (
+    select(*RATER_COLUMNS, *TRIAL_COLUMNS)
+    .select_from(
+        RATERS.outerjoin(
+            TRIALS, and_(TRIALS.c.rater_id == RATERS.c.id, TRIALS.c.position == RATERS.c.trials_answered)
+        )
+        .outerjoin(ITEMS, ITEMS.c.id == TRIALS.c.item_id)
+        .outerjoin(ANSWERS, ANSWERS.c.trial_id == TRIALS.c.id)
+    )
+    .where(RATERS.c.token_hash == bindparam("token_hash"))
+)
+RATER_TRIALS = (
+    select(*TRIAL_COLUMNS)
     .join(ITEMS, ITEMS.c.id == TRIALS.c.item_id)
     .outerjoin(ANSWERS, ANSWERS.c.trial_id == TRIALS.c.id)
     .where(TRIALS.c.rater_id == bindparam("rater_id"))
-    .group_by(TRIALS.c.id, ITEMS.c.kind, TRIALS.c.position)
-    .order_by(TRIALS.c.position)
 )
-RATER_TRIAL = (
-    select(
-        ITEMS.c.kind,
-        TRIALS.c.display_image_ids,
-        ITEMS.c.reference_image_id,
-        ITEMS.c.expected_quality,
-        TRIALS.c.shown_at.is_not(None),
-        ANSWERS.c.question,
-        ANSWERS.c.value,
-    )
-    .join(ITEMS, ITEMS.c.id == TRIALS.c.item_id)
-    .outerjoin(ANSWERS, ANSWERS.c.trial_id == TRIALS.c.id)
-    .where(TRIALS.c.id == bindparam("trial_id"), TRIALS.c.rater_id == bindparam("rater_id"))
-)
+RATER_TRIAL_BY_ID = RATER_TRIALS.where(TRIALS.c.id == bindparam("trial_id"))
+RATER_TRIAL_AT_POSITION = RATER_TRIALS.where(TRIALS.c.position == bindparam("position"))
 MARK_TRIAL_SHOWN = (
     update(TRIALS)
     .where(TRIALS.c.id == bindparam("trial_id"), TRIALS.c.shown_at.is_(None))
     .values(shown_at=bindparam("now"))
 )
-MARK_RATER_COMPLETED = update(RATERS).where(RATERS.c.id == bindparam("rater_id")).values(completed_at=bindparam("now"))
 INSERT_ANSWERS = insert(ANSWERS)
+ADVANCE_RATER = (
+    update(RATERS)
+    .where(RATERS.c.id == bindparam("rater_id"))
+    .values(trials_answered=bindparam("trials_answered"), completed_at=bindparam("completed_at"))
+)
 
 
-def find_rater(db: Session, token: str) -> RaterRef | None:
+def find_rater(db: Session, token: str, lock: bool = False) -> RaterRef | None:
+    """`lock`: also lock the rater's row until the transaction ends (PostgreSQL; SQLite transactions here are
+    serialized anyway), so that one rater's answers are recorded one request at a time."""
     if not TOKEN_PATTERN.fullmatch(token):
         return None
-    row = db.execute(RATER_BY_TOKEN_HASH, {"token_hash": hash_token(token)}).first()
+    statement = RATER_BY_TOKEN_HASH.with_for_update() if lock else RATER_BY_TOKEN_HASH
+    row = db.execute(statement, {"token_hash": hash_token(token)}).first()
     return RaterRef(*row) if row is not None else None
 
 
-def session_state(db: Session, rater: RaterRef) -> SessionState:
-    rows = db.execute(RATER_PROGRESS, {"rater_id": rater.id}).all()
-    open_ids = tuple(trial_id for trial_id, kind, answered in rows if answered < len(QUESTIONS_BY_KIND[kind]))
-    return SessionState(open_ids, len(rows))
+def find_rater_and_current_trial(db: Session, token: str) -> tuple[RaterRef, TrialView | None] | None:
+    """The rater and their current trial (None once every trial is answered), in one query."""
+    if not TOKEN_PATTERN.fullmatch(token):
+        return None
+    rows = db.execute(RATER_AND_CURRENT_TRIAL_BY_TOKEN_HASH, {"token_hash": hash_token(token)}).all()
+    if not rows:
+        return None
+    rater_width = len(RATER_COLUMNS)
+    rater = RaterRef(*rows[0][:rater_width])
+    trial_rows = [row[rater_width:] for row in rows]
+    return rater, (_trial_view(trial_rows) if trial_rows[0][0] is not None else None)
 
 
 def find_trial(db: Session, rater: RaterRef, trial_id: str) -> TrialView:
     """The rater's trial `trial_id`; another rater's trial raises TrialNotFound as a missing one does."""
-    rows = db.execute(RATER_TRIAL, {"trial_id": trial_id, "rater_id": rater.id}).all()
+    rows = db.execute(RATER_TRIAL_BY_ID, {"trial_id": trial_id, "rater_id": rater.id}).all()
     if not rows:
         raise TrialNotFound(trial_id)
-    kind, display, reference, expected, shown, _, _ = rows[0]
+    return _trial_view(rows)
+
+
+def current_trial(db: Session, rater: RaterRef) -> TrialView | None:
+    """The first trial with an unanswered question, in the rater's order; None once every trial is answered."""
+    if rater.trials_answered >= rater.trials_total:
+        return None
+    rows = db.execute(RATER_TRIAL_AT_POSITION, {"rater_id": rater.id, "position": rater.trials_answered}).all()
+    return _trial_view(rows)
+
+
+def _trial_view(rows: Sequence[Sequence]) -> TrialView:
+    trial_id, kind, display, reference, expected, shown, _, _ = rows[0]
     answers = {question: value for *_, question, value in rows if question is not None}
     return TrialView(trial_id, kind, tuple(display), reference, expected, shown, answers)
 
@@ -290,17 +316,21 @@ def record_answers(
 ) -> dict[str, str]:
     """Stores new answers and returns the stored value of every submitted question, committing.
 
-    The first answer to a question is final: a retried or repeated submit changes nothing and gets the stored
-    value back. New answers are taken only for the rater's current trial.
+    `rater` must have been looked up with `lock=True` in this transaction, so its counters are current. The first
+    answer to a question is final: a retried or repeated submit changes nothing and gets the stored value back. New
+    answers are taken only for the rater's current trial.
     """
-    trial = find_trial(db, rater, trial_id)
+    trial = current_trial(db, rater)
+    if trial is None or trial.id != trial_id:
+        answered = find_trial(db, rater, trial_id)
+        questions = _validated_questions(answered, submitted, client_rt_ms)
+        if any(question not in answered.answers for question in questions):
+            raise TrialNotOpen(trial_id)
+        return {question.value: answered.answers[question] for question in questions}
     questions = _validated_questions(trial, submitted, client_rt_ms)
     stored = dict(trial.answers)
     new = [question for question in questions if question not in stored]
     if new:
-        open_trial_ids = session_state(db, rater).open_trial_ids
-        if not open_trial_ids or open_trial_ids[0] != trial.id:
-            raise TrialNotOpen(trial_id)
         rows = [
             {
                 "trial_id": trial.id,
@@ -313,14 +343,14 @@ def record_answers(
         ]
         db.execute(INSERT_ANSWERS, rows)  # received_at: the column's default
         stored.update((question, submitted[question.value]) for question in new)
-        if open_trial_ids == (trial.id,) and len(stored) == len(trial.questions):
-            db.execute(MARK_RATER_COMPLETED, {"rater_id": rater.id, "now": utc_now()})
-        try:
-            db.commit()
-        except IntegrityError:
-            # A concurrent duplicate submit won the race (PostgreSQL); its answers are the stored ones.
-            db.rollback()
-            stored = find_trial(db, rater, trial_id).answers
+        if len(stored) == len(trial.questions):
+            answered_count = rater.trials_answered + 1
+            completed_at = utc_now() if answered_count == rater.trials_total else None
+            db.execute(
+                ADVANCE_RATER,
+                {"rater_id": rater.id, "trials_answered": answered_count, "completed_at": completed_at},
+            )
+        db.commit()
     return {question.value: stored[question] for question in questions}
 
 

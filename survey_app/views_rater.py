@@ -35,10 +35,10 @@ from survey_app.rater_sessions import (
     TrialNotOpen,
     TrialView,
     find_rater,
+    find_rater_and_current_trial,
     find_trial,
     mark_shown,
     record_answers,
-    session_state,
     start_session,
 )
 from survey_app.web import db_session, wants_json
@@ -64,8 +64,8 @@ def _study_or_404(slug: str) -> Study:
     return study
 
 
-def _rater_or_404(token: str) -> RaterRef:
-    rater = find_rater(db_session(), token)
+def _rater_or_404(token: str, lock: bool = False) -> RaterRef:
+    rater = find_rater(db_session(), token, lock)
     if rater is None:
         abort(404)
     return rater
@@ -152,12 +152,13 @@ def example_image(token: str, slot: int):
 
 @rater_blueprint.get("/r/<token>/trial")
 def trial(token: str):
-    rater = _rater_or_404(token)
     db = db_session()
-    state = session_state(db, rater)
-    if state.current_trial_id is None:
+    found = find_rater_and_current_trial(db, token)
+    if found is None:
+        abort(404)
+    rater, shown = found
+    if shown is None:
         return redirect(url_for("rater.done", token=token))
-    shown = find_trial(db, rater, state.current_trial_id)
     mark_shown(db, shown)
     db.commit()  # before rendering: the transaction holds SQLite's write lock
     return render_template(
@@ -169,8 +170,8 @@ def trial(token: str):
         questions=[question.value for question in shown.questions],
         answered={question.value: value for question, value in shown.answers.items()},
         attention_label=_attention_label(shown),
-        done=state.done,
-        total=state.total,
+        done=rater.trials_answered,
+        total=rater.trials_total,
         quality_labels=QUALITY_LABELS,
         recognition_labels=RECOGNITION_LABELS,
         recognition_keys=RECOGNITION_KEYS,
@@ -197,12 +198,12 @@ def _attention_label(shown: TrialView) -> str | None:
 
 @rater_blueprint.post("/r/<token>/trials/<trial_id>/answers")
 def answer(token: str, trial_id: str):
-    rater = _rater_or_404(token)
     if set(request.form) - ANSWER_FORM_FIELDS or request.files:
         abort(400, "unexpected field")
     if any(len(values) > 1 for values in request.form.listvalues()):
         abort(400, "repeated field")
     submitted = {name: value for name, value in request.form.items() if name in QUESTION_FIELDS}
+    rater = _rater_or_404(token, lock=True)
     try:
         client_rt_ms = int(request.form["rt_ms"]) if request.form.get("rt_ms") else None
         stored = record_answers(db_session(), rater, trial_id, submitted, client_rt_ms)

@@ -6,6 +6,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from survey_app.cli import main
+from survey_app.migrate import head_revision
 
 
 def _invoke(tmp_path: Path, *args: str, env: dict | None = None):
@@ -47,7 +48,7 @@ def test_create_study_then_export(tmp_path: Path, run_dir: Path) -> None:
 
 
 def test_migrate_and_create_admin(tmp_path: Path, cli_error) -> None:
-    assert "database at revision 0001" in _invoke(tmp_path, "migrate").output
+    assert f"database at revision {head_revision()}" in _invoke(tmp_path, "migrate").output
     saved = _invoke(tmp_path, "create-admin", "--username", "boss", env={"SURVEY_APP_ADMIN_PASSWORD": "long enough pw"})
     assert saved.exit_code == 0 and "admin boss saved" in saved.output
     short = _invoke(tmp_path, "create-admin", "--username", "boss", env={"SURVEY_APP_ADMIN_PASSWORD": "short"})

@@ -2,11 +2,13 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from survey_app import migrate
 from survey_app.db import create_database_engine
-from survey_app.models import Base
+from survey_app.models import Base, Rater
+
+from .conftest import QUESTION, TRIAL_ACTION, TRIAL_KIND, careful_answers
 
 
 def test_upgrade_to_head_builds_exactly_the_models_schema(empty_database_url: str) -> None:
@@ -35,3 +37,28 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_revision_0002_counts_the_answered_trials_of_existing_sessions(app, study, start_rater, complete_session):
+    """Sessions stored before the rater's progress counters existed get them from their answers."""
+    finished = start_rater(study)
+    complete_session(*finished)
+    client, token, csrf = start_rater(study)
+    for _ in range(4):  # the four lineup trials come first
+        page = client.get(f"/r/{token}/trial")
+        questions = QUESTION.findall(page.text)
+        answers = careful_answers(TRIAL_KIND.search(page.text).group(1), questions, page.text)
+        client.post(TRIAL_ACTION.search(page.text).group(1), data={"csrf_token": csrf} | answers)
+    page = client.get(f"/r/{token}/trial")  # then a pair trial: one of its two questions only
+    assert QUESTION.findall(page.text) == ["quality", "recognition"]
+    client.post(TRIAL_ACTION.search(page.text).group(1), data={"csrf_token": csrf, "quality": "1"})
+    start_rater(study)
+    engine = app.extensions["survey_engine"]
+    counters = select(Rater.id, Rater.trials_answered, Rater.trials_total).order_by(Rater.id)
+    with engine.connect() as connection:
+        before = connection.execute(counters).all()
+    assert [(answered, total) for _, answered, total in before] == [(11, 11), (4, 11), (0, 11)]
+    migrate.downgrade(engine, "0001")
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.execute(counters).all() == before

@@ -1,5 +1,7 @@
 import re
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
@@ -143,3 +145,34 @@ def test_the_trial_page_offers_keyboard_shortcuts_and_a_mobile_viewport(study, s
     page = client.get(f"/r/{token}/trial").text
     assert 'name="viewport" content="width=device-width' in page
     assert 'data-key="1"' in page and TRIAL_KIND.search(page)
+
+
+def test_the_questions_of_a_trial_saved_at_the_same_moment_move_the_rater_on(app, db, study, start_rater) -> None:
+    """The page's script saves each question as it is answered: two saves of one trial can race (a fast keyboard).
+    Whichever lands second must see the first, so the rater moves on to the next trial and completes."""
+    client, token, csrf = start_rater(study)
+    second_tab = app.test_client()
+    second_tab.set_cookie("session", client.get_cookie("session").value)
+    values = {"quality": "3", "recognition": "yes", "lineup": "1"}
+    raced = 0
+    for _ in range(11):  # the study's trials per session
+        page = client.get(f"/r/{token}/trial")
+        assert page.status_code == 200
+        action, questions = TRIAL_ACTION.search(page.text).group(1), QUESTION.findall(page.text)
+        if TRIAL_KIND.search(page.text).group(1) == "attention":
+            values["quality"] = re.search(r"please select (\d)", page.text).group(1)
+        together = threading.Barrier(len(questions))
+
+        def save(browser, question: str) -> int:
+            together.wait()
+            form = {"csrf_token": csrf, question: values[question]}
+            return browser.post(action, data=form, headers={"Accept": "application/json"}).status_code
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            statuses = list(pool.map(save, (client, second_tab), questions))
+        assert statuses == [200] * len(questions)
+        raced += len(questions) == 2
+    assert raced == 6  # 4 test trials, 2 controls
+    assert client.get(f"/r/{token}/trial").headers["Location"].endswith(f"/r/{token}/done")
+    rater = db.scalar(select(Rater))
+    assert rater.completed_at is not None and rater.trials_answered == rater.trials_total == 11
