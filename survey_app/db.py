@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import select
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
@@ -32,7 +34,9 @@ def create_database_engine(database_url: str, process_lock: bool = False) -> Eng
     a thread holding one engine's connection while waiting for the other's would wait forever)."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url)
+        _drop_connections_closed_by_the_server(engine)
+        return engine
     engine = create_engine(
         url,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -66,6 +70,19 @@ def _configure_sqlite(engine: Engine, in_memory: bool) -> None:
         # A deferred transaction that reads and then writes can fail with SQLITE_BUSY at once, busy timeout or
         # not; taking the write lock at BEGIN makes the wait happen there and makes assignment atomic.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _drop_connections_closed_by_the_server(engine: Engine) -> None:
+    """A pooled connection is checked without a round trip (pool_pre_ping would cost one per request): an idle
+    connection has nothing to read unless the server closed it (a restart, pg_terminate_backend, an idle timeout),
+    in which case it sent its goodbye and the socket is readable. The pool then replaces the connection."""
+
+    @event.listens_for(engine, "checkout")
+    def check(dbapi_connection, _record, _proxy) -> None:
+        poll = select.poll()
+        poll.register(dbapi_connection.fileno(), select.POLLIN)
+        if poll.poll(0):
+            raise DisconnectionError("the server closed the connection")
 
 
 def _serialize_across_processes(engine: Engine, lock_path: Path) -> None:

@@ -41,7 +41,7 @@ from survey_app.rater_sessions import (
     record_answers,
     start_session,
 )
-from survey_app.web import db_session, wants_json
+from survey_app.web import commits_each_statement, db_session, wants_json
 
 rater_blueprint = Blueprint("rater", __name__)
 
@@ -93,6 +93,7 @@ def platform_identity(parameters: Mapping[str, str]) -> PlatformIdentity:
 
 
 @rater_blueprint.get("/s/<slug>")
+@commits_each_statement
 def landing(slug: str):
     study = _study_or_404(slug)
     parameters = platform_parameters(request.args)
@@ -125,6 +126,7 @@ def start(slug: str):
 
 
 @rater_blueprint.get("/r/<token>/instructions")
+@commits_each_statement
 def instructions(token: str):
     rater = _rater_or_404(token)
     example = _example_item(rater)
@@ -142,6 +144,7 @@ def _example_item(rater: RaterRef) -> Item | None:
 
 
 @rater_blueprint.get("/r/<token>/example/<int:slot>")
+@commits_each_statement
 def example_image(token: str, slot: int):
     rater = _rater_or_404(token)
     example = _example_item(rater)
@@ -151,6 +154,7 @@ def example_image(token: str, slot: int):
 
 
 @rater_blueprint.get("/r/<token>/trial")
+@commits_each_statement
 def trial(token: str):
     db = db_session()
     found = find_rater_and_current_trial(db, token)
@@ -160,7 +164,7 @@ def trial(token: str):
     if shown is None:
         return redirect(url_for("rater.done", token=token))
     mark_shown(db, shown)
-    db.commit()  # before rendering: the transaction holds SQLite's write lock
+    db.commit()  # before rendering: on SQLite the transaction holds the write lock
     return render_template(
         "trial.html",
         token=token,
@@ -220,6 +224,7 @@ def answer(token: str, trial_id: str):
 
 
 @rater_blueprint.get("/r/<token>/trials/<trial_id>/images/<int:slot>")
+@commits_each_statement
 def trial_image(token: str, trial_id: str, slot: int):
     rater = _rater_or_404(token)
     try:
@@ -244,6 +249,7 @@ def _send_image(image_id: str):
 
 
 @rater_blueprint.get("/r/<token>/done")
+@commits_each_statement
 def done(token: str):
     rater = _rater_or_404(token)
     if not rater.completed:

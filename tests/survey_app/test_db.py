@@ -1,17 +1,22 @@
-"""The cross-process queue of a multi-process server on SQLite (survey_app.db, process_lock)."""
+"""Database engines (survey_app.db): the cross-process queue of a multi-process server on SQLite (process_lock), and
+PostgreSQL connections that the server closed."""
 
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from survey_app.db import create_database_engine, default_database_url
 
 WAITER = """
 import sys, time
-from sqlalchemy import text
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 from survey_app.db import create_database_engine
 engine = create_database_engine(sys.argv[1], process_lock=True)
 print("ready", flush=True)
@@ -35,3 +40,21 @@ def test_a_second_process_waits_for_the_connection_and_wakes_when_it_is_released
     assert waiter.wait(timeout=60) == 0
     assert released <= acquired < released + 2  # it waited for the release, and no longer
 
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_connections_the_server_closed_are_replaced_without_a_failed_request(app, study, start_rater) -> None:
+    """After a database restart (here: the app's pooled connections terminated), the next requests still succeed."""
+    client, token, _ = start_rater(study)
+    app_backends = "datname = current_database() AND pid <> pg_backend_pid()"
+    administrator = create_engine(app.config["SURVEY_DATABASE_URL"], poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with administrator.connect() as connection:
+        assert connection.execute(text(f"SELECT count(*) FROM pg_stat_activity WHERE {app_backends}")).scalar() > 0
+        connection.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {app_backends}"))
+        deadline = time.monotonic() + 10
+        while connection.execute(text(f"SELECT count(*) FROM pg_stat_activity WHERE {app_backends}")).scalar():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    administrator.dispose()
+    assert client.get(f"/r/{token}/trial").status_code == 200
+    assert client.get(f"/r/{token}/trial").status_code == 200
