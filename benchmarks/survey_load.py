@@ -3,10 +3,13 @@
 Each rater consents, then for every trial loads the trial page and posts its answers, as a browser does (images
 are not fetched). Measured per backend (SQLite in a temporary folder; PostgreSQL when a server URL is given):
 answer submissions per wall second over the whole storm, p50/p99 latency of the answer POSTs (and of the trial
-pages), and an audit of the database afterwards (acknowledged answers lost or doubled). Client and server share this
-machine's CPUs, so the figures include the client's own cost.
+pages), CPU time per answer of the server, the client and the PostgreSQL processes, and an audit of the database
+afterwards (acknowledged answers lost or doubled). Client, server and database share this machine's CPUs, so the
+figures include the client's own cost. Each backend is measured --repeat times, the backends taking turns; the
+summary is the median run (a run on a shared machine varies by +-15 %).
 
-    python benchmarks/survey_load.py [--raters 50] [--trials 32] [--workers N] [--threads 8] [--postgres-url URL]
+    python benchmarks/survey_load.py [--raters 50] [--trials 32] [--workers N] [--threads 4] [--repeat 3]
+                                     [--postgres-url URL]
 
 --postgres-url defaults to $SURVEY_TEST_POSTGRES_URL (a database the benchmark migrates and adds a study to).
 The last line is JSON.
@@ -64,10 +67,12 @@ def measure(workspace: Workspace, raters: int, trials: int, workers: int, thread
     server = ServerProcess(workspace.data_dir, workspace.database_url, workers, threads, log)
     server.start()
     try:
-        server_cpu_s, client_cpu_s, started = server.cpu_seconds(), time.process_time(), time.perf_counter()
+        server_cpu_s, client_cpu_s, postgres_cpu_s = server.cpu_seconds(), time.process_time(), postgres_cpu_seconds()
+        started = time.perf_counter()
         runs = Storm(server.base_url, slug, raters, STORM_TIMEOUT_S).run()
         wall_s = time.perf_counter() - started
         server_cpu_s, client_cpu_s = server.cpu_seconds() - server_cpu_s, time.process_time() - client_cpu_s
+        postgres_cpu_s = postgres_cpu_seconds() - postgres_cpu_s
     finally:
         server.stop()
     with workspace.migrated_session_factory()() as db:
@@ -76,10 +81,30 @@ def measure(workspace: Workspace, raters: int, trials: int, workers: int, thread
     return figures(runs, wall_s) | {
         "server_cpu_ms_per_answer": round(1000 * server_cpu_s / submissions, 2),
         "client_cpu_ms_per_answer": round(1000 * client_cpu_s / submissions, 2),
+        "postgres_cpu_ms_per_answer": round(1000 * postgres_cpu_s / submissions, 2),
         "lost": audit.lost,
         "doubled": audit.doubled,
         "rows": audit.stored,
     }
+
+
+def postgres_cpu_seconds() -> float:
+    """User + system CPU time so far of this machine's running PostgreSQL processes (Linux /proc; 0 without any)."""
+    ticks = 0
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            command, fields = stat_path.read_text().rsplit(")", 1)
+        except OSError:  # the process ended meanwhile
+            continue
+        if command.endswith("(postgres"):
+            ticks += sum(int(field) for field in fields.split()[11:13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def median_run(runs: list[dict]) -> dict:
+    """Per figure, the median over the runs; lost and doubled answers are summed over all runs."""
+    summary = {name: statistics.median(run[name] for run in runs) for name in runs[0]}
+    return summary | {name: sum(run[name] for run in runs) for name in ("lost", "doubled", "network_errors")}
 
 
 def figures(runs: list[RaterRun], wall_s: float) -> dict:
@@ -104,23 +129,27 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=32, help="test pairs per rater (+ 3 control/attention trials)")
     parser.add_argument("--workers", type=int, default=default_workers(), help="server processes (default: CPUs)")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads per server process")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per backend (the summary is their median)")
     parser.add_argument("--postgres-url", default=os.environ.get("SURVEY_TEST_POSTGRES_URL"))
     arguments = parser.parse_args()
     results: dict = {"raters": arguments.raters, "trials_per_rater": arguments.trials + 3}
     results |= {"server_workers": arguments.workers, "threads_per_worker": arguments.threads}
     settings = (arguments.raters, arguments.trials, arguments.workers, arguments.threads)
+    runs: dict[str, list[dict]] = {"sqlite": []}
+    if arguments.postgres_url:
+        runs["postgresql"] = []
+    else:
+        results["postgresql"] = {"skipped": "no server URL (--postgres-url or $SURVEY_TEST_POSTGRES_URL)"}
     with tempfile.TemporaryDirectory() as folder:
-        sqlite = Workspace(Path(folder) / "sqlite", default_database_url(Path(folder) / "sqlite"))
-        sqlite.data_dir.mkdir()
-        results["sqlite"] = measure(sqlite, *settings)
-        print("sqlite:", results["sqlite"], flush=True)
-        if arguments.postgres_url:
-            postgres = Workspace(Path(folder) / "postgres", arguments.postgres_url)
-            postgres.data_dir.mkdir()
-            results["postgresql"] = measure(postgres, *settings)
-            print("postgresql:", results["postgresql"], flush=True)
-        else:
-            results["postgresql"] = {"skipped": "no server URL (--postgres-url or $SURVEY_TEST_POSTGRES_URL)"}
+        for run in range(1, arguments.repeat + 1):
+            for backend, backend_runs in runs.items():
+                data_dir = Path(folder) / f"{backend}-{run}"
+                data_dir.mkdir()
+                url = default_database_url(data_dir) if backend == "sqlite" else arguments.postgres_url
+                backend_runs.append(measure(Workspace(data_dir, url), *settings))
+                print(f"{backend} run {run}:", backend_runs[-1], flush=True)
+    for backend, backend_runs in runs.items():
+        results[backend] = median_run(backend_runs) | {"runs": len(backend_runs)}
     results["load_average"] = [round(load, 2) for load in os.getloadavg()]
     print(json.dumps(results))
 

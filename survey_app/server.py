@@ -60,6 +60,25 @@ def _bound_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     return bound
 
 
+def open_listeners(host: str, port: int, count: int, backlog: int) -> list[socket.socket]:
+    """`count` listening sockets on HOST:PORT (SO_REUSEPORT: the kernel spreads new connections over them); port 0:
+    the port the system chose for the first."""
+    listeners = [_bound_socket(host, port, reuse_port=True)]
+    try:
+        while len(listeners) < count:
+            listeners.append(_bound_socket(*listeners[0].getsockname()[:2], reuse_port=True))
+        for listener in listeners:
+            # Accepted connections inherit it: gunicorn sends a response's headers and body in two writes, which
+            # Nagle's algorithm would hold back until the client's delayed ACK (~40 ms a response).
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            listener.listen(backlog)
+    except OSError:
+        for listener in listeners:
+            listener.close()
+        raise
+    return listeners
+
+
 class StudyServer(BaseApplication):
     """gunicorn's arbiter serving `make_app()`; prints `serving on http://HOST:PORT/` once the socket listens."""
 
@@ -95,17 +114,7 @@ class StudyServer(BaseApplication):
 
     def run(self) -> None:
         """Serves until stopped; raises OSError if HOST:PORT cannot be bound."""
-        first = _bound_socket(self._host, self._port, reuse_port=True)
-        listeners = [first]  # --port 0: every worker's socket on the port the system chose for the first
-        try:
-            for _ in range(1, self.cfg.workers):
-                listeners.append(_bound_socket(*first.getsockname()[:2], reuse_port=True))
-            for listener in listeners:
-                listener.listen(self.cfg.backlog)
-        except OSError:
-            for listener in listeners:
-                listener.close()
-            raise
+        listeners = open_listeners(self._host, self._port, self.cfg.workers, self.cfg.backlog)
         arbiter = FixedWorkersArbiter(self)
         arbiter.LISTENERS = listeners
         try:

@@ -1,0 +1,23 @@
+"""The listening sockets of `survey-app serve` (survey_app.server); the server under load: test_load.py."""
+
+import socket
+
+import pytest
+
+from survey_app.server import check_can_listen, open_listeners
+
+
+def test_one_listening_socket_per_worker_on_one_port_without_nagle_delays() -> None:
+    listeners = open_listeners("127.0.0.1", 0, count=3, backlog=16)
+    try:
+        assert len({listener.getsockname() for listener in listeners}) == 1
+        for listener in listeners:
+            assert listener.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+            assert listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+            assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1  # inherited by connections
+        with pytest.raises(OSError, match="cannot listen on 127.0.0.1"):
+            check_can_listen("127.0.0.1", listeners[0].getsockname()[1])  # a second server cannot join in
+    finally:
+        for listener in listeners:
+            listener.close()
+
