@@ -10,7 +10,7 @@ Quick start (README section)
     survey-app create-study --run RUN_DIR --title "Wav2Pix 64px" --pairs 32 --trials-per-session 32 \
         [--lineup-size 4] [--seed 1] [--consent-file consent.txt --consent-version 2]
     survey-app create-admin --username me            # asks for a password (>= 12 characters)
-    survey-app serve --host 127.0.0.1 --port 8000    # gunicorn, one process per CPU; HTTPS in front + --secure-cookies
+    survey-app serve --host 127.0.0.1 --port 8000    # gunicorn, one worker per CPU; HTTPS in front + --secure-cookies
     # raters: http://HOST/s/<slug>  (Prolific: append ?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID=...&SESSION_ID=...;
     #          MTurk survey-link HITs: ?workerId=...&assignmentId=...&hitId=...)
     # admin:  http://HOST/admin/  (progress, MOS, recognition, screening, agreement, power planner, exports)
