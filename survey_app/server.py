@@ -91,7 +91,6 @@ class StudyServer(BaseApplication):
         self._banner_suffix = banner_suffix
         self._host, self._port = host, port
         self._settings: Mapping[str, Any] = {
-            "bind": [f"{host}:{port}"],
             "workers": workers,
             "threads": threads,
             "worker_class": "gthread",

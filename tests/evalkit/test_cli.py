@@ -93,7 +93,8 @@ def test_same_seed_same_numbers_and_features_come_from_the_cache(evalkit_cli, sa
     assert sorted((tmp_path / "cache").rglob("*.npz")) == cached
     assert [p.stat().st_mtime_ns for p in cached] == stamps
     assert figures(tmp_path / "a") == figures(tmp_path / "b")
-    assert evalkit_cli(*run_args(saved_checkpoint, eval_manifest, tmp_path / "c", *common, "--seed", "1")).exit_code == 0
+    seeded = run_args(saved_checkpoint, eval_manifest, tmp_path / "c", *common, "--seed", "1")
+    assert evalkit_cli(*seeded).exit_code == 0
     seed1 = figures(tmp_path / "c")["face_fd"]["seen"]["face_fd"]
     seed0 = figures(tmp_path / "a")["face_fd"]["seen"]["face_fd"]
     assert seed1["value"] == seed0["value"] and seed1["ci95"] != seed0["ci95"]
@@ -107,7 +108,8 @@ def test_fid_is_unavailable_without_weights_never_a_crash(evalkit_cli, saved_che
     for name in ("fid", "kid", "precision_recall"):
         entry = document["results"][name]
         assert entry["status"] == "unavailable" and "rows" not in entry
-        assert WEIGHTS_FILE in entry["reason"] and str(tmp_path / "torch_home" / "hub" / "checkpoints") in entry["reason"]
+        assert WEIGHTS_FILE in entry["reason"]
+        assert str(tmp_path / "torch_home" / "hub" / "checkpoints") in entry["reason"]
     assert document["results"][FAST_METRICS]["status"] == "ok"
     assert "unavailable" in result.stdout and WEIGHTS_FILE in result.stdout
 
@@ -193,7 +195,8 @@ def test_default_run_on_the_embedded_set(evalkit_cli, tmp_path):
     document = json.loads(results.read_text())
     assert document["splits"] == ["seen", "unseen_speech"]
     assert document["results"]["fid"]["status"] == "unavailable"
-    real = {name: entry["rows"]["real"] for name, entry in document["results"].items() if "real" in entry.get("rows", {})}
+    results = document["results"]
+    real = {name: entry["rows"]["real"] for name, entry in results.items() if "real" in entry.get("rows", {})}
     assert real["landmark_ratio"]["ratio"]["value"] > 0.9
     assert real["identity_accuracy"]["accuracy"]["value"] > 0.9
     assert np.isfinite(document["results"]["face_fd"]["rows"]["seen"]["face_fd"]["value"])

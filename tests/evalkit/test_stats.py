@@ -66,7 +66,10 @@ def test_gram_frechet_equals_statistics_form_on_any_resample(n, m, dim):
 
 def brute_force_kid(x: np.ndarray, y: np.ndarray) -> float:
     d = x.shape[1]
-    k = lambda a, b: (a @ b / d + 1) ** 3
+
+    def k(a, b):
+        return (a @ b / d + 1) ** 3
+
     n, m = len(x), len(y)
     xx = sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
     yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))

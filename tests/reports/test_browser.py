@@ -16,11 +16,13 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-                       reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)"),
+    pytest.mark.skipif(
+        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+        reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)",
+    ),
 ]
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium")
-from selenium.webdriver.common.by import By
+from selenium.webdriver.common.by import By  # noqa: E402
 
 IMAGES_STATE = "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.alt]);"
 
