@@ -1,10 +1,12 @@
 """The listening sockets of `survey-app serve` (survey_app.server); the server under load: test_load.py."""
 
+import gc
 import socket
 
 import pytest
+from flask import Flask
 
-from survey_app.server import check_can_listen, open_listeners
+from survey_app.server import StudyServer, check_can_listen, open_listeners
 
 
 def test_one_listening_socket_per_worker_on_one_port_without_nagle_delays() -> None:
@@ -21,3 +23,14 @@ def test_one_listening_socket_per_worker_on_one_port_without_nagle_delays() -> N
         for listener in listeners:
             listener.close()
 
+
+
+def test_a_worker_loads_the_app_then_freezes_the_objects_it_allocated() -> None:
+    """Full garbage collections of a worker's start-up objects would stall all its threads (survey_app.server)."""
+    server = StudyServer(lambda: Flask("loaded"), "127.0.0.1", 0, workers=1, threads=1)
+    gc.unfreeze()
+    try:
+        assert server.load().name == "loaded"
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
