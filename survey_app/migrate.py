@@ -31,7 +31,8 @@ def downgrade(engine: Engine, revision: str) -> None:
 def _migrate(engine: Engine, run: Callable[[Config], None]) -> None:
     """Runs `run` in one transaction. On SQLite, foreign keys are off meanwhile: a batch migration copies a table,
     drops the original and renames the copy, and with foreign keys on, the drop would delete every row that refers
-    to it (ON DELETE CASCADE). They are checked before the transaction commits."""
+    to it (ON DELETE CASCADE). They are checked before the transaction commits: ValueError if a row refers to a
+    missing one."""
     config = alembic_config()
     with engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
@@ -42,7 +43,10 @@ def _migrate(engine: Engine, run: Callable[[Config], None]) -> None:
                 config.attributes["connection"] = connection
                 run(config)
                 if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
-                    raise RuntimeError("the migration left rows that refer to missing rows; nothing was changed")
+                    raise ValueError(
+                        "the database has rows that refer to missing rows (PRAGMA foreign_key_check lists them); "
+                        "the migration was not applied"
+                    )
         finally:
             if sqlite:
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")

@@ -1,11 +1,15 @@
 import socket
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from click.testing import CliRunner
 
+from survey_app import migrate
 from survey_app.cli import main
+from survey_app.db import create_database_engine, default_database_url
 from survey_app.migrate import head_revision
 
 
@@ -53,6 +57,22 @@ def test_migrate_and_create_admin(tmp_path: Path, cli_error) -> None:
     assert saved.exit_code == 0 and "admin boss saved" in saved.output
     short = _invoke(tmp_path, "create-admin", "--username", "boss", env={"SURVEY_APP_ADMIN_PASSWORD": "short"})
     cli_error(short, "at least 12 characters")
+
+
+def test_migrate_refuses_a_database_whose_rows_refer_to_missing_rows(tmp_path: Path, cli_error) -> None:
+    """Migrations run with SQLite's foreign keys off (survey_app.migrate): dangling rows stop them, nothing changes."""
+    data_dir = tmp_path / "data"  # _invoke's --data-dir
+    data_dir.mkdir()
+    engine = create_database_engine(default_database_url(data_dir))
+    migrate.upgrade(engine, "0001")
+    engine.dispose()
+    with closing(sqlite3.connect(data_dir / "survey.sqlite3")) as database, database:
+        columns = "id, rater_id, item_id, position, display_image_ids"
+        database.execute(f"INSERT INTO trials ({columns}) VALUES ('t', 9, 9, 0, '[]')")  # rater 9 and item 9: none
+    cli_error(_invoke(tmp_path, "migrate"), "refer to missing rows", "not applied")
+    engine = create_database_engine(default_database_url(data_dir))
+    assert migrate.current_revision(engine) == "0001"
+    engine.dispose()
 
 
 def _broken_inputs(tmp_path: Path, run_dir: Path) -> dict[str, Path]:
