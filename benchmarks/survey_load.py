@@ -34,6 +34,7 @@ from survey_app.loadtest import (
     Storm,
     acknowledged_answers,
     audit_answers,
+    cpu_seconds,
     write_synthetic_run,
 )
 from survey_app.manifest import load_run_input
@@ -89,16 +90,8 @@ def measure(workspace: Workspace, raters: int, trials: int, workers: int, thread
 
 
 def postgres_cpu_seconds() -> float:
-    """User + system CPU time so far of this machine's running PostgreSQL processes (Linux /proc; 0 without any)."""
-    ticks = 0
-    for stat_path in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            command, fields = stat_path.read_text().rsplit(")", 1)
-        except OSError:  # the process ended meanwhile
-            continue
-        if command.endswith("(postgres"):
-            ticks += sum(int(field) for field in fields.split()[11:13])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of this machine's running PostgreSQL processes (0 without any)."""
+    return cpu_seconds(lambda process: process.command == "postgres")
 
 
 def median_run(runs: list[dict]) -> dict:

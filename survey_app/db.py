@@ -104,5 +104,13 @@ def _serialize_across_processes(engine: Engine, lock_path: Path) -> None:
         os.close(record.info.pop("process_lock"))
 
 
+def commit_each_statement(session: Session) -> None:
+    """Before the session's first statement: on PostgreSQL each statement then commits by itself, which saves the
+    BEGIN and COMMIT round trips of a transaction. On SQLite nothing changes: the session's statements stay one
+    transaction, which takes the write lock (see above)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)

@@ -273,10 +273,7 @@ class ServerProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time so far of the server's running processes (Linux /proc)."""
-        ticks = 0
-        for _, fields in self._processes():
-            ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self._in_group)
 
     def connections_per_process(self) -> Counter[int]:
         """Established TCP connections on the server's port, by the server process that holds them (Linux /proc)."""
@@ -287,29 +284,52 @@ class ServerProcess:
                 if int(fields[1].rsplit(":", 1)[1], 16) == self.port and fields[3] == TCP_ESTABLISHED:
                     established.add(f"socket:[{fields[9]}]")
         counts: Counter[int] = Counter()
-        for pid, _ in self._processes():
+        for process in running_processes():
+            if not self._in_group(process):
+                continue
             try:
-                links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+                links = [os.readlink(fd) for fd in Path(f"/proc/{process.pid}/fd").iterdir()]
             except OSError:  # the process ended meanwhile
                 continue
-            counts[pid] = len(established.intersection(links))
+            counts[process.pid] = len(established.intersection(links))
         return counts
 
-    def _processes(self) -> Iterator[tuple[int, list[str]]]:
-        """(pid, fields of /proc/PID/stat after the command name) of each running process of the server's group."""
-        for stat_path in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat_path.read_text().rsplit(")", 1)[1].split()
-            except OSError:  # the process ended meanwhile
-                continue
-            if int(fields[2]) == self._process.pid:  # its process group
-                yield int(stat_path.parent.name), fields
+    def _in_group(self, process: ProcessStat) -> bool:
+        return process.group == self._process.pid  # the server runs in a process group of its own
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             self._process.wait(timeout=60)
             self._process.stdout.close()
+
+
+@dataclass(frozen=True)
+class ProcessStat:
+    """The facts of /proc/PID/stat that the load tools use."""
+
+    pid: int
+    command: str
+    group: int
+    cpu_ticks: int  # user + system
+
+
+def running_processes() -> Iterator[ProcessStat]:
+    """Every running process of this machine (Linux /proc)."""
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, rest = stat_path.read_text().rsplit(")", 1)
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = rest.split()
+        command = head.split("(", 1)[1]
+        yield ProcessStat(int(stat_path.parent.name), command, int(fields[2]), int(fields[11]) + int(fields[12]))
+
+
+def cpu_seconds(include: Callable[[ProcessStat], bool]) -> float:
+    """User + system CPU time so far of the running processes that `include` selects (Linux /proc)."""
+    ticks = sum(process.cpu_ticks for process in running_processes() if include(process))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _port_from_banner(process: subprocess.Popen, timeout_s: float) -> int:

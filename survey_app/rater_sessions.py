@@ -262,7 +262,9 @@ ADVANCE_RATER = (
 
 def find_rater(db: Session, token: str, lock: bool = False) -> RaterRef | None:
     """`lock`: also lock the rater's row until the transaction ends (PostgreSQL; SQLite transactions here are
-    serialized anyway), so that one rater's answers are recorded one request at a time."""
+    serialized anyway), so that one rater's answers are recorded one request at a time. The trial is then read by a
+    statement of its own (`current_trial`): in one statement with the lock, PostgreSQL would return the trial's
+    answers as they were before the wait for the lock, missing those of the request that held it."""
     if not TOKEN_PATTERN.fullmatch(token):
         return None
     statement = RATER_BY_TOKEN_HASH.with_for_update() if lock else RATER_BY_TOKEN_HASH

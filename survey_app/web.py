@@ -10,6 +10,8 @@ from flask import current_app, g, request
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session
 
+from survey_app.db import commit_each_statement
+
 csrf = CSRFProtect()
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -19,22 +21,21 @@ def db_session() -> Session:
     """The request's database session, opened on first use and closed when the request ends."""
     if "db_session" not in g:
         g.db_session = current_app.extensions["survey_sessions"]()
-        if g.get("commit_each_statement") and g.db_session.get_bind().dialect.name == "postgresql":
-            g.db_session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        if g.get("commit_each_statement"):
+            commit_each_statement(g.db_session)
     return g.db_session
 
 
 def commits_each_statement(view: Callable[P, R]) -> Callable[P, R]:
-    """For a view whose statements need no common transaction (reads, and writes that stand alone): on PostgreSQL
-    each statement commits by itself, which saves the BEGIN and COMMIT round trips of a transaction. On SQLite the
-    request's statements stay one transaction, as every transaction there takes the write lock (survey_app.db)."""
+    """For a view whose statements need no common transaction (reads, and writes that stand alone): its session
+    commits each statement where the database gains by it (survey_app.db.commit_each_statement)."""
 
     @functools.wraps(view)
-    def commit_each_statement(*args: P.args, **kwargs: P.kwargs) -> R:
+    def run_view(*args: P.args, **kwargs: P.kwargs) -> R:
         g.commit_each_statement = True
         return view(*args, **kwargs)
 
-    return commit_each_statement
+    return run_view
 
 
 def close_db_session(_error: BaseException | None) -> None:
