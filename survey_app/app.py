@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, current_app, jsonify, render_template, request
-from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from survey_app import csrf
 from survey_app.db import create_database_engine, create_session_factory
 from survey_app.views_admin import admin_blueprint
 from survey_app.views_rater import rater_blueprint
-from survey_app.web import close_db_session, csrf, wants_json
+from survey_app.web import close_db_session, wants_json
 
 MAX_REQUEST_BYTES = 16 * 1024
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -23,8 +23,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": False,
-    # The CSRF token lives as long as the browser session: a rater may pause mid-study for hours.
-    "WTF_CSRF_TIME_LIMIT": None,
     "SURVEY_FRAME_ANCESTORS": "'none'",
     "SURVEY_BOOTSTRAP_REPLICATES": 2000,
     "SURVEY_SQLITE_PROCESS_LOCK": False,  # True in each process of a multi-process server on SQLite (survey_app.db)
@@ -55,7 +53,6 @@ def create_app(config: Mapping[str, Any]) -> Flask:
     app.teardown_appcontext(close_db_session)
     app.after_request(_add_security_headers)
     app.register_error_handler(HTTPException, _render_http_error)
-    app.register_error_handler(CSRFError, _render_http_error)
     return app
 
 

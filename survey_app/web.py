@@ -7,12 +7,10 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from flask import current_app, g, request
-from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session
 
 from survey_app.db import commit_each_statement
 
-csrf = CSRFProtect()
 P = ParamSpec("P")
 R = TypeVar("R")
 

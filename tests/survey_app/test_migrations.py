@@ -44,20 +44,23 @@ def test_revision_0002_counts_the_answered_trials_of_existing_sessions(app, stud
     finished = start_rater(study)
     complete_session(*finished)
     client, token, csrf = start_rater(study)
-    for _ in range(4):  # the four lineup trials come first
+    answered = 0
+    while True:  # the four lineups come first, then the order is the rater's own: stop at a trial with two questions
         page = client.get(f"/r/{token}/trial")
         questions = QUESTION.findall(page.text)
+        if questions == ["quality", "recognition"] and answered >= 4:
+            break
         answers = careful_answers(TRIAL_KIND.search(page.text).group(1), questions, page.text)
-        client.post(TRIAL_ACTION.search(page.text).group(1), data={"csrf_token": csrf} | answers)
-    page = client.get(f"/r/{token}/trial")  # then a pair trial: one of its two questions only
-    assert QUESTION.findall(page.text) == ["quality", "recognition"]
-    client.post(TRIAL_ACTION.search(page.text).group(1), data={"csrf_token": csrf, "quality": "1"})
+        posted = client.post(TRIAL_ACTION.search(page.text).group(1), data={"csrf_token": csrf} | answers)
+        assert posted.status_code == 302, posted.text
+        answered += 1
+    client.post(TRIAL_ACTION.search(page.text).group(1), data={"csrf_token": csrf, "quality": "1"})  # one of two
     start_rater(study)
     engine = app.extensions["survey_engine"]
     counters = select(Rater.id, Rater.trials_answered, Rater.trials_total).order_by(Rater.id)
     with engine.connect() as connection:
         before = connection.execute(counters).all()
-    assert [(answered, total) for _, answered, total in before] == [(11, 11), (4, 11), (0, 11)]
+    assert [(answered, total) for _, answered, total in before] == [(11, 11), (answered, 11), (0, 11)]
     migrate.downgrade(engine, "0001")
     migrate.upgrade(engine)
     with engine.connect() as connection:

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
+from survey_app import csrf as csrf_cookie
 from survey_app.models import Answer, ItemKind, Platform, Rater, Trial
 
 from .conftest import QUESTION, TRIAL_ACTION, TRIAL_KIND
@@ -152,7 +153,7 @@ def test_the_questions_of_a_trial_saved_at_the_same_moment_move_the_rater_on(app
     Whichever lands second must see the first, so the rater moves on to the next trial and completes."""
     client, token, csrf = start_rater(study)
     second_tab = app.test_client()
-    second_tab.set_cookie("session", client.get_cookie("session").value)
+    second_tab.set_cookie(csrf_cookie.COOKIE_NAME, client.get_cookie(csrf_cookie.COOKIE_NAME).value)
     values = {"quality": "3", "recognition": "yes", "lineup": "1"}
     raced = 0
     for _ in range(11):  # the study's trials per session

@@ -4,6 +4,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from survey_app import csrf as csrf_cookie
 from survey_app.models import Image, Rater
 
 from .conftest import QUESTION, TRIAL_ACTION
@@ -28,6 +29,37 @@ def test_a_token_from_another_session_does_not_validate_csrf(app, study, start_r
     page = client.get(f"/r/{token}/trial")
     action = TRIAL_ACTION.search(page.text).group(1)
     assert client.post(action, data={"csrf_token": other_csrf, "quality": "1"}).status_code == 400
+
+
+def test_the_csrf_cookie_is_http_only_and_same_site_and_needed_with_its_token(app, study, start_rater) -> None:
+    client, token, csrf = start_rater(study)
+    page = app.test_client().get(f"/s/{study}")
+    set_cookie = page.headers["Set-Cookie"]
+    assert set_cookie.startswith(f"{csrf_cookie.COOKIE_NAME}=")
+    assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
+    page = client.get(f"/r/{token}/trial").text
+    action = TRIAL_ACTION.search(page).group(1)
+    forms = {"csrf_token": csrf, QUESTION.findall(page)[0]: "99"}  # refused for its value, once past the CSRF check
+    refused = client.post(action, data=forms)
+    assert refused.status_code == 400 and b"CSRF" not in refused.data
+    client.set_cookie(csrf_cookie.COOKIE_NAME, "x" * 43)  # a well-formed secret the token was not made from
+    assert b"CSRF token is invalid" in client.post(action, data=forms).data
+    client.set_cookie(csrf_cookie.COOKIE_NAME, "../" * 20)
+    assert b"CSRF cookie is missing" in client.post(action, data=forms).data
+    client.delete_cookie(csrf_cookie.COOKIE_NAME)
+    assert b"CSRF cookie is missing" in client.post(action, data=forms).data
+
+
+def test_requests_the_browser_marks_cross_site_are_refused(study, start_rater) -> None:
+    client, token, csrf = start_rater(study)
+    page = client.get(f"/r/{token}/trial", headers={"Sec-Fetch-Site": "cross-site"})  # a link from Prolific
+    assert page.status_code == 200
+    action = TRIAL_ACTION.search(page.text).group(1)
+    question = QUESTION.findall(page.text)[0]
+    posted = client.post(action, data={"csrf_token": csrf, question: "1"}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert posted.status_code == 400 and b"Cross-site request refused" in posted.data
+    same_origin = {"Sec-Fetch-Site": "same-origin"}
+    assert client.post(action, data={"csrf_token": csrf, question: "1"}, headers=same_origin).status_code == 302
 
 
 def test_other_raters_trials_and_images_answer_404(study, start_rater) -> None:
