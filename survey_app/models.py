@@ -139,6 +139,9 @@ class Rater(Base):
     # Trials are answered strictly in order, so trials_answered is also the position of the current trial.
     trials_answered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     trials_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Answers stored for the current trial: kept on the row, not counted, so that saving an answer decides in one
+    # statement whether the trial is complete, serialized by the row's lock (survey_app.rater_sessions).
+    current_trial_answers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     completion_code: Mapped[str] = mapped_column(String(32))
     user_agent: Mapped[str] = mapped_column(String(300))
     viewport: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
@@ -10,7 +11,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Insert,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from survey_app.models import (
@@ -198,7 +215,6 @@ class TrialView:
     display_image_ids: tuple[str, ...]
     reference_image_id: str | None
     expected_quality: int | None
-    shown: bool
     answers: dict[Question, str]
 
     @property
@@ -223,7 +239,6 @@ TRIAL_COLUMNS = (  # one row per stored answer of the trial (question and value 
     TRIALS.c.display_image_ids,
     ITEMS.c.reference_image_id,
     ITEMS.c.expected_quality,
-    TRIALS.c.shown_at.is_not(None),
     ANSWERS.c.question,
     ANSWERS.c.value,
 )
@@ -239,44 +254,114 @@ RATER_AND_CURRENT_TRIAL_BY_TOKEN_HASH = (
     )
     .where(RATERS.c.token_hash == bindparam("token_hash"))
 )
-RATER_TRIALS = (
+RATER_TRIAL_BY_ID = (
     select(*TRIAL_COLUMNS)
     .join(ITEMS, ITEMS.c.id == TRIALS.c.item_id)
     .outerjoin(ANSWERS, ANSWERS.c.trial_id == TRIALS.c.id)
-    .where(TRIALS.c.rater_id == bindparam("rater_id"))
+    .where(TRIALS.c.rater_id == bindparam("rater_id"), TRIALS.c.id == bindparam("trial_id"))
 )
-RATER_TRIAL_BY_ID = RATER_TRIALS.where(TRIALS.c.id == bindparam("trial_id"))
-RATER_TRIAL_AT_POSITION = RATER_TRIALS.where(TRIALS.c.position == bindparam("position"))
-MARK_TRIAL_SHOWN = (
+MARK_CURRENT_TRIAL_SHOWN = (
     update(TRIALS)
-    .where(TRIALS.c.id == bindparam("trial_id"), TRIALS.c.shown_at.is_(None))
+    .where(
+        RATERS.c.token_hash == bindparam("token_hash"),
+        TRIALS.c.rater_id == RATERS.c.id,
+        TRIALS.c.position == RATERS.c.trials_answered,
+        TRIALS.c.shown_at.is_(None),
+    )
     .values(shown_at=bindparam("now"))
 )
-INSERT_ANSWERS = insert(ANSWERS)
-ADVANCE_RATER = (
-    update(RATERS)
-    .where(RATERS.c.id == bindparam("rater_id"))
-    .values(trials_answered=bindparam("trials_answered"), completed_at=bindparam("completed_at"))
-)
+# PostgreSQL: one round trip for the trial page; the UPDATE in the WITH clause runs even though nothing reads it.
+SHOW_CURRENT_TRIAL = RATER_AND_CURRENT_TRIAL_BY_TOKEN_HASH.add_cte(MARK_CURRENT_TRIAL_SHOWN.cte("shown"))
 
 
-def find_rater(db: Session, token: str, lock: bool = False) -> RaterRef | None:
-    """`lock`: also lock the rater's row until the transaction ends (PostgreSQL; SQLite transactions here are
-    serialized anyway), so that one rater's answers are recorded one request at a time. The trial is then read by a
-    statement of its own (`current_trial`): in one statement with the lock, PostgreSQL would return the trial's
-    answers as they were before the wait for the lock, missing those of the request that held it."""
+def _count_answers_on_rater(new_answers: ColumnElement[int]) -> Update:
+    """Adds `new_answers` to the rater's answers for the trial at `position`; once they reach the trial's
+    `questions`, the rater moves on to the next trial (and completes after the last). Every right-hand side reads
+    the row as it was before this update, and on PostgreSQL as the previous save of this rater left it."""
+    answers = RATERS.c.current_trial_answers + new_answers
+    completes_trial = answers >= bindparam("questions")
+    next_position = RATERS.c.trials_answered + 1
+    now = bindparam("now", type_=RATERS.c.completed_at.type)
+    return (
+        update(RATERS)
+        .where(RATERS.c.id == bindparam("saving_rater_id"), RATERS.c.trials_answered == bindparam("position"))
+        .values(
+            current_trial_answers=case((completes_trial, 0), else_=answers),
+            trials_answered=case((completes_trial, next_position), else_=RATERS.c.trials_answered),
+            completed_at=case(
+                (and_(completes_trial, next_position == RATERS.c.trials_total), now),
+                else_=RATERS.c.completed_at,
+            ),
+        )
+    )
+
+
+COUNT_ANSWERS_ON_RATER = _count_answers_on_rater(bindparam("new_answers"))
+
+
+ANSWER_SHARED_FIELDS = {  # column: parameter, the same in every row
+    "trial_id": "answer_trial_id",
+    "rater_id": "answer_rater_id",
+    "client_rt_ms": "answer_client_rt_ms",
+    "received_at": "now",
+}
+
+
+@functools.cache
+def _insert_new_answers(dialect_name: str, rows: int) -> Insert:
+    """INSERT of `rows` answers to one trial that skips questions already answered and returns those it stored.
+    The rows are a UNION ALL of one-row SELECTs of parameters: unlike a multi-row VALUES, SQLAlchemy caches its SQL."""
+
+    def parameter(name: str, column: str) -> BindParameter:
+        return bindparam(name, type_=ANSWERS.c[column].type)
+
+    columns = [*ANSWER_SHARED_FIELDS, "question", "value"]
+    selects = [
+        select(
+            *(parameter(name, column) for column, name in ANSWER_SHARED_FIELDS.items()),
+            parameter(f"question_{row}", "question"),
+            parameter(f"value_{row}", "value"),
+        )
+        for row in range(rows)
+    ]
+    dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    return (
+        dialect_insert(ANSWERS)
+        .from_select(columns, union_all(*selects) if rows > 1 else selects[0])
+        .on_conflict_do_nothing(index_elements=[ANSWERS.c.trial_id, ANSWERS.c.question])
+        .returning(ANSWERS.c.question)
+    )
+
+
+@functools.cache
+def _save_and_count_new_answers(rows: int) -> Select:
+    """PostgreSQL: the insert and the rater's count in one statement, so atomic without a transaction."""
+    inserted = _insert_new_answers("postgresql", rows).cte("inserted")
+    counted = _count_answers_on_rater(select(func.count()).select_from(inserted).scalar_subquery())
+    return select(inserted.c.question).add_cte(counted.cte("counted"))
+
+
+def find_rater(db: Session, token: str) -> RaterRef | None:
     if not TOKEN_PATTERN.fullmatch(token):
         return None
-    statement = RATER_BY_TOKEN_HASH.with_for_update() if lock else RATER_BY_TOKEN_HASH
-    row = db.execute(statement, {"token_hash": hash_token(token)}).first()
+    row = db.execute(RATER_BY_TOKEN_HASH, {"token_hash": hash_token(token)}).first()
     return RaterRef(*row) if row is not None else None
 
 
-def find_rater_and_current_trial(db: Session, token: str) -> tuple[RaterRef, TrialView | None] | None:
-    """The rater and their current trial (None once every trial is answered), in one query."""
+def find_rater_and_current_trial(
+    db: Session, token: str, mark_shown: bool = False
+) -> tuple[RaterRef, TrialView | None] | None:
+    """The rater and their current trial (None once every trial is answered), in one query. `mark_shown`: also
+    record when the trial was first shown (showing it again changes nothing), in the same query on PostgreSQL."""
     if not TOKEN_PATTERN.fullmatch(token):
         return None
-    rows = db.execute(RATER_AND_CURRENT_TRIAL_BY_TOKEN_HASH, {"token_hash": hash_token(token)}).all()
+    parameters = {"token_hash": hash_token(token), "now": utc_now()}
+    if mark_shown and _dialect_name(db) == "postgresql":
+        rows = db.execute(SHOW_CURRENT_TRIAL, parameters).all()
+    else:
+        if mark_shown:
+            db.execute(MARK_CURRENT_TRIAL_SHOWN, parameters)
+        rows = db.execute(RATER_AND_CURRENT_TRIAL_BY_TOKEN_HASH, parameters).all()
     if not rows:
         return None
     rater_width = len(RATER_COLUMNS)
@@ -293,67 +378,72 @@ def find_trial(db: Session, rater: RaterRef, trial_id: str) -> TrialView:
     return _trial_view(rows)
 
 
-def current_trial(db: Session, rater: RaterRef) -> TrialView | None:
-    """The first trial with an unanswered question, in the rater's order; None once every trial is answered."""
-    if rater.trials_answered >= rater.trials_total:
-        return None
-    rows = db.execute(RATER_TRIAL_AT_POSITION, {"rater_id": rater.id, "position": rater.trials_answered}).all()
-    return _trial_view(rows)
-
-
 def _trial_view(rows: Sequence[Sequence]) -> TrialView:
-    trial_id, kind, display, reference, expected, shown, _, _ = rows[0]
+    trial_id, kind, display, reference, expected, _, _ = rows[0]
     answers = {question: value for *_, question, value in rows if question is not None}
-    return TrialView(trial_id, kind, tuple(display), reference, expected, shown, answers)
+    return TrialView(trial_id, kind, tuple(display), reference, expected, answers)
 
 
-def mark_shown(db: Session, trial: TrialView) -> None:
-    """Records when the trial was first shown (showing it again changes nothing)."""
-    if not trial.shown:
-        db.execute(MARK_TRIAL_SHOWN, {"trial_id": trial.id, "now": utc_now()})
+def _dialect_name(db: Session) -> str:
+    return db.get_bind().dialect.name
 
 
 def record_answers(
-    db: Session, rater: RaterRef, trial_id: str, submitted: Mapping[str, str], client_rt_ms: int | None
+    db: Session,
+    rater: RaterRef,
+    current: TrialView | None,
+    trial_id: str,
+    submitted: Mapping[str, str],
+    client_rt_ms: int | None,
 ) -> dict[str, str]:
-    """Stores new answers and returns the stored value of every submitted question, committing.
+    """Stores new answers to trial `trial_id` and returns the stored value of every submitted question, committing.
 
-    `rater` must have been looked up with `lock=True` in this transaction, so its counters are current. The first
+    `current` is the rater's current trial as `find_rater_and_current_trial` read it in this request. The first
     answer to a question is final: a retried or repeated submit changes nothing and gets the stored value back. New
-    answers are taken only for the rater's current trial.
+    answers are taken only for the current trial. Saves of one rater may run at once (the page's script saves each
+    question as it is answered): the unique (trial, question) index decides which answer is first, and the count
+    on the rater's row moves the rater on exactly once per trial.
     """
-    trial = current_trial(db, rater)
-    if trial is None or trial.id != trial_id:
+    if current is None or current.id != trial_id:
         answered = find_trial(db, rater, trial_id)
         questions = _validated_questions(answered, submitted, client_rt_ms)
         if any(question not in answered.answers for question in questions):
             raise TrialNotOpen(trial_id)
         return {question.value: answered.answers[question] for question in questions}
-    questions = _validated_questions(trial, submitted, client_rt_ms)
-    stored = dict(trial.answers)
+    questions = _validated_questions(current, submitted, client_rt_ms)
+    stored = dict(current.answers)
     new = [question for question in questions if question not in stored]
     if new:
-        rows = [
-            {
-                "trial_id": trial.id,
-                "rater_id": rater.id,
-                "question": question,
-                "value": submitted[question.value],
-                "client_rt_ms": client_rt_ms,
-            }
-            for question in new
-        ]
-        db.execute(INSERT_ANSWERS, rows)  # received_at: the column's default
-        stored.update((question, submitted[question.value]) for question in new)
-        if len(stored) == len(trial.questions):
-            answered_count = rater.trials_answered + 1
-            completed_at = utc_now() if answered_count == rater.trials_total else None
-            db.execute(
-                ADVANCE_RATER,
-                {"rater_id": rater.id, "trials_answered": answered_count, "completed_at": completed_at},
-            )
+        values = {question: submitted[question.value] for question in new}
+        saved = _save_new_answers(db, rater, current, values, client_rt_ms)
         db.commit()
+        if len(saved) == len(new):
+            stored.update((question, submitted[question.value]) for question in new)
+        else:  # another request of this rater stored some of them since `current` was read
+            stored = find_trial(db, rater, trial_id).answers
     return {question.value: stored[question] for question in questions}
+
+
+def _save_new_answers(
+    db: Session, rater: RaterRef, trial: TrialView, values: Mapping[Question, str], client_rt_ms: int | None
+) -> set[Question]:
+    """Inserts the answers that are still new and counts them on the rater's row; returns the questions stored."""
+    parameters: dict[str, object] = {
+        "answer_trial_id": trial.id,
+        "answer_rater_id": rater.id,
+        "answer_client_rt_ms": client_rt_ms,
+        "saving_rater_id": rater.id,
+        "position": rater.trials_answered,
+        "questions": len(trial.questions),
+        "now": utc_now(),
+    }
+    for row, (question, value) in enumerate(values.items()):
+        parameters |= {f"question_{row}": question, f"value_{row}": value}
+    if _dialect_name(db) == "postgresql":
+        return set(db.scalars(_save_and_count_new_answers(len(values)), parameters))
+    saved = set(db.scalars(_insert_new_answers("sqlite", len(values)), parameters))
+    db.execute(COUNT_ANSWERS_ON_RATER, parameters | {"new_answers": len(saved)})
+    return saved
 
 
 def allowed_values(trial: TrialView, question: Question) -> tuple[str, ...]:

@@ -37,7 +37,6 @@ from survey_app.rater_sessions import (
     find_rater,
     find_rater_and_current_trial,
     find_trial,
-    mark_shown,
     record_answers,
     start_session,
 )
@@ -64,8 +63,8 @@ def _study_or_404(slug: str) -> Study:
     return study
 
 
-def _rater_or_404(token: str, lock: bool = False) -> RaterRef:
-    rater = find_rater(db_session(), token, lock)
+def _rater_or_404(token: str) -> RaterRef:
+    rater = find_rater(db_session(), token)
     if rater is None:
         abort(404)
     return rater
@@ -157,14 +156,13 @@ def example_image(token: str, slot: int):
 @commits_each_statement
 def trial(token: str):
     db = db_session()
-    found = find_rater_and_current_trial(db, token)
+    found = find_rater_and_current_trial(db, token, mark_shown=True)
     if found is None:
         abort(404)
     rater, shown = found
+    db.commit()  # before rendering: on SQLite the transaction holds the write lock
     if shown is None:
         return redirect(url_for("rater.done", token=token))
-    mark_shown(db, shown)
-    db.commit()  # before rendering: on SQLite the transaction holds the write lock
     return render_template(
         "trial.html",
         token=token,
@@ -201,16 +199,20 @@ def _attention_label(shown: TrialView) -> str | None:
 
 
 @rater_blueprint.post("/r/<token>/trials/<trial_id>/answers")
+@commits_each_statement
 def answer(token: str, trial_id: str):
     if set(request.form) - ANSWER_FORM_FIELDS or request.files:
         abort(400, "unexpected field")
     if any(len(values) > 1 for values in request.form.listvalues()):
         abort(400, "repeated field")
     submitted = {name: value for name, value in request.form.items() if name in QUESTION_FIELDS}
-    rater = _rater_or_404(token, lock=True)
+    db = db_session()
+    found = find_rater_and_current_trial(db, token)
+    if found is None:
+        abort(404)
     try:
         client_rt_ms = int(request.form["rt_ms"]) if request.form.get("rt_ms") else None
-        stored = record_answers(db_session(), rater, trial_id, submitted, client_rt_ms)
+        stored = record_answers(db, *found, trial_id, submitted, client_rt_ms)
     except TrialNotFound:
         abort(404)
     except TrialNotOpen:

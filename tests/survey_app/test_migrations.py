@@ -39,7 +39,7 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
-def test_revision_0002_counts_the_answered_trials_of_existing_sessions(app, study, start_rater, complete_session):
+def test_revisions_0002_and_0003_count_the_progress_of_existing_sessions(app, study, start_rater, complete_session):
     """Sessions stored before the rater's progress counters existed get them from their answers."""
     finished = start_rater(study)
     complete_session(*finished)
@@ -57,10 +57,11 @@ def test_revision_0002_counts_the_answered_trials_of_existing_sessions(app, stud
     client.post(TRIAL_ACTION.search(page.text).group(1), data={"csrf_token": csrf, "quality": "1"})  # one of two
     start_rater(study)
     engine = app.extensions["survey_engine"]
-    counters = select(Rater.id, Rater.trials_answered, Rater.trials_total).order_by(Rater.id)
+    progress = (Rater.trials_answered, Rater.trials_total, Rater.current_trial_answers)
+    counters = select(Rater.id, *progress).order_by(Rater.id)
     with engine.connect() as connection:
         before = connection.execute(counters).all()
-    assert [(answered, total) for _, answered, total in before] == [(11, 11), (answered, 11), (0, 11)]
+    assert [tuple(row[1:]) for row in before] == [(11, 11, 0), (answered, 11, 1), (0, 11, 0)]
     migrate.downgrade(engine, "0001")
     migrate.upgrade(engine)
     with engine.connect() as connection:

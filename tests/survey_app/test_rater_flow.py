@@ -3,10 +3,11 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from survey_app import csrf as csrf_cookie
 from survey_app.models import Answer, ItemKind, Platform, Rater, Trial
+from survey_app.rater_sessions import find_rater_and_current_trial, record_answers
 
 from .conftest import QUESTION, TRIAL_ACTION, TRIAL_KIND
 
@@ -177,3 +178,20 @@ def test_the_questions_of_a_trial_saved_at_the_same_moment_move_the_rater_on(app
     assert client.get(f"/r/{token}/trial").headers["Location"].endswith(f"/r/{token}/done")
     rater = db.scalar(select(Rater))
     assert rater.completed_at is not None and rater.trials_answered == rater.trials_total == 11
+
+
+def test_a_save_that_read_the_trial_before_another_save_gets_the_first_answer_back(app, db, study, start_rater):
+    """Two saves of the same question at once: both read the trial before either stored; the one that stores second
+    stores nothing, counts nothing and answers with the value stored first."""
+    client, token, csrf = start_rater(study)
+    page = client.get(f"/r/{token}/trial").text
+    action, question = TRIAL_ACTION.search(page).group(1), QUESTION.findall(page)[0]
+    trial_id = action.split("/trials/")[1].split("/")[0]
+    rater, stale = find_rater_and_current_trial(db, token)
+    db.commit()
+    first = client.post(action, data={"csrf_token": csrf, question: "1"}, headers={"Accept": "application/json"})
+    assert first.json["answers"] == {question: "1"}
+    assert record_answers(db, rater, stale, trial_id, {question: "2"}, None) == {question: "1"}
+    assert db.scalar(select(func.count()).select_from(Answer)) == 1
+    progress = db.execute(select(Rater.trials_answered, Rater.current_trial_answers)).one()
+    assert tuple(progress) == ((1, 0) if question == "lineup" else (0, 1))
