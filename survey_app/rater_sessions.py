@@ -28,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from survey_app.models import (
     Answer,
@@ -85,14 +85,17 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_session(
-    db: Session, study: Study, identity: PlatformIdentity, user_agent: str, viewport: str | None
-) -> tuple[Rater, str]:
-    """Creates the rater and their trials; returns the rater and the bearer token (shown once, stored hashed).
+def start_session(db: Session, study: Study, identity: PlatformIdentity, user_agent: str, viewport: str | None) -> str:
+    """Creates the rater and their trials; returns the bearer token (shown once, stored hashed).
 
-    The study row is locked first (FOR UPDATE on PostgreSQL; SQLite transactions here all hold the write
-    lock), so two raters starting at once never both see the same fill counts.
+    The study row is locked (FOR UPDATE on PostgreSQL; SQLite transactions here all hold the write lock), so two
+    raters starting at once never both see the same fill counts. Raters who start together (a study's link posted
+    on a platform) wait for each other here while holding server threads, so all the work that needs no lock is
+    done before it, and the rater and trials are written by two Core INSERTs.
     """
+    token = secrets.token_urlsafe(32)
+    seed = secrets.randbelow(2**31)
+    items = _study_items(db, study)
     db.execute(select(Study.id).where(Study.id == study.id).with_for_update())
     if identity.participant_id and db.scalar(
         select(Rater.id).where(
@@ -102,30 +105,30 @@ def start_session(
         )
     ):
         raise DuplicateParticipant(identity.participant_id)
-    token = secrets.token_urlsafe(32)
-    seed = secrets.randbelow(2**31)
-    plan = _session_plan(db, study, random.Random(seed))
-    rater = Rater(
-        public_id=secrets.token_hex(8),
-        study_id=study.id,
-        token_hash=hash_token(token),
-        seed=seed,
-        platform=identity.platform,
-        platform_pid=identity.participant_id,
-        platform_study_id=identity.study_id,
-        platform_session_id=identity.session_id,
-        consent_version=study.consent_version,
-        completion_code=secrets.token_hex(5).upper(),
-        user_agent=user_agent[:300],
-        viewport=viewport,
-        trials_total=len(plan),
+    plan = _session_plan(items, _fill_counts(db, study), study, random.Random(seed))
+    rater_id = db.scalar(
+        insert(RATERS)
+        .values(
+            public_id=secrets.token_hex(8),
+            study_id=study.id,
+            token_hash=hash_token(token),
+            seed=seed,
+            platform=identity.platform,
+            platform_pid=identity.participant_id,
+            platform_study_id=identity.study_id,
+            platform_session_id=identity.session_id,
+            consent_version=study.consent_version,
+            completion_code=secrets.token_hex(5).upper(),
+            user_agent=user_agent[:300],
+            viewport=viewport,
+            trials_total=len(plan),
+        )
+        .returning(RATERS.c.id)
     )
-    db.add(rater)
-    db.flush()
     trials = [
         {
             "id": secrets.token_hex(16),
-            "rater_id": rater.id,
+            "rater_id": rater_id,
             "item_id": item.id,
             "position": position,
             "display_image_ids": display,
@@ -133,16 +136,24 @@ def start_session(
         for position, (item, display) in enumerate(plan)
     ]
     db.execute(insert(TRIALS), trials)  # one executemany, not one ORM object per trial
-    return rater, token
+    return token
 
 
-def _session_plan(db: Session, study: Study, rng: random.Random) -> list[tuple[Item, list[str]]]:
+def _study_items(db: Session, study: Study) -> list[Item]:
+    """The study's items with their lineup options, in a stable order (items never change once the study exists)."""
+    statement = (
+        select(Item).where(Item.study_id == study.id).order_by(Item.id).options(selectinload(Item.lineup_options))
+    )
+    return list(db.scalars(statement))
+
+
+def _session_plan(
+    items: Sequence[Item], fill: Mapping[int, int], study: Study, rng: random.Random
+) -> list[tuple[Item, list[str]]]:
     """Lineup trials first (so the target's pair has not been seen yet), then pair trials, each block shuffled."""
-    items = db.scalars(select(Item).where(Item.study_id == study.id).order_by(Item.id)).all()
     by_kind: dict[ItemKind, list[Item]] = {}
     for item in items:
         by_kind.setdefault(item.kind, []).append(item)
-    fill = _fill_counts(db, study)
     tests = pick_least_filled(by_kind.get(ItemKind.TEST, []), fill, study.test_trials_per_session, rng)
     pair_block = tests + by_kind.get(ItemKind.ATTENTION, [])
     for control_kind in (ItemKind.CONTROL_SAME, ItemKind.CONTROL_DIFFERENT):

@@ -116,7 +116,7 @@ def start(slug: str):
         abort(400, "malformed viewport")
     db = db_session()
     try:
-        _, token = start_session(db, study, platform_identity(parameters), request.user_agent.string, viewport)
+        token = start_session(db, study, platform_identity(parameters), request.user_agent.string, viewport)
     except DuplicateParticipant:
         db.rollback()
         abort(409, "You have already started this study. Please continue with the personal link you were given.")
