@@ -104,6 +104,19 @@ def _serialize_across_processes(engine: Engine, lock_path: Path) -> None:
         os.close(record.info.pop("process_lock"))
 
 
+def open_pooled_connections(engine: Engine, count: int) -> None:
+    """Opens up to `count` connections (no more than the pool keeps) and returns them to the pool, so that a server
+    worker's first requests find them ready: a new PostgreSQL connection costs a server process, and the engine's
+    first one a few catalog queries, all while other requests wait."""
+    opened = []
+    try:
+        for _ in range(min(count, engine.pool.size())):
+            opened.append(engine.connect())
+    finally:
+        for connection in opened:
+            connection.close()
+
+
 def commit_each_statement(session: Session) -> None:
     """Before the session's first statement: on PostgreSQL each statement then commits by itself, which saves the
     BEGIN and COMMIT round trips of a transaction. On SQLite nothing changes: the session's statements stay one

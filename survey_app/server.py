@@ -26,6 +26,9 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+from sqlalchemy.exc import SQLAlchemyError
+
+from survey_app.db import open_pooled_connections
 
 DEFAULT_THREADS = 4
 
@@ -110,10 +113,15 @@ class StudyServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        """In each worker after the fork: the app, then everything allocated so far moved out of the garbage
-        collector's sight (gc.freeze). A full collection of a worker's ~140,000 start-up objects takes ~80 ms here,
-        during which all of its threads stand still: the slowest answers of the load benchmark."""
+        """In each worker after the fork: the app with a database connection per thread, then everything allocated
+        so far moved out of the garbage collector's sight (gc.freeze). A full collection of a worker's ~140,000
+        start-up objects takes ~80 ms here, during which all of its threads stand still: the slowest answers of the
+        load benchmark."""
         app = self._make_app()
+        try:
+            open_pooled_connections(app.extensions["survey_engine"], self.cfg.threads)
+        except SQLAlchemyError as error:  # the requests will connect when the database is back
+            print(f"warning: cannot connect to the database yet: {error.__class__.__name__}", file=sys.stderr)
         gc.freeze()
         return app
 

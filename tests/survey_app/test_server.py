@@ -4,8 +4,8 @@ import gc
 import socket
 
 import pytest
-from flask import Flask
 
+from survey_app.app import create_app
 from survey_app.server import StudyServer, check_can_listen, open_listeners
 
 
@@ -25,12 +25,23 @@ def test_one_listening_socket_per_worker_on_one_port_without_nagle_delays() -> N
 
 
 
-def test_a_worker_loads_the_app_then_freezes_the_objects_it_allocated() -> None:
+def test_a_worker_loads_the_app_with_a_connection_per_thread_then_freezes_its_objects(app) -> None:
     """Full garbage collections of a worker's start-up objects would stall all its threads (survey_app.server)."""
-    server = StudyServer(lambda: Flask("loaded"), "127.0.0.1", 0, workers=1, threads=1)
+    engine = app.extensions["survey_engine"]
+    engine.dispose()
+    server = StudyServer(lambda: app, "127.0.0.1", 0, workers=1, threads=2)
     gc.unfreeze()
     try:
-        assert server.load().name == "loaded"
+        assert server.load() is app
+        assert engine.pool.checkedin() == min(2, engine.pool.size())
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_worker_starts_while_the_database_is_unreachable_and_says_so(tmp_path, capsys) -> None:
+    config = {"SECRET_KEY": "k" * 32, "SURVEY_IMAGE_STORE": tmp_path}
+    unreachable = create_app(config | {"SURVEY_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none"})
+    assert StudyServer(lambda: unreachable, "127.0.0.1", 0, workers=1, threads=2).load() is unreachable
+    gc.unfreeze()
+    assert "warning: cannot connect to the database yet: OperationalError" in capsys.readouterr().err
