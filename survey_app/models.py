@@ -157,7 +157,8 @@ class Trial(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random hex: the trial's URL id
-    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id", ondelete="CASCADE"), index=True)
+    # No index of its own: uq_trial_position's index (rater_id first) serves lookups by rater.
+    rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id", ondelete="CASCADE"))
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     display_image_ids: Mapped[list] = mapped_column(JSON)  # image ids in on-screen order (left to right)
@@ -173,7 +174,8 @@ class Answer(Base):
     __table_args__ = (UniqueConstraint("trial_id", "question", name="uq_answer_trial_question"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    # No index of its own: uq_answer_trial_question's index (trial_id first) serves lookups by trial.
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id", ondelete="CASCADE"), index=True)
     question: Mapped[Question] = mapped_column(Enum(Question, native_enum=False, length=16))
     value: Mapped[str] = mapped_column(String(32))
