@@ -2,9 +2,11 @@
 
 The browser holds a random secret in an HttpOnly cookie; every form carries HMAC(key, secret), the key derived from
 the app's SECRET_KEY. A cross-site page can make the browser send the cookie but can neither read it nor compute the
-token that matches it. Requests the browser itself marks as cross-site (Sec-Fetch-Site) are refused before any of
-that. Unlike a token kept in a signed session cookie (Flask-WTF), it costs no cookie decoding on every request, only
-one HMAC where a token is made or checked: the rater's pages are the survey's hot path.
+token that matches it. Requests that the browser itself says came from another origin (Sec-Fetch-Site: same-site or
+cross-site) are refused before any of that, which also stops a sibling subdomain that could plant a cookie of its
+own; behind HTTPS the cookie is a __Host- cookie, which no other host can set. Logging in replaces the secret.
+Unlike a token kept in a signed session cookie (Flask-WTF), this costs no cookie decoding on every request, only one
+HMAC where a token is made or checked: the rater's pages are the survey's hot path.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from flask.wrappers import Response
 from werkzeug.exceptions import BadRequest
 
 COOKIE_NAME = "survey_csrf"
+SECURE_COOKIE_NAME = "__Host-survey_csrf"  # Secure, Path=/, no Domain: set by this host over HTTPS only
 FORM_FIELD = "csrf_token"
 HEADER = "X-CSRFToken"
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+TRUSTED_FETCH_SITES = frozenset({"same-origin", "none"})  # Sec-Fetch-Site values of this origin's own pages
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 KEY_EXTENSION = "survey_csrf_key"
 
@@ -31,7 +35,9 @@ class CSRFError(BadRequest):
 
 
 def init_app(app: Flask) -> None:
-    app.extensions[KEY_EXTENSION] = hmac.digest(app.config["SECRET_KEY"].encode(), b"survey-app csrf", "sha256")
+    secret_key = app.config["SECRET_KEY"]
+    secret_key = secret_key if isinstance(secret_key, bytes) else secret_key.encode()
+    app.extensions[KEY_EXTENSION] = hmac.digest(secret_key, b"survey-app csrf", "sha256")
     app.before_request(refuse_forged_requests)
     app.after_request(_set_cookie)
     app.jinja_env.globals["csrf_token"] = csrf_token
@@ -42,16 +48,24 @@ def csrf_token() -> str:
     if "csrf_token" not in g:
         secret = _cookie_secret()
         if secret is None:
-            secret = g.csrf_new_secret = secrets.token_urlsafe(32)
-        g.csrf_token = _sign(secret)
+            renew_secret()
+        else:
+            g.csrf_token = _sign(secret)
     return g.csrf_token
+
+
+def renew_secret() -> None:
+    """A new secret (and so a new token) from this response on: at login, so that a secret planted before it is
+    worthless afterwards."""
+    g.csrf_new_secret = secrets.token_urlsafe(32)
+    g.csrf_token = _sign(g.csrf_new_secret)
 
 
 def refuse_forged_requests() -> None:
     if request.method not in STATE_CHANGING_METHODS:
         return
-    if request.headers.get("Sec-Fetch-Site") == "cross-site":
-        raise CSRFError("Cross-site request refused.")
+    if request.headers.get("Sec-Fetch-Site", "none") not in TRUSTED_FETCH_SITES:
+        raise CSRFError("Request from another site refused.")
     secret = _cookie_secret()
     if secret is None:
         raise CSRFError("The CSRF cookie is missing: please enable cookies and reload the page.")
@@ -62,8 +76,12 @@ def refuse_forged_requests() -> None:
         raise CSRFError("The CSRF token is invalid: please reload the page.")
 
 
+def _cookie_name() -> str:
+    return SECURE_COOKIE_NAME if current_app.config["SESSION_COOKIE_SECURE"] else COOKIE_NAME
+
+
 def _cookie_secret() -> str | None:
-    secret = request.cookies.get(COOKIE_NAME)
+    secret = request.cookies.get(_cookie_name())
     return secret if secret is not None and SECRET_PATTERN.fullmatch(secret) else None
 
 
@@ -76,7 +94,7 @@ def _set_cookie(response: Response) -> Response:
     if secret is not None:
         config = current_app.config
         response.set_cookie(
-            COOKIE_NAME,
+            _cookie_name(),
             secret,
             httponly=True,
             secure=config["SESSION_COOKIE_SECURE"],

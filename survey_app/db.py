@@ -23,6 +23,7 @@ from sqlalchemy.pool import QueuePool
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_POOL_TIMEOUT_S = 30
+POSTGRES_CONNECT_TIMEOUT_S = 10
 
 
 def default_database_url(data_dir: Path) -> str:
@@ -34,7 +35,10 @@ def create_database_engine(database_url: str, process_lock: bool = False) -> Eng
     a thread holding one engine's connection while waiting for the other's would wait forever)."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        engine = create_engine(url)
+        # Saving answers relies on READ COMMITTED (survey_app.rater_sessions), whatever the server's default is. A
+        # database host that does not answer fails a connection in 10 s (unless the URL says otherwise), not minutes.
+        connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        engine = create_engine(url, isolation_level="READ COMMITTED", connect_args=connect_args)
         _drop_connections_closed_by_the_server(engine)
         return engine
     engine = create_engine(

@@ -90,8 +90,8 @@ def start_session(db: Session, study: Study, identity: PlatformIdentity, user_ag
 
     The study row is locked (FOR UPDATE on PostgreSQL; SQLite transactions here all hold the write lock), so two
     raters starting at once never both see the same fill counts. Raters who start together (a study's link posted
-    on a platform) wait for each other here while holding server threads, so all the work that needs no lock is
-    done before it, and the rater and trials are written by two Core INSERTs.
+    on a platform) wait for each other here while holding server threads, so on PostgreSQL the work that needs no
+    lock (the study's items) is done before it, and the rater and trials are written by two Core INSERTs.
     """
     token = secrets.token_urlsafe(32)
     seed = secrets.randbelow(2**31)
@@ -286,16 +286,21 @@ SHOW_CURRENT_TRIAL = RATER_AND_CURRENT_TRIAL_BY_TOKEN_HASH.add_cte(MARK_CURRENT_
 
 
 def _count_answers_on_rater(new_answers: ColumnElement[int]) -> Update:
-    """Adds `new_answers` to the rater's answers for the trial at `position`; once they reach the trial's
-    `questions`, the rater moves on to the next trial (and completes after the last). Every right-hand side reads
-    the row as it was before this update, and on PostgreSQL as the previous save of this rater left it."""
+    """Adds `new_answers` (when there are any) to the rater's answers for the trial at `position`; once they reach
+    the trial's `questions`, the rater moves on to the next trial (and completes after the last). Every right-hand
+    side reads the row as it was before this update, and on PostgreSQL as the previous save of this rater left it
+    (READ COMMITTED re-reads a row whose lock it waited for)."""
     answers = RATERS.c.current_trial_answers + new_answers
     completes_trial = answers >= bindparam("questions")
     next_position = RATERS.c.trials_answered + 1
     now = bindparam("now", type_=RATERS.c.completed_at.type)
     return (
         update(RATERS)
-        .where(RATERS.c.id == bindparam("saving_rater_id"), RATERS.c.trials_answered == bindparam("position"))
+        .where(
+            RATERS.c.id == bindparam("saving_rater_id"),
+            RATERS.c.trials_answered == bindparam("position"),
+            new_answers > 0,
+        )
         .values(
             current_trial_answers=case((completes_trial, 0), else_=answers),
             trials_answered=case((completes_trial, next_position), else_=RATERS.c.trials_answered),
@@ -348,8 +353,8 @@ def _insert_new_answers(dialect_name: str, rows: int) -> Insert:
 def _save_and_count_new_answers(rows: int) -> Select:
     """PostgreSQL: the insert and the rater's count in one statement, so atomic without a transaction."""
     inserted = _insert_new_answers("postgresql", rows).cte("inserted")
-    counted = _count_answers_on_rater(select(func.count()).select_from(inserted).scalar_subquery())
-    return select(inserted.c.question).add_cte(counted.cte("counted"))
+    counted = _count_answers_on_rater(select(func.count()).select_from(inserted).scalar_subquery()).cte("counted")
+    return select(inserted.c.question).add_cte(counted)
 
 
 def find_rater(db: Session, token: str) -> RaterRef | None:
@@ -453,7 +458,8 @@ def _save_new_answers(
     if _dialect_name(db) == "postgresql":
         return set(db.scalars(_save_and_count_new_answers(len(values)), parameters))
     saved = set(db.scalars(_insert_new_answers("sqlite", len(values)), parameters))
-    db.execute(COUNT_ANSWERS_ON_RATER, parameters | {"new_answers": len(saved)})
+    if saved:
+        db.execute(COUNT_ANSWERS_ON_RATER, parameters | {"new_answers": len(saved)})
     return saved
 
 

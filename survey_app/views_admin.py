@@ -9,7 +9,7 @@ from flask import Blueprint, Response, abort, current_app, g, redirect, render_t
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from survey_app import stats
+from survey_app import csrf, stats
 from survey_app.export import export_files
 from survey_app.models import Admin, Answer, Item, ItemKind, Question, Rater, Study, Trial
 from survey_app.results import build_summary
@@ -53,6 +53,7 @@ def login():
         return render_template("admin/login.html", failed=True), 401
     session.clear()
     session["admin_id"] = admin.id
+    csrf.renew_secret()
     return redirect(url_for("admin.index"))
 
 

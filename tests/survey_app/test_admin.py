@@ -62,3 +62,16 @@ def test_logout_ends_the_admin_session(admin_client) -> None:
     csrf = csrf_from(admin_client.get("/admin/").text)
     assert admin_client.post("/admin/logout", data={"csrf_token": csrf}).status_code == 302
     assert admin_client.get("/admin/").status_code == 302
+
+
+def test_logging_in_replaces_the_csrf_secret(app, db) -> None:
+    """A secret planted in the browser before the login (and its token) is worthless after it."""
+    db.add(Admin(username="boss", password_hash=PASSWORD_HASH))
+    db.commit()
+    client = app.test_client()
+    planted = csrf_from(client.get("/admin/login").text)
+    response = client.post("/admin/login", data={"csrf_token": planted, "username": "boss", "password": PASSWORD})
+    assert response.status_code == 302 and "survey_csrf=" in response.headers["Set-Cookie"]
+    assert client.post("/admin/logout", data={"csrf_token": planted}).status_code == 400
+    fresh = csrf_from(client.get("/admin/").text)
+    assert fresh != planted and client.post("/admin/logout", data={"csrf_token": fresh}).status_code == 302

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from survey_app.db import create_database_engine, default_database_url
@@ -58,3 +59,16 @@ def test_connections_the_server_closed_are_replaced_without_a_failed_request(app
     administrator.dispose()
     assert client.get(f"/r/{token}/trial").status_code == 200
     assert client.get(f"/r/{token}/trial").status_code == 200
+
+
+def test_postgresql_connections_read_committed_whatever_the_server_default(postgres_server_url: str) -> None:
+    """Saving answers without a row lock relies on READ COMMITTED (survey_app.rater_sessions)."""
+    serializable = make_url(postgres_server_url).update_query_dict(
+        {"options": "-c default_transaction_isolation=serializable"}
+    )
+    engine = create_database_engine(serializable.render_as_string(hide_password=False))
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW transaction_isolation")).scalar() == "read committed"
+    finally:
+        engine.dispose()

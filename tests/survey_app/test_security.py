@@ -7,7 +7,7 @@ from sqlalchemy import select
 from survey_app import csrf as csrf_cookie
 from survey_app.models import Image, Rater
 
-from .conftest import QUESTION, TRIAL_ACTION
+from .conftest import QUESTION, TRIAL_ACTION, csrf_from
 
 
 def test_every_post_requires_a_valid_csrf_token(app, study, start_rater) -> None:
@@ -56,10 +56,21 @@ def test_requests_the_browser_marks_cross_site_are_refused(study, start_rater) -
     assert page.status_code == 200
     action = TRIAL_ACTION.search(page.text).group(1)
     question = QUESTION.findall(page.text)[0]
-    posted = client.post(action, data={"csrf_token": csrf, question: "1"}, headers={"Sec-Fetch-Site": "cross-site"})
-    assert posted.status_code == 400 and b"Cross-site request refused" in posted.data
+    for other_site in ("cross-site", "same-site"):  # same-site: a sibling subdomain, which could plant a cookie
+        posted = client.post(action, data={"csrf_token": csrf, question: "1"}, headers={"Sec-Fetch-Site": other_site})
+        assert posted.status_code == 400 and b"Request from another site refused" in posted.data
     same_origin = {"Sec-Fetch-Site": "same-origin"}
     assert client.post(action, data={"csrf_token": csrf, question: "1"}, headers=same_origin).status_code == 302
+
+
+def test_behind_https_the_csrf_cookie_is_a_host_only_secure_cookie(app, study) -> None:
+    app.config["SESSION_COOKIE_SECURE"] = True
+    client = app.test_client()
+    page = client.get(f"/s/{study}", base_url="https://survey.example")
+    set_cookie = page.headers["Set-Cookie"]
+    assert set_cookie.startswith("__Host-survey_csrf=") and "Secure" in set_cookie and "Path=/" in set_cookie
+    consent = {"csrf_token": csrf_from(page.text), "consent": "agree", "consent_version": "1"}
+    assert client.post(f"/s/{study}/start", data=consent, base_url="https://survey.example").status_code == 302
 
 
 def test_other_raters_trials_and_images_answer_404(study, start_rater) -> None:

@@ -6,6 +6,8 @@ Revises: 0002
 Saving an answer then decides whether the trial is complete from the rater's row alone. On PostgreSQL the insert of
 the answers and the update of the rater are one statement: the update waits for any other save of the same rater and
 then reads the row as that save left it, so two questions of one trial saved at once still complete the trial.
+Migrate with the server stopped: an answer that a server of the previous version saved during the migration would
+not be counted, and its rater would stay on that trial.
 """
 
 import sqlalchemy as sa
