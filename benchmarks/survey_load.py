@@ -8,7 +8,7 @@ afterwards (acknowledged answers lost or doubled). Client, server and database s
 figures include the client's own cost. Each backend is measured --repeat times, the backends taking turns; the
 summary is the median run (a run on a shared machine varies by +-15 %).
 
-    python benchmarks/survey_load.py [--raters 50] [--trials 32] [--workers N] [--threads 4] [--repeat 3]
+    python benchmarks/survey_load.py [--raters 50] [--trials 32] [--workers N] [--threads N] [--repeat 3]
                                      [--postgres-url URL]
 
 --postgres-url defaults to $SURVEY_TEST_POSTGRES_URL (a database the benchmark migrates and adds a study to).
@@ -38,7 +38,7 @@ from survey_app.loadtest import (
     write_synthetic_run,
 )
 from survey_app.manifest import load_run_input
-from survey_app.server import DEFAULT_THREADS, default_workers
+from survey_app.server import default_threads, default_workers
 from survey_app.study_builder import StudyOptions, create_study
 
 IDENTITIES = tuple(f"speaker{index:02d}" for index in range(8))
@@ -121,13 +121,12 @@ def main() -> None:
     parser.add_argument("--raters", type=int, default=50)
     parser.add_argument("--trials", type=int, default=32, help="test pairs per rater (+ 3 control/attention trials)")
     parser.add_argument("--workers", type=int, default=default_workers(), help="server processes (default: CPUs)")
-    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads per server process")
+    parser.add_argument("--threads", type=int, help="threads per server process (default: survey-app serve's)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per backend (the summary is their median)")
     parser.add_argument("--postgres-url", default=os.environ.get("SURVEY_TEST_POSTGRES_URL"))
     arguments = parser.parse_args()
     results: dict = {"raters": arguments.raters, "trials_per_rater": arguments.trials + 3}
-    results |= {"server_workers": arguments.workers, "threads_per_worker": arguments.threads}
-    settings = (arguments.raters, arguments.trials, arguments.workers, arguments.threads)
+    results["server_workers"] = arguments.workers
     runs: dict[str, list[dict]] = {"sqlite": []}
     if arguments.postgres_url:
         runs["postgresql"] = []
@@ -139,7 +138,9 @@ def main() -> None:
                 data_dir = Path(folder) / f"{backend}-{run}"
                 data_dir.mkdir()
                 url = default_database_url(data_dir) if backend == "sqlite" else arguments.postgres_url
-                backend_runs.append(measure(Workspace(data_dir, url), *settings))
+                threads = arguments.threads or default_threads(url)
+                settings = (arguments.raters, arguments.trials, arguments.workers, threads)
+                backend_runs.append(measure(Workspace(data_dir, url), *settings) | {"threads_per_worker": threads})
                 print(f"{backend} run {run}:", backend_runs[-1], flush=True)
     for backend, backend_runs in runs.items():
         results[backend] = median_run(backend_runs) | {"runs": len(backend_runs)}

@@ -23,7 +23,7 @@ from survey_app.db import (
 from survey_app.export import write_export
 from survey_app.manifest import load_run_input
 from survey_app.models import Admin, ItemKind, Study
-from survey_app.server import DEFAULT_THREADS, StudyServer, check_can_listen, default_workers
+from survey_app.server import StudyServer, check_can_listen, default_threads, default_workers
 from survey_app.study_builder import (
     DEFAULT_CONSENT_TEXT,
     DEFAULT_CONSENT_VERSION,
@@ -173,16 +173,19 @@ def create_admin_command(workspace: Workspace, username: str, password: str) -> 
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, help="0: any free port (printed).")
 @click.option("--workers", default=None, type=int, help="Worker processes (default: one per CPU).")
-@click.option("--threads", default=DEFAULT_THREADS, show_default=True, help="Threads per worker process.")
+@click.option(
+    "--threads", default=None, type=int, help="Threads per worker process (default: 2 on SQLite, 4 on PostgreSQL)."
+)
 @click.option("--secure-cookies/--no-secure-cookies", default=False, help="Set behind HTTPS.")
 @click.pass_obj
 def serve_command(
-    workspace: Workspace, host: str, port: int, workers: int | None, threads: int, secure_cookies: bool
+    workspace: Workspace, host: str, port: int, workers: int | None, threads: int | None, secure_cookies: bool
 ) -> None:
     """Serve the app with gunicorn (worker processes x threads)."""
     check_can_listen(host, port)
     workspace.migrated_session_factory()
     workers = workers if workers is not None else default_workers()
+    threads = threads if threads is not None else default_threads(workspace.database_url)
     config = {
         "SECRET_KEY": workspace.secret_key(),
         "SURVEY_DATABASE_URL": workspace.database_url,

@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from survey_app.app import create_app
-from survey_app.server import StudyServer, check_can_listen, open_listeners
+from survey_app.server import StudyServer, check_can_listen, default_threads, open_listeners
 
 
 def test_one_listening_socket_per_worker_on_one_port_without_nagle_delays() -> None:
@@ -45,3 +45,9 @@ def test_a_worker_starts_while_the_database_is_unreachable_and_says_so(tmp_path,
     assert StudyServer(lambda: unreachable, "127.0.0.1", 0, workers=1, threads=2).load() is unreachable
     gc.unfreeze()
     assert "warning: cannot connect to the database yet: OperationalError" in capsys.readouterr().err
+
+
+def test_threads_per_worker_default_to_two_on_sqlite_and_four_on_postgresql(tmp_path) -> None:
+    """SQLite gives a process one connection, which more threads would only queue for (survey_app.server)."""
+    assert default_threads(f"sqlite:///{tmp_path / 'survey.sqlite3'}") == 2
+    assert default_threads("postgresql+psycopg://survey@127.0.0.1/survey") == 4
