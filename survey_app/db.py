@@ -125,8 +125,12 @@ def commit_each_statement(session: Session) -> None:
     """Before the session's first statement: on PostgreSQL each statement then commits by itself, which saves the
     BEGIN and COMMIT round trips of a transaction. On SQLite nothing changes: the session's statements stay one
     transaction, which takes the write lock (see above)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:

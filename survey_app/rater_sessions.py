@@ -28,8 +28,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Result
 from sqlalchemy.orm import Session, selectinload
 
+from survey_app.db import is_postgresql
 from survey_app.models import (
     Answer,
     Item,
@@ -364,20 +366,27 @@ def find_rater(db: Session, token: str) -> RaterRef | None:
     return RaterRef(*row) if row is not None else None
 
 
-def find_rater_and_current_trial(
-    db: Session, token: str, mark_shown: bool = False
-) -> tuple[RaterRef, TrialView | None] | None:
-    """The rater and their current trial (None once every trial is answered), in one query. `mark_shown`: also
-    record when the trial was first shown (showing it again changes nothing), in the same query on PostgreSQL."""
+def find_rater_and_current_trial(db: Session, token: str) -> tuple[RaterRef, TrialView | None] | None:
+    """The rater and their current trial (None once every trial is answered), in one query."""
+    if not TOKEN_PATTERN.fullmatch(token):
+        return None
+    return _rater_and_trial(db.execute(RATER_AND_CURRENT_TRIAL_BY_TOKEN_HASH, {"token_hash": hash_token(token)}))
+
+
+def show_current_trial(db: Session, token: str) -> tuple[RaterRef, TrialView | None] | None:
+    """As find_rater_and_current_trial, also recording when the trial was first shown (showing it again changes
+    nothing); on PostgreSQL in the same query."""
     if not TOKEN_PATTERN.fullmatch(token):
         return None
     parameters = {"token_hash": hash_token(token), "now": utc_now()}
-    if mark_shown and _dialect_name(db) == "postgresql":
-        rows = db.execute(SHOW_CURRENT_TRIAL, parameters).all()
-    else:
-        if mark_shown:
-            db.execute(MARK_CURRENT_TRIAL_SHOWN, parameters)
-        rows = db.execute(RATER_AND_CURRENT_TRIAL_BY_TOKEN_HASH, parameters).all()
+    if is_postgresql(db):
+        return _rater_and_trial(db.execute(SHOW_CURRENT_TRIAL, parameters))
+    db.execute(MARK_CURRENT_TRIAL_SHOWN, parameters)
+    return _rater_and_trial(db.execute(RATER_AND_CURRENT_TRIAL_BY_TOKEN_HASH, parameters))
+
+
+def _rater_and_trial(result: Result) -> tuple[RaterRef, TrialView | None] | None:
+    rows = result.all()
     if not rows:
         return None
     rater_width = len(RATER_COLUMNS)
@@ -398,10 +407,6 @@ def _trial_view(rows: Sequence[Sequence]) -> TrialView:
     trial_id, kind, display, reference, expected, _, _ = rows[0]
     answers = {question: value for *_, question, value in rows if question is not None}
     return TrialView(trial_id, kind, tuple(display), reference, expected, answers)
-
-
-def _dialect_name(db: Session) -> str:
-    return db.get_bind().dialect.name
 
 
 def record_answers(
@@ -455,7 +460,7 @@ def _save_new_answers(
     }
     for row, (question, value) in enumerate(values.items()):
         parameters |= {f"question_{row}": question, f"value_{row}": value}
-    if _dialect_name(db) == "postgresql":
+    if is_postgresql(db):
         return set(db.scalars(_save_and_count_new_answers(len(values)), parameters))
     saved = set(db.scalars(_insert_new_answers("sqlite", len(values)), parameters))
     if saved:

@@ -38,6 +38,7 @@ from survey_app.rater_sessions import (
     find_rater_and_current_trial,
     find_trial,
     record_answers,
+    show_current_trial,
     start_session,
 )
 from survey_app.web import commits_each_statement, db_session, wants_json
@@ -156,7 +157,7 @@ def example_image(token: str, slot: int):
 @commits_each_statement
 def trial(token: str):
     db = db_session()
-    found = find_rater_and_current_trial(db, token, mark_shown=True)
+    found = show_current_trial(db, token)
     if found is None:
         abort(404)
     rater, shown = found
