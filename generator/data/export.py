@@ -76,7 +76,7 @@ def export_subset(
             audio = out / "audio" / p.split / p.identity / f"{p.audio.stem}.flac"
             audio.parent.mkdir(parents=True, exist_ok=True)
             sf.write(audio, read_audio(p.audio).astype(np.int16), SAMPLE_RATE, subtype="PCM_16")
-            exported.append(Pair(p.identity, face_names[p.face], audio, p.split, p.group, "rgb"))
+            exported.append(Pair(p.identity, face_names[p.face], audio, p.split, p.group, "rgb", p.gender))
     if notice is not None:
         shutil.copy(notice, out / "SOURCE_README.md")
     return write_manifest(exported, out / "manifest.csv")

@@ -12,6 +12,9 @@ split          yes       ``train``, ``seen``, ``unseen_speech``, ``unseen_identi
                          importer gives (the authors' ``train`` / ``test``)
 group          no        id of the group of clips that share audio or a face (set by ``data split``)
 face_order     no        ``rgb`` (default) or ``bgr`` for crops stored with swapped channels
+gender         no        the person's gender as the data documents it (e.g. ``female``, ``male``;
+                         compared case-insensitively; empty: unknown); one value per identity.
+                         Forced-matching metrics draw impostors of the same gender when it is known
 =============  ========  ==========================================================================
 """
 
@@ -28,7 +31,7 @@ from typing import Iterable, Sequence
 from generator.errors import DataError
 
 REQUIRED_COLUMNS = ("identity", "face", "audio", "split")
-OPTIONAL_COLUMNS = ("group", "face_order")
+OPTIONAL_COLUMNS = ("group", "face_order", "gender")
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 FACE_ORDERS = ("rgb", "bgr")
 
@@ -43,6 +46,7 @@ class Pair:
     split: str
     group: str = ""
     face_order: str = "rgb"
+    gender: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,12 @@ class Manifest:
     def identities(self) -> list[str]:
         """Sorted identity names: the class index order of the speaker classifier."""
         return sorted({p.identity for p in self.pairs})
+
+    @property
+    def genders(self) -> dict[str, str]:
+        """{identity: gender} for the identities whose gender the manifest gives (``read_manifest`` checks that an
+        identity has one gender)."""
+        return {p.identity: p.gender for p in self.pairs if p.gender}
 
     @property
     def splits(self) -> list[str]:
@@ -78,10 +88,13 @@ class Manifest:
         return {s: dict(sorted(c.items())) for s, c in sorted(table.items())}
 
     def content_hash(self) -> str:
-        """SHA-256 over the rows (identity, split, group and the bytes of every file), for provenance."""
+        """SHA-256 over the rows (identity, split, group, gender where given and the bytes of every file), for
+        provenance; a manifest without genders hashes as before the column existed."""
         digest = hashlib.sha256()
         for p in self.pairs:
             digest.update(f"{p.identity}\0{p.split}\0{p.group}\0{p.face_order}\0".encode())
+            if p.gender:
+                digest.update(f"gender\0{p.gender}\0".encode())
             digest.update(file_sha256(p.face).encode())
             digest.update(file_sha256(p.audio).encode())
         return digest.hexdigest()
@@ -129,7 +142,20 @@ def read_manifest(path: str | Path, check_files: bool = True) -> Manifest:
         raise DataError(f"{path}: manifest has a header but no rows")
     base = path.parent.resolve()
     pairs = [_row_to_pair(row, base, f"{path}:{line}", check_files) for line, row in enumerate(rows, start=2)]
+    _check_genders(pairs, path)
     return Manifest(tuple(pairs), path)
+
+
+def _check_genders(pairs: list[Pair], path: Path) -> None:
+    """An identity has one gender: the same value on every row that gives one (rows may leave it empty)."""
+    seen: dict[str, tuple[str, int]] = {}
+    for line, p in enumerate(pairs, start=2):
+        if not p.gender:
+            continue
+        first = seen.setdefault(p.identity, (p.gender, line))
+        if first[0] != p.gender:
+            raise DataError(f"{path}:{line}: identity {p.identity!r} has gender {p.gender!r} here but "
+                            f"{first[0]!r} on line {first[1]}; a person has one gender in a manifest")
 
 
 def _row_to_pair(row: dict[str, str], base: Path, where: str, check_files: bool) -> Pair:
@@ -147,7 +173,8 @@ def _row_to_pair(row: dict[str, str], base: Path, where: str, check_files: bool)
         for kind, file in (("face", face), ("audio", audio)):
             if not file.is_file():
                 raise DataError(f"{where}: {kind} file not found: {file}")
-    return Pair(values["identity"], face, audio, values["split"], values["group"], face_order)
+    return Pair(values["identity"], face, audio, values["split"], values["group"], face_order,
+                values["gender"].lower())
 
 
 def write_manifest(pairs: Sequence[Pair], path: str | Path) -> Path:
@@ -160,7 +187,8 @@ def write_manifest(pairs: Sequence[Pair], path: str | Path) -> Path:
         writer.writerow(COLUMNS)
         for p in pairs:
             writer.writerow(
-                [p.identity, _relative(p.face, base), _relative(p.audio, base), p.split, p.group, p.face_order]
+                [p.identity, _relative(p.face, base), _relative(p.audio, base), p.split, p.group, p.face_order,
+                 p.gender]
             )
     return path
 
