@@ -3,8 +3,9 @@
 Each image is resized (bilinear) to ``--detector-size`` pixels and searched by dlib's HOG frontal detector with
 ``--detector-upsample`` upsamplings. ``detected`` says whether a face was found (the landmark-detection ratio's event:
 the 68-point predictor then runs). The descriptor is computed on the largest detected box, or on the whole image when
-none is found, so every image has one. Model files come from the face-recognition-models package, located without
-importing it (its import needs pkg_resources).
+none is found, so every image has one. ``landmarks`` (N, 68, 2) float32 holds the 68 iBUG 300-W points (x, y) of the
+largest detected face in pixels of the resized ``detector_size`` image, NaN where no face was detected. Model files come
+from the face-recognition-models package, located without importing it (its import needs pkg_resources).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from generator.checkpoint import sha256_file
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 DESCRIPTOR_DIMS = 128
+LANDMARK_POINTS = 68
 
 
 def dlib_models_dir() -> Path:
@@ -42,7 +44,7 @@ def dlib_model(name: str) -> Path:
 
 class DlibFaceExtractor(FeatureExtractor):
     name = "dlib"
-    version = "1"
+    version = "2"  # 2: landmarks
 
     def __init__(self, detector_size: int, upsample: int) -> None:
         if detector_size < 64:
@@ -74,13 +76,17 @@ class DlibFaceExtractor(FeatureExtractor):
         whole = dlib.rectangle(0, 0, size - 1, size - 1)
         detected = np.zeros(len(images), dtype=bool)
         descriptors = np.zeros((len(images), DESCRIPTOR_DIMS), dtype=np.float32)
+        landmarks = np.full((len(images), LANDMARK_POINTS, 2), np.nan, dtype=np.float32)
         for i, image in enumerate(tqdm(images, desc="dlib faces", unit="image", disable=None)):
             pixels = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
             boxes = detector(pixels, self.upsample)
             detected[i] = len(boxes) > 0
             box = max(boxes, key=lambda b: b.area()) if detected[i] else whole
-            descriptors[i] = np.asarray(encoder.compute_face_descriptor(pixels, predictor(pixels, box)))
-        return {"descriptor": descriptors, "detected": detected}
+            shape = predictor(pixels, box)
+            descriptors[i] = np.asarray(encoder.compute_face_descriptor(pixels, shape))
+            if detected[i]:
+                landmarks[i] = [(point.x, point.y) for point in shape.parts()]
+        return {"descriptor": descriptors, "detected": detected, "landmarks": landmarks}
 
 
 @register_extractor("dlib")
