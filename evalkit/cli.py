@@ -9,7 +9,14 @@ from pathlib import Path
 
 import click
 
-from evalkit.options import EMBEDDED_DATA, INCEPTION_DIMS, RunOptions, default_cache_dir
+from evalkit.options import (
+    EMBEDDED_DATA,
+    EMBEDDED_GALLERY,
+    GALLERY_SCORES,
+    INCEPTION_DIMS,
+    RunOptions,
+    default_cache_dir,
+)
 from generator.cli_support import FriendlyGroup
 
 
@@ -45,6 +52,10 @@ def main() -> None:
 @click.option("--detector-size", type=int, default=256, show_default=True,
               help="images are resized (bilinear) to this size before dlib face detection")
 @click.option("--detector-upsample", type=int, default=0, show_default=True, help="dlib HOG detector upsamplings")
+@click.option("--gallery", type=click.Path(path_type=Path), default=EMBEDDED_GALLERY, show_default="8 GRID speakers",
+              help="manifest of real faces of distractor identities for retrieval and forced matching")
+@click.option("--gallery-score", type=click.Choice(GALLERY_SCORES), default="mean", show_default=True,
+              help="an identity's score: mean or best cosine over its gallery faces")
 @click.option("--bootstrap", type=int, default=200, show_default=True, help="bootstrap replicates per interval")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help=f"feature cache [default: {default_cache_dir()}]")
@@ -54,8 +65,8 @@ def main() -> None:
 def run_cmd(checkpoint: Path | None, data: Path, splits: str | None, metrics: str | None, out: Path | None,
             device: str, seed: int, sampling: str, batch_size: int, inception_weights: Path | None,
             inception_dims: int, identity_backbone: str, vggface_weights: Path | None, detector_size: int,
-            detector_upsample: int, bootstrap: int, cache_dir: Path | None, history: Path | None,
-            as_json: bool) -> None:
+            detector_upsample: int, gallery: Path, gallery_score: str, bootstrap: int, cache_dir: Path | None,
+            history: Path | None, as_json: bool) -> None:
     """Generate faces for every clip of the evaluated splits and compute the metrics, with 95 % intervals."""
     from evalkit.results import summary_table
     from evalkit.runner import render_report, run
@@ -64,7 +75,8 @@ def run_cmd(checkpoint: Path | None, data: Path, splits: str | None, metrics: st
         checkpoint=checkpoint, data=data, splits=_names(splits), metrics=_names(metrics), out=out, device=device,
         seed=seed, sampling=sampling, batch_size=batch_size, inception_weights=inception_weights,
         inception_dims=inception_dims, identity_backbone=identity_backbone, vggface_weights=vggface_weights,
-        detector_size=detector_size, detector_upsample=detector_upsample, bootstrap=bootstrap,
+        detector_size=detector_size, detector_upsample=detector_upsample, gallery=gallery,
+        gallery_score=gallery_score, bootstrap=bootstrap,
         cache_dir=cache_dir or default_cache_dir(), history=history,
     )
     outcome = run(options, shlex.join(sys.argv))

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 EMBEDDED_DATA = Path(__file__).parent / "eval_data" / "wav2pix-youtubers" / "manifest.csv"
+EMBEDDED_GALLERY = Path(__file__).parent / "eval_data" / "grid-samples" / "manifest.csv"
+GALLERY_SCORES = ("mean", "best")
 EVAL_SPLITS = ("seen", "unseen_speech", "unseen_identity")
 HEAD_TRAIN_SPLITS = ("train", "seen")
 HEAD_HELDOUT_SPLIT = "unseen_speech"
@@ -43,6 +45,11 @@ class RunOptions:
     kid_subsets: int = 100
     pr_k: int = 3
     head_l2: float = 1e-3
+    gallery: Path = EMBEDDED_GALLERY
+    gallery_score: str = "mean"
+    gallery_faces: int = 5
+    matching_n: int = 5
+    permutations: int = 999
     cache_dir: Path = field(default_factory=default_cache_dir)
     history: Path | None = None
 

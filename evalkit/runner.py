@@ -14,7 +14,7 @@ from evalkit.errors import EvalError, FeatureUnavailable
 from evalkit.evalset import EvalSet, build_evalset, check_compatible, choose_splits, save_images, write_pairs
 from evalkit.features import FeatureCache, FeatureExtractor, Features, make_extractor
 from evalkit.metrics import Metric, MetricContext, resolve_metrics
-from evalkit.options import HEAD_HELDOUT_SPLIT, HEAD_TRAIN_SPLITS, IDENTITY_BACKBONES, RunOptions
+from evalkit.options import GALLERY_SCORES, HEAD_HELDOUT_SPLIT, HEAD_TRAIN_SPLITS, IDENTITY_BACKBONES, RunOptions
 from evalkit.results import append_history, write_results
 from generator.checkpoint import load_generator
 from generator.data.manifest import Manifest, read_manifest
@@ -35,6 +35,11 @@ def validate(options: RunOptions) -> None:
         raise EvalError(f"--bootstrap needs at least 2 replicates, got {options.bootstrap}")
     if options.kid_subset_size < 2 or options.kid_subsets < 1 or options.pr_k < 1:
         raise EvalError("KID subsets need at least 2 samples and 1 subset; precision/recall needs k >= 1")
+    if options.gallery_score not in GALLERY_SCORES:
+        raise EvalError(f"unknown --gallery-score {options.gallery_score!r} (use one of {GALLERY_SCORES})")
+    if options.gallery_faces < 1 or options.matching_n < 2 or options.permutations < 19:
+        raise EvalError("gallery faces per identity must be >= 1, forced matching 1:N needs N >= 2 and the permutation "
+                        "test at least 19 permutations")
 
 
 def make_run_dir(out: Path | None) -> Path:
@@ -107,7 +112,7 @@ def _evaluate(options: RunOptions, metrics: list[Metric], manifest: Manifest, sp
     model, sidecar = load_generator(options.checkpoint, device)
     check_compatible(model, sidecar, manifest, splits)
     extractors, unavailable = build_extractors(metrics, options)
-    with_head = any(m.name == "identity_accuracy" for m in metrics)
+    with_head = any(m.training_faces for m in metrics)
     run_dir = make_run_dir(options.out) if shard.is_main else None
     evalset = build_evalset(model, sidecar, manifest, splits, options, with_head, shard)
     ctx = MetricContext(options, evalset, run_dir,

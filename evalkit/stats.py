@@ -1,4 +1,5 @@
-"""Metric arithmetic in float64: Fréchet distance, KID, precision / recall, bootstrap and Wilson intervals.
+"""Metric arithmetic in float64: Fréchet distance, KID, k-NN manifolds (precision / recall / density / coverage),
+bootstrap and Wilson intervals.
 
 Distribution metrics work on a ``GramPair`` (the inner products within and between the two feature sets), so a
 bootstrap replicate only indexes precomputed matrices: the Fréchet distance of a resample needs the nuclear norm of
@@ -144,19 +145,44 @@ def kth_neighbour_radii(squared: np.ndarray, k: int) -> np.ndarray:
     """Distance of each point to its k-th nearest other point, from a square matrix of squared distances."""
     if squared.shape[0] <= k:
         raise EvalError(f"k-NN manifolds with k={k} need more than {k} samples, got {squared.shape[0]}")
-    return np.sqrt(np.sort(squared, axis=1)[:, k])
+    return np.sqrt(np.partition(squared, k, axis=1)[:, k])
 
 
-def precision_recall_flags(g: GramPair, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Kynkäänniemi et al. (2019): generated samples inside the reference k-NN manifold (precision) and reference
-    samples inside the generated manifold (recall); a sample on a ball's boundary counts as inside."""
+@dataclass(frozen=True)
+class Manifolds:
+    """Per-sample outcomes of the k-NN manifold metrics of generated rows x (n) and reference rows y (m).
+
+    ``precision`` (n,) bool: x_i inside some reference ball, d(x_i, y_j) <= r_k(y_j) (Kynkäänniemi et al. 2019, eq. 1);
+    ``density`` (n,) float: (1/k) #{j : d(x_i, y_j) <= r_k(y_j)} (Naeem et al. 2020, eq. 3);
+    ``recall`` (m,) bool: y_j inside some generated ball, d(y_j, x_i) <= r_k(x_i) (Kynkäänniemi, eq. 2);
+    ``coverage`` (m,) bool: the nearest generated sample inside y_j's own ball (Naeem, eq. 4).
+    r_k is the distance to the k-th nearest other sample of the same set. The means of the four arrays are the four
+    metrics; a sample on a ball's boundary counts as inside (torch-fidelity's ``<=``; the ``prdc`` package uses ``<``,
+    which differs only on ties).
+    """
+
+    precision: np.ndarray
+    density: np.ndarray
+    recall: np.ndarray
+    coverage: np.ndarray
+    k: int
+
+
+def knn_manifolds(g: GramPair, k: int) -> Manifolds:
+    """Precision, recall, density and coverage per sample, from the Gram matrices of x (n, d) and y (m, d); needs
+    more than k samples on each side (EvalError)."""
     cross = np.sqrt(g.squared_distances())
     own_x = np.clip(np.diag(g.xx)[:, None] + np.diag(g.xx)[None, :] - 2 * g.xx, 0, None)
     own_y = np.clip(np.diag(g.yy)[:, None] + np.diag(g.yy)[None, :] - 2 * g.yy, 0, None)
     radii_x, radii_y = kth_neighbour_radii(own_x, k), kth_neighbour_radii(own_y, k)
-    precision = (cross <= radii_y[None, :]).any(axis=1)
-    recall = (cross <= radii_x[:, None]).any(axis=0)
-    return precision, recall
+    inside_real = cross <= radii_y[None, :]
+    return Manifolds(
+        precision=inside_real.any(axis=1),
+        density=inside_real.sum(axis=1) / k,
+        recall=(cross <= radii_x[:, None]).any(axis=0),
+        coverage=cross.min(axis=0) <= radii_y,
+        k=k,
+    )
 
 
 def wilson_interval(successes: int, n: int) -> tuple[float, float]:

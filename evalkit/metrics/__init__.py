@@ -3,6 +3,11 @@
 A metric names the feature extractors it needs (given the run's options) and computes, for one evaluated split, a
 dict of figures (``stats.figure``: value, 95 % interval, N, chance level) plus any details; ``reference`` computes
 the row of real faces where the metric has one. ``columns`` are the figures shown in the printed table.
+
+``per_clip`` (where a figure is a mean over the split's clips) returns, for one split, {figure: float array with one
+value per clip, in the order of ``evalset.generated_index[split]``}, so two generators scored on the same clips can be
+compared clip by clip (paired bootstrap). ``training_faces`` asks the harness to load the real faces of the training
+splits (``evalset.head_train`` / ``head_heldout``).
 """
 
 from __future__ import annotations
@@ -62,11 +67,14 @@ class Metric:
     extractors: Callable[[RunOptions], tuple[str, ...]]
     evaluate: Callable[[MetricContext, str], dict]
     reference: Callable[[MetricContext], dict] | None = None
+    per_clip: Callable[[MetricContext, str], dict[str, np.ndarray]] | None = None
+    training_faces: bool = False
 
 
 METRICS: dict[str, Metric] = {}
 METRIC_MODULES = ("fid", "kid", "precision_recall", "face_fd", "face_kid", "identity_accuracy", "landmark_ratio",
-                  "identity_similarity")
+                  "identity_similarity", "retrieval", "forced_matching", "voice_dependence", "face_prdc", "vendi",
+                  "memorization", "craniofacial")
 
 
 def register(metric: Metric) -> Metric:

@@ -1,4 +1,5 @@
-"""Shared computation of the two-sample metrics (Fréchet distance, KID, precision / recall) on any features.
+"""Shared computation of the two-sample metrics (Fréchet distance, KID, precision / recall / density / coverage) on
+any features.
 
 Generated side: one sample per clip of the split; reference side: the split's distinct real faces. Intervals come
 from a seeded two-sample bootstrap over clips and real faces (``--bootstrap`` replicates).
@@ -11,12 +12,13 @@ import numpy as np
 from evalkit.metrics import MetricContext
 from evalkit.stats import (
     GramPair,
+    Manifolds,
     bootstrap_interval,
     figure,
     frechet_distance,
     frechet_from_gram,
     kid_from_gram,
-    precision_recall_flags,
+    knn_manifolds,
     proportion_figure,
     statistics,
     write_stats,
@@ -57,8 +59,29 @@ def kid_figure(ctx: MetricContext, extractor: str, key: str, split: str, metric:
     return figure(value, interval, _sample_sizes(x, y), None, "bootstrap, bias-corrected")
 
 
-def precision_recall_figures(ctx: MetricContext, extractor: str, key: str, split: str) -> dict:
-    x, y = ctx.split_features(extractor, key, split)
-    precision, recall = precision_recall_flags(GramPair.of(x, y), ctx.options.pr_k)
-    return {"precision": proportion_figure(precision, None), "recall": proportion_figure(recall, None),
-            "k": ctx.options.pr_k}
+def manifold_outcomes(ctx: MetricContext, extractor: str, key: str, split: str) -> Manifolds:
+    """Per-sample k-NN manifold outcomes (k = ``RunOptions.pr_k``) of the split's generated vs real features,
+    computed once per run, extractor and split."""
+    memo_key = ("manifolds", extractor, key, split)
+    if memo_key not in ctx.memo:
+        x, y = ctx.split_features(extractor, key, split)
+        ctx.memo[memo_key] = knn_manifolds(GramPair.of(x, y), ctx.options.pr_k)
+    return ctx.memo[memo_key]
+
+
+def manifold_figures(ctx: MetricContext, extractor: str, key: str, split: str) -> dict:
+    """Precision and recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020). Precision, recall
+    and coverage are shares (Wilson intervals over generated resp. real samples); density a mean over generated
+    samples (bootstrap). Intervals hold the other set's manifold fixed."""
+    m = manifold_outcomes(ctx, extractor, key, split)
+    interval = bootstrap_interval(lambda i: m.density[i].mean(), [len(m.density)], ctx.options.bootstrap,
+                                  ctx.rng("density", extractor, split))
+    return {"precision": proportion_figure(m.precision, None), "recall": proportion_figure(m.recall, None),
+            "density": figure(m.density.mean(), interval, len(m.density), None, "bootstrap"),
+            "coverage": proportion_figure(m.coverage, None), "k": m.k}
+
+
+def manifold_per_clip(ctx: MetricContext, extractor: str, key: str, split: str) -> dict[str, np.ndarray]:
+    """Precision (0/1) and density per generated sample (recall and coverage are per real sample, not per clip)."""
+    m = manifold_outcomes(ctx, extractor, key, split)
+    return {"precision": m.precision.astype(np.float64), "density": m.density}

@@ -89,4 +89,5 @@ METRIC = register(Metric(
     extractors=lambda options: (_backbone(options)[0],),
     evaluate=evaluate,
     reference=reference,
+    training_faces=True,
 ))

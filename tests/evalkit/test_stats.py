@@ -12,7 +12,7 @@ from evalkit.stats import (
     frechet_distance,
     frechet_from_gram,
     kid_from_gram,
-    precision_recall_flags,
+    knn_manifolds,
     read_stats,
     seeded_rng,
     statistics,
@@ -98,13 +98,14 @@ def test_precision_recall_on_hand_made_points():
     grid = np.array([[i, j] for i in range(5) for j in range(5)], dtype=float)
     inside = grid[:10] + 0.1
     far = grid + 100.0
-    precision, recall = precision_recall_flags(GramPair.of(grid, grid), k=3)
-    assert precision.all() and recall.all()
-    precision, recall = precision_recall_flags(GramPair.of(far, grid), k=3)
-    assert not precision.any() and not recall.any()
-    precision, recall = precision_recall_flags(GramPair.of(inside, grid), k=3)
-    assert precision.all()
-    assert 0 < recall.mean() < 1
+    same = knn_manifolds(GramPair.of(grid, grid), k=3)
+    assert same.precision.all() and same.recall.all() and same.coverage.all()
+    apart = knn_manifolds(GramPair.of(far, grid), k=3)
+    assert not apart.precision.any() and not apart.recall.any() and not apart.coverage.any()
+    assert not apart.density.any()
+    near = knn_manifolds(GramPair.of(inside, grid), k=3)
+    assert near.precision.all()
+    assert 0 < near.recall.mean() < 1 and 0 < near.coverage.mean() < 1
 
 
 def test_wilson_interval_known_values():
