@@ -35,6 +35,8 @@ def validate(options: RunOptions) -> None:
         raise EvalError(f"--bootstrap needs at least 2 replicates, got {options.bootstrap}")
     if options.kid_subset_size < 2 or options.kid_subsets < 1 or options.pr_k < 1:
         raise EvalError("KID subsets need at least 2 samples and 1 subset; precision/recall needs k >= 1")
+    if not Path(options.gallery).exists():
+        raise EvalError(f"--gallery {options.gallery}: manifest not found")
     if options.gallery_score not in GALLERY_SCORES:
         raise EvalError(f"unknown --gallery-score {options.gallery_score!r} (use one of {GALLERY_SCORES})")
     if options.gallery_faces < 1 or options.matching_n < 2 or options.permutations < 19:

@@ -12,10 +12,11 @@ in-plane rotation, translation and scale do not.
 Per split, over the clips whose generated face and real face both have landmarks: per ratio, Pearson's r between
 generated and real values with a Fisher-z 95 % interval (z = atanh r +- 1.96 / sqrt(n - 3), n the number of distinct
 real faces, as clips sharing a real face are not independent) and the mean signed log-ratio ln(generated / real)
-(``bias``; +0.095 is a 10 % wider feature; bootstrap interval); ``mean_r`` (mean of the ten r, bootstrap over clips)
-and ``ratio_error``: the mean over clips of the mean over ratios of |ln(generated / real)| (about the relative error).
-Chance: the same figures for a shuffled pairing (each generated face with the real face of a random other clip of the
-split, seeded) in ``shuffled``, and for ``ratio_error`` the exact mean over all pairings.
+(``bias``; +0.095 is a 10 % wider feature); ``mean_r`` (mean of the ten r) and ``ratio_error``: the mean over clips
+of the mean over ratios of |ln(generated / real)| (about the relative error). Their intervals come from a bootstrap
+over the distinct real faces, each resampled with all its clips. Chance: the same figures for a shuffled pairing in
+``shuffled`` (the clips of each real face paired with another real face of the split: a random cyclic order of the
+faces, seeded), and for ``ratio_error`` the exact mean over all pairings.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ RATIOS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "upper_lip_height": ((33, 62, 33, 66), (33, 8)),  # sn-sto / sn-gn (upper lip to lower face height)
 }
 MIN_PAIRS = 4
+CLUSTER_BOOTSTRAP = "bootstrap over real faces (their clips resampled together)"
 
 
 def _distance(points: np.ndarray, spec: tuple[int, ...]) -> np.ndarray:
@@ -71,19 +73,26 @@ def pearson_figure(x: np.ndarray, y: np.ndarray, independent: int) -> dict:
                   0.0, "Fisher z")
 
 
-def _agreement(ctx: MetricContext, generated: np.ndarray, real: np.ndarray, real_faces: np.ndarray, *names: str
+def _agreement(ctx: MetricContext, generated: np.ndarray, real: np.ndarray, clusters: np.ndarray, *names: str
                ) -> dict:
-    """Figures of paired ratio rows (n, 10) (``real_faces``: the real face of each pair, for the independent n)."""
-    independent = len(np.unique(real_faces))
+    """Figures of paired ratio rows (n, 10); ``clusters`` (n,) groups the pairs that share a real face: the unit of
+    the Fisher interval's n and of the bootstrap (whole clusters are resampled)."""
+    cluster_ids, cluster_of = np.unique(clusters, return_inverse=True)
+    independent = len(cluster_ids)
+    members = [np.flatnonzero(cluster_of == c) for c in range(independent)]
+
+    def interval_of(statistic, *what: str) -> tuple[float, float]:
+        return bootstrap_interval(lambda c: statistic(np.concatenate([members[k] for k in c])), [independent],
+                                  ctx.options.bootstrap, ctx.rng("craniofacial", *what, *names))
+
     log_ratio = np.log(generated / real)
     error = np.abs(log_ratio).mean(axis=1)
     per_ratio, rs = {}, []
     for k, name in enumerate(RATIOS):
         correlation = pearson_figure(generated[:, k], real[:, k], independent)
         bias = log_ratio[:, k]
-        interval = bootstrap_interval(lambda i: bias[i].mean(), [len(bias)], ctx.options.bootstrap,
-                                      ctx.rng("craniofacial bias", name, *names))
-        per_ratio[name] = {"r": correlation, "bias": figure(bias.mean(), interval, len(bias), 0.0, "bootstrap")}
+        interval = interval_of(lambda i: bias[i].mean(), "bias", name)
+        per_ratio[name] = {"r": correlation, "bias": figure(bias.mean(), interval, len(bias), 0.0, CLUSTER_BOOTSTRAP)}
         if "value" in correlation:
             rs.append(k)
     result = {"ratios": per_ratio}
@@ -95,12 +104,10 @@ def _agreement(ctx: MetricContext, generated: np.ndarray, real: np.ndarray, real
                 r = (g * t).sum(axis=0) / np.sqrt((g**2).sum(axis=0) * (t**2).sum(axis=0))
             return float(np.nanmean(r)) if np.isfinite(r).any() else 0.0
 
-        everything = np.arange(len(generated))
-        interval = bootstrap_interval(mean_r, [len(generated)], ctx.options.bootstrap, ctx.rng("craniofacial r", *names))
-        result["mean_r"] = figure(mean_r(everything), interval, len(generated), 0.0, "bootstrap")
-    interval = bootstrap_interval(lambda i: error[i].mean(), [len(error)], ctx.options.bootstrap,
-                                  ctx.rng("craniofacial error", *names))
-    result["ratio_error"] = figure(error.mean(), interval, len(error), None, "bootstrap")
+        result["mean_r"] = figure(mean_r(np.arange(len(generated))), interval_of(mean_r, "r"), len(generated), 0.0,
+                                  CLUSTER_BOOTSTRAP)
+    result["ratio_error"] = figure(error.mean(), interval_of(lambda i: error[i].mean(), "error"), len(error), None,
+                                   CLUSTER_BOOTSTRAP)
     return result
 
 
@@ -142,8 +149,13 @@ def evaluate(ctx: MetricContext, split: str) -> dict:
         return {"status": "not applicable", "reason": f"only {int(valid.sum())} clips where both faces have "
                 f"landmarks (needs {MIN_PAIRS})", **counts}
     result = _agreement(ctx, g, r, faces, split)
-    shuffle = ctx.rng("craniofacial shuffle", split).permutation(len(r))
-    result["shuffled"] = _agreement(ctx, g, r[shuffle], faces[shuffle], split, "shuffled")
+    # the chance row: every clip of real face f paired with the real face that follows f in a random cyclic order
+    # of the distinct faces (never itself); clusters stay intact
+    distinct = ctx.rng("craniofacial shuffle", split).permutation(np.unique(faces))
+    partner = dict(zip(distinct.tolist(), np.roll(distinct, -1).tolist()))
+    first_clip = {face: k for k, face in reversed(list(enumerate(faces.tolist())))}
+    shuffled = np.array([first_clip[partner[face]] for face in faces.tolist()])
+    result["shuffled"] = _agreement(ctx, g, r[shuffled], faces, split, "shuffled")
     result["ratio_error"]["chance"] = all_pairings_error(g, r)
     return {**result, **counts, "landmarks": "dlib 68-point (iBUG 300-W)", "source": "Farkas 1994"}
 
