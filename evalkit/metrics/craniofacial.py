@@ -12,7 +12,9 @@ in-plane rotation, translation and scale do not.
 Per split, over the clips whose generated face and real face both have landmarks: per ratio, Pearson's r between
 generated and real values with a Fisher-z 95 % interval (z = atanh r +- 1.96 / sqrt(n - 3), n the number of distinct
 real faces, as clips sharing a real face are not independent) and the mean signed log-ratio ln(generated / real)
-(``bias``; +0.095 is a 10 % wider feature); ``mean_r`` (mean of the ten r) and ``ratio_error``: the mean over clips
+(``bias``; +0.095 is a 10 % wider feature); ``mean_r`` (mean of the ten r); ``mean_r_within_speaker``, the same
+with each speaker's mean removed from both sides (agreement beyond telling the speakers apart, which a per-speaker
+mean face cannot have: it is not applicable there); and ``ratio_error``: the mean over clips
 of the mean over ratios of |ln(generated / real)| (about the relative error). Their intervals come from a bootstrap
 over the distinct real faces, each resampled with all its clips. Chance: the same figures for a shuffled pairing in
 ``shuffled`` (the clips of each real face paired with another real face of the split: a random cyclic order of the
@@ -73,10 +75,31 @@ def pearson_figure(x: np.ndarray, y: np.ndarray, independent: int) -> dict:
                   0.0, "Fisher z")
 
 
-def _agreement(ctx: MetricContext, generated: np.ndarray, real: np.ndarray, clusters: np.ndarray, *names: str
-               ) -> dict:
+def column_correlations(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """Pearson r of each column of x (n, c) with the same column of y; with ``groups`` (n,), of the values centred
+    within each group (the correlation beyond group means). NaN where a side does not vary."""
+    if groups is None:
+        x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    else:
+        _, group = np.unique(groups, return_inverse=True)
+        counts = np.bincount(group)
+
+        def centred(v: np.ndarray) -> np.ndarray:
+            means = np.stack([np.bincount(group, weights=column) for column in v.T], axis=1) / counts[:, None]
+            return v - means[group]
+
+        x, y = centred(x), centred(y)
+    scale = np.sqrt((x**2).sum(axis=0) * (y**2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (x * y).sum(axis=0) / scale
+    return np.where(scale > 1e-12 * max(1.0, float(np.abs(x).max(initial=0) * np.abs(y).max(initial=0))), r, np.nan)
+
+
+def _agreement(ctx: MetricContext, generated: np.ndarray, real: np.ndarray, clusters: np.ndarray,
+               speakers: np.ndarray, *names: str) -> dict:
     """Figures of paired ratio rows (n, 10); ``clusters`` (n,) groups the pairs that share a real face: the unit of
-    the Fisher interval's n and of the bootstrap (whole clusters are resampled)."""
+    the Fisher interval's n and of the bootstrap (whole clusters are resampled); ``speakers`` (n,) the speaker of
+    each pair, for the correlation within speakers."""
     cluster_ids, cluster_of = np.unique(clusters, return_inverse=True)
     independent = len(cluster_ids)
     members = [np.flatnonzero(cluster_of == c) for c in range(independent)]
@@ -87,25 +110,24 @@ def _agreement(ctx: MetricContext, generated: np.ndarray, real: np.ndarray, clus
 
     log_ratio = np.log(generated / real)
     error = np.abs(log_ratio).mean(axis=1)
-    per_ratio, rs = {}, []
+    per_ratio = {}
     for k, name in enumerate(RATIOS):
         correlation = pearson_figure(generated[:, k], real[:, k], independent)
         bias = log_ratio[:, k]
         interval = interval_of(lambda i: bias[i].mean(), "bias", name)
         per_ratio[name] = {"r": correlation, "bias": figure(bias.mean(), interval, len(bias), 0.0, CLUSTER_BOOTSTRAP)}
-        if "value" in correlation:
-            rs.append(k)
     result = {"ratios": per_ratio}
-    if rs:
-        def mean_r(i: np.ndarray) -> float:
-            g, t = generated[i][:, rs], real[i][:, rs]
-            g, t = g - g.mean(axis=0), t - t.mean(axis=0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                r = (g * t).sum(axis=0) / np.sqrt((g**2).sum(axis=0) * (t**2).sum(axis=0))
+    for figure_name, groups in (("mean_r", None), ("mean_r_within_speaker", speakers)):
+        def mean_r(i: np.ndarray, groups: np.ndarray | None = groups) -> float:
+            r = column_correlations(generated[i], real[i], None if groups is None else groups[i])
             return float(np.nanmean(r)) if np.isfinite(r).any() else 0.0
 
-        result["mean_r"] = figure(mean_r(np.arange(len(generated))), interval_of(mean_r, "r"), len(generated), 0.0,
-                                  CLUSTER_BOOTSTRAP)
+        if np.isfinite(column_correlations(generated, real, groups)).any():
+            result[figure_name] = figure(mean_r(np.arange(len(generated))), interval_of(mean_r, figure_name),
+                                         len(generated), 0.0, CLUSTER_BOOTSTRAP)
+        else:
+            result[figure_name] = {"status": "not applicable", "reason": "the generated ratios do not vary"
+                                   + (" within a speaker" if groups is not None else "")}
     result["ratio_error"] = figure(error.mean(), interval_of(lambda i: error[i].mean(), "error"), len(error), None,
                                    CLUSTER_BOOTSTRAP)
     return result
@@ -148,14 +170,15 @@ def evaluate(ctx: MetricContext, split: str) -> dict:
     if valid.sum() < MIN_PAIRS:
         return {"status": "not applicable", "reason": f"only {int(valid.sum())} clips where both faces have "
                 f"landmarks (needs {MIN_PAIRS})", **counts}
-    result = _agreement(ctx, g, r, faces, split)
+    speakers = ctx.evalset.generated.identities[ctx.evalset.generated_index[split]][valid]
+    result = _agreement(ctx, g, r, faces, speakers, split)
     # the chance row: every clip of real face f paired with the real face that follows f in a random cyclic order
     # of the distinct faces (never itself); clusters stay intact
     distinct = ctx.rng("craniofacial shuffle", split).permutation(np.unique(faces))
     partner = dict(zip(distinct.tolist(), np.roll(distinct, -1).tolist()))
     first_clip = {face: k for k, face in reversed(list(enumerate(faces.tolist())))}
     shuffled = np.array([first_clip[partner[face]] for face in faces.tolist()])
-    result["shuffled"] = _agreement(ctx, g, r[shuffled], faces, split, "shuffled")
+    result["shuffled"] = _agreement(ctx, g, r[shuffled], faces, speakers, split, "shuffled")
     result["ratio_error"]["chance"] = all_pairings_error(g, r)
     return {**result, **counts, "landmarks": "dlib 68-point (iBUG 300-W)", "source": "Farkas 1994"}
 
@@ -165,7 +188,7 @@ METRIC = register(Metric(
     description="agreement of ten landmark ratios (Farkas 1994) between each generated face and its clip's real "
                 "face: Pearson r per ratio, mean |log-ratio| error; shuffled pairing as chance",
     requires="dlib face models (face-recognition-models package)",
-    columns=("mean_r", "ratio_error"),
+    columns=("mean_r", "mean_r_within_speaker", "ratio_error"),
     extractors=lambda options: ("dlib",),
     evaluate=evaluate,
     per_clip=per_clip,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from evalkit.gallery import Gallery, unit_rows
-from evalkit.metrics.craniofacial import RATIOS, craniofacial_ratios
+from evalkit.metrics.craniofacial import RATIOS, column_correlations, craniofacial_ratios
 from evalkit.metrics.forced_matching import elementary_symmetric, matching_probabilities
 from evalkit.metrics.memorization import data_copying
 from evalkit.metrics.retrieval import true_ranks, voice_blind_recall
@@ -162,3 +162,16 @@ def test_craniofacial_ratios_are_scale_free_and_named():
     moved = 2.5 * points @ rotation.T + 17.0
     np.testing.assert_allclose(craniofacial_ratios(moved), ratios, rtol=1e-9)
     assert np.isnan(craniofacial_ratios(np.full((1, 68, 2), np.nan))).all()
+
+
+def test_correlation_within_groups_removes_group_means():
+    rng = np.random.default_rng(10)
+    groups = np.repeat(["a", "b", "c"], 20)
+    offsets = {"a": 0.0, "b": 5.0, "c": -3.0}
+    x = np.array([[offsets[g]] for g in groups]) + rng.normal(size=(60, 1))
+    y = np.array([[2 * offsets[g]] for g in groups]) + rng.normal(size=(60, 1))
+    assert column_correlations(x, y)[0] > 0.9  # driven by the group means
+    centred = [np.concatenate([v[groups == g] - v[groups == g].mean() for g in "abc"]) for v in (x[:, 0], y[:, 0])]
+    assert column_correlations(x, y, groups)[0] == pytest.approx(np.corrcoef(*centred)[0, 1])
+    assert abs(column_correlations(x, y, groups)[0]) < 0.3
+    assert np.isnan(column_correlations(np.array([[offsets[g]] for g in groups]), y, groups)[0])  # constant within

@@ -68,13 +68,17 @@ def test_constant_generator_sits_at_chance(bench):
     assert score(ctx, "vendi")[SPLIT]["vendi"]["value"] == pytest.approx(1.0)
     cranio = score(ctx, "craniofacial")[SPLIT]
     assert all(ratio["r"]["status"] == "not applicable" for ratio in cranio["ratios"].values())
+    assert cranio["mean_r"]["status"] == cranio["mean_r_within_speaker"]["status"] == "not applicable"
 
 
 def test_identity_lookup_depends_on_the_voice(bench):
-    voice = score(bench.context(bench.identity_lookup(), permutations=999), "voice_dependence")[SPLIT]
+    ctx = bench.context(bench.identity_lookup(), permutations=999)
+    voice = score(ctx, "voice_dependence")[SPLIT]
     assert voice["icc"]["value"] == pytest.approx(1.0)
     assert voice["p_value"]["value"] < 0.01
     assert voice["within_speaker_cosine"]["value"] > voice["within_speaker_cosine"]["chance"]
+    cranio = score(ctx, "craniofacial")[SPLIT]  # one face per speaker: no agreement beyond the speaker's identity
+    assert cranio["mean_r_within_speaker"]["status"] == "not applicable" and "value" in cranio["mean_r"]
 
 
 def test_shuffled_speakers_show_no_voice_dependence(bench):
@@ -93,9 +97,10 @@ def test_craniofacial_agreement_of_a_face_with_itself_and_a_shuffled_pairing(ben
         assert ratio["r"]["value"] == pytest.approx(1.0), name
         assert ratio["bias"]["value"] == pytest.approx(0.0, abs=1e-12)
     assert cranio["mean_r"]["value"] == pytest.approx(1.0) and cranio["ratio_error"]["value"] == pytest.approx(0.0)
+    assert cranio["mean_r_within_speaker"]["value"] == pytest.approx(1.0)
     assert cranio["ratio_error"]["chance"] > 0.02
     shuffled = cranio["shuffled"]
-    assert covers(shuffled["mean_r"], 0.0)
+    assert covers(shuffled["mean_r"], 0.0) and covers(shuffled["mean_r_within_speaker"], 0.0)
     assert sum(covers(ratio["r"], 0.0) for ratio in shuffled["ratios"].values()) >= 8  # 95 % intervals: most cover
 
 
