@@ -233,3 +233,10 @@ def figure(value: float, interval: tuple[float, float], n: int | dict, chance: f
 def proportion_figure(flags: np.ndarray, chance: float | None) -> dict:
     flags = np.asarray(flags, dtype=bool)
     return figure(flags.mean(), wilson_interval(int(flags.sum()), flags.size), int(flags.size), chance, "wilson")
+
+
+def mean_figure(values: np.ndarray, chance: float | None, replicates: int, rng: np.random.Generator) -> dict:
+    """The mean of per-clip values with a percentile bootstrap interval over clips."""
+    values = np.asarray(values, np.float64)
+    interval = bootstrap_interval(lambda i: values[i].mean(), [len(values)], replicates, rng)
+    return figure(values.mean(), interval, len(values), chance, "bootstrap")

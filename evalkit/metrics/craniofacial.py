@@ -114,7 +114,7 @@ def _agreement(ctx: MetricContext, generated: np.ndarray, real: np.ndarray, clus
     for k, name in enumerate(RATIOS):
         correlation = pearson_figure(generated[:, k], real[:, k], independent)
         bias = log_ratio[:, k]
-        interval = interval_of(lambda i: bias[i].mean(), "bias", name)
+        interval = interval_of(lambda i, bias=bias: bias[i].mean(), "bias", name)
         per_ratio[name] = {"r": correlation, "bias": figure(bias.mean(), interval, len(bias), 0.0, CLUSTER_BOOTSTRAP)}
     result = {"ratios": per_ratio}
     for figure_name, groups in (("mean_r", None), ("mean_r_within_speaker", speakers)):
@@ -166,7 +166,7 @@ def per_clip(ctx: MetricContext, split: str) -> dict[str, np.ndarray]:
 def evaluate(ctx: MetricContext, split: str) -> dict:
     g, r, faces, valid = _pairs(ctx, split)
     g, r, faces = g[valid], r[valid], faces[valid]
-    counts = {"clips": int(len(valid)), "with_landmarks": int(valid.sum())}
+    counts = {"clips": len(valid), "with_landmarks": int(valid.sum())}
     if valid.sum() < MIN_PAIRS:
         return {"status": "not applicable", "reason": f"only {int(valid.sum())} clips where both faces have "
                 f"landmarks (needs {MIN_PAIRS})", **counts}

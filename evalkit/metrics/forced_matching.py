@@ -25,7 +25,7 @@ import numpy as np
 
 from evalkit.gallery import Gallery, split_gallery, unit_rows
 from evalkit.metrics import Metric, MetricContext, register
-from evalkit.stats import bootstrap_interval, figure
+from evalkit.stats import mean_figure
 
 
 def impostor_identities(gallery: Gallery, identity: int) -> np.ndarray:
@@ -109,10 +109,8 @@ def evaluate(ctx: MetricContext, split: str) -> dict:
     result = {}
     for n_way in computed["n_ways"]:
         values, chance = computed[n_way]
-        interval = bootstrap_interval(lambda i: values[i].mean(), [len(values)], ctx.options.bootstrap,
-                                      ctx.rng("forced_matching", split, str(n_way)))
-        result[_name(n_way)] = {**figure(values.mean(), interval, len(values), chance, "bootstrap"),
-                                "chance_uniform": 1 / n_way, "n_way": n_way}
+        cell = mean_figure(values, chance, ctx.options.bootstrap, ctx.rng("forced_matching", split, str(n_way)))
+        result[_name(n_way)] = {**cell, "chance_uniform": 1 / n_way, "n_way": n_way}
     speakers = list(computed["eligible"])
     result["impostors"] = {
         "gender_matched": {s: bool(gallery.genders[gallery.index(np.array([s]))[0]]) for s in speakers},

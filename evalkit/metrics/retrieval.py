@@ -25,7 +25,7 @@ import numpy as np
 
 from evalkit.gallery import Gallery, split_gallery
 from evalkit.metrics import Metric, MetricContext, register
-from evalkit.stats import bootstrap_interval, figure, proportion_figure
+from evalkit.stats import mean_figure, proportion_figure
 
 RANKS = (1, 2, 5, 10)
 
@@ -74,12 +74,10 @@ def _figures(ctx: MetricContext, scores: np.ndarray, truth: np.ndarray, gallery:
     for k in (k for k in RANKS if k < n_identities):
         cell = proportion_figure(ranks < k, voice_blind_recall(scores, truth, k))
         result[f"recall@{k}"] = {**cell, "chance_uniform": k / n_identities}
-    one_based = ranks + 1.0
-    interval = bootstrap_interval(lambda i: one_based[i].mean(), [len(ranks)], ctx.options.bootstrap,
-                                  ctx.rng("retrieval rank", *names))
     share = np.bincount(truth, minlength=n_identities) / len(truth)
     order = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1) + 1.0  # each identity's 1-based rank
-    result["mean_rank"] = figure(one_based.mean(), interval, len(ranks), float((order @ share).mean()), "bootstrap")
+    result["mean_rank"] = mean_figure(ranks + 1.0, float((order @ share).mean()), ctx.options.bootstrap,
+                                      ctx.rng("retrieval rank", *names))
     result["gallery"] = {**gallery.describe(), "score": ctx.options.gallery_score,
                          "omitted": [f"recall@{k}" for k in RANKS if k >= n_identities]}
     return result

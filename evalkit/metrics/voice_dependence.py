@@ -28,7 +28,7 @@ from scipy import stats as scipy_stats
 
 from evalkit.gallery import unit_rows
 from evalkit.metrics import Metric, MetricContext, register
-from evalkit.stats import Z95, bootstrap_interval, figure, wilson_interval
+from evalkit.stats import Z95, figure, mean_figure, wilson_interval
 
 MIN_CLIPS = 2
 
@@ -119,22 +119,20 @@ def _figures(ctx: MetricContext, features: np.ndarray, identities: np.ndarray, *
     permutations = ctx.options.permutations
     gap_value, reached = permutation_test(u, labels, permutations, ctx.rng("voice_dependence", *names))
 
-    def mean_figure(values: np.ndarray, chance: float, what: str) -> dict:
-        interval = bootstrap_interval(lambda i: values[i].mean(), [len(values)], ctx.options.bootstrap,
-                                      ctx.rng("voice_dependence", what, *names))
-        return figure(values.mean(), interval, len(values), chance, "bootstrap")
+    def averaged(values: np.ndarray, chance: float, what: str) -> dict:
+        return mean_figure(values, chance, ctx.options.bootstrap, ctx.rng("voice_dependence", what, *names))
 
     value, interval, details = icc1(u, labels)
     return {
         "icc": {**figure(value, interval, {"speakers": len(kept), "clips": len(u)}, 0.0,
                          "F interval (Shrout & Fleiss 1979)"), "form": "ICC(1), one-way random, single measurement",
                 **details},
-        "speaker_gap": mean_figure(gap, 0.0, "gap"),
+        "speaker_gap": averaged(gap, 0.0, "gap"),
         "p_value": {**figure((1 + reached) / (1 + permutations), wilson_interval(reached, permutations), len(u), None,
                              "Monte-Carlo error of the permutation p-value (Wilson)"),
                     "permutations": permutations, "statistic": gap_value,
                     "test": "one-sided permutation of speaker labels over clips"},
-        "within_speaker_cosine": mean_figure(within, float(between.mean()), "within"),
+        "within_speaker_cosine": averaged(within, float(between.mean()), "within"),
         "speakers_left_out": dropped,
     }
 

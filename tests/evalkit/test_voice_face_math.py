@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 
 from evalkit.gallery import Gallery, unit_rows
-from evalkit.metrics.craniofacial import RATIOS, column_correlations, craniofacial_ratios
+from evalkit.metrics.craniofacial import (
+    RATIOS,
+    column_correlations,
+    craniofacial_ratios,
+)
 from evalkit.metrics.forced_matching import elementary_symmetric, matching_probabilities
 from evalkit.metrics.memorization import data_copying
 from evalkit.metrics.retrieval import true_ranks, voice_blind_recall
