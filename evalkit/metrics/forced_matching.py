@@ -46,22 +46,25 @@ def elementary_symmetric(p: list[np.ndarray], k: int) -> np.ndarray:
 
 
 def matching_probabilities(queries: np.ndarray, true_faces: np.ndarray, true_identity: np.ndarray,
-                           gallery: Gallery, n_way: int) -> np.ndarray:
+                           gallery: Gallery, n_way: int, block: int = 256) -> np.ndarray:
     """(n, t) probability that query row q picks true face f in a 1:``n_way`` forced choice, for every query
-    (n, d) and every candidate true face (t, d) of identity ``true_identity[f]`` (gallery positions)."""
-    q = unit_rows(queries)
-    true_cosine = q @ unit_rows(true_faces).T  # (n, t)
-    result = np.zeros_like(true_cosine)
-    below = {}
-    for x in range(len(gallery)):
-        cosines = q @ gallery.features[gallery.face_columns(x)].T  # (n, M)
-        below[x] = ((cosines[:, None, :] < true_cosine[:, :, None]).mean(axis=2)
-                    + 0.5 * (cosines[:, None, :] == true_cosine[:, :, None]).mean(axis=2))
-    for identity in np.unique(true_identity):
-        columns = np.flatnonzero(true_identity == identity)
-        eligible = impostor_identities(gallery, identity)
-        p = [below[x][:, columns] for x in eligible]
-        result[:, columns] = elementary_symmetric(p, n_way - 1) / comb(len(eligible), n_way - 1)
+    (n, d) and every candidate true face (t, d) of identity ``true_identity[f]`` (gallery positions); queries are
+    taken ``block`` at a time to bound memory."""
+    q_all = unit_rows(queries)
+    true_unit = unit_rows(true_faces)
+    result = np.zeros((len(q_all), len(true_unit)))
+    groups = [(np.flatnonzero(true_identity == identity), impostor_identities(gallery, identity))
+              for identity in np.unique(true_identity)]
+    for start in range(0, len(q_all), block):
+        q = q_all[start:start + block]
+        true_cosine = (q @ true_unit.T)[:, :, None]  # (b, t, 1)
+        below = {}
+        for x in range(len(gallery)):
+            cosines = (q @ gallery.features[gallery.face_columns(x)].T)[:, None, :]  # (b, 1, M)
+            below[x] = (cosines < true_cosine).mean(axis=2) + 0.5 * (cosines == true_cosine).mean(axis=2)
+        for columns, eligible in groups:
+            p = [below[x][:, columns] for x in eligible]
+            result[start:start + block, columns] = elementary_symmetric(p, n_way - 1) / comb(len(eligible), n_way - 1)
     return result
 
 

@@ -106,6 +106,7 @@ def test_forced_matching_probability_is_exact():
     true_identity = np.array([0, 2])
     for n_way in (2, 3):
         p = matching_probabilities(queries, true_faces, true_identity, gallery, n_way)
+        np.testing.assert_allclose(matching_probabilities(queries, true_faces, true_identity, gallery, n_way, block=3), p)
         for q, f in itertools.product(range(4), range(2)):
             eligible = [x for x in range(identities) if x != true_identity[f]
                         and gallery.genders[x] == gallery.genders[true_identity[f]]]
