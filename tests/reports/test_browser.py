@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import render
+from reports.render import render
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

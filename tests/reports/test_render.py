@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reports import render
+from reports.render import render
 from reports.cli import report_cmd
 from tests.conftest import check_cli_error
 
