@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def _load_factory(spec: str) -> tuple[object, str]:
     """The factory named ``module:attribute`` (or an entry point's name) and the file that defines it."""
     if ":" in spec:
         module_name, _, attribute = spec.partition(":")
+        if "" not in sys.path and str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))  # as ``python -m`` does: modules of the working folder import
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
@@ -94,6 +97,8 @@ def _python_source(spec: str, args: dict[str, object]) -> SpeechSource:
     except TypeError as exc:
         raise EvalError(f"--generator {spec}: the factory does not accept these --generator-arg values ({exc})"
                         ) from None
+    except Exception as exc:  # the user's factory failing (missing weights...): one line, not its traceback
+        raise EvalError(f"--generator {spec}: the factory failed: {type(exc).__name__}: {exc}") from None
     provenance = {"factory": spec, "args": {k: str(v) for k, v in args.items()}}
     if source_file and Path(source_file).is_file():
         provenance["source_file"] = source_file

@@ -86,7 +86,10 @@ class SpeechSource(FaceSource):
         for k in tqdm(mine, desc="generating faces", unit="batch", disable=None):
             speech = np.stack([prepare_speech(p.audio, self.info.audio_seconds, self.info.normalisation)
                                for p in chunks[k]])
-            local[k] = check_faces(self.model.generate(speech, job.seed + k), len(chunks[k]), self.info.image_size,
-                                   self.who)
+            try:
+                faces = self.model.generate(speech, job.seed + k)
+            except Exception as exc:  # the user's model failing: one line naming it, not its traceback
+                raise EvalError(f"{self.who}: generate() failed: {type(exc).__name__}: {exc}") from None
+            local[k] = check_faces(faces, len(chunks[k]), self.info.image_size, self.who)
         gathered = job.shard.gather(local)
         return np.concatenate([gathered[k] for k in range(len(chunks))])
