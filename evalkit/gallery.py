@@ -121,7 +121,7 @@ def _external_faces(ctx: MetricContext, extractor: str, key: str) -> tuple[np.nd
     if memo_key not in ctx.memo:
         manifest = _read_gallery_manifest(ctx)
         size = ctx.evalset.real.images.shape[1]
-        pool, *_ = load_real_faces(manifest, tuple(manifest.splits), size, with_head=False)
+        pool = load_real_faces(manifest, tuple(manifest.splits), size).pool
         cache = FeatureCache(ctx.options.cache_dir)
         features = cache.features(make_extractor(extractor, ctx.options), pool.images)[key]
         ctx.memo[memo_key] = (unit_rows(features), pool.identities, manifest.genders)

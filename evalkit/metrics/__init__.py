@@ -2,12 +2,12 @@
 
 A metric names the feature extractors it needs (given the run's options) and computes, for one evaluated split, a
 dict of figures (``stats.figure``: value, 95 % interval, N, chance level) plus any details; ``reference`` computes
-the row of real faces where the metric has one. ``columns`` are the figures shown in the printed table.
+the row of real faces where the metric has one; ``applies`` says why the data does not allow it (no training
+faces...), before anything is generated. ``columns`` are the figures shown in the printed table.
 
 ``per_clip`` (where a figure is a mean over the split's clips) returns, for one split, {figure: float array with one
 value per clip, in the order of ``evalset.generated_index[split]``}, so two generators scored on the same clips can be
-compared clip by clip (paired bootstrap). ``training_faces`` asks the harness to load the real faces of the training
-splits (``evalset.head_train`` / ``head_heldout``).
+compared clip by clip (paired bootstrap).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from evalkit.errors import EvalError
-from evalkit.evalset import EvalSet
+from evalkit.evalset import EvalSet, RealFaces
 from evalkit.features import Features
 from evalkit.options import RunOptions
 from evalkit.stats import seeded_rng
@@ -67,8 +67,10 @@ class Metric:
     extractors: Callable[[RunOptions], tuple[str, ...]]
     evaluate: Callable[[MetricContext, str], dict]
     reference: Callable[[MetricContext], dict] | None = None
+    applies: Callable[[RealFaces], str | None] = lambda real: None
+    """Why the metric cannot be computed on this data (None when it can); checked before any face is generated."""
     per_clip: Callable[[MetricContext, str], dict[str, np.ndarray]] | None = None
-    training_faces: bool = False
+    """Per-clip values of the figures that are means over clips (see the module docstring)."""
 
 
 METRICS: dict[str, Metric] = {}

@@ -132,5 +132,4 @@ METRIC = register(Metric(
     extractors=lambda options: ("dlib",),
     evaluate=evaluate,
     per_clip=per_clip,
-    training_faces=True,
 ))

@@ -199,6 +199,7 @@ METRIC = register(Metric(
     extractors=lambda options: ("dlib",),
     evaluate=evaluate,
     reference=reference,
+    applies=lambda real: None if len(real.head_train) and len(real.head_heldout) else
+    "needs real training faces (train/seen) and held-out real faces (unseen_speech) in the data",
     per_clip=per_clip,
-    training_faces=True,
 ))

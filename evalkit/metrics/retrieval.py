@@ -120,5 +120,4 @@ METRIC = register(Metric(
     evaluate=evaluate,
     reference=reference,
     per_clip=per_clip,
-    training_faces=True,
 ))

@@ -105,11 +105,10 @@ def make_bench(root: Path) -> OracleBench:
     manifest_path = slice_manifest(root / "slice" / "manifest.csv")
     options = RunOptions(data=manifest_path, cache_dir=root / "cache", bootstrap=100, permutations=199)
     manifest = read_manifest(manifest_path)
-    pool, split_index, face_index, head_train, head_heldout = load_real_faces(manifest, (SPLIT,), 64, with_head=True)
-    features = FeatureCache(options.cache_dir).features(make_extractor("dlib", options), pool.images)
+    real = load_real_faces(manifest, (SPLIT,), 64)
+    features = FeatureCache(options.cache_dir).features(make_extractor("dlib", options), real.pool.images)
     pairs = [p for p in manifest.pairs if p.split == SPLIT]
-    paired = np.array([face_index[p.face, p.face_order] for p in pairs])
     identities = np.array([p.identity for p in pairs])
     (root / "work").mkdir(exist_ok=True)
-    return OracleBench(options, pool, features, split_index, paired, identities, head_train, head_heldout,
-                       root / "work")
+    return OracleBench(options, real.pool, features, real.split_index, real.paired(pairs), identities, real.head_train,
+                       real.head_heldout, root / "work")
