@@ -16,7 +16,7 @@ from evalkit.features.dlib_faces import DlibFaceExtractor
 from evalkit.gallery import NO_FACE, split_gallery
 from evalkit.metrics import MetricContext, resolve_metrics
 from evalkit.options import RunOptions
-from evalkit.runner import evaluate_metric, validate
+from evalkit.runner import Plan, evaluate_metric, validate
 from tests.evalkit.conftest import embedded_face
 from tests.evalkit.oracles import SPLIT, OracleBench, make_bench
 
@@ -30,7 +30,8 @@ def bench(tmp_path_factory) -> OracleBench:
 
 
 def score(ctx: MetricContext, name: str) -> dict:
-    entry = evaluate_metric(resolve_metrics((name,))[0], ctx, {})
+    metric = resolve_metrics((name,))[0]
+    entry = evaluate_metric(metric, ctx, Plan([metric], {}, {}))
     assert entry["status"] == "ok"
     return entry["rows"]
 
