@@ -89,25 +89,15 @@ def evaluate(ctx: MetricContext, split: str) -> dict:
 
 
 def reference(ctx: MetricContext) -> dict:
-    """Real faces as queries: each distinct real face of the evaluated splits against its first split's gallery
-    (itself left out): the ceiling that the gallery and the face descriptor allow."""
+    """Real faces as queries: the distinct real faces of the first evaluated split against its gallery (each left
+    out of its own identity's faces): the ceiling that the gallery and the face descriptor allow."""
     _, real = ctx.features("dlib")
-    done: set[int] = set()
-    blocks = []
-    for split in ctx.evalset.splits:
-        faces = np.array([f for f in dict.fromkeys(ctx.evalset.real_index[split].tolist()) if f not in done],
-                         dtype=np.int64)
-        if not len(faces):
-            continue
-        done.update(faces.tolist())
-        gallery = split_gallery(ctx, split)
-        scores = gallery.identity_scores(real["descriptor"][faces], faces, ctx.options.gallery_score)
-        blocks.append((gallery, scores, gallery.index(ctx.evalset.real.identities[faces])))
-    gallery = blocks[0][0]
-    if any(len(g) != len(gallery) for g, _, _ in blocks):
-        return {"status": "not applicable", "reason": "the splits' galleries differ in size"}
-    return _figures(ctx, np.concatenate([b[1] for b in blocks]), np.concatenate([b[2] for b in blocks]), gallery,
-                    "real")
+    split = ctx.evalset.splits[0]
+    faces = np.unique(ctx.evalset.real_index[split])
+    gallery = split_gallery(ctx, split)
+    scores = gallery.identity_scores(real["descriptor"][faces], faces, ctx.options.gallery_score)
+    truth = gallery.index(ctx.evalset.real.identities[faces])
+    return {**_figures(ctx, scores, truth, gallery, "real"), "split": split}
 
 
 METRIC = register(Metric(
