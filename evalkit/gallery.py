@@ -15,7 +15,9 @@ The identity score of a query face q for identity X, from its M gallery faces g_
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -23,7 +25,7 @@ from evalkit.errors import EvalError
 from evalkit.evalset import load_real_faces
 from evalkit.features import FeatureCache, make_extractor
 from evalkit.metrics import MetricContext
-from generator.data.manifest import Manifest, read_manifest
+from generator.data.manifest import Manifest, file_sha256, read_manifest
 from generator.errors import DataError
 
 NO_FACE = -1  # pool index of a gallery face that is not in the data's real pool (a gallery-manifest face)
@@ -102,6 +104,19 @@ def _read_gallery_manifest(ctx: MetricContext) -> Manifest:
         if not pair.face.is_file():
             raise EvalError(f"--gallery {manifest.path}: face file not found: {pair.face}")
     return manifest
+
+
+def gallery_content_hash(path: Path) -> str:
+    """SHA-256 over a gallery manifest's rows (identity, gender, face bytes): what the gallery's figures depend on
+    (its audio is not read); a gallery that cannot be read hashes as its error message."""
+    digest = hashlib.sha256()
+    try:
+        for pair in read_manifest(path, check_files=False).pairs:
+            digest.update(f"{pair.identity}\0{pair.gender}\0{pair.face_order}\0".encode())
+            digest.update(file_sha256(pair.face).encode())
+    except (DataError, OSError) as exc:
+        digest.update(str(exc).encode())
+    return digest.hexdigest()
 
 
 def data_genders(ctx: MetricContext) -> dict[str, str]:

@@ -33,6 +33,7 @@ from evalkit.generators import open_source
 from evalkit.generators.base import FaceSource, GenerationJob, json_sha256
 from evalkit.generators.images import write_generated_csv
 from evalkit.generators.reference import DESCRIPTIONS, LABELS, REFERENCE_NAMES, ReferenceSource
+from evalkit.gallery import gallery_content_hash
 from evalkit.metrics import Metric, MetricContext, resolve_metrics
 from evalkit.options import RunOptions
 from evalkit.record import (
@@ -247,7 +248,8 @@ def _record(inputs: Inputs, source: FaceSource, evalset: EvalSet, ctx: MetricCon
 
 # What a reference generator's figures depend on besides its name, the faces' size and the data.
 SCORING_SETTINGS = ("splits", "metrics", "seed", "bootstrap", "kid_subset_size", "kid_subsets", "pr_k", "head_l2",
-                    "identity_backbone", "inception_dims", "detector_size", "detector_upsample")
+                    "identity_backbone", "inception_dims", "detector_size", "detector_upsample", "gallery_score",
+                    "gallery_faces", "matching_n", "permutations")
 
 
 def reference_key(inputs: Inputs, reference: ReferenceSource) -> str:
@@ -258,6 +260,7 @@ def reference_key(inputs: Inputs, reference: ReferenceSource) -> str:
         "record_version": RECORD_VERSION, "evalkit": __version__, "code": code_version(),
         "generator": reference.info.to_dict(), "data": used_pairs(inputs.manifest, inputs.splits).content_hash(),
         "splits": list(inputs.splits), "settings": {k: settings[k] for k in SCORING_SETTINGS},
+        "gallery": gallery_content_hash(inputs.options.gallery),
         "plan": {m.name: inputs.plan.skipped.get(m.name) for m in inputs.plan.metrics},
         "extractors": {n: e.cache_id() for n, e in inputs.plan.extractors.items()}})
 

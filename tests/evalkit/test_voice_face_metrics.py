@@ -212,3 +212,18 @@ def test_gallery_errors(bench, tmp_path):
     wrong.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     with pytest.raises(EvalError, match=r"--gallery"):
         split_gallery(bench.context(bench.own_face(), gallery=wrong), SPLIT)
+
+
+def test_reference_records_are_keyed_by_the_gallery(tmp_path):
+    from evalkit.gallery import gallery_content_hash
+    from evalkit.options import EMBEDDED_GALLERY
+    from evalkit.runner import SCORING_SETTINGS
+
+    assert {"gallery_score", "gallery_faces", "matching_n", "permutations"} <= set(SCORING_SETTINGS)
+    rows = EMBEDDED_GALLERY.read_text().splitlines()
+    copy = tmp_path / "manifest.csv"
+    absolute = [rows[0]] + [line.replace("faces/", f"{EMBEDDED_GALLERY.parent}/faces/", 1) for line in rows[1:]]
+    copy.write_text("\n".join(absolute) + "\n")
+    assert gallery_content_hash(copy) == gallery_content_hash(EMBEDDED_GALLERY)  # paths do not matter, bytes do
+    copy.write_text("\n".join(absolute).replace(",male", ",female", 1) + "\n")
+    assert gallery_content_hash(copy) != gallery_content_hash(EMBEDDED_GALLERY)
