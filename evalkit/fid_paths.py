@@ -7,24 +7,22 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from pytorch_fid.fid_score import IMAGE_EXTENSIONS
 
 from evalkit.errors import EvalError
 from evalkit.features import FeatureCache
 from evalkit.features.inception import InceptionExtractor
 from evalkit.stats import read_stats, statistics
+from generator.data.faces import read_image_rgb
 
 
 def folder_images(folder: Path) -> np.ndarray:
-    """The folder's images (pytorch-fid's extensions, sorted, not recursive) as uint8 RGB (N, H, W, 3)."""
+    """The folder's images (pytorch-fid's extensions, sorted, not recursive) as uint8 RGB (N, H, W, 3), each read by
+    the toolkit's one loader (every image mode mapped faithfully to 8-bit RGB, or one error naming the file)."""
     files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS)
     if not files:
         raise EvalError(f"{folder}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-    images = []
-    for f in files:
-        with Image.open(f) as image:
-            images.append(np.asarray(image.convert("RGB")))
+    images = [np.asarray(read_image_rgb(f)) for f in files]
     sizes = {image.shape for image in images}
     if len(sizes) > 1:
         raise EvalError(f"{folder}: images differ in size ({sorted(sizes)[:3]}...); give every image the same size")

@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from generator.data.faces import read_image_rgb
 
 TRAIN_LOG = "train_log.jsonl"
 
 
 def _images(folder: Path, limit: int) -> list[np.ndarray]:
-    return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))[:limit]]
+    return [np.asarray(read_image_rgb(p)) for p in sorted(folder.glob("*.png"))[:limit]]
 
 
 def face_rows(run_dir: Path, splits: list[str], identity: str, limit: int) -> list[tuple[str, list[np.ndarray]]]:
