@@ -9,7 +9,6 @@ splits present (``train``, ``seen``) and tested on the real faces of ``unseen_sp
 from __future__ import annotations
 
 import csv
-
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,7 +188,7 @@ def write_pairs(evalset: EvalSet, run_dir: Path) -> Path:
     """``pairs.csv`` (split, identity, real, generated; paths relative to the run folder): each generated face with
     the real face paired with its clip, the input of ``survey-app create-study --run RUN_DIR``."""
     path = run_dir / PAIRS_FILE
-    with path.open("w", newline="") as handle:
+    with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["split", "identity", "real", "generated"])
         for split in evalset.splits:
