@@ -31,11 +31,15 @@ UNSEEN_IDENTITY = "unseen_identity"
 
 @dataclass(frozen=True)
 class ImagePool:
-    """uint8 RGB images (N, S, S, 3), the identity of each, and each one's path under the run folder."""
+    """uint8 RGB images (N, S, S, 3), the identity of each, each one's path under the run folder and, for intervals
+    that resample whole clusters, each one's cluster label (the manifest's ``group``, else the real face's path;
+    None: every image independent) and what the labels are (``cluster_by``)."""
 
     images: np.ndarray
     identities: np.ndarray
     names: tuple[str, ...]
+    clusters: np.ndarray | None = None
+    cluster_by: str = "none"
 
     def __len__(self) -> int:
         return len(self.images)
@@ -108,6 +112,16 @@ def _real_face(pair: Pair, size: int) -> np.ndarray:
     return np.asarray(array_to_image(face_to_array(image, size)))
 
 
+def cluster_label(pair: Pair) -> str:
+    """The cluster of a pair's clip and face: its ``group`` (clips sharing audio or a face), else its face."""
+    return f"group:{pair.group}" if pair.group else f"face:{pair.face}"
+
+
+def cluster_by(pairs: list[Pair]) -> str:
+    with_group = sum(bool(p.group) for p in pairs)
+    return "group" if with_group == len(pairs) else "face" if with_group == 0 else "group, else face"
+
+
 def _face_keys(pairs: list[Pair]) -> list[tuple[Path, str]]:
     return list(dict.fromkeys((p.face, p.face_order) for p in pairs))
 
@@ -132,6 +146,8 @@ def load_real_faces(manifest: Manifest, splits: tuple[str, ...], size: int, with
         np.stack(images),
         np.array([first_pair[k].identity for k in keys]),
         tuple(f"real/{n}.png" for n in unique_names([(first_pair[k].identity, k[0]) for k in keys])),
+        np.array([cluster_label(first_pair[k]) for k in keys]),
+        cluster_by(needed),
     )
     split_index = {s: np.array([index[k] for k in _face_keys(by_split[s])]) for s in splits}
     head_train = np.array([index[k] for k in _face_keys(train_pairs)], dtype=np.int64)
@@ -166,7 +182,7 @@ def build_evalset(model: Generator, sidecar: dict, manifest: Manifest, splits: t
     bounds = np.cumsum([0] + [sum(p.split == s for p in pairs) for s in splits])
     names = [f"generated/{p.split}/{n}.png" for p, n in zip(pairs, _unique_split_names(pairs))]
     generated = ImagePool(generate_faces(model, sidecar, pairs, options, shard), np.array([p.identity for p in pairs]),
-                          tuple(names))
+                          tuple(names), np.array([cluster_label(p) for p in pairs]), cluster_by(pairs))
     generated_index = {s: np.arange(bounds[k], bounds[k + 1]) for k, s in enumerate(splits)}
     paired = {s: np.array([face_index[p.face, p.face_order] for p in pairs if p.split == s]) for s in splits}
     return EvalSet(splits, generated, real, generated_index, real_index, paired, head_train, head_heldout)

@@ -45,6 +45,7 @@ class RunOptions:
     head_l2: float = 1e-3
     cache_dir: Path = field(default_factory=default_cache_dir)
     history: Path | None = None
+    save_stats: bool = False
 
     def to_dict(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)

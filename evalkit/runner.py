@@ -10,7 +10,7 @@ from pathlib import Path
 
 from evalkit import __version__, distributed, provenance
 from evalkit.distributed import Shard
-from evalkit.errors import EvalError, FeatureUnavailable
+from evalkit.errors import EvalError, FeatureUnavailable, NotApplicable
 from evalkit.evalset import EvalSet, build_evalset, check_compatible, choose_splits, save_images, write_pairs
 from evalkit.features import FeatureCache, FeatureExtractor, Features, make_extractor
 from evalkit.metrics import Metric, MetricContext, resolve_metrics
@@ -68,9 +68,17 @@ def evaluate_metric(metric: Metric, ctx: MetricContext, unavailable: dict[str, s
     missing = [unavailable[n] for n in metric.extractors(ctx.options) if n in unavailable]
     if missing:
         return {"status": "unavailable", "reason": "; ".join(missing), "columns": list(metric.columns)}
-    rows = {"real": metric.reference(ctx)} if metric.reference else {}
-    rows.update({split: metric.evaluate(ctx, split) for split in ctx.evalset.splits})
+    rows = {"real": _row(metric.reference, ctx)} if metric.reference else {}
+    rows.update({split: _row(metric.evaluate, ctx, split) for split in ctx.evalset.splits})
     return {"status": "ok", "columns": list(metric.columns), "rows": rows}
+
+
+def _row(compute: Callable[..., dict], *args: object) -> dict:
+    """One row of a metric; a split too small for it is a "not applicable" row with the reason."""
+    try:
+        return compute(*args)
+    except NotApplicable as exc:
+        return {"status": "not applicable", "reason": str(exc)}
 
 
 def used_pairs(manifest: Manifest, splits: tuple[str, ...], with_head: bool) -> Manifest:

@@ -54,14 +54,15 @@ def percent(x: float) -> str:
 
 def format_figure(cell: dict) -> str:
     """``value [low, high]``, in per cent for proportions; the chance level is appended where there is one."""
-    if cell.get("ci_method") == "wilson":
+    share = bool(cell.get("proportion")) or cell.get("ci_method") == "wilson"  # "wilson": run records before 0.2
+    if share:
         low, high = cell["ci95"]
         text = f"{percent(cell['value'])} [{100 * low:.1f}, {100 * high:.1f}]"
     else:
         text = format_cell(cell)
     if cell.get("chance") is not None:
         chance = cell["chance"]
-        text += f" (chance {percent(chance) if cell.get('ci_method') == 'wilson' else f'{chance:.3g}'})"
+        text += f" (chance {percent(chance) if share else f'{chance:.3g}'})"
     return text
 
 

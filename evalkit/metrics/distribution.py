@@ -1,64 +1,112 @@
 """Shared computation of the two-sample metrics (Fréchet distance, KID, precision / recall) on any features.
 
-Generated side: one sample per clip of the split; reference side: the split's distinct real faces. Intervals come
-from a seeded two-sample bootstrap over clips and real faces (``--bootstrap`` replicates).
+Generated side: one sample per clip of the split; reference side: the split's distinct real faces. A split too small
+for a metric gives a "not applicable" row saying why (a Fréchet distance or KID needs 2 samples per side,
+precision / recall k + 1). Intervals resample whole clusters (``MetricContext.split_clusters``: the manifest's
+``group``, else the real face), ``--bootstrap`` times, seeded.
 """
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
+from evalkit.errors import NotApplicable
 from evalkit.metrics import MetricContext
 from evalkit.stats import (
     GramPair,
-    bootstrap_interval,
+    cluster_statistic_replicates,
     figure,
     frechet_distance,
     frechet_from_gram,
     kid_from_gram,
     precision_recall_flags,
     proportion_figure,
+    recentred_interval,
     statistics,
     write_stats,
 )
+
+DISTANCE_INTERVAL = "cluster bootstrap, percentile interval re-centred on the estimate, truncated at 0"
+REFERENCE_STATS_DIR = "reference_stats"
 
 
 def _sample_sizes(x: np.ndarray, y: np.ndarray) -> dict:
     return {"generated": len(x), "real": len(y)}
 
 
+def _require(x: np.ndarray, y: np.ndarray, minimum: int, what: str) -> None:
+    if min(len(x), len(y)) < minimum:
+        raise NotApplicable(f"{what} needs at least {minimum} generated clips and {minimum} real faces; this split "
+                            f"has {len(x)} and {len(y)}")
+
+
+def reference_stats(ctx: MetricContext, y: np.ndarray, real: tuple[np.ndarray, np.ndarray]) -> str:
+    """The real faces' pytorch-fid ``.npz``, written once into the feature cache (named by the features' SHA-256)
+    and reused by every later run on the same faces; its path."""
+    digest = hashlib.sha256(np.ascontiguousarray(y, dtype=np.float32).tobytes() + str(y.shape).encode()).hexdigest()
+    path = ctx.options.cache_dir / REFERENCE_STATS_DIR / f"{digest}.npz"
+    if not path.is_file():
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        write_stats(tmp, *real)
+        tmp.replace(path)
+    return str(path)
+
+
 def frechet_figure(ctx: MetricContext, extractor: str, key: str, split: str, metric: str) -> dict:
-    """Fréchet distance of the split's generated vs real features; both sides' statistics are written as
-    pytorch-fid .npz files under ``stats/``."""
+    """Fréchet distance of the split's generated vs real features, exact (the Gram form below d samples, where the
+    covariances are singular), with the statistics of the real faces kept once in the cache (``reference_stats``)
+    and both sides' pytorch-fid ``.npz`` under ``stats/`` with ``--save-stats``."""
     x, y = ctx.split_features(extractor, key, split)
+    _require(x, y, 2, "a Fréchet distance")
     if min(len(x), len(y)) < x.shape[1]:
         ctx.warn(f"{metric} on {split}: {min(len(x), len(y))} samples < {x.shape[1]} feature dimensions; the "
                  "covariance is singular and the distance is biased upwards (compare only at equal N)")
     generated, real = statistics(x), statistics(y)
-    stats_dir = ctx.run_dir / "stats"
-    write_stats(stats_dir / f"{split}_generated_{metric}.npz", *generated)
-    write_stats(stats_dir / f"{split}_real_{metric}.npz", *real)
+    if ctx.options.save_stats:
+        write_stats(ctx.run_dir / "stats" / f"{split}_generated_{metric}.npz", *generated)
+        write_stats(ctx.run_dir / "stats" / f"{split}_real_{metric}.npz", *real)
     gram = GramPair.of(x, y)
-    value = frechet_distance(*generated, *real)
-    interval = bootstrap_interval(lambda i, j: frechet_from_gram(gram, i, j), gram.sizes, ctx.options.bootstrap,
-                                  ctx.rng(metric, split), estimate=value)
-    return figure(value, interval, _sample_sizes(x, y), None, "bootstrap, bias-corrected")
+    value = frechet_from_gram(gram) if min(len(x), len(y)) < x.shape[1] else frechet_distance(*generated, *real)
+    clusters = ctx.split_clusters(split)
+    replicates = cluster_statistic_replicates(lambda i, j: frechet_from_gram(gram, i, j), clusters,
+                                              ctx.options.bootstrap, ctx.rng(metric, split))
+    return {**figure(value, recentred_interval(value, replicates), _sample_sizes(x, y), None,
+                     f"{DISTANCE_INTERVAL} (B={ctx.options.bootstrap})", clusters[0].describe()),
+            "reference_stats": reference_stats(ctx, y, real)}
 
 
 def kid_figure(ctx: MetricContext, extractor: str, key: str, split: str, metric: str) -> dict:
     x, y = ctx.split_features(extractor, key, split)
+    _require(x, y, 2, "KID")
     gram = GramPair.of(x, y)
     o = ctx.options
     value = kid_from_gram(gram, o.kid_subset_size, o.kid_subsets, ctx.rng(metric, split, "subsets"))
     replicate_rng = ctx.rng(metric, split, "replicate subsets")
-    interval = bootstrap_interval(
+    clusters = ctx.split_clusters(split)
+    replicates = cluster_statistic_replicates(
         lambda i, j: kid_from_gram(gram, o.kid_subset_size, o.kid_subsets, replicate_rng, i, j),
-        gram.sizes, o.bootstrap, ctx.rng(metric, split), estimate=value)
-    return figure(value, interval, _sample_sizes(x, y), None, "bootstrap, bias-corrected")
+        clusters, o.bootstrap, ctx.rng(metric, split))
+    return figure(value, recentred_interval(value, replicates), _sample_sizes(x, y), None,
+                  f"{DISTANCE_INTERVAL} (B={o.bootstrap})", clusters[0].describe())
 
 
 def precision_recall_figures(ctx: MetricContext, extractor: str, key: str, split: str) -> dict:
+    """Precision: share of generated clips inside the real faces' k-NN manifold; recall: share of real faces inside
+    the generated clips' manifold. Each interval is conditional on the other set (its manifold held fixed): the
+    flags are then exchangeable within their own set, whose clusters are resampled (Wilson when every row is its own
+    cluster). ``tests/evalkit/test_stats.py`` checks the coverage of that conditional interval by simulation."""
     x, y = ctx.split_features(extractor, key, split)
-    precision, recall = precision_recall_flags(GramPair.of(x, y), ctx.options.pr_k)
-    return {"precision": proportion_figure(precision, None), "recall": proportion_figure(recall, None),
-            "k": ctx.options.pr_k}
+    k = ctx.options.pr_k
+    _require(x, y, k + 1, f"precision/recall with k={k}")
+    precision, recall = precision_recall_flags(GramPair.of(x, y), k)
+    generated_clusters, real_clusters = ctx.split_clusters(split)
+    o = ctx.options
+    return {
+        "precision": proportion_figure(precision, None, generated_clusters, o.bootstrap, ctx.rng("precision", split),
+                                       ", conditional on the real faces' k-NN manifold"),
+        "recall": proportion_figure(recall, None, real_clusters, o.bootstrap, ctx.rng("recall", split),
+                                    ", conditional on the generated faces' k-NN manifold"),
+        "k": k,
+    }
