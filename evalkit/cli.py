@@ -116,8 +116,8 @@ def fid_cmd(first: Path, second: Path, inception_weights: Path | None, dims: int
     """FID between FIRST and SECOND, each an image folder or a pytorch-fid .npz statistics file."""
     from evalkit.errors import EvalError, FeatureUnavailable
     from evalkit.features import FeatureCache, make_extractor
-    from evalkit.fid_paths import path_statistics
-    from evalkit.stats import frechet_distance, write_stats
+    from evalkit.fid_paths import fid_of_paths, path_statistics
+    from evalkit.stats import write_stats
 
     options = RunOptions(device=device, inception_weights=inception_weights, inception_dims=dims)
     try:
@@ -131,8 +131,7 @@ def fid_cmd(first: Path, second: Path, inception_weights: Path | None, dims: int
         write_stats(second, *path_statistics(first, extractor, cache))
         click.echo(f"wrote {second}")
         return
-    value = frechet_distance(*path_statistics(first, extractor, cache), *path_statistics(second, extractor, cache))
-    click.echo(f"FID: {value}")
+    click.echo(f"FID: {fid_of_paths(first, second, extractor, cache)}")
 
 
 def _register_report_commands() -> None:

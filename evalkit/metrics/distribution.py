@@ -44,14 +44,15 @@ def _require(x: np.ndarray, y: np.ndarray, minimum: int, what: str) -> None:
 
 def reference_stats(ctx: MetricContext, y: np.ndarray, real: tuple[np.ndarray, np.ndarray]) -> str:
     """The real faces' pytorch-fid ``.npz``, written once into the feature cache (named by the features' SHA-256)
-    and reused by every later run on the same faces; its path."""
+    and reused by every later run on the same faces; its path relative to the cache folder (``settings.cache_dir``)."""
     digest = hashlib.sha256(np.ascontiguousarray(y, dtype=np.float32).tobytes() + str(y.shape).encode()).hexdigest()
-    path = ctx.options.cache_dir / REFERENCE_STATS_DIR / f"{digest}.npz"
+    relative = f"{REFERENCE_STATS_DIR}/{digest}.npz"
+    path = ctx.options.cache_dir / relative
     if not path.is_file():
         tmp = path.with_name(path.stem + ".tmp.npz")
         write_stats(tmp, *real)
         tmp.replace(path)
-    return str(path)
+    return relative
 
 
 def frechet_figure(ctx: MetricContext, extractor: str, key: str, split: str, metric: str) -> dict:
