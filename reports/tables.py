@@ -1,8 +1,8 @@
 """The report's tables as plain data (title, column names, rows of strings), built from a results.json document.
 
-Cells read ``value [95 % interval]``; proportions (Wilson intervals) are shown in per cent. A figure that could not
-be computed says why: the metric's weights are not installed, the split is not in the data, the metric has no row
-for real faces, or the metric does not apply to the split.
+Cells read ``value [95 % interval]``; proportions are shown in per cent. A figure that could not be computed says
+why: a metric whose weights are not installed shows ``n/a`` with a numbered mark explained once in the table's note;
+the split is not in the data, the metric has no row for real faces, or it does not apply to the split.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def metric_cell(results: dict, metric: str, figure: str, row: str) -> str:
     if entry is None:
         return "not computed (metric not selected for this run)"
     if entry["status"] == "unavailable":
-        return f"unavailable ({entry['reason'].split(':')[0]}; see note)"
+        return f"n/a{unavailable_marks(results)[entry['reason']]}"
     values = entry["rows"].get(row)
     if values is None:
         return "— (no real-data row: the metric compares generated with real faces)" if row == "real" \
@@ -83,10 +83,23 @@ def metric_cell(results: dict, metric: str, figure: str, row: str) -> str:
     return format_figure(cell) if isinstance(cell, dict) else "not reported"
 
 
+SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def unavailable_marks(results: dict) -> dict[str, str]:
+    """A superscript number per distinct reason a metric is unavailable, in the order of the metrics: a cell shows
+    ``n/a¹``, the table's note gives reason 1 once (not the whole sentence in every cell)."""
+    reasons = dict.fromkeys(entry["reason"] for entry in results.values() if entry["status"] == "unavailable")
+    return {reason: str(k).translate(SUPERSCRIPTS) for k, reason in enumerate(reasons, start=1)}
+
+
 def unavailable_note(results: dict) -> str:
-    """The full reason of every unavailable metric."""
-    return " ".join(f"{metric} unavailable: {entry['reason']}." for metric, entry in results.items()
-                    if entry["status"] == "unavailable")
+    """Each reason behind an ``n/a`` mark, once, with the metrics it concerns."""
+    notes = []
+    for reason, mark in unavailable_marks(results).items():
+        metrics = [m for m, entry in results.items() if entry["status"] == "unavailable" and entry["reason"] == reason]
+        notes.append(f"n/a{mark} {', '.join(metrics)} unavailable: {reason.rstrip('.')}.")
+    return " ".join(notes)
 
 
 def headline_table(document: dict) -> Table:
