@@ -34,6 +34,13 @@ def _one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def _no_weight_downloads(monkeypatch):
+    """Tests never download weights (they would leave loopback): EVALKIT_OFFLINE=1, as ``--offline``. The download
+    tests (tests/evalkit/test_weights.py) lift it and serve files from 127.0.0.1."""
+    monkeypatch.setenv("EVALKIT_OFFLINE", "1")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # audio and faces
 # ---------------------------------------------------------------------------------------------------------------

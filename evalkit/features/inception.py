@@ -1,8 +1,8 @@
 """FID Inception features through pytorch-fid's ``InceptionV3`` (64 / 192 / 768 / 2048 dimensions).
 
-Weights: ``--inception-weights FILE``, or pytorch-fid's own torch-hub cache file. pytorch-fid would download that file
-when it is absent; here the state dict is read from disk (``weights_only``) and handed to pytorch-fid's constructor, so
-nothing is ever downloaded, and without the file the FID-family metrics are reported as unavailable.
+Weights: ``--inception-weights FILE``, or pytorch-fid's own torch-hub cache file, downloaded there when absent with
+its hash checked (``evalkit.weights``; not with ``--offline``). The state dict is read from disk (``weights_only``) and
+handed to pytorch-fid's constructor; without the file the FID-family metrics are reported as unavailable, with why.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from tqdm import tqdm
 from evalkit.errors import EvalError, FeatureUnavailable
 from evalkit.features import FeatureExtractor, Features, register_extractor
 from evalkit.options import INCEPTION_DIMS, RunOptions
+from evalkit.weights import WEIGHTS, ensure
 from generator.checkpoint import sha256_file
 from generator.train import pick_device
 
@@ -31,7 +32,7 @@ BATCH_SIZE = 50
 
 def hub_weights_path() -> Path:
     """Where pytorch-fid's weights live in the torch hub cache (``$TORCH_HOME/hub/checkpoints``)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
+    return WEIGHTS["inception"].path()
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -98,21 +99,20 @@ class InceptionExtractor(FeatureExtractor):
         return {"features": np.concatenate(rows).astype(np.float32)}
 
 
-def resolve_weights(option: Path | None) -> Path:
+def resolve_weights(option: Path | None, offline: bool = False) -> Path:
+    """``--inception-weights``, else the torch hub cache file, downloaded there when missing (``evalkit.weights``)
+    unless offline; FeatureUnavailable with the reason when it cannot be had."""
     if option is not None:
         if not Path(option).is_file():
             raise EvalError(f"{option}: Inception weights file not found (--inception-weights)")
         return Path(option)
-    default = hub_weights_path()
-    if not default.is_file():
-        raise FeatureUnavailable(
-            f"FID Inception weights {WEIGHTS_FILE} not found: put that file in {default.parent}/ "
-            "or pass --inception-weights FILE"
-        )
-    return default
+    try:
+        return ensure(WEIGHTS["inception"], offline)
+    except FeatureUnavailable as exc:
+        raise FeatureUnavailable(f"FID Inception weights {exc}, or pass --inception-weights FILE") from None
 
 
 @register_extractor("inception")
 def make_inception(options: RunOptions) -> InceptionExtractor:
-    return InceptionExtractor(resolve_weights(options.inception_weights), options.inception_dims,
+    return InceptionExtractor(resolve_weights(options.inception_weights, options.offline), options.inception_dims,
                               pick_device(options.device))
