@@ -262,6 +262,13 @@ class Clusters:
         codes = self.codes[np.asarray(mask)]
         return Clusters(codes, self.count, self.by)
 
+    def resamplable(self) -> tuple[Clusters, str]:
+        """Itself, or, with fewer than 2 clusters (nothing to resample between), each row as its own cluster and a
+        note for the method's name saying so."""
+        if len(np.unique(self.codes)) >= 2 or len(self.codes) < 2:
+            return self, ""
+        return Clusters.singletons(len(self.codes)), " (a single cluster: rows treated as independent)"
+
     @property
     def independent(self) -> bool:
         """Every row is a cluster of its own."""
@@ -364,6 +371,8 @@ def proportion_figure(flags: np.ndarray, chance: float | None, clusters: Cluster
     interval holds fixed)."""
     flags = np.asarray(flags, dtype=bool)
     check_sample_size(flags.size, "a proportion", 1)
+    clusters, note = clusters.resamplable() if clusters is not None else (None, "")
+    condition = note + condition
     if clusters is None or clusters.independent:
         interval, method, described = wilson_interval(int(flags.sum()), flags.size), WILSON, None
     else:
@@ -379,7 +388,8 @@ def mean_figure(values: np.ndarray, chance: float | None, clusters: Clusters, re
     """A mean of per-row values with the percentile interval of a (cluster) bootstrap."""
     values = np.asarray(values, np.float64)
     check_sample_size(values.size, "a mean", 1)
+    clusters, note = clusters.resamplable()
     interval = percentile_interval(cluster_mean_replicates(values, clusters, replicates, rng))
     method = "bootstrap, percentile" if clusters.independent else CLUSTER_PERCENTILE
-    return figure(values.mean(), interval, int(values.size), chance, f"{method} (B={replicates})",
+    return figure(values.mean(), interval, int(values.size), chance, f"{method} (B={replicates}){note}",
                   clusters.describe())

@@ -52,8 +52,11 @@ class MetricContext:
         gen, real = ev.generated_index[split], ev.real_index[split]
         if ev.generated.clusters is None or ev.real.clusters is None:
             return Clusters.singletons(len(gen)), Clusters.singletons(len(real))
-        return Clusters.joint(ev.generated.clusters[gen].tolist(), ev.real.clusters[real].tolist(),
-                              by=ev.generated.cluster_by)
+        joint = Clusters.joint(ev.generated.clusters[gen].tolist(), ev.real.clusters[real].tolist(),
+                               by=ev.generated.cluster_by)
+        if joint[0].count < 2:  # one group: nothing to resample between; each side row by row (said in ci_method)
+            return Clusters.singletons(len(gen)), Clusters.singletons(len(real))
+        return joint
 
     def real_clusters(self, rows: np.ndarray) -> Clusters:
         """Clusters of the given real faces (pool rows)."""

@@ -288,3 +288,12 @@ def test_precision_interval_covers_its_conditional_estimand():
         low, high = proportion_figure(precision, None)["ci95"]
         covered += low <= truth <= high
     assert 0.92 <= covered / trials <= 0.98
+
+
+def test_a_single_cluster_falls_back_to_rows_and_says_so():
+    (one,) = Clusters.joint(["g"] * 6, by="group")
+    cell = proportion_figure(np.array([1, 1, 0, 1, 1, 0], bool), None, one, 100, seeded_rng(0, "one"))
+    assert cell["ci_method"] == "wilson (a single cluster: rows treated as independent)"
+    assert cell["ci95"] == pytest.approx(list(wilson_interval(4, 6)))
+    mean = mean_figure(np.arange(6.0), None, one, 100, seeded_rng(0, "one"))
+    assert mean["ci95"][0] < mean["ci95"][1] and "single cluster" in mean["ci_method"]
