@@ -12,6 +12,7 @@ import math
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -277,11 +278,15 @@ class Clusters:
     def describe(self) -> dict:
         return {"by": self.by, "clusters": int(len(np.unique(self.codes)))}
 
+    @cached_property
+    def _layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows sorted by cluster, each cluster's size and its first position in that order."""
+        sizes = np.bincount(self.codes, minlength=self.count)
+        return np.argsort(self.codes, kind="stable"), sizes, np.concatenate([[0], np.cumsum(sizes)[:-1]])
+
     def rows(self, chosen: np.ndarray) -> np.ndarray:
         """Row indices of the chosen clusters (with repeats), in the order drawn."""
-        order = np.argsort(self.codes, kind="stable")
-        sizes = np.bincount(self.codes, minlength=self.count)
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        order, sizes, starts = self._layout
         lengths = sizes[chosen]
         offsets = np.repeat(starts[chosen] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
         return order[offsets]
