@@ -15,11 +15,13 @@ import numpy as np
 from evalkit.errors import NotApplicable
 from evalkit.metrics import MetricContext
 from evalkit.stats import (
+    HALF_SAMPLING,
     GramPair,
     cluster_statistic_replicates,
     figure,
     frechet_distance,
     frechet_from_gram,
+    half_sample_replicates,
     kid_from_gram,
     precision_recall_flags,
     proportion_figure,
@@ -95,15 +97,39 @@ def kid_figure(ctx: MetricContext, extractor: str, key: str, split: str, metric:
 
 def precision_recall_figures(ctx: MetricContext, extractor: str, key: str, split: str) -> dict:
     """Precision: share of generated clips inside the real faces' k-NN manifold; recall: share of real faces inside
-    the generated clips' manifold. Each interval is conditional on the other set (its manifold held fixed): the
-    flags are then exchangeable within their own set, whose clusters are resampled (Wilson when every row is its own
-    cluster). ``tests/evalkit/test_stats.py`` checks the coverage of that conditional interval by simulation."""
+    the generated clips' manifold (Kynkäänniemi et al. 2019). Both depend on both sets, so their intervals come from
+    half-sampling both sets (``stats.half_sample_replicates``; whole groups); when a half would hold k or fewer
+    points, the interval is conditional on the other set (its manifold held fixed: Wilson, or a cluster bootstrap of
+    the flags). ``tests/evalkit/test_stats.py`` checks the coverage of both by simulation."""
     x, y = ctx.split_features(extractor, key, split)
-    k = ctx.options.pr_k
-    _require(x, y, k + 1, f"precision/recall with k={k}")
-    precision, recall = precision_recall_flags(GramPair.of(x, y), k)
-    generated_clusters, real_clusters = ctx.split_clusters(split)
     o = ctx.options
+    k = o.pr_k
+    _require(x, y, k + 1, f"precision/recall with k={k}")
+    gram = GramPair.of(x, y)
+    precision, recall = precision_recall_flags(gram, k)
+    generated_clusters, real_clusters = ctx.split_clusters(split)
+    sizes = _sample_sizes(x, y)
+    enough = all(len(np.unique(c.codes)) >= 4 for c in (generated_clusters, real_clusters))  # halves of >= 2
+    if enough and min(len(x), len(y)) // 2 > k:
+        def both(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+            if min(len(i), len(j)) <= k:
+                return np.array([np.nan, np.nan])
+            half = GramPair(gram.xx[np.ix_(i, i)], gram.yy[np.ix_(j, j)], gram.xy[np.ix_(i, j)], gram.dim)
+            p, r = precision_recall_flags(half, k)
+            return np.array([p.mean(), r.mean()])
+
+        replicates = half_sample_replicates(both, (generated_clusters, real_clusters), o.bootstrap,
+                                            ctx.rng("precision_recall", split))
+        replicates = replicates[np.all(np.isfinite(replicates), axis=1)]
+        if len(replicates) >= 2:
+            method = f"{HALF_SAMPLING} (B={len(replicates)})"
+            described = generated_clusters.describe()
+            cells = {}
+            for column, (name, flags) in enumerate((("precision", precision), ("recall", recall))):
+                low, high = recentred_interval(float(flags.mean()), replicates[:, column])
+                cells[name] = figure(flags.mean(), (low, min(1.0, high)), sizes, None, method, described,
+                                     proportion=True)
+            return {**cells, "k": k}
     return {
         "precision": proportion_figure(precision, None, generated_clusters, o.bootstrap, ctx.rng("precision", split),
                                        ", conditional on the real faces' k-NN manifold"),
