@@ -1,7 +1,8 @@
 """The report's tables as plain data (title, column names, rows of strings), built from a results.json document.
 
 Cells read ``value [95 % interval]``; proportions are shown in per cent. A figure that could not be computed says
-why: a metric whose weights are not installed shows ``n/a`` with a numbered mark explained once in the table's note;
+why: a metric whose weights are not installed shows ``unavailable`` with a numbered mark explained once in the table's
+note;
 the split is not in the data, the metric has no row for real faces, or it does not apply to the split.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from evalkit.results import format_cell
+from evalkit.record import RunRecord, format_cell
 
 HEADLINE_ROWS = (("real", "Real data"), ("seen", "Seen speech"), ("unseen_speech", "Unseen speech"),
                  ("unseen_identity", "Unseen identities"))
@@ -67,12 +68,12 @@ def format_figure(cell: dict) -> str:
 
 
 def metric_cell(results: dict, metric: str, figure: str, row: str) -> str:
-    """One cell of a results dict (``results.json``'s ``results``, or a baseline's)."""
+    """One cell of a results dict (a run record's ``results``, or a reference generator's)."""
     entry = results.get(metric)
     if entry is None:
         return "not computed (metric not selected for this run)"
-    if entry["status"] == "unavailable":
-        return f"n/a{unavailable_marks(results)[entry['reason']]}"
+    if entry["status"] != "ok":
+        return f"{entry['status']}{unavailable_marks(results)[entry['status'], entry['reason']]}"
     values = entry["rows"].get(row)
     if values is None:
         return "— (no real-data row: the metric compares generated with real faces)" if row == "real" \
@@ -86,19 +87,21 @@ def metric_cell(results: dict, metric: str, figure: str, row: str) -> str:
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def unavailable_marks(results: dict) -> dict[str, str]:
-    """A superscript number per distinct reason a metric is unavailable, in the order of the metrics: a cell shows
-    ``n/a¹``, the table's note gives reason 1 once (not the whole sentence in every cell)."""
-    reasons = dict.fromkeys(entry["reason"] for entry in results.values() if entry["status"] == "unavailable")
-    return {reason: str(k).translate(SUPERSCRIPTS) for k, reason in enumerate(reasons, start=1)}
+def unavailable_marks(results: dict) -> dict[tuple[str, str], str]:
+    """A superscript number per distinct (status, reason) of the metrics not computed, in the order of the metrics: a
+    cell shows ``n/a¹``, the table's note gives reason 1 once (not the whole sentence in every cell)."""
+    reasons = dict.fromkeys((entry["status"], entry.get("reason", "")) for entry in results.values()
+                            if entry["status"] != "ok")
+    return {key: str(k).translate(SUPERSCRIPTS) for k, key in enumerate(reasons, start=1)}
 
 
 def unavailable_note(results: dict) -> str:
-    """Each reason behind an ``n/a`` mark, once, with the metrics it concerns."""
+    """Each reason behind a mark, once, with the metrics it concerns (unavailable: weights missing; not
+    applicable: the data lacks the metric's inputs)."""
     notes = []
-    for reason, mark in unavailable_marks(results).items():
-        metrics = [m for m, entry in results.items() if entry["status"] == "unavailable" and entry["reason"] == reason]
-        notes.append(f"n/a{mark} {', '.join(metrics)} unavailable: {reason.rstrip('.')}.")
+    for (status, reason), mark in unavailable_marks(results).items():
+        metrics = [m for m, entry in results.items() if (entry["status"], entry.get("reason")) == (status, reason)]
+        notes.append(f"{mark} {', '.join(metrics)} {status}: {reason.rstrip('.')}.")
     return " ".join(notes)
 
 
@@ -116,18 +119,18 @@ def headline_table(document: dict) -> Table:
                       + unavailable_note(document["results"]))
 
 
-def baseline_table(baselines: dict) -> Table:
-    """The reference baselines scored by the headline metrics, one row per baseline and split."""
+def baseline_table(references: list[tuple[dict, RunRecord]], splits: list[str]) -> Table:
+    """The reference generators' runs, scored by the headline metrics: one row per generator and split."""
     rows = []
-    for baseline in baselines["baselines"]:
-        for split in baselines["splits"]:
-            label = f"{baseline['label']}: {split.replace('_', ' ')}"
-            rows.append([label] + [metric_cell(baseline["results"], c.metric, c.figure, split)
+    for entry, record in references:
+        for split in splits:
+            label = f"{entry['label']}: {split.replace('_', ' ')}"
+            rows.append([label] + [metric_cell(record["results"], c.metric, c.figure, split)
                                    for c in HEADLINE_COLUMNS])
-    note = " ".join(f"{b['label']}: {b['description']}" for b in baselines["baselines"])
-    note += " " + unavailable_note(baselines["baselines"][0]["results"])
-    return Table("Reference baselines, scored by the same metrics", ["Faces"] + [c.label for c in HEADLINE_COLUMNS],
-                 rows, note=note)
+    note = " ".join(f"{entry['label']}: {entry['description']}." for entry, _ in references)
+    note += " " + unavailable_note(references[0][1]["results"])
+    return Table("Reference generators, scored by the same metrics on the same clips",
+                 ["Faces"] + [c.label for c in HEADLINE_COLUMNS], rows, note=note)
 
 
 def every_figure_table(document: dict) -> Table:
