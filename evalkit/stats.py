@@ -4,6 +4,13 @@ Distribution metrics work on a ``GramPair`` (the inner products within and betwe
 bootstrap replicate only indexes precomputed matrices: the Fréchet distance of a resample needs the nuclear norm of
 its double-centred cross Gram matrix C = A B^T (centred feature matrices A, B), since the non-zero eigenvalues of
 S1 S2 are the squared singular values of C / sqrt((n-1)(m-1)); they come from the smaller of C^T C and C C^T.
+With fewer samples than dimensions that form is also the exact Fréchet distance (the covariances are singular there,
+and eigen-decompositions of d x d matrices carry their rounding into every null dimension).
+
+Intervals resample whole clusters (``Clusters``: the manifest's ``group``, else the real face), because clips that
+share a recording or a face are not independent: a vectorised cluster bootstrap for means and proportions (Wilson's
+interval where every row is its own cluster), a cluster bootstrap re-centred on the estimate for distances, and
+half-sampling of both sets for precision / recall. SciPy's ``bootstrap`` has no clusters, hence our own.
 """
 
 from __future__ import annotations
