@@ -89,7 +89,7 @@ SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 def unavailable_marks(results: dict) -> dict[tuple[str, str], str]:
     """A superscript number per distinct (status, reason) of the metrics not computed, in the order of the metrics: a
-    cell shows ``n/a¹``, the table's note gives reason 1 once (not the whole sentence in every cell)."""
+    cell shows ``unavailable¹``, the table's note gives reason 1 once (not the whole sentence in every cell)."""
     reasons = dict.fromkeys((entry["status"], entry.get("reason", "")) for entry in results.values()
                             if entry["status"] != "ok")
     return {key: str(k).translate(SUPERSCRIPTS) for k, key in enumerate(reasons, start=1)}
