@@ -240,3 +240,30 @@ def test_short_clip_error_mentions_pad_short(tmp_path, make_audio, make_noise):
 def test_pcm16_conversion_rounds_and_clips_only_there():
     np.testing.assert_array_equal(to_pcm16(np.array([0.4, -0.6, 40000.0, -40000.0, 32767.4])),
                                   [0, -1, 32767, -32768, 32767])
+
+
+def test_export_keeps_16bit_clips_exact_and_other_depths_at_24_bits(corpus, tmp_path):
+    """``wav2pix data export``: a 16 kHz 16-bit clip is copied sample for sample; a float clip peaking at 4.0 and a
+    24-bit clip 72 dB down become 24-bit FLAC that give the model the same input (no clipping, no 16-bit rounding)."""
+    import soundfile as sf
+
+    from generator.data.export import SplitSelection, export_subset
+    from generator.data.manifest import read_manifest
+
+    manifest = read_manifest(corpus.manifest)
+    split = manifest.pairs[0].split
+    sources = [p.audio for p in manifest.select(split).pairs[:3]]
+    loud = speechlike() * 4.0 / 0.9
+    sf.write(sources[1], loud, 16_000, subtype="FLOAT")
+    sf.write(sources[2], speechlike() * 10 ** (-72 / 20), 16_000, subtype="PCM_24")
+    originals = {s: read_audio(s) for s in sources}
+    inputs = {s: load_speech(s, 0.3) for s in sources}
+    exported = read_manifest(export_subset(manifest, [SplitSelection(split)], tmp_path / "out"))
+    copies = dict(zip(sources, (p.audio for p in exported.pairs)))  # exported in the split's order
+    first = copies[sources[0]]
+    assert sf.info(str(first)).subtype == "PCM_16"
+    np.testing.assert_array_equal(read_audio(first), originals[sources[0]])
+    for source in sources[1:]:
+        copy = copies[source]
+        assert sf.info(str(copy)).subtype == "PCM_24"
+        np.testing.assert_allclose(load_speech(copy, 0.3), inputs[source], atol=2e-3)
