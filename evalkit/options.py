@@ -16,6 +16,7 @@ HEAD_TRAIN_SPLITS = ("train", "seen")
 HEAD_HELDOUT_SPLIT = "unseen_speech"
 IDENTITY_BACKBONES = ("dlib-resnet", "vggface")
 INCEPTION_DIMS = (64, 192, 768, 2048)
+OFFLINE_ENV = "EVALKIT_OFFLINE"  # set to 1: never download weights (as --offline)
 
 
 def default_cache_dir() -> Path:
@@ -61,6 +62,8 @@ class RunOptions:
     permutations: int = 999
     cache_dir: Path = field(default_factory=default_cache_dir)
     history: Path | None = None
+    save_stats: bool = False
+    offline: bool = False  # never download weights (also EVALKIT_OFFLINE=1)
 
     def to_dict(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)

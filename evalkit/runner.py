@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from evalkit import __version__, distributed, provenance
 from evalkit.distributed import Shard
-from evalkit.errors import EvalError, FeatureUnavailable
+from evalkit.errors import EvalError, FeatureUnavailable, NotApplicable
 from evalkit.evalset import (
     EvalSet,
     RealFaces,
@@ -148,9 +148,17 @@ def evaluate_metric(metric: Metric, ctx: MetricContext, plan: Plan) -> dict:
     skipped = plan.entry(metric)
     if skipped is not None:
         return skipped
-    rows = {"real": metric.reference(ctx)} if metric.reference else {}
-    rows.update({split: metric.evaluate(ctx, split) for split in ctx.evalset.splits})
+    rows = {"real": _row(metric.reference, ctx)} if metric.reference else {}
+    rows.update({split: _row(metric.evaluate, ctx, split) for split in ctx.evalset.splits})
     return {"status": "ok", "columns": list(metric.columns), "rows": rows}
+
+
+def _row(compute: Callable[..., dict], *args: object) -> dict:
+    """One row of a metric; a split too small for it is a "not applicable" row with the reason."""
+    try:
+        return compute(*args)
+    except NotApplicable as exc:
+        return {"status": NOT_APPLICABLE, "reason": str(exc)}
 
 
 def feature_source(cache: FeatureCache, extractors: dict[str, FeatureExtractor], evalset: EvalSet

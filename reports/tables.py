@@ -1,8 +1,9 @@
 """The report's tables as plain data (title, column names, rows of strings), built from a results.json document.
 
-Cells read ``value [95 % interval]``; proportions (Wilson intervals) are shown in per cent. A figure that could not
-be computed says why: the metric's weights are not installed, the split is not in the data, the metric has no row
-for real faces, or the metric does not apply to the split.
+Cells read ``value [95 % interval]``; proportions are shown in per cent. A figure that could not be computed says
+why: a metric whose weights are not installed shows ``unavailable`` with a numbered mark explained once in the table's
+note;
+the split is not in the data, the metric has no row for real faces, or it does not apply to the split.
 """
 
 from __future__ import annotations
@@ -54,14 +55,15 @@ def percent(x: float) -> str:
 
 def format_figure(cell: dict) -> str:
     """``value [low, high]``, in per cent for proportions; the chance level is appended where there is one."""
-    if cell.get("ci_method") == "wilson":
+    share = bool(cell.get("proportion")) or cell.get("ci_method") == "wilson"  # "wilson": run records before 0.2
+    if share:
         low, high = cell["ci95"]
         text = f"{percent(cell['value'])} [{100 * low:.1f}, {100 * high:.1f}]"
     else:
         text = format_cell(cell)
     if cell.get("chance") is not None:
         chance = cell["chance"]
-        text += f" (chance {percent(chance) if cell.get('ci_method') == 'wilson' else f'{chance:.3g}'})"
+        text += f" (chance {percent(chance) if share else f'{chance:.3g}'})"
     return text
 
 
@@ -71,7 +73,7 @@ def metric_cell(results: dict, metric: str, figure: str, row: str) -> str:
     if entry is None:
         return "not computed (metric not selected for this run)"
     if entry["status"] != "ok":
-        return f"{entry['status']} (see note)"
+        return f"{entry['status']}{unavailable_marks(results)[entry['status'], entry['reason']]}"
     values = entry["rows"].get(row)
     if values is None:
         return "— (no real-data row: the metric compares generated with real faces)" if row == "real" \
@@ -82,10 +84,25 @@ def metric_cell(results: dict, metric: str, figure: str, row: str) -> str:
     return format_figure(cell) if isinstance(cell, dict) else "not reported"
 
 
+SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def unavailable_marks(results: dict) -> dict[tuple[str, str], str]:
+    """A superscript number per distinct (status, reason) of the metrics not computed, in the order of the metrics: a
+    cell shows ``unavailable¹``, the table's note gives reason 1 once (not the whole sentence in every cell)."""
+    reasons = dict.fromkeys((entry["status"], entry.get("reason", "")) for entry in results.values()
+                            if entry["status"] != "ok")
+    return {key: str(k).translate(SUPERSCRIPTS) for k, key in enumerate(reasons, start=1)}
+
+
 def unavailable_note(results: dict) -> str:
-    """The full reason of every metric that was not computed (unavailable or not applicable)."""
-    return " ".join(f"{metric} {entry['status']}: {entry['reason']}." for metric, entry in results.items()
-                    if entry["status"] != "ok")
+    """Each reason behind a mark, once, with the metrics it concerns (unavailable: weights missing; not
+    applicable: the data lacks the metric's inputs)."""
+    notes = []
+    for (status, reason), mark in unavailable_marks(results).items():
+        metrics = [m for m, entry in results.items() if (entry["status"], entry.get("reason")) == (status, reason)]
+        notes.append(f"{mark} {', '.join(metrics)} {status}: {reason.rstrip('.')}.")
+    return " ".join(notes)
 
 
 def headline_table(document: dict) -> Table:

@@ -75,6 +75,7 @@ class FriendlyGroup(click.Group):
     """Reports an expected failure as one `error: ...` line on stderr and exit status 2, never a traceback."""
 
     def invoke(self, ctx: click.Context):
+        ctx.meta["help_only"] = bool(set(ctx.help_option_names) & {*ctx.protected_args, *ctx.args})
         try:
             return super().invoke(ctx)
         except Exception as error:
@@ -102,7 +103,8 @@ class FriendlyGroup(click.Group):
 @click.pass_context
 def main(context: click.Context, data_dir: Path, database_url: str | None) -> None:
     """Human perceptual study of generated faces (MOS + recognition)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    if not context.meta.get("help_only"):  # `create-study --help` must not create ./survey_data
+        data_dir.mkdir(parents=True, exist_ok=True)
     context.obj = Workspace(data_dir, database_url or default_database_url(data_dir))
 
 

@@ -9,10 +9,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image as PilImage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from survey_app.images import read_rgb
 from survey_app.manifest import ImagePair, ManifestError, RunInput
 from survey_app.models import Image, Item, ItemKind, LineupOption, Study
 
@@ -146,8 +146,7 @@ class _ImageCopier:
             split=pair.split,
             source_path=source.relative_to(self.run_folder).as_posix(),
         )
-        with PilImage.open(source) as picture:
-            picture.convert("RGB").save(self.image_store / f"{image.id}.png", format="PNG")
+        read_rgb(source).save(self.image_store / f"{image.id}.png", format="PNG")
         self.db.add(image)
         self.by_source[source] = image
         return image

@@ -30,7 +30,8 @@ def difference(a: dict, b: dict) -> dict:
     d = b["value"] - a["value"]
     low = d - math.sqrt((b["value"] - lb) ** 2 + (ua - a["value"]) ** 2)
     high = d + math.sqrt((ub - b["value"]) ** 2 + (a["value"] - la) ** 2)
-    return {"value": d, "ci95": [low, high], "ci_method": "mover", "excludes_zero": low > 0 or high < 0}
+    return {"value": d, "ci95": [low, high], "ci_method": "mover", "excludes_zero": low > 0 or high < 0,
+            "proportion": bool(a.get("proportion")) and bool(b.get("proportion"))}
 
 
 def figures_of(document: dict) -> dict[tuple[str, str, str], dict]:

@@ -23,7 +23,7 @@ from evalkit.errors import EvalError
 from evalkit.evalset import EvalSet, RealFaces
 from evalkit.features import Features
 from evalkit.options import RunOptions
-from evalkit.stats import seeded_rng
+from evalkit.stats import Clusters, seeded_rng
 
 
 class MetricContext:
@@ -49,6 +49,26 @@ class MetricContext:
         """Generated features of the split's clips and features of its distinct real faces."""
         generated, real = self.features(extractor)
         return generated[key][self.evalset.generated_index[split]], real[key][self.evalset.real_index[split]]
+
+    def split_clusters(self, split: str) -> tuple[Clusters, Clusters]:
+        """Clusters of the split's generated clips and of its real faces, in one code space: a resample draws a
+        group (or face) with its clips and its real faces. Without cluster labels, every row is its own."""
+        ev = self.evalset
+        gen, real = ev.generated_index[split], ev.real_index[split]
+        if ev.generated.clusters is None or ev.real.clusters is None:
+            return Clusters.singletons(len(gen)), Clusters.singletons(len(real))
+        joint = Clusters.joint(ev.generated.clusters[gen].tolist(), ev.real.clusters[real].tolist(),
+                               by=ev.generated.cluster_by)
+        if joint[0].count < 2:  # one group: nothing to resample between; each side row by row (said in ci_method)
+            return Clusters.singletons(len(gen)), Clusters.singletons(len(real))
+        return joint
+
+    def real_clusters(self, rows: np.ndarray) -> Clusters:
+        """Clusters of the given real faces (pool rows)."""
+        pool = self.evalset.real
+        if pool.clusters is None:
+            return Clusters.singletons(len(rows))
+        return Clusters.joint(pool.clusters[rows].tolist(), by=pool.cluster_by)[0]
 
     def rng(self, *names: str) -> np.random.Generator:
         return seeded_rng(self.options.seed, *names)

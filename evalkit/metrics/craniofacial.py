@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from evalkit.metrics import Metric, MetricContext, register
-from evalkit.stats import Z95, bootstrap_interval, figure
+from evalkit.stats import Z95, Clusters, cluster_statistic_replicates, figure, percentile_interval
 
 # name: (numerator points, denominator points); a pair of points is a distance, a quadruple the distance between the
 # midpoints of its two halves
@@ -105,8 +105,9 @@ def _agreement(ctx: MetricContext, generated: np.ndarray, real: np.ndarray, clus
     members = [np.flatnonzero(cluster_of == c) for c in range(independent)]
 
     def interval_of(statistic, *what: str) -> tuple[float, float]:
-        return bootstrap_interval(lambda c: statistic(np.concatenate([members[k] for k in c])), [independent],
-                                  ctx.options.bootstrap, ctx.rng("craniofacial", *what, *names))
+        return percentile_interval(cluster_statistic_replicates(
+            lambda c: statistic(np.concatenate([members[k] for k in c])), [Clusters.singletons(independent)],
+            ctx.options.bootstrap, ctx.rng("craniofacial", *what, *names)))
 
     log_ratio = np.log(generated / real)
     error = np.abs(log_ratio).mean(axis=1)

@@ -112,7 +112,8 @@ def evaluate(ctx: MetricContext, split: str) -> dict:
     result = {}
     for n_way in computed["n_ways"]:
         values, chance = computed[n_way]
-        cell = mean_figure(values, chance, ctx.options.bootstrap, ctx.rng("forced_matching", split, str(n_way)))
+        cell = mean_figure(values, chance, ctx.split_clusters(split)[0], ctx.options.bootstrap,
+                           ctx.rng("forced_matching", split, str(n_way)))
         result[_name(n_way)] = {**cell, "chance_uniform": 1 / n_way, "n_way": n_way}
     speakers = list(computed["eligible"])
     result["impostors"] = {

@@ -28,7 +28,7 @@ from scipy.cluster.vq import kmeans2
 from scipy.stats import mannwhitneyu
 
 from evalkit.metrics import Metric, MetricContext, register
-from evalkit.stats import bootstrap_interval, figure, proportion_figure
+from evalkit.stats import Clusters, cluster_statistic_replicates, figure, percentile_interval, proportion_figure
 
 MIN_CELL = 20  # generated and held-out faces a cell needs for its U statistic's normal approximation
 MAX_CELLS = 5
@@ -115,7 +115,8 @@ def data_copying(generated: np.ndarray, heldout: np.ndarray, training: np.ndarra
         empty.append(not np.isfinite(result))  # a resample may leave every cell short: counted, scored as the estimate
         return result if np.isfinite(result) else value
 
-    interval = bootstrap_interval(replicate, [len(generated), len(heldout)], replicates, rng)
+    interval = percentile_interval(cluster_statistic_replicates(
+        replicate, [Clusters.singletons(len(generated)), Clusters.singletons(len(heldout))], replicates, rng))
     used = [c for c in range(cells)
             if (generated_cell == c).sum() >= MIN_CELL and (heldout_cell == c).sum() >= MIN_CELL]
     sizes = {"generated": len(generated), "heldout": len(heldout), "training": len(training)}

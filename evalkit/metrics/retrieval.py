@@ -25,7 +25,7 @@ import numpy as np
 
 from evalkit.gallery import Gallery, split_gallery
 from evalkit.metrics import Metric, MetricContext, register
-from evalkit.stats import mean_figure, proportion_figure
+from evalkit.stats import Clusters, mean_figure, proportion_figure
 
 RANKS = (1, 2, 5, 10)
 
@@ -67,16 +67,18 @@ def per_clip(ctx: MetricContext, split: str) -> dict[str, np.ndarray]:
     return {**values, "rank": ranks + 1.0}
 
 
-def _figures(ctx: MetricContext, scores: np.ndarray, truth: np.ndarray, gallery: Gallery, *names: str) -> dict:
+def _figures(ctx: MetricContext, scores: np.ndarray, truth: np.ndarray, gallery: Gallery, clusters: Clusters,
+             *names: str) -> dict:
     ranks = true_ranks(scores, truth)
     n_identities = len(gallery)
     result = {}
     for k in (k for k in RANKS if k < n_identities):
-        cell = proportion_figure(ranks < k, voice_blind_recall(scores, truth, k))
+        cell = proportion_figure(ranks < k, voice_blind_recall(scores, truth, k), clusters, ctx.options.bootstrap,
+                                 ctx.rng("retrieval", str(k), *names))
         result[f"recall@{k}"] = {**cell, "chance_uniform": k / n_identities}
     share = np.bincount(truth, minlength=n_identities) / len(truth)
     order = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1) + 1.0  # each identity's 1-based rank
-    result["mean_rank"] = mean_figure(ranks + 1.0, float((order @ share).mean()), ctx.options.bootstrap,
+    result["mean_rank"] = mean_figure(ranks + 1.0, float((order @ share).mean()), clusters, ctx.options.bootstrap,
                                       ctx.rng("retrieval rank", *names))
     result["gallery"] = {**gallery.describe(), "score": ctx.options.gallery_score,
                          "omitted": [f"recall@{k}" for k in RANKS if k >= n_identities]}
@@ -85,7 +87,7 @@ def _figures(ctx: MetricContext, scores: np.ndarray, truth: np.ndarray, gallery:
 
 def evaluate(ctx: MetricContext, split: str) -> dict:
     gallery, scores, truth = _scored(ctx, split)
-    return _figures(ctx, scores, truth, gallery, split)
+    return _figures(ctx, scores, truth, gallery, ctx.split_clusters(split)[0], split)
 
 
 def reference(ctx: MetricContext) -> dict:
@@ -97,7 +99,7 @@ def reference(ctx: MetricContext) -> dict:
     gallery = split_gallery(ctx, split)
     scores = gallery.identity_scores(real["descriptor"][faces], faces, ctx.options.gallery_score)
     truth = gallery.index(ctx.evalset.real.identities[faces])
-    return {**_figures(ctx, scores, truth, gallery, "real"), "split": split}
+    return {**_figures(ctx, scores, truth, gallery, Clusters.singletons(len(truth)), "real"), "split": split}
 
 
 METRIC = register(Metric(

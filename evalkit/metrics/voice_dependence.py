@@ -28,7 +28,7 @@ from scipy import stats as scipy_stats
 
 from evalkit.gallery import unit_rows
 from evalkit.metrics import Metric, MetricContext, register
-from evalkit.stats import Z95, figure, mean_figure, wilson_interval
+from evalkit.stats import Z95, Clusters, figure, mean_figure, wilson_interval
 
 MIN_CLIPS = 2
 
@@ -120,7 +120,8 @@ def _figures(ctx: MetricContext, features: np.ndarray, identities: np.ndarray, *
     gap_value, reached = permutation_test(u, labels, permutations, ctx.rng("voice_dependence", *names))
 
     def averaged(values: np.ndarray, chance: float, what: str) -> dict:
-        return mean_figure(values, chance, ctx.options.bootstrap, ctx.rng("voice_dependence", what, *names))
+        return mean_figure(values, chance, Clusters.singletons(len(values)), ctx.options.bootstrap,
+                           ctx.rng("voice_dependence", what, *names))
 
     value, interval, details = icc1(u, labels)
     return {

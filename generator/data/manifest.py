@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -113,12 +114,33 @@ def file_sha256(path: Path) -> str:
 
 
 def read_csv_rows(path: Path, what: str) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a UTF-8 CSV file; a file that is not CSV text is a DataError naming `what` it should be."""
+    """Header and rows of a CSV file: the one CSV reading rule of the toolkit (manifests, pairs files, video lists).
+
+    UTF-8 with or without a byte-order mark (Excel's "CSV UTF-8" writes one); comma, semicolon or tab separated
+    (the separator of the header line, found by ``csv.Sniffer``; Excel writes semicolons in locales with a decimal
+    comma). A file in another encoding (UTF-16 "Unicode text", a Windows code page) or that is not CSV text is a
+    DataError naming `what` it should be and how to save it.
+    """
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            return list(reader.fieldnames or []), list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{path}: not a CSV {what} in UTF-8: it is UTF-16 text; save it as CSV UTF-8")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a CSV {what} in UTF-8 (undecodable byte at offset {exc.start}); save it "
+                        "as CSV UTF-8") from None
+    first_line = text.split("\n", 1)[0]
+    try:
+        dialect = csv.Sniffer().sniff(first_line, delimiters=",;\t") if first_line.strip() else csv.excel
+    except csv.Error:
+        dialect = csv.excel  # one column: no separator to find
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=dialect.delimiter)
+        return list(reader.fieldnames or []), list(reader)
+    except csv.Error as exc:
         raise DataError(f"{path}: not a CSV {what} ({exc})") from None
 
 

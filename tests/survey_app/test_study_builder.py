@@ -86,3 +86,20 @@ def test_a_single_identity_cannot_make_a_study(app, db, tmp_path: Path) -> None:
     options = StudyOptions(title="s", slug="solo", seed=1, test_pairs=0, test_trials_per_session=1, lineup_size=0)
     with pytest.raises(ManifestError, match="at least two identities"):
         create_study(db, load_run_input(run_dir), app.config["SURVEY_IMAGE_STORE"], options)
+
+
+def test_16bit_source_images_are_stored_as_their_8bit_faces(app, db, tmp_path: Path) -> None:
+    """A 16-bit grey PNG (values x257 of an 8-bit face) is stored as that face, not as a white image."""
+    import numpy as np
+
+    run_dir = write_run_dir(tmp_path / "deep")
+    pair = load_run_input(run_dir).pairs[0]
+    grey = np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8)
+    PilImage.fromarray(grey.astype(np.uint16) * 257).save(pair.real)
+    options = StudyOptions(title="d", slug="deep-images", seed=1, test_pairs=0, test_trials_per_session=4,
+                           lineup_size=0)
+    create_study(db, load_run_input(run_dir), app.config["SURVEY_IMAGE_STORE"], options)
+    source = pair.real.relative_to(run_dir).as_posix()
+    image = db.scalars(select(Image).where(Image.source_path == source)).first()
+    with PilImage.open(app.config["SURVEY_IMAGE_STORE"] / f"{image.id}.png") as stored:
+        np.testing.assert_array_equal(np.asarray(stored.convert("RGB"))[..., 0], grey)
