@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from evalkit.record import RecordError
 
@@ -47,45 +47,45 @@ class Table:
 
 
 @dataclass(frozen=True)
-class Bars:
+class _Spec:
+    """What every figure spec has: the drawn PNG's file name, the chart's title and the caption under it."""
+
+    file: str
+    title: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class Bars(_Spec):
     """Grouped bars of figure cells (``{"value", "ci95", "chance"}``, None for a gap): ``series[name][k]`` is the bar
     of series ``name`` in group ``groups[k]``; intervals are error bars, chance levels dashed lines."""
 
     kind: ClassVar[str] = "bars"
-    file: str
-    title: str
-    caption: str
     groups: list[str]
     series: dict[str, list[dict | None]]
     ylabel: str
 
 
 @dataclass(frozen=True)
-class ImageGrid:
+class ImageGrid(_Spec):
     """Labelled rows of faces: ``rows`` is ``[[label, [PNG path relative to the experiment folder, ...]], ...]``."""
 
     kind: ClassVar[str] = "image_grid"
-    file: str
-    title: str
-    caption: str
     rows: list[tuple[str, list[str]]]
 
 
 @dataclass(frozen=True)
-class Curves:
+class Curves(_Spec):
     """Lines of ``series[name]`` (values in [0, 1]) against ``x``, with markers."""
 
     kind: ClassVar[str] = "curves"
-    file: str
-    title: str
-    caption: str
     x: list[float]
     series: dict[str, list[float]]
     xlabel: str
     ylabel: str
 
 
-FigureSpec = Union[Bars, ImageGrid, Curves]
+FigureSpec = Bars | ImageGrid | Curves
 FIGURE_KINDS: dict[str, type] = {spec.kind: spec for spec in (Bars, ImageGrid, Curves)}
 
 

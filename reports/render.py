@@ -17,7 +17,14 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from evalkit.record import HEADLINE_COLUMNS, RESULTS_FILE, RecordError, RunRecord, read_record, read_references
+from evalkit.record import (
+    HEADLINE_COLUMNS,
+    RESULTS_FILE,
+    RecordError,
+    RunRecord,
+    read_record,
+    read_references,
+)
 from evalkit.sections import Table
 from reports import figures
 from reports.run_files import (

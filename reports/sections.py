@@ -11,7 +11,16 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from evalkit.record import RecordError
-from evalkit.sections import EXPERIMENTS_DIR, SECTION_FILE, Bars, Curves, FigureSpec, ImageGrid, Table, read_section
+from evalkit.sections import (
+    EXPERIMENTS_DIR,
+    SECTION_FILE,
+    Bars,
+    Curves,
+    FigureSpec,
+    ImageGrid,
+    Table,
+    read_section,
+)
 from reports import figures
 
 

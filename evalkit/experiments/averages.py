@@ -26,10 +26,10 @@ from evalkit.experiments.common import (
     start,
 )
 from evalkit.experiments.scoring import StandIns, load_reference, scorer
-from evalkit.stats import seeded_rng
-from generator.data.manifest import read_manifest
 from evalkit.record import metric_cell
 from evalkit.sections import Bars, ImageGrid, Section, Table
+from evalkit.stats import seeded_rng
+from generator.data.manifest import read_manifest
 
 NAME = "averages"
 SCORED_METRICS = ("landmark_ratio", "identity_accuracy")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from evalkit.errors import EvalError
 from evalkit.options import RunOptions
-from evalkit.runner import run
-from generator.checkpoint import load_generator
 from evalkit.record import HEADLINE_COLUMNS, metric_cell
+from evalkit.runner import run
 from evalkit.sections import Bars, Table
+from generator.checkpoint import load_generator
 
 COMPARED_SPLITS = ("seen", "unseen_speech", "unseen_identity")
 CHARTED = ("landmark_ratio", "identity_accuracy")

@@ -16,9 +16,9 @@ import click
 
 from evalkit.errors import EvalError
 from evalkit.experiments.common import command_line, finish, start
-from generator.cli_support import FriendlyCommand
 from evalkit.record import RESULTS_FILE, format_figure
 from evalkit.sections import Section, Table
+from generator.cli_support import FriendlyCommand
 
 NAME = "compare"
 

@@ -27,10 +27,10 @@ from evalkit.experiments.common import (
     start,
 )
 from evalkit.experiments.scoring import StandIns, load_reference, scorer
-from evalkit.stats import seeded_rng
-from generator.data.manifest import read_manifest
 from evalkit.record import percent
 from evalkit.sections import Curves, ImageGrid, Section, Table
+from evalkit.stats import seeded_rng
+from generator.data.manifest import read_manifest
 
 NAME = "interpolation"
 SCORED_METRICS = ("landmark_ratio", "identity_accuracy")

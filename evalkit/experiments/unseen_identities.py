@@ -28,11 +28,11 @@ from evalkit.experiments.common import (
     start,
 )
 from evalkit.experiments.scoring import StandIns, load_reference, scorer
+from evalkit.record import format_figure, metric_cell
+from evalkit.sections import Bars, ImageGrid, Section, Table
 from evalkit.stats import proportion_figure
 from generator.data.manifest import read_manifest
 from generator.synthesis import AUDIO_SUFFIXES, batched
-from evalkit.record import format_figure, metric_cell
-from evalkit.sections import Bars, ImageGrid, Section, Table
 
 NAME = "unseen-identities"
 ALL_SPEAKERS = "all unseen speakers"
@@ -89,7 +89,7 @@ def command(checkpoint: Path | None, speech: Path, max_clips: int, **values) -> 
     """Landmark ratio and classified training identity of faces from unseen speakers' speech."""
     options = run_options(**values)
     loaded = load_model(checkpoint, options.device)
-    speakers = collect_speakers(speech, set(list(loaded.identities)), max_clips)
+    speakers = collect_speakers(speech, set(loaded.identities), max_clips)
     files = [f for clips in speakers.values() for f in clips]
     owners = np.array([name for name, clips in speakers.items() for _ in clips])
     faces = np.concatenate([faces_from_speech(loaded, speech_batch(loaded, chunk))
