@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tqdm import tqdm
+
 from evalkit import __version__, distributed, provenance
 from evalkit.distributed import Shard
 from evalkit.errors import EvalError, FeatureUnavailable
@@ -28,14 +30,23 @@ from evalkit.evalset import (
 )
 from evalkit.features import FeatureCache, FeatureExtractor, Features, make_extractor
 from evalkit.generators import open_source
-from evalkit.generators.base import FaceSource, GenerationJob
+from evalkit.generators.base import FaceSource, GenerationJob, json_sha256
 from evalkit.generators.images import write_generated_csv
 from evalkit.generators.reference import DESCRIPTIONS, LABELS, REFERENCE_NAMES, ReferenceSource
 from evalkit.metrics import Metric, MetricContext, resolve_metrics
 from evalkit.options import RunOptions
-from evalkit.record import RECORD_VERSION, REFERENCES_DIR, RESULTS_FILE, ReferenceEntry, RunRecord, write_record
+from evalkit.record import (
+    RECORD_VERSION,
+    REFERENCES_DIR,
+    RESULTS_FILE,
+    ReferenceEntry,
+    RunRecord,
+    read_record,
+    write_record,
+)
 from evalkit.results import append_history
 from generator.data.manifest import Manifest, Pair, read_manifest
+from generator.runtime import code_version
 from generator.synthesis import SAMPLING_MODES
 
 HISTORY_FILE = "history.jsonl"
@@ -227,6 +238,43 @@ def _record(inputs: Inputs, source: FaceSource, evalset: EvalSet, ctx: MetricCon
     }
 
 
+# What a reference generator's figures depend on besides its name, the faces' size and the data.
+SCORING_SETTINGS = ("splits", "metrics", "seed", "bootstrap", "kid_subset_size", "kid_subsets", "pr_k", "head_l2",
+                    "identity_backbone", "inception_dims", "detector_size", "detector_upsample")
+
+
+def reference_key(inputs: Inputs, reference: ReferenceSource) -> str:
+    """Content key of a reference generator's record: code version, generator, data bytes, scoring settings and
+    feature extractors (with their weights hashes). Equal keys give equal records."""
+    settings = inputs.options.to_dict()
+    return json_sha256({
+        "record_version": RECORD_VERSION, "evalkit": __version__, "code": code_version(),
+        "generator": reference.info.to_dict(), "data": used_pairs(inputs.manifest, inputs.splits).content_hash(),
+        "splits": list(inputs.splits), "settings": {k: settings[k] for k in SCORING_SETTINGS},
+        "plan": {m.name: inputs.plan.skipped.get(m.name) for m in inputs.plan.metrics},
+        "extractors": {n: e.cache_id() for n, e in inputs.plan.extractors.items()}})
+
+
+def _reference_record(inputs: Inputs, name: str, shard: Shard, cache: FeatureCache, folder: Path | None,
+                      command_line: str) -> RunRecord | None:
+    """A reference generator's record (process 0; None elsewhere), reused from the record cache when its key
+    matches, else computed through the same harness as the evaluated generator and stored there."""
+    reference = ReferenceSource(name, inputs.source.info.image_size)
+    stored = inputs.options.cache_dir / "records" / f"{reference_key(inputs, reference)}.json"
+    if shard.main_decides(stored.is_file()):
+        return {**read_record(stored), "run_dir": str(folder)} if folder is not None else None
+    evalset, ctx = _score(inputs, reference, shard, cache, folder)
+    if folder is None:
+        return None
+    record = _record(inputs, reference, evalset, ctx, shard, command_line, [])
+    try:
+        write_record(stored, record)
+    except OSError as exc:
+        raise EvalError(f"{inputs.options.cache_dir}: cannot write the record cache ({exc}); pick another "
+                        "--cache-dir") from None
+    return record
+
+
 def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecord, Path] | None:
     options = inputs.options
     run_dir = make_run_dir(options.out) if shard.is_main else None
@@ -234,12 +282,11 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
     evalset, ctx = _score(inputs, inputs.source, shard, cache, run_dir)
     references = [] if inputs.source.info.kind == "reference" else list(options.references)
     entries: list[ReferenceEntry] = []
-    for name in references:
+    for name in tqdm(references, desc="reference generators", unit="generator", disable=None if shard.is_main
+                     else True):
         folder = run_dir / REFERENCES_DIR / name if run_dir is not None else None
-        reference = ReferenceSource(name, inputs.source.info.image_size)
-        ref_evalset, ref_ctx = _score(inputs, reference, shard, cache, folder)
-        if folder is not None:
-            record = _record(inputs, reference, ref_evalset, ref_ctx, shard, command_line, [])
+        record = _reference_record(inputs, name, shard, cache, folder, command_line)
+        if folder is not None and record is not None:
             write_record(folder / RESULTS_FILE, record)
             entries.append({"name": name, "label": LABELS[name], "description": DESCRIPTIONS[name],
                             "results_file": f"{REFERENCES_DIR}/{name}/{RESULTS_FILE}"})

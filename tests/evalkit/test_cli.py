@@ -72,6 +72,10 @@ def test_run_folder_is_a_survey_study_input(evalkit_cli, saved_checkpoint, eval_
     assert evalkit_cli(*run_args(saved_checkpoint, eval_manifest, out, "--metrics", FAST_METRICS)).exit_code == 0
     run_input = load_run_input(out)
     assert len(run_input.pairs) == 12
+    record = json.loads((out / "results.json").read_text())
+    assert run_input.run_metadata["generator"]["sha256"] == record["generator"]["sha256"]
+    assert run_input.run_metadata["data"] == record["provenance"]["data"]
+    assert run_input.run_metadata["code_version"] == record["provenance"]["code_version"]
     rows = (out / "pairs.csv").read_text().splitlines()
     assert rows[0] == "split,identity,real,generated"
     assert any(r.startswith("unseen_speech,bob,real/bob/") and r.endswith(",generated/unseen_speech/bob/clip_3_1.png")

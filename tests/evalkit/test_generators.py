@@ -121,6 +121,21 @@ def test_evalkit_run_scores_the_four_reference_generators_into_the_run_folder(
         assert reference["generator"]["name"] == entry["name"] and reference["splits"] == record["splits"]
         assert reference["data"] == record["data"]
     assert not (tmp_path / "r" / "references" / "mean-face" / "generated").exists()  # records only: small folders
+    stored = sorted((tmp_path / "cache" / "records").glob("*.json"))
+    assert len(stored) == 4
+    stamps = [p.stat().st_mtime_ns for p in stored]
+    again = evalkit_cli("run", "--checkpoint", saved_checkpoint, "--data", eval_manifest, "--out", tmp_path / "r2",
+                        "--device", "cpu", "--bootstrap", "10", "--metrics", "identity_accuracy",
+                        "--cache-dir", tmp_path / "cache")
+    assert again.exit_code == 0, again.output
+    assert [p.stat().st_mtime_ns for p in stored] == stamps  # reused, not recomputed
+    for entry in record["references"]:
+        first, second = (json.loads((tmp_path / d / entry["results_file"]).read_text()) for d in ("r", "r2"))
+        assert first["results"] == second["results"] and second["run_dir"].endswith("r2/references/" + entry["name"])
+    other_seed = evalkit_cli("run", "--checkpoint", saved_checkpoint, "--data", eval_manifest, "--out",
+                             tmp_path / "r3", "--device", "cpu", "--bootstrap", "10", "--metrics",
+                             "identity_accuracy", "--cache-dir", tmp_path / "cache", "--seed", "1")
+    assert other_seed.exit_code == 0 and len(list((tmp_path / "cache" / "records").glob("*.json"))) == 8
 
 
 def test_data_without_a_training_split_computes_every_metric_that_applies(evalkit_cli, eval_manifest, tmp_path,
