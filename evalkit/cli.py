@@ -1,8 +1,9 @@
 """``evalkit``: ``run`` evaluates a generator; ``metrics`` lists the registered metrics and what each needs; ``report``
 renders a run folder.
 
-This module is the command layer: the only place in evalkit that reaches ``reports`` (to render after a run); the
-computing modules never import it."""
+This module is the command layer: the only place in evalkit that reaches ``reports`` (to render after a run, and
+after an experiment: an experiment command returns the report folder it wrote its section record into, and
+``main``'s result callback renders that folder); the computing modules never import it."""
 
 from __future__ import annotations
 
@@ -212,6 +213,16 @@ def report_cmd(run_dir: Path) -> None:
     html = render(run_dir)
     click.echo(f"report: {html}")
     click.echo(f"report: {html.with_suffix('.md')}")
+
+
+@main.result_callback()
+def _render_written_folder(result: object) -> None:
+    """A sub-command that returns a folder (an experiment, ``compare --out``) has added a section record there:
+    render the folder's report."""
+    if isinstance(result, Path):
+        from reports.render import render
+
+        click.echo(f"report: {render(result)}")
 
 
 def _register_experiment_commands() -> None:

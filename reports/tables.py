@@ -1,4 +1,5 @@
-"""The report's tables as plain data (title, column names, rows of strings), built from a results.json document.
+"""The report's tables as plain data (:class:`evalkit.sections.Table`: title, column names, rows of strings), built
+from a results.json document (cells formatted by :func:`evalkit.record.metric_cell`).
 
 Cells read ``value [95 % interval]``; proportions are shown in per cent. A figure that could not be computed says
 why: a metric whose weights are not installed shows ``unavailable`` with a numbered mark explained once in the table's
@@ -8,91 +9,11 @@ the split is not in the data, the metric has no row for real faces, or it does n
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
-from evalkit.record import RunRecord, format_cell
+from evalkit.record import HEADLINE_COLUMNS, RunRecord, format_figure, metric_cell, unavailable_marks
+from evalkit.sections import Table
 
 HEADLINE_ROWS = (("real", "Real data"), ("seen", "Seen speech"), ("unseen_speech", "Unseen speech"),
                  ("unseen_identity", "Unseen identities"))
-
-
-@dataclass(frozen=True)
-class Column:
-    metric: str
-    figure: str
-    label: str
-
-
-HEADLINE_COLUMNS = (
-    Column("landmark_ratio", "ratio", "Landmark ratio"),
-    Column("identity_accuracy", "accuracy", "Identity accuracy"),
-    Column("fid", "fid", "FID"),
-    Column("face_fd", "face_fd", "Face Fréchet distance"),
-    Column("kid", "kid", "KID"),
-    Column("identity_similarity", "same_clip_cosine", "Identity similarity (same-clip cosine)"),
-)
-
-
-@dataclass(frozen=True)
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[list[str]]
-    note: str = ""
-    row_classes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Table:
-        return cls(**data)
-
-
-def percent(x: float) -> str:
-    return f"{100 * x:.1f} %"
-
-
-def format_figure(cell: dict) -> str:
-    """``value [low, high]``, in per cent for proportions; the chance level is appended where there is one."""
-    share = bool(cell.get("proportion")) or cell.get("ci_method") == "wilson"  # "wilson": run records before 0.2
-    if share:
-        low, high = cell["ci95"]
-        text = f"{percent(cell['value'])} [{100 * low:.1f}, {100 * high:.1f}]"
-    else:
-        text = format_cell(cell)
-    if cell.get("chance") is not None:
-        chance = cell["chance"]
-        text += f" (chance {percent(chance) if share else f'{chance:.3g}'})"
-    return text
-
-
-def metric_cell(results: dict, metric: str, figure: str, row: str) -> str:
-    """One cell of a results dict (a run record's ``results``, or a reference generator's)."""
-    entry = results.get(metric)
-    if entry is None:
-        return "not computed (metric not selected for this run)"
-    if entry["status"] != "ok":
-        return f"{entry['status']}{unavailable_marks(results)[entry['status'], entry['reason']]}"
-    values = entry["rows"].get(row)
-    if values is None:
-        return "— (no real-data row: the metric compares generated with real faces)" if row == "real" \
-            else "not evaluated (split not in this run)"
-    if values.get("status") == "not applicable":
-        return f"not applicable ({values['reason']})"
-    cell = values.get(figure)
-    return format_figure(cell) if isinstance(cell, dict) else "not reported"
-
-
-SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def unavailable_marks(results: dict) -> dict[tuple[str, str], str]:
-    """A superscript number per distinct (status, reason) of the metrics not computed, in the order of the metrics: a
-    cell shows ``unavailable¹``, the table's note gives reason 1 once (not the whole sentence in every cell)."""
-    reasons = dict.fromkeys((entry["status"], entry.get("reason", "")) for entry in results.values()
-                            if entry["status"] != "ok")
-    return {key: str(k).translate(SUPERSCRIPTS) for k, key in enumerate(reasons, start=1)}
 
 
 def unavailable_note(results: dict) -> str:

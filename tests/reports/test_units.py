@@ -7,10 +7,11 @@ import pytest
 from evalkit.experiments.compare import difference
 from evalkit.experiments.scoring import options_from_settings
 from evalkit.options import RunOptions
+from evalkit.record import format_figure, metric_cell
 from evalkit.stats import proportion_figure, wilson_interval
 from reports.run_files import read_training_log, training_log_path
 from reports.seed import seed_table
-from reports.tables import every_figure_table, format_figure, headline_table, metric_cell
+from reports.tables import every_figure_table, headline_table
 from tests.reports.conftest import write_train_log
 
 
