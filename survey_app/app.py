@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, current_app, jsonify, render_template, request
+from flask_limiter import RateLimitExceeded
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from survey_app import csrf, views_admin, views_rater
 from survey_app.db import create_database_engine, create_session_factory
-from survey_app.throttle import LOGIN_LIMIT_PER_ACCOUNT, LOGIN_LIMIT_PER_ADDRESS
+from survey_app.throttle import LOGIN_LIMIT_PER_ACCOUNT, LOGIN_LIMIT_PER_ADDRESS, retry_after_seconds
 from survey_app.views_admin import admin_blueprint
 from survey_app.views_rater import rater_blueprint
 from survey_app.web import close_db_session, wants_json
@@ -156,4 +157,6 @@ def _render_http_error(error: HTTPException):
     response = current_app.make_response((response, code))
     if code == 405 and getattr(error, "valid_methods", None):
         response.headers["Allow"] = ", ".join(error.valid_methods)
+    if isinstance(error, RateLimitExceeded):
+        response.headers["Retry-After"] = str(retry_after_seconds(error))
     return response

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -79,7 +80,7 @@ class RaterRun:
 def choose_answers(kind: str | None, questions: list[str], html: str) -> dict[str, str]:
     """A careful rater: follows the attention check, varies its ratings, and when told the trial's `kind` (a test
     looks it up on the server: the page does not say it) recognises the controls correctly."""
-    answers = {"quality": str(1 + len(html) % 5), "recognition": "not_sure", "lineup": "1"}
+    answers = {"quality": str(1 + zlib.crc32(html.encode()) % 5), "recognition": "not_sure", "lineup": "1"}
     attention = ATTENTION_VALUE.search(html)
     if attention:
         answers["quality"] = attention.group(1)

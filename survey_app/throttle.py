@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from flask import Flask, request
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits.storage import Storage
 from sqlalchemy import Engine, case, delete, func, select
@@ -93,6 +93,11 @@ class DatabaseStorage(Storage):
             connection.execute(delete(COUNTERS).where(COUNTERS.c.key == key))
 
 
+def retry_after_seconds(error: RateLimitExceeded) -> int:
+    """The refused limit's window: the longest a client must wait (a fixed window ends at most that long after)."""
+    return int(error.limit.limit.get_expiry())
+
+
 def login_account() -> str:
     """The per-account key: the username as typed (case-folded), whether or not such an admin exists."""
     return "account:" + request.form.get("username", "")[:64].strip().casefold()
@@ -110,7 +115,9 @@ def create_limiter(app: Flask, engine: Engine) -> Limiter:
         storage_uri=STORAGE_URI,
         storage_options={"engine": engine},
         strategy="fixed-window",
-        headers_enabled=True,
+        # Its X-RateLimit headers would read the storage after the view, while on SQLite the view's transaction still
+        # holds the process's one connection; a refusal gets Retry-After from retry_after_seconds instead.
+        headers_enabled=False,
     )
     app.extensions["survey_limiter"] = limiter
     return limiter

@@ -58,10 +58,15 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = "Please log in."
     login_manager.session_protection = "strong"
     login_manager.user_loader(load_admin)
+    login_manager.unauthorized_handler(lambda: redirect(url_for("admin.login")))
     login_manager.init_app(app, add_context_processor=False)  # the raters' pages never need current_user
     limiter = throttle.create_limiter(app, app.extensions["survey_engine"])
     view = app.view_functions["admin.login"]
-    view = limiter.limit(app.config["SURVEY_LOGIN_LIMIT_PER_ADDRESS"], methods=["POST"])(view)
+    view = limiter.limit(
+        app.config["SURVEY_LOGIN_LIMIT_PER_ADDRESS"],
+        methods=["POST"],
+        error_message="Too many login attempts from this address. Please wait a few minutes and try again.",
+    )(view)
     view = limiter.limit(
         app.config["SURVEY_LOGIN_LIMIT_PER_ACCOUNT"],
         key_func=throttle.login_account,

@@ -144,7 +144,7 @@ def start(slug: str):
         abort(400, "Accept the HIT before starting.")
     viewport = request.form.get("viewport") or None
     if viewport is not None and not VIEWPORT_PATTERN.fullmatch(viewport):
-        viewport = None  # a browser report we cannot read is not the rater's fault
+        abort(400, "This form is out of date: please reload the page.")
     token = rater_token(current_app.extensions[RATER_TOKEN_KEY], nonce)
     db = db_session()
     try:

@@ -186,13 +186,13 @@ def trial_kind(app, html: str) -> str:
         return session.scalar(select(Item.kind).join(Trial, Trial.item_id == Item.id).where(Trial.id == trial_id)).value
 
 
-def open_trial(client, token: str):
+def open_trial(client, token: str, **kwargs):
     """GET the rater's current trial, through its task's instructions when the server sends the rater there first;
     the trial page, or the redirect to the completion page."""
-    page = client.get(f"/r/{token}/trial")
+    page = client.get(f"/r/{token}/trial", **kwargs)
     if page.status_code == 302 and TASK_INSTRUCTIONS.search(page.headers["Location"]):
-        assert client.get(page.headers["Location"]).status_code == 200
-        page = client.get(f"/r/{token}/trial?intro=done")
+        assert client.get(page.headers["Location"], **kwargs).status_code == 200
+        page = client.get(f"/r/{token}/trial?intro=done", **kwargs)
     return page
 
 

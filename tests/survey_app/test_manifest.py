@@ -5,13 +5,13 @@ import pytest
 
 from survey_app.manifest import ManifestError, load_run_input
 
-from .conftest import write_png
+from .conftest import IDENTITIES, PHOTOS_PER_IDENTITY, write_png
 
 
 def test_loads_pairs_with_paths_relative_to_the_csv_and_run_metadata(run_dir: Path) -> None:
     (run_dir / "run.json").write_text(json.dumps({"checkpoint": "epoch_0004"}))
     run_input = load_run_input(run_dir)
-    assert len(run_input.pairs) == 12
+    assert len(run_input.pairs) == len(IDENTITIES) * PHOTOS_PER_IDENTITY
     first = run_input.pairs[0]
     assert (first.split, first.identity) == ("test", "id00")
     assert first.real == run_dir / "real/id00_0.png" and first.generated.is_file()

@@ -5,14 +5,15 @@ import pytest
 from sqlalchemy import select
 
 from survey_app import csrf as csrf_cookie
+from survey_app.loadtest import START_NONCE
 from survey_app.models import Image, Rater
 
-from .conftest import QUESTION, TRIAL_ACTION, csrf_from
+from .conftest import QUESTION, TRIAL_ACTION, csrf_from, open_trial
 
 
 def test_every_post_requires_a_valid_csrf_token(app, study, start_rater) -> None:
     client, token, _ = start_rater(study)
-    page = client.get(f"/r/{token}/trial")
+    page = open_trial(client, token)
     action = TRIAL_ACTION.search(page.text).group(1)
     question = QUESTION.findall(page.text)[0]
     assert client.post(action, data={question: "1"}).status_code == 400
@@ -26,7 +27,7 @@ def test_every_post_requires_a_valid_csrf_token(app, study, start_rater) -> None
 def test_a_token_from_another_session_does_not_validate_csrf(app, study, start_rater) -> None:
     client, token, _ = start_rater(study)
     _, _, other_csrf = start_rater(study)
-    page = client.get(f"/r/{token}/trial")
+    page = open_trial(client, token)
     action = TRIAL_ACTION.search(page.text).group(1)
     assert client.post(action, data={"csrf_token": other_csrf, "quality": "1"}).status_code == 400
 
@@ -37,7 +38,7 @@ def test_the_csrf_cookie_is_http_only_and_same_site_and_needed_with_its_token(ap
     set_cookie = page.headers["Set-Cookie"]
     assert set_cookie.startswith(f"{csrf_cookie.COOKIE_NAME}=")
     assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
-    page = client.get(f"/r/{token}/trial").text
+    page = open_trial(client, token).text
     action = TRIAL_ACTION.search(page).group(1)
     forms = {"csrf_token": csrf, QUESTION.findall(page)[0]: "99"}  # refused for its value, once past the CSRF check
     refused = client.post(action, data=forms)
@@ -52,7 +53,7 @@ def test_the_csrf_cookie_is_http_only_and_same_site_and_needed_with_its_token(ap
 
 def test_requests_the_browser_marks_cross_site_are_refused(study, start_rater) -> None:
     client, token, csrf = start_rater(study)
-    page = client.get(f"/r/{token}/trial", headers={"Sec-Fetch-Site": "cross-site"})  # a link from Prolific
+    page = open_trial(client, token, headers={"Sec-Fetch-Site": "cross-site"})  # a link from Prolific
     assert page.status_code == 200
     action = TRIAL_ACTION.search(page.text).group(1)
     question = QUESTION.findall(page.text)[0]
@@ -69,14 +70,19 @@ def test_behind_https_the_csrf_cookie_is_a_host_only_secure_cookie(app, study) -
     page = client.get(f"/s/{study}", base_url="https://survey.example")
     set_cookie = page.headers["Set-Cookie"]
     assert set_cookie.startswith("__Host-survey_csrf=") and "Secure" in set_cookie and "Path=/" in set_cookie
-    consent = {"csrf_token": csrf_from(page.text), "consent": "agree", "consent_version": "1"}
+    consent = {
+        "csrf_token": csrf_from(page.text),
+        "consent": "agree",
+        "consent_version": "1",
+        "start_nonce": START_NONCE.search(page.text).group(1),
+    }
     assert client.post(f"/s/{study}/start", data=consent, base_url="https://survey.example").status_code == 302
 
 
 def test_other_raters_trials_and_images_answer_404(study, start_rater) -> None:
     alice, alice_token, alice_csrf = start_rater(study)
     bob, bob_token, _ = start_rater(study)
-    alice_page = alice.get(f"/r/{alice_token}/trial").text
+    alice_page = open_trial(alice, alice_token).text
     alice_action = TRIAL_ACTION.search(alice_page).group(1)
     alice_trial = alice_action.split("/trials/")[1].split("/")[0]
     alice_image = re.search(r'src="(/r/[^"]+/images/0)"', alice_page).group(1)
@@ -84,7 +90,7 @@ def test_other_raters_trials_and_images_answer_404(study, start_rater) -> None:
     assert bob.get(alice_image.replace(alice_token, bob_token)).status_code == 404
     posted = bob.post(f"/r/{bob_token}/trials/{alice_trial}/answers", data={"csrf_token": alice_csrf, "quality": "1"})
     assert posted.status_code in (400, 404)  # bob's session has no valid CSRF for alice's token; never 200
-    bob_csrf = re.search(r'csrf-token" content="([^"]+)"', bob.get(f"/r/{bob_token}/trial").text).group(1)
+    bob_csrf = re.search(r'csrf-token" content="([^"]+)"', open_trial(bob, bob_token).text).group(1)
     assert (
         bob.post(
             f"/r/{bob_token}/trials/{alice_trial}/answers", data={"csrf_token": bob_csrf, "quality": "1"}
@@ -101,7 +107,9 @@ def test_other_raters_trials_and_images_answer_404(study, start_rater) -> None:
         "/r/{token}/trials/..%2F..%2Fetc%2Fpasswd/images/0",
         "/r/{token}/trials/{trial}/images/99",
         "/r/{token}/trials/{trial}/images/..%2F..%2Fsurvey.sqlite3",
-        "/r/{token}/example/5",
+        "/r/{token}/examples/5",
+        "/r/{token}/examples/..%2F..%2Fsurvey.sqlite3",
+        "/r/{token}/tasks/..%2Fsecret_key",
         "/r/{token}/../../survey.sqlite3",
         "/s/..%2F..%2Fetc",
         "/static/..%2F..%2Fsurvey.sqlite3",
@@ -110,7 +118,7 @@ def test_other_raters_trials_and_images_answer_404(study, start_rater) -> None:
 )
 def test_hostile_ids_and_paths_answer_404(study, start_rater, path: str) -> None:
     client, token, _ = start_rater(study)
-    trial = TRIAL_ACTION.search(client.get(f"/r/{token}/trial").text).group(1).split("/trials/")[1].split("/")[0]
+    trial = TRIAL_ACTION.search(open_trial(client, token).text).group(1).split("/trials/")[1].split("/")[0]
     response = client.get(path.format(token=token, trial=trial))
     assert response.status_code in (302, 404)
     assert b"CREATE TABLE" not in response.data and b"root:" not in response.data
@@ -134,7 +142,7 @@ def test_nul_bytes_in_ids_and_fields_are_refused(app, study, start_rater) -> Non
 
 def test_malformed_and_oversized_payloads_are_refused(study, start_rater) -> None:
     client, token, csrf = start_rater(study)
-    page = client.get(f"/r/{token}/trial")
+    page = open_trial(client, token)
     action = TRIAL_ACTION.search(page.text).group(1)
     question = QUESTION.findall(page.text)[0]
     for bad in (
@@ -158,7 +166,8 @@ def test_malformed_and_oversized_payloads_are_refused(study, start_rater) -> Non
     assert client.post(action, data=upload, content_type="multipart/form-data").status_code == 400
     huge = client.post(action, data={"csrf_token": csrf, question: "1", "pad": "x" * 20_000})
     assert huge.status_code == 413
-    consent = {"csrf_token": csrf, "consent": "agree", "consent_version": "1"}
+    nonce = START_NONCE.search(client.get(f"/s/{study}").text).group(1)
+    consent = {"csrf_token": csrf, "consent": "agree", "consent_version": "1", "start_nonce": nonce}
     assert client.post(f"/s/{study}/start", data=consent | {"viewport": "1" * 20_000}).status_code == 413
     assert client.post(f"/s/{study}/start", data=consent | {"viewport": "../../x"}).status_code == 400
     login = {"csrf_token": csrf, "username": "a" * 20_000, "password": "b"}
@@ -166,7 +175,7 @@ def test_malformed_and_oversized_payloads_are_refused(study, start_rater) -> Non
     assert (
         client.post(
             f"/s/{study}/start",
-            data={"csrf_token": csrf, "consent": "agree", "consent_version": "1", "PROLIFIC_PID": "a b/../c"},
+            data=consent | {"PROLIFIC_PID": "a b/../c"},
         ).status_code
         == 400
     )
@@ -175,7 +184,7 @@ def test_malformed_and_oversized_payloads_are_refused(study, start_rater) -> Non
 
 def test_tokens_are_stored_hashed_and_urls_reveal_no_stimulus_facts(db, study, start_rater) -> None:
     client, token, _ = start_rater(study)
-    page = client.get(f"/r/{token}/trial").text
+    page = open_trial(client, token).text
     rater = db.scalar(select(Rater))
     assert token not in (rater.token_hash, rater.public_id) and len(rater.token_hash) == 64
     urls = " ".join(re.findall(r'(?:src|action|href)="([^"]+)"', page))
