@@ -99,7 +99,8 @@ def _refuse_oversized_chunked_bodies() -> None:
     """A body sent chunked (no Content-Length) is read here up to MAX_CONTENT_LENGTH: over it, 413 as for a sized
     body; within it, the request goes on with the body as if it had been sized. (Werkzeug alone reads a chunked
     body only up to the limit and parses that part, silently dropping the rest.)"""
-    if request.content_length is not None or "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+    # The headers, not request.content_length: that property is cached, and must first be read after the change.
+    if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
         return
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     stream = request.environ["wsgi.input"]

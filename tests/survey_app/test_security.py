@@ -1,12 +1,19 @@
 import io
 import re
+import socket
+import stat
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from survey_app import csrf as csrf_cookie
 from survey_app.loadtest import START_NONCE
-from survey_app.models import Image, Rater
+from survey_app import migrate
+from survey_app.cli import main
+from survey_app.db import create_database_engine
+from survey_app.loadtest import ServerProcess
+from survey_app.models import Answer, Image, Rater
 
 from .conftest import QUESTION, TRIAL_ACTION, csrf_from, open_trial
 
@@ -210,3 +217,99 @@ def test_admin_pages_require_login(app, study) -> None:
     for path in ("/admin/", f"/admin/studies/{study}", f"/admin/studies/{study}/export/answers.csv"):
         response = client.get(path)
         assert response.status_code == 302 and response.headers["Location"].endswith("/admin/login")
+
+
+def _chunked(body: bytes, size: int = 4096) -> bytes:
+    chunks = [body[start : start + size] for start in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in chunks) + b"0\r\n\r\n"
+
+
+def test_a_chunked_body_over_the_limit_is_refused_like_a_sized_one(app, db, study, start_rater) -> None:
+    """The answer fields first, then 5 MB: refused with 413 (not cut at the limit and stored); a small chunked body
+    is read whole and works."""
+    client, token, csrf = start_rater(study)
+    page = open_trial(client, token)
+    action = TRIAL_ACTION.search(page.text).group(1)
+    form = f"csrf_token={csrf}&lineup=1&next=1".encode()
+    headers = {"Transfer-Encoding": "chunked", "Content-Type": "application/x-www-form-urlencoded"}
+    huge = client.post(action, input_stream=io.BytesIO(form + b"&pad=" + b"x" * 5_000_000), headers=headers)
+    assert huge.status_code == 413 and "Too much data" in huge.text
+    db.commit()
+    assert db.scalars(select(Answer)).all() == []
+    db.commit()
+    small = client.post(action, input_stream=io.BytesIO(form), headers=headers)
+    assert small.status_code == 302
+    assert [answer.value for answer in db.scalars(select(Answer))] == ["1"]
+
+
+@pytest.mark.slow
+def test_a_chunked_body_over_the_limit_is_refused_by_the_real_server(
+    tmp_path, app_config, study, start_rater, monkeypatch
+):
+    """Through gunicorn, as an attacker sends it: Transfer-Encoding: chunked, no Content-Length."""
+    monkeypatch.setenv("SURVEY_APP_SECRET_KEY", app_config["SECRET_KEY"])  # the server takes the test app's CSRF
+    client, token, csrf = start_rater(study)
+    page = open_trial(client, token)
+    action = TRIAL_ACTION.search(page.text).group(1)
+    cookie = f"{csrf_cookie.COOKIE_NAME}={client.get_cookie(csrf_cookie.COOKIE_NAME).value}"
+    server = ServerProcess(tmp_path, app_config["SURVEY_DATABASE_URL"], 2, 2, tmp_path / "server.log")
+    server.start()
+    try:
+        form = f"csrf_token={csrf}&lineup=1&next=1".encode()
+        statuses = []
+        for body in (form + b"&pad=" + b"x" * 5_000_000, form):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=30) as connection:
+                head = (
+                    f"POST {action} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nConnection: close\r\n"
+                    "Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+                )
+                try:
+                    connection.sendall(head.encode() + _chunked(body))
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the server answered and closed before reading it all
+                statuses.append(int(connection.makefile("rb").readline().split()[1]))
+    finally:
+        server.stop()
+    assert statuses == [413, 302]
+
+
+def test_the_sqlite_database_and_its_wal_are_private(tmp_path) -> None:
+    """Password hashes and platform ids: the database, its -wal and -shm files are 0600, and a database made
+    before this rule is narrowed when the app opens it."""
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'private.sqlite3'}")
+    migrate.upgrade(engine)
+    with engine.begin() as connection:  # keeps the WAL and shared-memory files open
+        connection.exec_driver_sql("CREATE TABLE t (x)")
+        for name in ("private.sqlite3", "private.sqlite3-wal", "private.sqlite3-shm"):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    engine.dispose()
+    (tmp_path / "private.sqlite3").chmod(0o644)
+    create_database_engine(f"sqlite:///{tmp_path / 'private.sqlite3'}").dispose()
+    assert stat.S_IMODE((tmp_path / "private.sqlite3").stat().st_mode) == 0o600
+
+
+def test_the_data_folder_and_exports_with_platform_ids_are_private(tmp_path, run_dir) -> None:
+    runner = CliRunner()
+    data_dir = tmp_path / "data"
+    created = runner.invoke(main, ["--data-dir", str(data_dir), "create-study", "--run", str(run_dir), "--slug", "private"])
+    assert created.exit_code == 0, created.output
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    out = tmp_path / "out"
+    assert runner.invoke(main, ["--data-dir", str(data_dir), "export", "--study", "private", "--out", str(out)]).exit_code == 0
+    for name in ("raters.csv", "export.json"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
+
+
+@pytest.mark.parametrize("path", ["/r/{token}/trials/abc/answers", "/s/{study}/start"])
+def test_error_pages_show_no_python_internals(app, study, start_rater, path: str) -> None:
+    client, token, csrf = start_rater(study)
+    page = open_trial(client, token)
+    action = TRIAL_ACTION.search(page.text).group(1)
+    for form in ({"lineup": "abc"}, {"lineup": "1", "rt_ms": "9" * 5000}, {"lineup": "1", "rt_ms": "abc"}):
+        response = client.post(action, data={"csrf_token": csrf} | form)
+        assert response.status_code == 400
+        for internal in ("invalid literal", "int()", "4300", "Traceback", "ValueError", "digits"):
+            assert internal not in response.text, (form, internal)
+    response = client.post(path.format(token=token, study=study), data={"csrf_token": csrf})
+    assert response.status_code in (400, 404) and "Traceback" not in response.text
+    assert "<h1>" in response.text and "personal link" in response.text
