@@ -79,7 +79,7 @@ class Agreement:
     alpha: float | None
     reason: str | None  # set when alpha is None
     units: int  # units (items) with at least two values: the pairable ones
-    values: int  # values in those units
+    ratings: int  # values in those units
 
 
 def krippendorff_alpha(
@@ -99,7 +99,7 @@ def krippendorff_alpha(
     pairable = [values for values in by_unit.values() if len(values) >= 2]
     units, values = len(pairable), sum(len(unit_values) for unit_values in pairable)
     if not ratings:
-        return Agreement(None, "no answers yet", 0, 0)
+        return Agreement(None, "no included answers yet", 0, 0)
     if not pairable:
         return Agreement(None, "no item has been rated by two raters yet", 0, 0)
     if len({value for unit_values in pairable for value in unit_values}) < 2:

@@ -7,9 +7,23 @@ document.addEventListener("DOMContentLoaded", () => {
   const viewport = document.getElementById("viewport");
   if (viewport) viewport.value = `${window.innerWidth}x${window.innerHeight}`;
   for (const form of document.querySelectorAll("form.once")) sendOnce(form);
+  for (const button of document.querySelectorAll("button[data-copy]")) offerCopy(button);
   const trialForm = document.getElementById("trial-form");
   if (trialForm) enhanceTrial(trialForm);
 });
+
+function offerCopy(button) {
+  if (!navigator.clipboard) return; // only on HTTPS and localhost: the text can still be selected and copied
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(document.getElementById(button.dataset.copy).textContent);
+      button.textContent = "Copied";
+    } catch (error) {
+      button.textContent = "Select the link and copy it";
+    }
+  });
+}
 
 function sendOnce(form) {
   window.addEventListener("pageshow", () => { // back to this page: its buttons work again
@@ -72,7 +86,7 @@ function enhanceTrial(form) {
     form.elements.rt_ms.value = String(Math.round(performance.now() - shownAt));
     if (pending) status.textContent = "Saving…";
   });
-  if (!window.matchMedia("(hover: hover) and (pointer: fine)").matches) return; // no keyboard on phones
+  if (window.matchMedia("(pointer: coarse)").matches) return; // a touch screen: no keyboard shortcuts
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "Enter") {

@@ -35,7 +35,7 @@ def test_krippendorff_alpha_is_one_for_perfect_agreement_and_says_why_when_undef
     assert unpaired.alpha is None and "two raters" in unpaired.reason
     constant = stats.krippendorff_alpha([(0, "3"), (0, "3"), (1, "3"), (1, "3")], list("12345"), ordinal=True)
     assert constant.alpha is None and "no variation" in constant.reason
-    assert stats.krippendorff_alpha([], ["yes"], ordinal=False).reason == "no answers yet"
+    assert stats.krippendorff_alpha([], ["yes"], ordinal=False).reason == "no included answers yet"
 
 
 def test_wilson_interval_of_the_seed_study_yes_share() -> None:
