@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, current_app, jsonify, render_template, request
-from flask_limiter import RateLimitExceeded
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -147,7 +147,7 @@ def _render_http_error(error: HTTPException):
     if code >= 500:
         description = GENERIC_ERROR
     elif code == 404:
-        description = "There is nothing at this address. If you are taking part in a study, use your personal link."
+        description = "There is nothing at this address: the link may be mistyped or cut short."
     else:
         description = error.description
     if wants_json():

@@ -24,7 +24,6 @@ from survey_app.export import write_export
 from survey_app.manifest import load_run_input
 from survey_app.models import Admin, ItemKind, Study
 from survey_app.server import StudyServer, check_can_listen, default_threads, default_workers
-from survey_app.views_admin import end_other_sessions
 from survey_app.study_builder import (
     DEFAULT_CONSENT_TEXT,
     DEFAULT_CONSENT_VERSION,
@@ -32,6 +31,7 @@ from survey_app.study_builder import (
     create_study,
     new_slug,
 )
+from survey_app.views_admin import end_other_sessions
 
 SECRET_KEY_FILE = "secret_key"
 

@@ -184,7 +184,10 @@ def _alpha(agreement: dict) -> str:
 def summary_markdown(summary: dict) -> str:
     """A P.800.2-style account: scale, votes, CIs, screening and exclusions, then the numbers."""
     study, raters, screening = summary["study"], summary["raters"], summary["screening"]
-    mos_header = ["| {} | Votes | Raters | Items | MOS | t-CI | rater x item bootstrap CI |", "|---|---|---|---|---|---|---|"]
+    mos_header = [
+        "| {} | Votes | Raters | Items | MOS | t-CI | rater x item bootstrap CI |",
+        "|---|---|---|---|---|---|---|",
+    ]
     lines = [
         f"## Human study: {study['title']}",
         "",
@@ -234,8 +237,8 @@ def summary_markdown(summary: dict) -> str:
     agreement = summary["agreement"]
     lines += [
         "",
-        f"Agreement on the test pairs (Krippendorff's alpha): quality (ordinal) {_alpha(agreement['quality_ordinal'])}; "
-        f"recognition (nominal) {_alpha(agreement['recognition_nominal'])}.",
+        "Agreement on the test pairs (Krippendorff's alpha): quality (ordinal) "
+        f"{_alpha(agreement['quality_ordinal'])}; recognition (nominal) {_alpha(agreement['recognition_nominal'])}.",
         "",
         "Screening (a completed session is excluded when it fails any rule; raters excluded per rule):",
         "",

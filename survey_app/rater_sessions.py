@@ -17,10 +17,8 @@ from datetime import timedelta
 
 from sqlalchemy import (
     BindParameter,
-    ColumnElement,
     Insert,
     Select,
-    Update,
     and_,
     bindparam,
     case,

@@ -267,7 +267,9 @@ def screening_summary(raters: Sequence[Rater], screening: dict[str, RaterScreeni
         "incomplete_rule": INCOMPLETE_RULE,
         "incomplete": sum(rater.completed_at is None for rater in raters),
         "excluded_by_rule": {rule: sum(rule in s.failed_rules for s in completed) for rule in SCREENING_RULES},
-        "excluded": [{"rater_id": s.rater_id, "rules": s.failed_rules, "reasons": s.exclusion_reasons} for s in excluded],
+        "excluded": [
+            {"rater_id": s.rater_id, "rules": s.failed_rules, "reasons": s.exclusion_reasons} for s in excluded
+        ],
         "fast_answers_under_1s": sum(s.fast_answers for s in screening.values()),
     }
 

@@ -17,12 +17,11 @@ from __future__ import annotations
 import random
 import re
 import secrets
+import struct
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import struct
-import zlib
 
 from PIL import Image as PilImage
 from PIL import ImageOps
@@ -379,29 +378,13 @@ def _example_items(
         return []
     example = unused[0]
     photos.use_pairs([example])
-    items = [_pair_item(ItemKind.EXAMPLE, example, images.real(example), images.generated(example))]
-    baseline = images.real(example).id
+    baseline = images.real(example)
+    items = [_pair_item(ItemKind.EXAMPLE, example, baseline, images.generated(example))]
     same = photos.take_real(example.identity, "the worked example")
-    items.append(
-        Item(
-            kind=ItemKind.EXAMPLE_SAME,
-            identity=example.identity,
-            split=example.split,
-            reference_image_id=baseline,
-            probe_image_id=images.real_photo(same, example.identity).id,
-        )
-    )
+    items.append(_pair_item(ItemKind.EXAMPLE_SAME, example, baseline, images.real_photo(same, example.identity)))
     for stranger in photos.other_identities(example.identity, needed=options_shown - 1)[: options_shown - 1]:
-        other = photos.take_real(stranger, "the worked example")
-        items.append(
-            Item(
-                kind=ItemKind.EXAMPLE_DIFFERENT,
-                identity=example.identity,
-                split=example.split,
-                reference_image_id=baseline,
-                probe_image_id=images.real_photo(other, stranger).id,
-            )
-        )
+        other = images.real_photo(photos.take_real(stranger, "the worked example"), stranger)
+        items.append(_pair_item(ItemKind.EXAMPLE_DIFFERENT, example, baseline, other))
     return items
 
 

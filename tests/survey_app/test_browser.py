@@ -161,7 +161,9 @@ def _walk(driver, db, study: str, server_url: str, tmp_path: Path, prefix: str, 
     driver.find_element(By.ID, "begin").click()
     for page_number in range(60):
         wait.until(
-            lambda d: "/done" in d.current_url or d.find_elements(By.ID, "trial-form") or d.find_elements(By.ID, "start-task")
+            lambda d: "/done" in d.current_url
+            or d.find_elements(By.ID, "trial-form")
+            or d.find_elements(By.ID, "start-task")
         )
         assert _fits_the_width(driver), driver.current_url
         if "/done" in driver.current_url:
@@ -184,11 +186,13 @@ def _walk(driver, db, study: str, server_url: str, tmp_path: Path, prefix: str, 
         first_question = "lineup" if lineup else "quality"
         wrong_first = {"lineup": "2", "quality": "1" if answers["quality"] != "1" else "2"}[first_question]
         _answer(driver, first_question, wrong_first, keyboard)  # a first answer, then changed: the last one counts
-        wait.until(lambda d: "Saved" in d.find_element(By.CSS_SELECTOR, f"fieldset[data-question={first_question}]").text)
+        first = driver.find_element(By.CSS_SELECTOR, f"fieldset[data-question={first_question}]")
+        wait.until(lambda _, fieldset=first: "Saved" in fieldset.text)
         for question in ("lineup",) if lineup else ("quality", "recognition"):
             if driver.find_elements(By.CSS_SELECTOR, f"fieldset[data-question={question}]"):
                 _answer(driver, question, answers[question], keyboard)
-        wait.until(lambda d: all("saved" in f.get_attribute("class") for f in d.find_elements(By.CSS_SELECTOR, "fieldset[data-question]")))
+        fieldsets = driver.find_elements(By.CSS_SELECTOR, "fieldset[data-question]")
+        wait.until(lambda _, fieldsets=fieldsets: all("saved" in f.get_attribute("class") for f in fieldsets))
         chosen = driver.find_element(By.CSS_SELECTOR, f"input[name={first_question}]:checked")
         assert chosen.get_attribute("value") == answers[first_question]
         highlighted = driver.execute_script(
@@ -212,8 +216,8 @@ def _answer(driver, question: str, value: str, keyboard: bool) -> None:
     if keyboard:
         driver.find_element(By.TAG_NAME, "body").send_keys(keys.get(value, value))
     else:
-        label = driver.find_element(By.CSS_SELECTOR, f"input[name={question}][value=\"{value}\"]").find_element(By.XPATH, "..")
-        label.click()
+        radio = driver.find_element(By.CSS_SELECTOR, f'input[name={question}][value="{value}"]')
+        radio.find_element(By.XPATH, "..").click()
 
 
 def _is_attached(element) -> bool:

@@ -106,7 +106,8 @@ def test_next_needs_every_question_answered(app, db, study, start_rater) -> None
     assert saved.status_code == 200
     done = client.post(action, data={"csrf_token": csrf, "next": "1"})  # the answers saved before count
     assert done.status_code == 302
-    answers = dict(db.execute(select(Answer.question, Answer.value).where(Answer.trial_id == action.split("/")[4])).all())
+    stored = select(Answer.question, Answer.value).where(Answer.trial_id == action.split("/")[4])
+    answers = dict(db.execute(stored).all())
     assert {question.value: value for question, value in answers.items()} == {"quality": "4", "recognition": "no"}
 
 
@@ -256,7 +257,7 @@ def test_a_save_racing_next_never_changes_an_answer_after_next(app, db, study, s
         stale = {questions[0]: "1"}
         together = threading.Barrier(2)
 
-        def post(browser, form: dict) -> int:
+        def post(browser, form: dict, together=together, action=action) -> int:
             together.wait()
             return browser.post(action, data={"csrf_token": csrf} | form, headers=JSON).status_code
 

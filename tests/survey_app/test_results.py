@@ -43,7 +43,8 @@ def test_summary_excludes_straight_liners_and_reports_why(db, study, start_rater
     assert recognition["n"] == 12 and recognition["not_sure"]["count"] == 12
     assert summary["controls"]["same_person"]["yes"]["share"] == 1.0
     assert summary["controls"]["different_person"]["no"]["share"] == 1.0
-    assert summary["controls"]["same_person_mos"]["n_votes"] == summary["controls"]["different_person_mos"]["n_votes"] == 3
+    controls = summary["controls"]
+    assert controls["same_person_mos"]["n_votes"] == controls["different_person_mos"]["n_votes"] == 3
     assert summary["agreement"]["quality_ordinal"]["units"] >= 0
     assert set(summary["mos"]["by_split"]) <= {"test", "val"}
     lineup = summary["lineup"]

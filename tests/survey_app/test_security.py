@@ -8,11 +8,10 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from survey_app import csrf as csrf_cookie
-from survey_app.loadtest import START_NONCE
 from survey_app import migrate
 from survey_app.cli import main
 from survey_app.db import create_database_engine
-from survey_app.loadtest import ServerProcess
+from survey_app.loadtest import START_NONCE, ServerProcess
 from survey_app.models import Answer, Image, Rater
 
 from .conftest import QUESTION, TRIAL_ACTION, csrf_from, open_trial
@@ -291,11 +290,14 @@ def test_the_sqlite_database_and_its_wal_are_private(tmp_path) -> None:
 def test_the_data_folder_and_exports_with_platform_ids_are_private(tmp_path, run_dir) -> None:
     runner = CliRunner()
     data_dir = tmp_path / "data"
-    created = runner.invoke(main, ["--data-dir", str(data_dir), "create-study", "--run", str(run_dir), "--slug", "private"])
+    created = runner.invoke(
+        main, ["--data-dir", str(data_dir), "create-study", "--run", str(run_dir), "--slug", "private"]
+    )
     assert created.exit_code == 0, created.output
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
     out = tmp_path / "out"
-    assert runner.invoke(main, ["--data-dir", str(data_dir), "export", "--study", "private", "--out", str(out)]).exit_code == 0
+    exported = runner.invoke(main, ["--data-dir", str(data_dir), "export", "--study", "private", "--out", str(out)])
+    assert exported.exit_code == 0, exported.output
     for name in ("raters.csv", "export.json"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
 

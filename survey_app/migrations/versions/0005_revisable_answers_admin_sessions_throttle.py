@@ -7,7 +7,8 @@ Revises: 0004
   answered); `lineup_trials` (where the pair block starts, backfilled from the trials) and `last_answer_at` come.
 - answers: `changes`, the times an answer was changed before Next.
 - images: `lineup_exposures`, the lineup trials that showed a real photo (lineup photos are drawn per trial,
-  least-shown first, from the photos marked `lineup_pool`: the old options), and `identity_group`, the manifest's matching key for foils (empty for older studies);
+  least-shown first, from the photos marked `lineup_pool`: the old options), and `identity_group`, the manifest's
+  matching key for foils (empty for older studies);
   `lineup_options` goes with the fixed foils it held. Lineups answered before the migration are
   still scored, by the identity of the chosen photo.
 - admins: `session_generation`, part of the session cookie's user id; logout and password change increment it.
