@@ -19,7 +19,7 @@ from tqdm import tqdm
 from evalkit.errors import EvalError
 from evalkit.features import FeatureExtractor, Features, register_extractor
 from evalkit.options import RunOptions
-from generator.checkpoint import sha256_file
+from generator.runtime import sha256_file
 
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
