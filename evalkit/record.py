@@ -26,7 +26,7 @@ from evalkit.errors import EvalError
 RESULTS_FILE = "results.json"
 REFERENCES_DIR = "references"
 PAIRS_FILE = "pairs.csv"
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 
 
 class Figure(TypedDict, total=False):
@@ -76,6 +76,9 @@ class RunRecord(TypedDict):
     generator: GeneratorRecord
     results: dict[str, MetricEntry]
     references: list[ReferenceEntry]
+    comparisons: dict
+    """{reference name: {metric: {split: {figure: paired difference model - reference}}}} (``evalkit.comparison``);
+    a reference generator's own record has ``per_clip`` values instead."""
     warnings: list[str]
     provenance: dict
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from evalkit import __version__, distributed, provenance
-from evalkit.distributed import Shard
+from evalkit.comparison import PerClip, compare, from_json, to_json
 from evalkit.errors import EvalError, FeatureUnavailable, NotApplicable
 from evalkit.evalset import (
     EvalSet,
@@ -230,6 +230,22 @@ def _score(inputs: Inputs, source: FaceSource, shard: Shard, cache: FeatureCache
     return evalset, ctx
 
 
+def per_clip_values(ctx: MetricContext, plan: Plan, splits: tuple[str, ...]) -> PerClip:
+    """Every computed metric's per-clip values (``Metric.per_clip``), by metric, split and figure."""
+    values: PerClip = {}
+    for metric in plan.metrics:
+        if metric.per_clip is None or metric.name in plan.skipped:
+            continue
+        for split in splits:
+            try:
+                figures = metric.per_clip(ctx, split)
+            except NotApplicable:
+                continue
+            if figures:
+                values.setdefault(metric.name, {})[split] = figures
+    return values
+
+
 def _record(inputs: Inputs, source: FaceSource, evalset: EvalSet, ctx: MetricContext, shard: Shard,
             command_line: str, references: list[ReferenceEntry]) -> RunRecord:
     options = inputs.options
@@ -284,7 +300,8 @@ def _reference_record(inputs: Inputs, name: str, shard: Shard, cache: FeatureCac
     evalset, ctx = _score(inputs, reference, shard, cache, folder)
     if folder is None:
         return None
-    record = _record(inputs, reference, evalset, ctx, shard, command_line, [])
+    record = {**_record(inputs, reference, evalset, ctx, shard, command_line, []),
+              "per_clip": to_json(per_clip_values(ctx, inputs.plan, inputs.splits))}
     try:
         write_record(stored, record)
     except OSError as exc:
@@ -300,6 +317,9 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
     evalset, ctx = _score(inputs, inputs.source, shard, cache, run_dir)
     references = [] if inputs.source.info.kind == "reference" else list(options.references)
     entries: list[ReferenceEntry] = []
+    model_per_clip = per_clip_values(ctx, inputs.plan, inputs.splits) if run_dir is not None else {}
+    clusters = {split: ctx.split_clusters(split)[0] for split in inputs.splits}
+    comparisons = {}
     for name in tqdm(references, desc="reference generators", unit="generator", disable=None if shard.is_main
                      else True):
         folder = run_dir / REFERENCES_DIR / name if run_dir is not None else None
@@ -308,13 +328,16 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
             write_record(folder / RESULTS_FILE, record)
             entries.append({"name": name, "label": LABELS[name], "description": DESCRIPTIONS[name],
                             "results_file": f"{REFERENCES_DIR}/{name}/{RESULTS_FILE}"})
+            comparisons[name] = compare(model_per_clip, from_json(record.get("per_clip", {})), clusters,
+                                        options.bootstrap, options.seed, name)
     if run_dir is None:
         return None
     save_images(evalset.generated, run_dir)
     save_images(evalset.real, run_dir)
     write_pairs(evalset, run_dir)
     write_generated_csv(run_dir, inputs.pairs, list(evalset.generated.names))
-    document = _record(inputs, inputs.source, evalset, ctx, shard, command_line, entries)
+    document = {**_record(inputs, inputs.source, evalset, ctx, shard, command_line, entries),
+                "comparisons": comparisons}
     write_record(run_dir / RESULTS_FILE, document)
     append_history(options.history or run_dir.parent / HISTORY_FILE, document)
     return document, run_dir

@@ -40,6 +40,7 @@ from reports.tables import (
     confusion_tables,
     every_figure_table,
     headline_table,
+    verdict_table,
     per_identity_table,
 )
 
@@ -165,7 +166,8 @@ def run_report(run_dir: Path, document: RunRecord, assets: Path) -> RunReport:
     per_identity = per_identity_table(document)
     return RunReport(
         document=document,
-        tables=[headline_table(document), seed_table(document), _counts_table(document)],
+        tables=[t for t in (verdict_table(document), headline_table(document), seed_table(document),
+                            _counts_table(document)) if t is not None],
         baselines=baseline_table(references, document["splits"]) if references else None,
         baselines_reason="" if references else "no reference generator was scored in this run (--references none)",
         details=[t for t in [every_figure_table(document), per_identity] if t is not None]

@@ -40,6 +40,43 @@ def headline_table(document: dict) -> Table:
                       + unavailable_note(document["results"]))
 
 
+VERDICT_FIGURES = (("landmark_ratio", "ratio", "Landmark ratio"), ("identity_accuracy", "accuracy", "Identity accuracy"),
+                   ("identity_similarity", "same_clip_cosine", "Same-clip cosine"),
+                   ("retrieval", "recall@1", "Retrieval recall@1"), ("forced_matching", "1:2", "Forced matching 1:2"),
+                   ("craniofacial", "ratio_error", "Craniofacial ratio error"))
+VERDICT_REFERENCE = "mean-face"
+
+
+def verdict_table(document: RunRecord) -> Table | None:
+    """The verdict first: per headline figure and split, the model, the per-identity mean face, the paired
+    difference with its interval, and whether the model beats the mean face (from the record's ``comparisons``)."""
+    comparison = document.get("comparisons", {}).get(VERDICT_REFERENCE)
+    if not comparison:
+        return None
+    rows = []
+    for metric, name, label in VERDICT_FIGURES:
+        for split in document["splits"]:
+            cell = comparison.get(metric, {}).get(split, {}).get(name)
+            if not cell or "value" not in cell:
+                continue
+            low, high = cell["ci95"]
+            rows.append([label, split.replace("_", " "), f"{cell['model']:.3g}", f"{cell['reference']:.3g}",
+                         f"{cell['value']:+.3g} [{low:+.3g}, {high:+.3g}]",
+                         {"better": "beats the mean face", "worse": "worse than the mean face",
+                          "no difference": "no difference"}[cell["verdict"]]])
+    if not rows:
+        return None
+    verdicts = [row[-1] for row in rows]
+    summary = (f"The model beats the per-identity mean face on {verdicts.count('beats the mean face')} of "
+               f"{len(rows)} figures, is worse on {verdicts.count('worse than the mean face')} and not "
+               f"distinguishable on {verdicts.count('no difference')}. ")
+    return Table("Verdict: the model against the per-identity mean face (same clips, paired)",
+                 ["Figure", "Split", "Model", "Mean face", "Model − mean face [95 %]", "Verdict"], rows,
+                 note=summary + "Differences are means over the same clips; intervals from a cluster bootstrap of "
+                               "the paired per-clip differences (whole groups resampled). Lower is better for the "
+                               "craniofacial ratio error, higher for the others.")
+
+
 def baseline_table(references: list[tuple[dict, RunRecord]], splits: list[str]) -> Table:
     """The reference generators' runs, scored by the headline metrics: one row per generator and split."""
     rows = []

@@ -71,6 +71,18 @@ def evaluate(ctx: MetricContext, split: str) -> dict:
     return {**report, "backbone": ctx.options.identity_backbone}
 
 
+def per_clip(ctx: MetricContext, split: str) -> dict[str, np.ndarray]:
+    """1 where the head names the clip's speaker, else 0 (empty when a speaker has no training faces)."""
+    classifier = head(ctx)
+    extractor, key = _backbone(ctx.options)
+    generated, _ = ctx.split_features(extractor, key, split)
+    identities = ctx.evalset.generated.identities[ctx.evalset.generated_index[split]]
+    if set(identities.tolist()) - set(classifier.classes):
+        return {}
+    truth = np.searchsorted(classifier.classes, identities)
+    return {"accuracy": (classifier.predict(generated) == truth).astype(np.float64)}
+
+
 def reference(ctx: MetricContext) -> dict:
     classifier = head(ctx)
     extractor, key = _backbone(ctx.options)
@@ -98,6 +110,7 @@ METRIC = register(Metric(
     extractors=lambda options: (_backbone(options)[0],),
     evaluate=evaluate,
     reference=reference,
+    per_clip=per_clip,
     applies=lambda real: None if len(real.head_train) else
     f"no real faces of a training split {HEAD_TRAIN_SPLITS} in the data for the identity head",
 ))

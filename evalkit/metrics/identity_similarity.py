@@ -24,6 +24,15 @@ def _mean_figure(ctx: MetricContext, values: np.ndarray, chance: float | None, c
     return mean_figure(values, chance, clusters, ctx.options.bootstrap, ctx.rng(*names))
 
 
+def per_clip(ctx: MetricContext, split: str) -> dict[str, np.ndarray]:
+    """Cosine of each clip's generated face to its own real face."""
+    generated, real = ctx.features("dlib")
+    ev = ctx.evalset
+    gen = _unit(generated["descriptor"][ev.generated_index[split]])
+    own = _unit(real["descriptor"][ev.paired_real[split]])
+    return {"same_clip_cosine": (gen * own).sum(axis=1)}
+
+
 def evaluate(ctx: MetricContext, split: str) -> dict:
     generated, real = ctx.features("dlib")
     ev = ctx.evalset
@@ -61,4 +70,5 @@ METRIC = register(Metric(
     columns=("same_clip_cosine", "retrieval_top1"),
     extractors=lambda options: ("dlib",),
     evaluate=evaluate,
+    per_clip=per_clip,
 ))

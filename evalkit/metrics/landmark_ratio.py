@@ -19,6 +19,11 @@ def evaluate(ctx: MetricContext, split: str) -> dict:
             **_detector(ctx)}
 
 
+def per_clip(ctx: MetricContext, split: str) -> dict[str, np.ndarray]:
+    generated, _ = ctx.split_features("dlib", "detected", split)
+    return {"ratio": generated.astype(np.float64)}
+
+
 def reference(ctx: MetricContext) -> dict:
     _, real = ctx.features("dlib")
     used = np.unique(np.concatenate([ctx.evalset.real_index[s] for s in ctx.evalset.splits]))
@@ -34,4 +39,5 @@ METRIC = register(Metric(
     extractors=lambda options: ("dlib",),
     evaluate=evaluate,
     reference=reference,
+    per_clip=per_clip,
 ))

@@ -121,6 +121,10 @@ def test_evalkit_run_scores_the_four_reference_generators_into_the_run_folder(
         assert reference["generator"]["name"] == entry["name"] and reference["splits"] == record["splits"]
         assert reference["data"] == record["data"]
     assert not (tmp_path / "r" / "references" / "mean-face" / "generated").exists()  # records only: small folders
+    paired = record["comparisons"]["mean-face"]["identity_accuracy"]["seen"]["accuracy"]
+    assert paired["value"] == pytest.approx(paired["model"] - paired["reference"])
+    assert paired["reference"] == 1.0 and paired["verdict"] in ("worse", "no difference")  # the mean face is perfect
+    assert paired["ci95"][0] <= paired["value"] <= paired["ci95"][1] and paired["n"] == 4
     stored = sorted((tmp_path / "cache" / "records").glob("*.json"))
     assert len(stored) == 4
     stamps = [p.stat().st_mtime_ns for p in stored]
@@ -204,6 +208,21 @@ def test_bad_generators_and_arguments_are_one_line_errors(evalkit_cli, eval_mani
     error("--references", "mean-face,median-face", fragment="unknown reference generator(s) ['median-face']")
     (tmp_path / "faces.csv").write_text("clip,face\na.wav,a.png\n")
     error("--generated", tmp_path / "faces.csv", fragment="needs columns audio,generated")
+
+
+def test_paired_differences_and_verdicts():
+    from evalkit.comparison import paired_difference, verdict
+    from evalkit.stats import Clusters, seeded_rng
+
+    clusters = Clusters(np.repeat(np.arange(10), 3), 10, "group")
+    ones, zeros = np.ones(30), np.zeros(30)
+    same = paired_difference(ones, ones, clusters, 200, seeded_rng(0, "t"), "accuracy")
+    assert same["value"] == 0 and same["ci95"] == [0.0, 0.0] and same["verdict"] == "no difference"
+    assert paired_difference(ones, zeros, clusters, 200, seeded_rng(0, "t"), "accuracy")["verdict"] == "better"
+    assert paired_difference(ones, zeros, clusters, 200, seeded_rng(0, "t"), "ratio_error")["verdict"] == "worse"
+    nan = np.where(np.arange(30) < 20, np.nan, 1.0)
+    assert paired_difference(nan, zeros, clusters, 200, seeded_rng(0, "t"), "accuracy")["n"] == 10
+    assert verdict(-0.2, -0.1, lower_is_better=True) == "better" and verdict(-0.1, 0.1, False) == "no difference"
 
 
 def test_generator_args_are_yaml_scalars():

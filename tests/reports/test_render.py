@@ -31,6 +31,8 @@ def test_report_has_headline_table_references_grids_curves_and_provenance(run_co
                   "Nearest training face (oracle): unseen speech", "Constant face: seen"):
         assert label in markdown
     assert document["generator"]["sha256"] in markdown
+    verdict = markdown.index("Verdict: the model against the per-identity mean face")
+    assert verdict < markdown.index("Headline results") and "Model − mean face [95 %]" in markdown
     assert "Training curves from" in markdown
     for name in ("grid_alice.png", "grid_bob.png", "training.png", "bars_landmark_ratio.png", "confusion_seen.png"):
         assert f"report_files/{name}" in markdown and (run_copy / "report_files" / name).is_file()

@@ -1,0 +1,73 @@
+"""The evaluated generator read against a reference generator, clip by clip (issue: "does the model beat the mean
+face?").
+
+For every figure that is a mean over a split's clips (a metric's ``per_clip``), both generators are scored on the same
+clips, so the difference model − reference is a paired statistic: its 95 % interval comes from a cluster bootstrap of
+the per-clip differences (whole groups of the manifest, else whole real faces, resampled: ``stats.cluster_mean_
+replicates``), which keeps the pairing and the clustering. The verdict is ``better`` / ``worse`` when the interval
+excludes 0 in the good / bad direction, ``no difference`` otherwise. Clips where either value is undefined (NaN: no
+landmarks found) are left out, and N says how many remain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evalkit.stats import Clusters, cluster_mean_replicates, figure, percentile_interval, seeded_rng
+
+LOWER_IS_BETTER = frozenset({"ratio_error", "rank", "training_nearer"})
+PAIRED_METHOD = "cluster bootstrap of the paired per-clip differences, percentile"
+
+PerClip = dict[str, dict[str, dict[str, np.ndarray]]]  # metric -> split -> figure -> values (one per clip)
+
+
+def verdict(low: float, high: float, lower_is_better: bool) -> str:
+    """``better`` / ``worse`` / ``no difference`` for an interval of the difference model − reference."""
+    if low > 0 or high < 0:
+        return "better" if (low > 0) != lower_is_better else "worse"
+    return "no difference"
+
+
+def paired_difference(model: np.ndarray, reference: np.ndarray, clusters: Clusters, replicates: int,
+                      rng: np.random.Generator, name: str) -> dict:
+    """Mean of model − reference over the clips where both are defined, with its cluster bootstrap interval."""
+    model, reference = np.asarray(model, np.float64), np.asarray(reference, np.float64)
+    kept = np.isfinite(model) & np.isfinite(reference)
+    if kept.sum() < 2:
+        return {"status": "not applicable", "reason": f"{int(kept.sum())} clip(s) with both values"}
+    difference = model[kept] - reference[kept]
+    resamplable, note = clusters.subset(kept).resamplable()
+    low, high = percentile_interval(cluster_mean_replicates(difference, resamplable, replicates, rng))
+    lower = name in LOWER_IS_BETTER
+    return {**figure(float(difference.mean()), (low, high), int(kept.sum()), 0.0,
+                     f"{PAIRED_METHOD} (B={replicates}){note}", resamplable.describe()),
+            "model": float(model[kept].mean()), "reference": float(reference[kept].mean()),
+            "lower_is_better": lower, "verdict": verdict(low, high, lower)}
+
+
+def compare(model: PerClip, reference: PerClip, clusters: dict[str, Clusters], replicates: int, seed: int,
+            reference_name: str) -> dict:
+    """{metric: {split: {figure: paired difference}}} for every per-clip figure both generators have."""
+    comparison: dict = {}
+    for metric, splits in model.items():
+        for split, figures in splits.items():
+            theirs = reference.get(metric, {}).get(split, {})
+            for name, values in figures.items():
+                if name in theirs and len(theirs[name]) == len(values):
+                    rng = seeded_rng(seed, "comparison", reference_name, metric, split, name)
+                    comparison.setdefault(metric, {}).setdefault(split, {})[name] = paired_difference(
+                        values, theirs[name], clusters[split], replicates, rng, name)
+    return comparison
+
+
+def to_json(per_clip: PerClip) -> dict:
+    """Per-clip values as JSON lists (NaN as null)."""
+    return {m: {s: {f: [None if not np.isfinite(v) else float(v) for v in np.asarray(values, np.float64)]
+                    for f, values in figures.items()} for s, figures in splits.items()}
+            for m, splits in per_clip.items()}
+
+
+def from_json(stored: dict) -> PerClip:
+    return {m: {s: {f: np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+                    for f, values in figures.items()} for s, figures in splits.items()}
+            for m, splits in stored.items()}
