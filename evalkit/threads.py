@@ -8,9 +8,11 @@ run in proportion to the load instead.
 
 The bound is the smallest of: the process's current torch setting (``OMP_NUM_THREADS`` or ``torch.set_num_threads``,
 so a user's or a test's choice is kept), the CPUs this process may run on (affinity and a cgroup v2 ``cpu.max``
-quota) divided among the processes of a torchrun launch on this node (``LOCAL_WORLD_SIZE``), and those CPUs less the
-threads of other processes that are runnable right now (``/proc/loadavg``'s runnable count, less this process's
-own running threads, averaged over a few samples). At least one thread.
+quota) divided among the processes of a torchrun launch on this node (``LOCAL_WORLD_SIZE``), and the cores other
+processes left free: those CPUs less the mean number of other processes' runnable threads (``/proc/loadavg``'s
+runnable count less this process's own running threads), sampled while this process does single-threaded work
+between its parallel pieces (for the dlib extractor: after each face detection, so the count covers the last half
+second or so at no cost), and decided again for every piece. At least one thread.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from pathlib import Path
 import torch
 from threadpoolctl import threadpool_limits
 
-LOAD_SAMPLES = 5
-LOAD_SAMPLE_INTERVAL_S = 0.002
+BURST_SAMPLES = 10
+BURST_INTERVAL_S = 0.002
+IDLE_TOLERANCE = 0.1
 
 
 def usable_cpus() -> int:
@@ -52,26 +55,47 @@ def _own_running_threads() -> int:
     return running
 
 
-def other_running_threads(samples: int = LOAD_SAMPLES, interval_s: float = LOAD_SAMPLE_INTERVAL_S) -> float | None:
-    """Mean number of runnable threads of other processes, machine-wide; None where /proc cannot tell (not Linux)."""
-    counts = []
+def other_running_threads() -> int | None:
+    """Runnable threads of other processes at this instant, machine-wide; None where /proc cannot tell (not Linux)."""
     try:
-        for k in range(samples):
-            if k:
-                time.sleep(interval_s)
-            running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
-            counts.append(max(0, running - _own_running_threads()))
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+        return max(0, running - _own_running_threads())
     except (OSError, ValueError, IndexError):
         return None
-    return sum(counts) / len(counts)
 
 
-def compute_threads() -> int:
-    """Threads for a CPU compute stage of this process now (see the module docstring)."""
+class FreeCores:
+    """Counts other processes' runnable threads while this process works single-threaded (``sample`` after each
+    small piece, ~0.1 ms a call), then says how many threads the next parallel piece may use (``threads``)."""
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+
+    def sample(self) -> None:
+        others = other_running_threads()
+        if others is not None:
+            self.samples.append(others)
+
+    def threads(self) -> int:
+        """Threads for the next parallel piece, from the samples since the last call (or a short burst of samples
+        when there were none)."""
+        if not self.samples:
+            for k in range(BURST_SAMPLES):
+                time.sleep(BURST_INTERVAL_S if k else 0)
+                self.sample()
+        others = sum(self.samples) / len(self.samples) if self.samples else None
+        self.samples = []
+        return compute_threads(others)
+
+
+def compute_threads(others: float | None) -> int:
+    """Threads for a CPU compute stage of this process, given the mean number of other processes' runnable threads
+    (None: unknown, only affinity, quota, torchrun and the torch setting count)."""
     cpus = usable_cpus()
     share = max(1, cpus // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
-    others = other_running_threads()
-    free = cpus if others is None else math.floor(cpus - others + 0.5)
+    # A core counts as free only when others ran on it less than IDLE_TOLERANCE of the time: a thread that loses its
+    # core stalls every barrier of a parallel operator (several times slower), one thread fewer costs at most 1/N.
+    free = cpus if others is None else math.floor(cpus - others + IDLE_TOLERANCE)
     return max(1, min(torch.get_num_threads(), share, free))
 
 

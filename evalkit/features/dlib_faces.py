@@ -31,7 +31,7 @@ from evalkit.errors import EvalError
 from evalkit.features import FeatureExtractor, Features, register_extractor
 from evalkit.features.dlib_resnet import CHIP_PADDING, CHIP_SIZE, DESCRIPTOR_DIMS, load_dlib_resnet
 from evalkit.options import RunOptions
-from evalkit.threads import compute_threads, cpu_threads
+from evalkit.threads import FreeCores, cpu_threads
 from generator.checkpoint import sha256_file
 from generator.train import pick_device
 
@@ -121,11 +121,12 @@ class DlibFaceExtractor(FeatureExtractor):
             yield Face(pixels, predictor(pixels, box), len(boxes) > 0)
 
     @torch.inference_mode()
-    def descriptors(self, chips: np.ndarray) -> np.ndarray:
-        """(N, 150, 150, 3) uint8 dlib face chips -> (N, 128) float32 descriptors, on the extractor's device."""
+    def descriptors(self, chips: np.ndarray, threads: int | None = None) -> np.ndarray:
+        """(N, 150, 150, 3) uint8 dlib face chips -> (N, 128) float32 descriptors, on the extractor's device; on the
+        CPU with ``threads`` threads (default: the cores free now, evalkit.threads)."""
         batch = torch.from_numpy(chips).to(self.device)
         if self.device.type == "cpu":
-            with cpu_threads(compute_threads()):
+            with cpu_threads(threads or FreeCores().threads()):
                 return self.network(batch).numpy()
         with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # full float32, as dlib computes
             return self.network(batch).cpu().numpy()
@@ -142,6 +143,7 @@ class DlibFaceExtractor(FeatureExtractor):
         # dlib's points are on the resized image; a PIL bilinear resize maps pixel centres: x_in + 0.5 = (x + 0.5) * s
         scale = np.array([width, height], dtype=np.float64) / self.detector_size
         faces = self.faces(images)
+        free_cores = FreeCores()  # sampled between detections, read before each batch
         with tqdm(total=n, desc="dlib faces", unit="image", disable=None) as progress:
             for start in range(0, n, CHUNK):
                 chips = []
@@ -152,7 +154,8 @@ class DlibFaceExtractor(FeatureExtractor):
                     landmarks[i] = (points + 0.5) * scale - 0.5
                     chips.append(dlib.get_face_chip(face.pixels, face.shape, size=CHIP_SIZE, padding=CHIP_PADDING))
                     progress.update()
-                descriptors[start : start + len(chips)] = self.descriptors(np.stack(chips))
+                    free_cores.sample()
+                descriptors[start : start + len(chips)] = self.descriptors(np.stack(chips), free_cores.threads())
         return {"descriptor": descriptors, "detected": detected, "landmarks": landmarks}
 
 

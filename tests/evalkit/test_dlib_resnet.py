@@ -130,20 +130,32 @@ def test_threads_never_exceed_free_cores(monkeypatch):
     monkeypatch.setattr(threads, "usable_cpus", lambda: 4)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     with cpu_threads(4):
-        monkeypatch.setattr(threads, "other_running_threads", lambda: 0.0)
-        assert compute_threads() == 4
-        monkeypatch.setattr(threads, "other_running_threads", lambda: 2.8)
-        assert compute_threads() == 1
-        monkeypatch.setattr(threads, "other_running_threads", lambda: 9.0)
-        assert compute_threads() == 1
-        monkeypatch.setattr(threads, "other_running_threads", lambda: None)  # not Linux: affinity and quota only
-        assert compute_threads() == 4
+        assert compute_threads(0.0) == 4
+        assert compute_threads(0.05) == 4  # a blip of another process leaves the core free
+        assert compute_threads(0.5) == 3  # a core busy half the time is not free
+        assert compute_threads(2.8) == 1 and compute_threads(9.0) == 1
+        assert compute_threads(None) == 4  # not Linux: affinity and quota only
         monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two torchrun processes on this node share the cores
-        assert compute_threads() == 2
+        assert compute_threads(0.0) == 2
     with cpu_threads(1):  # the process's own setting (OMP_NUM_THREADS, a test's set_num_threads) is an upper bound
-        monkeypatch.setattr(threads, "other_running_threads", lambda: 0.0)
-        assert compute_threads() == 1
+        assert compute_threads(0.0) == 1
     before = torch.get_num_threads()
     with cpu_threads(3):
         assert torch.get_num_threads() == 3
     assert torch.get_num_threads() == before
+
+
+def test_free_cores_are_sampled_between_pieces(monkeypatch):
+    import evalkit.threads as threads
+
+    assert isinstance(threads.other_running_threads(), int)  # this machine's /proc
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 2)
+    counts = iter([1, 1, 0, 0, 0, 0])
+    monkeypatch.setattr(threads, "other_running_threads", lambda: next(counts))
+    meter = threads.FreeCores()
+    with cpu_threads(2):
+        meter.sample(), meter.sample()
+        assert meter.threads() == 1  # the other core was busy while we sampled
+        for _ in range(4):
+            meter.sample()
+        assert meter.threads() == 2 and meter.samples == []
