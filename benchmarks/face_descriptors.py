@@ -61,8 +61,8 @@ def parse_args() -> argparse.Namespace:
 
 def embedded_images(count: int) -> np.ndarray:
     """``count // 2`` real faces and ``count - count // 2`` generated faces of the embedded set (uint8, 64 px)."""
-    model, sidecar = load_generator()
-    size, data = model.config.image_size, sidecar["data"]
+    checkpoint = load_generator()
+    size = checkpoint.config.image_size
     with open(EMBEDDED_DATA, newline="") as f:
         rows = list(csv.DictReader(f))
     faces = sorted({r["face"]: r for r in rows}.values(), key=lambda r: r["face"])
@@ -70,10 +70,10 @@ def embedded_images(count: int) -> np.ndarray:
                                                                   r["face_order"] == "bgr"), size)))
             for r in faces[: count // 2]]
     clips = [r["audio"] for r in rows][: count - len(real)]
-    speech = np.stack([load_speech(EMBEDDED_DATA.parent / c, model.config.audio_seconds, data["normalisation"])
+    speech = np.stack([load_speech(EMBEDDED_DATA.parent / c, checkpoint.config.audio_seconds, checkpoint.normalisation)
                        for c in clips])
-    generated = torch.cat([generate(model, torch.from_numpy(speech[k : k + 64])[:, None], "eval", 0,
-                                    data["output_order"]) for k in range(0, len(speech), 64)])
+    generated = torch.cat([generate(checkpoint.model, torch.from_numpy(speech[k : k + 64])[:, None], "eval", 0,
+                                    checkpoint.output_order) for k in range(0, len(speech), 64)])
     return np.stack(real + [np.asarray(array_to_image(face)) for face in generated.numpy()])
 
 

@@ -1,4 +1,8 @@
-"""``evalkit``: ``run`` evaluates a checkpoint; ``metrics`` lists the registered metrics and what each needs."""
+"""``evalkit``: ``run`` evaluates a generator; ``metrics`` lists the registered metrics and what each needs; ``report``
+renders a run folder.
+
+This module is the command layer: the only place in evalkit that reaches ``reports`` (to render after a run); the
+computing modules never import it."""
 
 from __future__ import annotations
 
@@ -24,8 +28,18 @@ def main() -> None:
 
 
 @main.command("run")
+@click.option("--generator", "generator", default=None,
+              help="wav2pix (default), a reference generator (mean-face, random-face, nearest-face, constant), "
+                   "package.module:factory, or an installed evalkit.generators entry point")
+@click.option("--generator-arg", "generator_args", multiple=True, metavar="KEY=VALUE",
+              help="keyword argument of the generator's factory (repeatable)")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="generator checkpoint (.safetensors + .json, or the authors' .pth) [default: the included one]")
+              help="wav2pix checkpoint (.safetensors + .json, or the authors' .pth) [default: the included one]")
+@click.option("--generated", type=click.Path(path_type=Path), default=None,
+              help="faces a model already made: an audio,generated CSV, a run folder, or a folder mirroring the "
+                   "manifest's audio paths")
+@click.option("--references", default=None,
+              help="reference generators scored beside it, comma-separated, or 'none' [default: all four]")
 @click.option("--data", type=click.Path(path_type=Path), default=EMBEDDED_DATA, show_default="embedded set",
               help="manifest CSV, or a folder holding manifest.csv")
 @click.option("--splits", default=None, help="comma-separated splits [default: seen, unseen_speech, unseen_identity "
@@ -51,17 +65,23 @@ def main() -> None:
 @click.option("--history", type=click.Path(path_type=Path), default=None,
               help="JSON-lines history to append to [default: history.jsonl beside the run folder]")
 @click.option("--json", "as_json", is_flag=True, help="print results.json instead of the table")
-def run_cmd(checkpoint: Path | None, data: Path, splits: str | None, metrics: str | None, out: Path | None,
+def run_cmd(generator: str | None, generator_args: tuple[str, ...], checkpoint: Path | None,
+            generated: Path | None, references: str | None, data: Path, splits: str | None, metrics: str | None, out: Path | None,
             device: str, seed: int, sampling: str, batch_size: int, inception_weights: Path | None,
             inception_dims: int, identity_backbone: str, vggface_weights: Path | None, detector_size: int,
             detector_upsample: int, bootstrap: int, cache_dir: Path | None, history: Path | None,
             as_json: bool) -> None:
-    """Generate faces for every clip of the evaluated splits and compute the metrics, with 95 % intervals."""
+    """Generate a face for every clip of the evaluated splits, compute the metrics with 95 % intervals, score the
+    reference generators the same way, and write the run folder and its report."""
+    from evalkit.generators.reference import REFERENCE_NAMES
     from evalkit.results import summary_table
-    from evalkit.runner import render_report, run
+    from evalkit.runner import run
 
+    chosen_references = REFERENCE_NAMES if references is None else \
+        () if references.strip() == "none" else _names(references)
     options = RunOptions(
-        checkpoint=checkpoint, data=data, splits=_names(splits), metrics=_names(metrics), out=out, device=device,
+        checkpoint=checkpoint, generator=generator, generator_args=generator_args, generated=generated,
+        references=chosen_references, data=data, splits=_names(splits), metrics=_names(metrics), out=out, device=device,
         seed=seed, sampling=sampling, batch_size=batch_size, inception_weights=inception_weights,
         inception_dims=inception_dims, identity_backbone=identity_backbone, vggface_weights=vggface_weights,
         detector_size=detector_size, detector_upsample=detector_upsample, bootstrap=bootstrap,
@@ -77,16 +97,16 @@ def run_cmd(checkpoint: Path | None, data: Path, splits: str | None, metrics: st
         click.echo(json.dumps(document, indent=2))
     else:
         click.echo(summary_table(document))
-        unavailable: dict[str, list[str]] = {}
+        skipped: dict[tuple[str, str], list[str]] = {}
         for name, entry in document["results"].items():
-            if entry["status"] == "unavailable":
-                unavailable.setdefault(entry["reason"], []).append(name)
-        for reason, names in unavailable.items():
-            click.echo(f"unavailable ({', '.join(names)}): {reason}")
+            if entry["status"] != "ok":
+                skipped.setdefault((entry["status"], entry["reason"]), []).append(name)
+        for (status, reason), names in skipped.items():
+            click.echo(f"{status} ({', '.join(names)}): {reason}")
         click.echo(f"results: {run_dir / 'results.json'}")
-    report = render_report(run_dir)
-    if report is not None:
-        click.echo(f"report: {report}", err=as_json)
+    from reports.render import render
+
+    click.echo(f"report: {render(run_dir)}", err=as_json)
 
 
 @main.command("metrics")
@@ -133,14 +153,23 @@ def fid_cmd(first: Path, second: Path, inception_weights: Path | None, dims: int
     click.echo(f"FID: {value}")
 
 
-def _register_report_commands() -> None:
-    """``report``, ``experiment`` and ``compare`` live beside the report code; imported here to join ``main``."""
+@main.command("report")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def report_cmd(run_dir: Path) -> None:
+    """Write RUN_DIR/report.md and a self-contained RUN_DIR/report.html from its run record (nothing is computed)."""
+    from reports.render import render
+
+    html = render(run_dir)
+    click.echo(f"report: {html}")
+    click.echo(f"report: {html.with_suffix('.md')}")
+
+
+def _register_experiment_commands() -> None:
+    """``experiment`` and ``compare`` join ``main`` from their own modules."""
     from evalkit.experiments.cli import compare_cmd, experiment_group
-    from reports.cli import report_cmd
 
     main.add_command(experiment_group)
     main.add_command(compare_cmd)
-    main.add_command(report_cmd)
 
 
-_register_report_commands()
+_register_experiment_commands()

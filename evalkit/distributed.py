@@ -7,13 +7,13 @@ images, so N processes produce the same images and features as one.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 import torch.distributed as dist
+
+from generator.runtime import join_torchrun, leave_torchrun
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,11 @@ class Shard:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def barrier(self) -> None:
+        """Wait for every process (no-op with one)."""
+        if self.world > 1:
+            dist.barrier()
+
     def blocks(self, n: int) -> list[np.ndarray]:
         """Row indices of ``n`` items split into one contiguous block per process."""
         return np.array_split(np.arange(n), self.world)
@@ -51,19 +56,9 @@ class Shard:
 
 def start(device: str) -> tuple[Shard, str]:
     """Join the torchrun process group when launched by torchrun; returns the shard and this process's device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Shard(), device
-    use_cuda = device != "cpu" and torch.cuda.is_available()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    return Shard(dist.get_rank(), dist.get_world_size()), f"cuda:{local_rank}" if use_cuda else "cpu"
+    launch = join_torchrun(device)
+    return Shard(launch.rank, launch.world), str(launch.device)
 
 
-def stop(shard: Shard) -> None:
-    if shard.world > 1 and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+def stop() -> None:
+    leave_torchrun()

@@ -9,23 +9,19 @@ splits present (``train``, ``seen``) and tested on the real faces of ``unseen_sp
 from __future__ import annotations
 
 import csv
-
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from tqdm import tqdm
 
-from evalkit.distributed import Shard
 from evalkit.errors import EvalError
-from evalkit.options import EVAL_SPLITS, HEAD_HELDOUT_SPLIT, HEAD_TRAIN_SPLITS, RunOptions
-from generator.data.audio import load_speech
-from generator.data.faces import array_to_image, face_to_array, read_face_rgb
+from evalkit.generators.base import RealReference
+from evalkit.options import EVAL_SPLITS, HEAD_HELDOUT_SPLIT, HEAD_TRAIN_SPLITS
+from generator.data.faces import read_face_rgb
 from generator.data.manifest import Manifest, Pair
-from generator.model import Generator
-from generator.synthesis import batched, generate
+from generator.errors import DataError
 
 UNSEEN_IDENTITY = "unseen_identity"
 
@@ -70,17 +66,21 @@ def choose_splits(manifest: Manifest, requested: tuple[str, ...]) -> tuple[str, 
     return present
 
 
-def check_compatible(model: Generator, sidecar: dict, manifest: Manifest, splits: tuple[str, ...]) -> None:
-    """Identities of the evaluated seen-identity splits must be the checkpoint's identities."""
-    known = set(sidecar.get("identities", []))
+def check_compatible(identities: tuple[str, ...] | None, who: str, manifest: Manifest, splits: tuple[str, ...]
+                     ) -> None:
+    """Identities of the evaluated seen-identity splits must be among the generator's training identities (when it
+    declares them; otherwise the data's training splits say who is known)."""
+    if identities is None:
+        return
+    known = set(identities)
     for split in splits:
         if split == UNSEEN_IDENTITY:
             continue
         unknown = sorted(set(manifest.select(split).identities) - known)
         if unknown:
             raise EvalError(
-                f"checkpoint {sidecar.get('path')} does not match the data: split {split!r} has identities {unknown} "
-                f"that the checkpoint was not trained on (it knows {sorted(known)})"
+                f"generator {who} does not match the data: split {split!r} has identities {unknown} "
+                f"that it was not trained on (it knows {sorted(known)})"
             )
 
 
@@ -100,77 +100,85 @@ def unique_names(items: list[tuple[str, Path]]) -> list[str]:
 
 
 def _real_face(pair: Pair, size: int) -> np.ndarray:
-    image = read_face_rgb(pair.face, swap_bgr=pair.face_order == "bgr")
+    """The pair's real face as uint8 RGB (size, size, 3): BGR fixed, bilinear resize (as the generator's training
+    targets are made)."""
+    try:
+        image = read_face_rgb(pair.face, swap_bgr=pair.face_order == "bgr")
+    except DataError as exc:
+        raise EvalError(str(exc)) from None
     if min(image.size) < size:
         raise EvalError(
-            f"{pair.face}: real face is {image.width}x{image.height} px, smaller than the checkpoint's {size} px "
-            "output; the data does not match the checkpoint's image size"
+            f"{pair.face}: real face is {image.width}x{image.height} px, smaller than the generator's {size} px "
+            "output; the data does not match the generator's image size"
         )
-    return np.asarray(array_to_image(face_to_array(image, size)))
+    return np.asarray(image.resize((size, size), Image.BILINEAR))
 
 
 def _face_keys(pairs: list[Pair]) -> list[tuple[Path, str]]:
     return list(dict.fromkeys((p.face, p.face_order) for p in pairs))
 
 
-def load_real_faces(manifest: Manifest, splits: tuple[str, ...], size: int, with_head: bool
-                    ) -> tuple[ImagePool, dict[str, np.ndarray], dict[tuple[Path, str], int], np.ndarray, np.ndarray]:
-    """The pool of distinct real faces, the pool indices of each split's faces, and of the head's train / held-out
-    faces (empty unless ``with_head``)."""
+@dataclass(frozen=True)
+class RealFaces:
+    """The distinct real faces a run reads (uint8 RGB at the evaluated size), the pool indices of each evaluated
+    split's faces, the pool index of every (face file, channel order), and the identity head's training faces (the
+    ``train``/``seen`` splits) and held-out faces (``unseen_speech`` faces absent from training)."""
+
+    pool: ImagePool
+    split_index: dict[str, np.ndarray]
+    face_index: dict[tuple[Path, str], int]
+    head_train: np.ndarray
+    head_heldout: np.ndarray
+
+    def training_faces(self, identity: str) -> np.ndarray:
+        """Pool indices of the training faces of ``identity`` (empty for an unseen identity)."""
+        return self.head_train[self.pool.identities[self.head_train] == identity]
+
+    def reference(self, pairs: list[Pair]) -> RealReference:
+        """What reference generators draw from, for the clips ``pairs``."""
+        identities = sorted(set(self.pool.identities[self.head_train].tolist()))
+        return RealReference(self.pool, self.paired(pairs), {i: self.training_faces(i) for i in identities})
+
+    def paired(self, pairs: list[Pair]) -> np.ndarray:
+        """Pool index of each pair's real face."""
+        return np.array([self.face_index[p.face, p.face_order] for p in pairs], dtype=np.int64)
+
+
+def load_real_faces(manifest: Manifest, splits: tuple[str, ...], size: int) -> RealFaces:
+    """The distinct real faces of the evaluated splits and of the training splits, decoded once each."""
     by_split = {s: [p for p in manifest.pairs if p.split == s] for s in manifest.splits}
-    train_pairs = [p for s in HEAD_TRAIN_SPLITS for p in by_split.get(s, [])] if with_head else []
+    train_pairs = [p for s in HEAD_TRAIN_SPLITS for p in by_split.get(s, [])]
     train_keys = set(_face_keys(train_pairs))
-    heldout_pairs = [p for p in by_split.get(HEAD_HELDOUT_SPLIT, []) if (p.face, p.face_order) not in train_keys
-                     ] if with_head else []
+    heldout_pairs = [p for p in by_split.get(HEAD_HELDOUT_SPLIT, []) if (p.face, p.face_order) not in train_keys]
     needed = [p for s in splits for p in by_split[s]] + train_pairs + heldout_pairs
-    first_pair = {}
+    first_pair: dict[tuple[Path, str], Pair] = {}
     for p in needed:
         first_pair.setdefault((p.face, p.face_order), p)
     keys = list(first_pair)
     index = {key: i for i, key in enumerate(keys)}
     images = [_real_face(first_pair[k], size) for k in tqdm(keys, desc="loading real faces", unit="face", disable=None)]
     pool = ImagePool(
-        np.stack(images),
+        np.stack(images) if images else np.zeros((0, size, size, 3), dtype=np.uint8),
         np.array([first_pair[k].identity for k in keys]),
         tuple(f"real/{n}.png" for n in unique_names([(first_pair[k].identity, k[0]) for k in keys])),
     )
-    split_index = {s: np.array([index[k] for k in _face_keys(by_split[s])]) for s in splits}
-    head_train = np.array([index[k] for k in _face_keys(train_pairs)], dtype=np.int64)
-    head_heldout = np.array([index[k] for k in _face_keys(heldout_pairs)], dtype=np.int64)
-    return pool, split_index, index, head_train, head_heldout
+    return RealFaces(
+        pool=pool,
+        split_index={s: np.array([index[k] for k in _face_keys(by_split[s])], dtype=np.int64) for s in splits},
+        face_index=index,
+        head_train=np.array([index[k] for k in _face_keys(train_pairs)], dtype=np.int64),
+        head_heldout=np.array([index[k] for k in _face_keys(heldout_pairs)], dtype=np.int64),
+    )
 
 
-def generate_faces(model: Generator, sidecar: dict, pairs: list[Pair], options: RunOptions, shard: Shard
-                   ) -> np.ndarray:
-    """uint8 RGB faces for every pair's clip, in batches; batch k uses seed ``options.seed + k`` and is generated
-    by the process that owns it."""
-    data = sidecar.get("data", {})
-    device = next(model.parameters()).device
-    chunks = list(batched(pairs, options.batch_size))
-    mine = [k for k in range(len(chunks)) if shard.owns(k)]
-    local = {}
-    for k in tqdm(mine, desc="generating faces", unit="batch", disable=None):
-        speech = np.stack([load_speech(p.audio, model.config.audio_seconds, data.get("normalisation", "peak"))
-                           for p in chunks[k]])
-        batch = generate(model, torch.from_numpy(speech)[:, None].to(device), options.sampling, options.seed + k,
-                         data.get("output_order", "rgb"))
-        local[k] = np.stack([np.asarray(array_to_image(face)) for face in batch.cpu().numpy()])
-    gathered = shard.gather(local)
-    return np.concatenate([gathered[k] for k in range(len(chunks))])
+def evaluated_pairs(manifest: Manifest, splits: tuple[str, ...]) -> list[Pair]:
+    """The clips of the evaluated splits, split by split in manifest order: the run's clip order."""
+    return [p for s in splits for p in manifest.pairs if p.split == s]
 
 
-def build_evalset(model: Generator, sidecar: dict, manifest: Manifest, splits: tuple[str, ...], options: RunOptions,
-                  with_head: bool, shard: Shard) -> EvalSet:
-    real, real_index, face_index, head_train, head_heldout = load_real_faces(
-        manifest, splits, model.config.image_size, with_head)
-    pairs = [p for s in splits for p in manifest.pairs if p.split == s]
-    bounds = np.cumsum([0] + [sum(p.split == s for p in pairs) for s in splits])
-    names = [f"generated/{p.split}/{n}.png" for p, n in zip(pairs, _unique_split_names(pairs))]
-    generated = ImagePool(generate_faces(model, sidecar, pairs, options, shard), np.array([p.identity for p in pairs]),
-                          tuple(names))
-    generated_index = {s: np.arange(bounds[k], bounds[k + 1]) for k, s in enumerate(splits)}
-    paired = {s: np.array([face_index[p.face, p.face_order] for p in pairs if p.split == s]) for s in splits}
-    return EvalSet(splits, generated, real, generated_index, real_index, paired, head_train, head_heldout)
+def generated_names(pairs: list[Pair]) -> list[str]:
+    """``generated/<split>/<identity>/<audio stem>.png`` per clip (unique within the run folder)."""
+    return [f"generated/{p.split}/{n}.png" for p, n in zip(pairs, _unique_split_names(pairs))]
 
 
 def _unique_split_names(pairs: list[Pair]) -> list[str]:
@@ -180,6 +188,16 @@ def _unique_split_names(pairs: list[Pair]) -> list[str]:
         for i, name in zip(positions, unique_names([(pairs[i].identity, pairs[i].audio) for i in positions])):
             names[i] = name
     return names
+
+
+def assemble(faces: np.ndarray, pairs: list[Pair], splits: tuple[str, ...], real: RealFaces) -> EvalSet:
+    """The EvalSet of generated ``faces`` (one per pair, in run order) against the run's real faces."""
+    split_of = np.array([p.split for p in pairs])
+    generated = ImagePool(faces, np.array([p.identity for p in pairs]), tuple(generated_names(pairs)))
+    paired = real.paired(pairs)
+    generated_index = {s: np.flatnonzero(split_of == s) for s in splits}
+    return EvalSet(splits, generated, real.pool, generated_index, real.split_index,
+                   {s: paired[generated_index[s]] for s in splits}, real.head_train, real.head_heldout)
 
 
 PAIRS_FILE = "pairs.csv"

@@ -6,6 +6,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from evalkit.generators.reference import REFERENCE_NAMES
+
 EMBEDDED_DATA = Path(__file__).parent / "eval_data" / "wav2pix-youtubers" / "manifest.csv"
 EVAL_SPLITS = ("seen", "unseen_speech", "unseen_identity")
 HEAD_TRAIN_SPLITS = ("train", "seen")
@@ -21,9 +23,16 @@ def default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Settings of one ``evalkit run``; empty ``splits`` means every evaluation split present in the data."""
+    """Settings of one ``evalkit run``; empty ``splits`` means every evaluation split present in the data, empty
+    ``metrics`` every registered metric that the data and installed weights allow. The faces come from ``generator``
+    (a kind or ``module:factory``, with ``generator_args`` ``key=value``), ``checkpoint`` (the wav2pix shorthand) or
+    ``generated`` (finished faces); ``references`` are the reference generators scored beside it."""
 
     checkpoint: Path | None = None
+    generator: str | None = None
+    generator_args: tuple[str, ...] = ()
+    generated: Path | None = None
+    references: tuple[str, ...] = REFERENCE_NAMES
     data: Path = EMBEDDED_DATA
     splits: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()

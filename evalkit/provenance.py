@@ -8,7 +8,8 @@ from importlib import metadata
 
 from evalkit.features import FeatureExtractor
 from evalkit.options import RunOptions
-from generator.checkpoint import code_version, sha256_file
+from evalkit.generators.base import GeneratorInfo
+from generator.runtime import code_version, sha256_file
 from generator.data.manifest import Manifest
 
 PACKAGES = ("wav2pix-evalkit", "torch", "torchvision", "numpy", "scipy", "pytorch-fid", "dlib-bin",
@@ -25,13 +26,12 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def collect(options: RunOptions, sidecar: dict, used: Manifest, extractors: dict[str, FeatureExtractor],
+def collect(options: RunOptions, generator: GeneratorInfo, used: Manifest, extractors: dict[str, FeatureExtractor],
             command_line: str) -> dict:
-    """Provenance record; ``used`` holds the manifest rows this run read (their file bytes are hashed)."""
+    """Provenance record; ``used`` holds the manifest rows this run read (their file bytes are hashed). The
+    generator's own description (kind, name, hash, provenance) is the record's ``generator``; here its hash only."""
     return {
-        "checkpoint": {"path": sidecar.get("path"), "sha256": sidecar.get("file_sha256"),
-                       "format": sidecar.get("format"), "model": sidecar.get("model"),
-                       "identities": sidecar.get("identities"), "training": sidecar.get("training")},
+        "generator_sha256": generator.sha256,
         "data": {"manifest": str(used.path), "manifest_sha256": sha256_file(used.path),
                  "content_sha256": used.content_hash(), "pairs": len(used)},
         "weights": {name: extractor.provenance() for name, extractor in extractors.items()},

@@ -1,23 +1,14 @@
-"""results.json, the JSON-lines history, and the short table printed after a run."""
+"""The JSON-lines history of runs and the short table printed after a run (the record itself: ``evalkit.record``)."""
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-RESULTS_FILE = "results.json"
+from evalkit.record import RunRecord, format_cell
 
 
-def write_results(run_dir: Path, document: dict) -> Path:
-    path = run_dir / RESULTS_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
-
-
-def headline(document: dict) -> dict[str, dict[str, float | None]]:
+def headline(document: RunRecord) -> dict[str, dict[str, float | None]]:
     """{row: {metric.figure: value}} for every figure shown in the table."""
     rows: dict[str, dict[str, float | None]] = {}
     for metric, entry in document["results"].items():
@@ -28,11 +19,12 @@ def headline(document: dict) -> dict[str, dict[str, float | None]]:
     return rows
 
 
-def append_history(path: Path, document: dict) -> None:
+def append_history(path: Path, document: RunRecord) -> None:
     line = {
         "created": document["created"],
         "run_dir": document["run_dir"],
-        "checkpoint_sha256": document["provenance"]["checkpoint"]["sha256"],
+        "generator": {"kind": document["generator"]["kind"], "name": document["generator"]["name"],
+                      "sha256": document["generator"]["sha256"]},
         "data_sha256": document["provenance"]["data"]["content_sha256"],
         "seed": document["settings"]["seed"],
         "figures": headline(document),
@@ -42,28 +34,15 @@ def append_history(path: Path, document: dict) -> None:
         handle.write(json.dumps(line, allow_nan=False) + "\n")
 
 
-def _number(x: float) -> str:
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
-
-
-def format_cell(cell: object) -> str:
-    if not isinstance(cell, dict) or "value" not in cell:
-        return "-"
-    low, high = cell["ci95"]
-    return f"{_number(cell['value'])} [{_number(low)}, {_number(high)}]"
-
-
-def summary_table(document: dict) -> str:
+def summary_table(document: RunRecord) -> str:
     """One line per headline figure, one column per row of faces (real, then each split), value [95 % interval]."""
     row_names = ["real", *document["splits"]]
     table = [["figure", *row_names]]
     for metric, entry in document["results"].items():
         for column in entry["columns"]:
             name = metric if column == metric else f"{metric}.{column}"
-            if entry["status"] == "unavailable":
-                table.append([name, *["unavailable"] * len(row_names)])
+            if entry["status"] != "ok":
+                table.append([name, *[entry["status"]] * len(row_names)])
             else:
                 table.append([name, *(format_cell(entry["rows"].get(row, {}).get(column)) for row in row_names)])
     widths = [max(len(line[c]) for line in table) for c in range(len(table[0]))]

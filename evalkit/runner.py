@@ -1,30 +1,62 @@
-"""One evaluation run: check the inputs, generate, extract features (cached), compute metrics, write the record."""
+"""One evaluation run: check every input, generate one face per clip, extract features (cached), compute the metrics,
+score the reference generators the same way, and write the run record (``evalkit.record``).
+
+Every check that can fail (options, data, generator, metric applicability, weights) runs before the first face is
+generated.
+"""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+
+from tqdm import tqdm
 
 from evalkit import __version__, distributed, provenance
 from evalkit.distributed import Shard
 from evalkit.errors import EvalError, FeatureUnavailable
-from evalkit.evalset import EvalSet, build_evalset, check_compatible, choose_splits, save_images, write_pairs
+from evalkit.evalset import (
+    EvalSet,
+    RealFaces,
+    assemble,
+    check_compatible,
+    choose_splits,
+    evaluated_pairs,
+    load_real_faces,
+    save_images,
+    write_pairs,
+)
 from evalkit.features import FeatureCache, FeatureExtractor, Features, make_extractor
+from evalkit.generators import open_source
+from evalkit.generators.base import FaceSource, GenerationJob, json_sha256
+from evalkit.generators.images import write_generated_csv
+from evalkit.generators.reference import DESCRIPTIONS, LABELS, REFERENCE_NAMES, ReferenceSource
 from evalkit.metrics import Metric, MetricContext, resolve_metrics
-from evalkit.options import HEAD_HELDOUT_SPLIT, HEAD_TRAIN_SPLITS, IDENTITY_BACKBONES, RunOptions
-from evalkit.results import append_history, write_results
-from generator.checkpoint import load_generator
-from generator.data.manifest import Manifest, read_manifest
+from evalkit.options import RunOptions
+from evalkit.record import (
+    RECORD_VERSION,
+    REFERENCES_DIR,
+    RESULTS_FILE,
+    ReferenceEntry,
+    RunRecord,
+    read_record,
+    write_record,
+)
+from evalkit.results import append_history
+from generator.data.manifest import Manifest, Pair, read_manifest
+from generator.runtime import code_version
 from generator.synthesis import SAMPLING_MODES
-from generator.train import pick_device
 
 HISTORY_FILE = "history.jsonl"
+NOT_APPLICABLE = "not applicable"
 
 
 def validate(options: RunOptions) -> None:
+    """Option values that need no data; raises EvalError."""
+    from evalkit.options import IDENTITY_BACKBONES
+
     if options.identity_backbone not in IDENTITY_BACKBONES:
         raise EvalError(f"unknown identity backbone {options.identity_backbone!r} (use one of {IDENTITY_BACKBONES})")
     if options.sampling not in SAMPLING_MODES:
@@ -35,6 +67,9 @@ def validate(options: RunOptions) -> None:
         raise EvalError(f"--bootstrap needs at least 2 replicates, got {options.bootstrap}")
     if options.kid_subset_size < 2 or options.kid_subsets < 1 or options.pr_k < 1:
         raise EvalError("KID subsets need at least 2 samples and 1 subset; precision/recall needs k >= 1")
+    unknown = [r for r in options.references if r not in REFERENCE_NAMES]
+    if unknown:
+        raise EvalError(f"unknown reference generator(s) {unknown} (use {', '.join(REFERENCE_NAMES)} or none)")
 
 
 def make_run_dir(out: Path | None) -> Path:
@@ -64,18 +99,50 @@ def build_extractors(metrics: list[Metric], options: RunOptions) -> tuple[dict[s
     return extractors, unavailable
 
 
-def evaluate_metric(metric: Metric, ctx: MetricContext, unavailable: dict[str, str]) -> dict:
-    missing = [unavailable[n] for n in metric.extractors(ctx.options) if n in unavailable]
-    if missing:
-        return {"status": "unavailable", "reason": "; ".join(missing), "columns": list(metric.columns)}
+@dataclass(frozen=True)
+class Plan:
+    """The metrics a run computes, and for each it cannot: its status (``unavailable``: weights missing; ``not
+    applicable``: the data lacks its inputs) and the reason."""
+
+    metrics: list[Metric]
+    extractors: dict[str, FeatureExtractor]
+    skipped: dict[str, tuple[str, str]]
+
+    def entry(self, metric: Metric) -> dict | None:
+        if metric.name not in self.skipped:
+            return None
+        status, reason = self.skipped[metric.name]
+        return {"status": status, "reason": reason, "columns": list(metric.columns)}
+
+
+def plan_metrics(options: RunOptions, real: RealFaces, strict: bool | None = None) -> Plan:
+    """Which metrics run. With ``--metrics`` left at its default, a metric whose inputs are absent is skipped with its
+    reason; a metric asked for by name that cannot run is an EvalError (``strict``: whether to raise; default:
+    whether metrics were named)."""
+    metrics = resolve_metrics(options.metrics)
+    extractors, unavailable = build_extractors(metrics, options)
+    skipped: dict[str, tuple[str, str]] = {}
+    for metric in metrics:
+        missing = [unavailable[n] for n in metric.extractors(options) if n in unavailable]
+        reason = metric.applies(real)
+        if missing:
+            skipped[metric.name] = ("unavailable", "; ".join(dict.fromkeys(missing)))
+        elif reason:
+            skipped[metric.name] = (NOT_APPLICABLE, reason)
+    if (bool(options.metrics) if strict is None else strict) and skipped:
+        name, (status, reason) = next(iter(skipped.items()))
+        raise EvalError(f"{name} ({status}): {reason}")
+    needed = {n for m in metrics if m.name not in skipped for n in m.extractors(options)}
+    return Plan(metrics, {n: e for n, e in extractors.items() if n in needed}, skipped)
+
+
+def evaluate_metric(metric: Metric, ctx: MetricContext, plan: Plan) -> dict:
+    skipped = plan.entry(metric)
+    if skipped is not None:
+        return skipped
     rows = {"real": metric.reference(ctx)} if metric.reference else {}
     rows.update({split: metric.evaluate(ctx, split) for split in ctx.evalset.splits})
     return {"status": "ok", "columns": list(metric.columns), "rows": rows}
-
-
-def used_pairs(manifest: Manifest, splits: tuple[str, ...], with_head: bool) -> Manifest:
-    wanted = set(splits) | (set(HEAD_TRAIN_SPLITS) | {HEAD_HELDOUT_SPLIT} if with_head else set())
-    return Manifest(tuple(p for p in manifest.pairs if p.split in wanted), manifest.path)
 
 
 def feature_source(cache: FeatureCache, extractors: dict[str, FeatureExtractor], evalset: EvalSet
@@ -87,68 +154,149 @@ def feature_source(cache: FeatureCache, extractors: dict[str, FeatureExtractor],
     return features
 
 
-def run(options: RunOptions, command_line: str) -> tuple[dict, Path] | None:
-    """Evaluate; returns the results document (also written to ``<run dir>/results.json``) and the run folder, or
-    None on the helper processes of a torchrun launch."""
-    validate(options)
-    metrics = resolve_metrics(options.metrics)
+def used_pairs(manifest: Manifest, splits: tuple[str, ...]) -> Manifest:
+    """The manifest rows a run reads: the evaluated splits and the training splits (identity head, references)."""
+    from evalkit.options import HEAD_HELDOUT_SPLIT, HEAD_TRAIN_SPLITS
+
+    wanted = set(splits) | set(HEAD_TRAIN_SPLITS) | {HEAD_HELDOUT_SPLIT}
+    return Manifest(tuple(p for p in manifest.pairs if p.split in wanted), manifest.path)
+
+
+@dataclass
+class Inputs:
+    """Everything a run reads, checked: the clips, the real faces, the face source and the metric plan."""
+
+    options: RunOptions
+    manifest: Manifest
+    splits: tuple[str, ...]
+    pairs: list[Pair]
+    source: FaceSource
+    real: RealFaces
+    plan: Plan
+
+
+def prepare(options: RunOptions) -> Inputs:
+    """Read and check every input of a run (no face is generated yet); raises EvalError."""
     manifest = read_manifest(options.data)
     splits = choose_splits(manifest, options.splits)
-    shard, device_name = distributed.start(options.device)
+    pairs = evaluated_pairs(manifest, splits)
+    source = open_source(options.generator, options.generator_args, options.checkpoint, options.generated,
+                         manifest.path.parent if manifest.path else Path.cwd(), options.device, options.sampling)
+    source.check(pairs)
+    check_compatible(source.info.identities, source.info.name, manifest, splits)
+    real = load_real_faces(manifest, splits, source.info.image_size)
+    return Inputs(options, manifest, splits, pairs, source, real, plan_metrics(options, real))
+
+
+def run(options: RunOptions, command_line: str) -> tuple[RunRecord, Path] | None:
+    """Evaluate; returns the run record (also written to ``<run dir>/results.json``) and the run folder, or None on
+    the helper processes of a torchrun launch."""
+    validate(options)
+    shard, device = distributed.start(options.device)
     try:
-        return _evaluate(replace(options, device=device_name), metrics, manifest, splits, shard, command_line)
+        outcome = _evaluate(prepare(replace(options, device=device)), shard, command_line)
+        shard.barrier()
+        return outcome
     finally:
-        distributed.stop(shard)
+        distributed.stop()
 
 
-def _evaluate(options: RunOptions, metrics: list[Metric], manifest: Manifest, splits: tuple[str, ...], shard: Shard,
-              command_line: str) -> tuple[dict, Path] | None:
-    device = pick_device(options.device)
-    model, sidecar = load_generator(options.checkpoint, device)
-    check_compatible(model, sidecar, manifest, splits)
-    extractors, unavailable = build_extractors(metrics, options)
-    with_head = any(m.name == "identity_accuracy" for m in metrics)
-    run_dir = make_run_dir(options.out) if shard.is_main else None
-    evalset = build_evalset(model, sidecar, manifest, splits, options, with_head, shard)
-    ctx = MetricContext(options, evalset, run_dir,
-                        feature_source(FeatureCache(options.cache_dir, shard), extractors, evalset))
-    for name in extractors:  # every process takes part in every extraction, in the same order
+def _score(inputs: Inputs, source: FaceSource, shard: Shard, cache: FeatureCache, run_dir: Path | None
+           ) -> tuple[EvalSet, MetricContext]:
+    """Generate the source's faces and extract their features (every process takes part in every extraction, in
+    the same order); the context's metrics are computed by process 0 alone."""
+    options = inputs.options
+    job = GenerationJob(inputs.pairs, options.seed, options.batch_size, shard, inputs.real.reference(inputs.pairs))
+    evalset = assemble(source.faces(job), inputs.pairs, inputs.splits, inputs.real)
+    ctx = MetricContext(options, evalset, run_dir, feature_source(cache, inputs.plan.extractors, evalset))
+    for name in inputs.plan.extractors:
         ctx.features(name)
-    if not shard.is_main:
+    return evalset, ctx
+
+
+def _record(inputs: Inputs, source: FaceSource, evalset: EvalSet, ctx: MetricContext, shard: Shard,
+            command_line: str, references: list[ReferenceEntry]) -> RunRecord:
+    options = inputs.options
+    results = {m.name: evaluate_metric(m, ctx, inputs.plan) for m in inputs.plan.metrics}
+    info = source.info
+    return {
+        "record_version": RECORD_VERSION,
+        "evalkit_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run_dir": str(ctx.run_dir),
+        "splits": list(inputs.splits),
+        "data": evalset.counts(),
+        "settings": {**options.to_dict(), "processes": shard.world, "image_size": info.image_size,
+                     "audio_seconds": info.audio_seconds,
+                     "features": {name: e.settings() for name, e in inputs.plan.extractors.items()}},
+        "generator": info.to_dict(),
+        "results": results,
+        "references": references,
+        "warnings": ctx.warnings,
+        "provenance": provenance.collect(options, info, used_pairs(inputs.manifest, inputs.splits),
+                                         inputs.plan.extractors, command_line),
+    }
+
+
+# What a reference generator's figures depend on besides its name, the faces' size and the data.
+SCORING_SETTINGS = ("splits", "metrics", "seed", "bootstrap", "kid_subset_size", "kid_subsets", "pr_k", "head_l2",
+                    "identity_backbone", "inception_dims", "detector_size", "detector_upsample")
+
+
+def reference_key(inputs: Inputs, reference: ReferenceSource) -> str:
+    """Content key of a reference generator's record: code version, generator, data bytes, scoring settings and
+    feature extractors (with their weights hashes). Equal keys give equal records."""
+    settings = inputs.options.to_dict()
+    return json_sha256({
+        "record_version": RECORD_VERSION, "evalkit": __version__, "code": code_version(),
+        "generator": reference.info.to_dict(), "data": used_pairs(inputs.manifest, inputs.splits).content_hash(),
+        "splits": list(inputs.splits), "settings": {k: settings[k] for k in SCORING_SETTINGS},
+        "plan": {m.name: inputs.plan.skipped.get(m.name) for m in inputs.plan.metrics},
+        "extractors": {n: e.cache_id() for n, e in inputs.plan.extractors.items()}})
+
+
+def _reference_record(inputs: Inputs, name: str, shard: Shard, cache: FeatureCache, folder: Path | None,
+                      command_line: str) -> RunRecord | None:
+    """A reference generator's record (process 0; None elsewhere), reused from the record cache when its key
+    matches, else computed through the same harness as the evaluated generator and stored there."""
+    reference = ReferenceSource(name, inputs.source.info.image_size)
+    stored = inputs.options.cache_dir / "records" / f"{reference_key(inputs, reference)}.json"
+    if shard.main_decides(stored.is_file()):
+        return {**read_record(stored), "run_dir": str(folder)} if folder is not None else None
+    evalset, ctx = _score(inputs, reference, shard, cache, folder)
+    if folder is None:
+        return None
+    record = _record(inputs, reference, evalset, ctx, shard, command_line, [])
+    try:
+        write_record(stored, record)
+    except OSError as exc:
+        raise EvalError(f"{inputs.options.cache_dir}: cannot write the record cache ({exc}); pick another "
+                        "--cache-dir") from None
+    return record
+
+
+def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecord, Path] | None:
+    options = inputs.options
+    run_dir = make_run_dir(options.out) if shard.is_main else None
+    cache = FeatureCache(options.cache_dir, shard)
+    evalset, ctx = _score(inputs, inputs.source, shard, cache, run_dir)
+    references = [] if inputs.source.info.kind == "reference" else list(options.references)
+    entries: list[ReferenceEntry] = []
+    for name in tqdm(references, desc="reference generators", unit="generator", disable=None if shard.is_main
+                     else True):
+        folder = run_dir / REFERENCES_DIR / name if run_dir is not None else None
+        record = _reference_record(inputs, name, shard, cache, folder, command_line)
+        if folder is not None and record is not None:
+            write_record(folder / RESULTS_FILE, record)
+            entries.append({"name": name, "label": LABELS[name], "description": DESCRIPTIONS[name],
+                            "results_file": f"{REFERENCES_DIR}/{name}/{RESULTS_FILE}"})
+    if run_dir is None:
         return None
     save_images(evalset.generated, run_dir)
     save_images(evalset.real, run_dir)
     write_pairs(evalset, run_dir)
-    results = {m.name: evaluate_metric(m, ctx, unavailable) for m in metrics}
-    document = {
-        "evalkit_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "run_dir": str(run_dir),
-        "splits": list(splits),
-        "data": evalset.counts(),
-        "settings": {**options.to_dict(), "device": str(device), "processes": shard.world,
-                     "image_size": model.config.image_size, "audio_seconds": model.config.audio_seconds,
-                     "features": {name: e.settings() for name, e in extractors.items()}},
-        "results": results,
-        "warnings": ctx.warnings,
-        "provenance": provenance.collect(options, sidecar, used_pairs(manifest, splits, with_head), extractors,
-                                         command_line),
-    }
-    write_results(run_dir, document)
+    write_generated_csv(run_dir, inputs.pairs, list(evalset.generated.names))
+    document = _record(inputs, inputs.source, evalset, ctx, shard, command_line, entries)
+    write_record(run_dir / RESULTS_FILE, document)
     append_history(options.history or run_dir.parent / HISTORY_FILE, document)
     return document, run_dir
-
-
-def render_report(run_dir: Path) -> Path | None:
-    """``reports.render(run_dir)`` when a ``reports`` module with that function exists: the report's path, else None."""
-    try:
-        module = importlib.import_module("reports")
-    except ModuleNotFoundError as exc:
-        if exc.name != "reports":
-            raise
-        return None
-    render = getattr(module, "render", None)
-    if not callable(render):
-        return None
-    return render(run_dir)
-

@@ -24,11 +24,10 @@ the tensor shapes (their classifier always has 10 outputs).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
-import subprocess
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,37 +35,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-import generator
 from generator.data.audio import AUDIO_SECONDS, num_samples
 from generator.errors import CheckpointError
 from generator.model import ENCODER_CHANNELS, Generator, ModelConfig, encoder_output_length
+from generator.runtime import code_version, sha256_file
 
 FORMAT = "wav2pix-generator"
 FORMAT_VERSION = 1
 INCLUDED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "wav2pix_64px_1s.safetensors"
-
-
-def code_version() -> str:
-    """Package version plus the git commit when running from a checkout."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return f"{generator.__version__}+{commit}" if commit else generator.__version__
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
@@ -112,8 +88,45 @@ def save_generator(
     return path
 
 
-def load_generator(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[Generator, dict]:
-    """A generator (float32, on ``device``) and its sidecar, from our format or the authors' ``.pth``."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded generator and what its file says about it: the one description of a checkpoint every tool uses.
+
+    ``normalisation`` is how its input speech must be normalised (``peak`` or ``legacy_py2``) and ``output_order``
+    the channel order of its faces (``rgb``, or ``bgr`` for the authors' checkpoints); ``info`` is the sidecar as
+    stored (training settings and provenance).
+    """
+
+    model: Generator
+    path: Path
+    sha256: str
+    format: str
+    identities: tuple[str, ...]
+    normalisation: str = "peak"
+    output_order: str = "rgb"
+    info: dict = field(default_factory=dict)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def training(self) -> dict:
+        return dict(self.info.get("training") or {})
+
+    def describe(self) -> dict:
+        """JSON-ready provenance: path, SHA-256, format, architecture, identities, training record."""
+        return {"path": str(self.path), "sha256": self.sha256, "format": self.format, "model": self.config.to_dict(),
+                "identities": list(self.identities), "training": self.training}
+
+
+def load_generator(path: str | Path | None = None, device: str | torch.device = "cpu") -> Checkpoint:
+    """A generator (float32, eval mode, on ``device``) with its description, from our format or the authors' ``.pth``
+    (``None``: the included checkpoint; a folder: its ``generator.safetensors``).
+
+    Raises:
+        CheckpointError: missing, unknown, truncated, corrupt or mismatched file (one line naming it).
+    """
     path = Path(path) if path is not None else INCLUDED_CHECKPOINT
     if path.is_dir():
         path = path / "generator.safetensors"
@@ -125,9 +138,11 @@ def load_generator(path: str | Path | None = None, device: str | torch.device = 
         model, sidecar = _load_our_checkpoint(path)
     else:
         raise CheckpointError(f"{path}: unknown checkpoint type (expected .safetensors, or the authors' .pth)")
-    sidecar["path"] = str(path)
-    sidecar["file_sha256"] = sha256_file(path)
-    return model.to(device).eval(), sidecar
+    data = sidecar.get("data") or {}
+    return Checkpoint(model=model.to(device).eval(), path=path, sha256=sha256_file(path), format=sidecar["format"],
+                      identities=tuple(sidecar.get("identities", [])),
+                      normalisation=data.get("normalisation", "peak"), output_order=data.get("output_order", "rgb"),
+                      info=sidecar)
 
 
 def _load_our_checkpoint(path: Path) -> tuple[Generator, dict]:

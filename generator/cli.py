@@ -129,28 +129,16 @@ def export_data(manifest: Path, out: Path, splits: tuple[str, ...], image_size: 
 @click.argument("overrides", nargs=-1)
 def train(config_path: Path | None, resume: bool, overrides: tuple[str, ...]) -> None:
     """Train Wav2Pix; OVERRIDES are key=value (e.g. epochs=40 out=runs/x). Multi-GPU: torchrun ... wav2pix train."""
-    import os
-
-    import torch.distributed as dist
-
+    from generator.runtime import leave_torchrun
     from generator.train import TrainConfig, Wav2PixTrainer
 
     config = TrainConfig.load(config_path, list(overrides))
-    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if config.device != "cpu" and _cuda() else "gloo")
     try:
         folder = Wav2PixTrainer(config).train(resume=resume)
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        leave_torchrun()
     if folder:
         click.echo(f"last checkpoint: {folder / 'generator.safetensors'}")
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 @main.command()
@@ -184,10 +172,10 @@ def export(checkpoint: Path, out: Path, dtype: str) -> None:
 
     from generator.checkpoint import load_generator, save_generator
 
-    model, sidecar = load_generator(checkpoint)
-    info = {k: v for k, v in sidecar.items() if k in ("data", "training", "note")}
-    info["exported_from"] = {"path": str(checkpoint), "sha256": sidecar["file_sha256"]}
-    save_generator(out, model, sidecar["identities"], info, dtype=getattr(torch, dtype))
+    loaded = load_generator(checkpoint)
+    info = {k: v for k, v in loaded.info.items() if k in ("data", "training", "note")}
+    info["exported_from"] = {"path": str(checkpoint), "sha256": loaded.sha256}
+    save_generator(out, loaded.model, list(loaded.identities), info, dtype=getattr(torch, dtype))
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {dtype})")
 
 

@@ -23,7 +23,7 @@ from generator.data.audio import ShortPolicy, load_speech
 from generator.data.faces import array_to_image
 from generator.errors import DataError
 from generator.model import Generator
-from generator.train import pick_device
+from generator.runtime import pick_device
 
 Sampling = Literal["eval", "dropout", "train"]
 SAMPLING_MODES = ("eval", "dropout", "train")
@@ -99,16 +99,15 @@ def synthesize_files(
     if sampling == "train" and batch_size < 2:
         raise DataError("train-mode sampling needs batches of at least 2 clips (BatchNorm batch statistics)")
     files = collect_audio(audio)
-    model, sidecar = load_generator(checkpoint, pick_device(device))
-    data = sidecar.get("data", {})
-    seconds = model.config.audio_seconds
+    loaded = load_generator(checkpoint, pick_device(device))
+    model, seconds = loaded.model, loaded.config.audio_seconds
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for i, chunk in enumerate(tqdm(list(batched(files, batch_size)), desc="synthesizing", unit="batch",
                                    disable=None)):
-        speech = np.stack([load_speech(f, seconds, data.get("normalisation", "peak"), short) for f in chunk])
-        faces = generate(model, torch.from_numpy(speech)[:, None], sampling, seed + i, data.get("output_order", "rgb"))
+        speech = np.stack([load_speech(f, seconds, loaded.normalisation, short) for f in chunk])
+        faces = generate(model, torch.from_numpy(speech)[:, None], sampling, seed + i, loaded.output_order)
         for f, face in zip(chunk, faces.cpu().numpy()):
             target = out / f"{f.stem}.png"
             array_to_image(face).save(target)

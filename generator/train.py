@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 import yaml
 from PIL import Image
@@ -30,6 +28,7 @@ from generator.data.faces import array_to_image
 from generator.data.manifest import read_manifest
 from generator.errors import CheckpointError, ConfigError
 from generator.model import Discriminator, Generator, ModelConfig, init_weights
+from generator.runtime import join_torchrun
 
 PATH_KEYS = ("manifest", "out")
 
@@ -125,14 +124,6 @@ def _resolve(value: Any, base: Path) -> str:
     return str((base / str(value)).resolve()) if not Path(str(value)).is_absolute() else str(value)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device cuda requested but no CUDA GPU is available")
-    return torch.device(name)
-
-
 @dataclass
 class Batch:
     speech: torch.Tensor
@@ -212,13 +203,9 @@ class GanStep:
 class Wav2PixTrainer:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
-        self.distributed = dist.is_available() and dist.is_initialized()
-        self.rank = dist.get_rank() if self.distributed else 0
-        self.world = dist.get_world_size() if self.distributed else 1
-        self.device = pick_device(config.device)
-        if self.distributed and self.device.type == "cuda":
-            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-            torch.cuda.set_device(self.device)
+        launch = join_torchrun(config.device)
+        self.distributed = launch.world > 1
+        self.rank, self.world, self.device = launch.rank, launch.world, launch.device
         torch.manual_seed(config.seed)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -367,7 +354,7 @@ class Wav2PixTrainer:
         if not meta_path.is_file():
             raise CheckpointError(f"{folder}: no train_state.json to resume from")
         meta = json.loads(meta_path.read_text())
-        G, _ = load_generator(folder / "generator.safetensors")
+        G = load_generator(folder / "generator.safetensors").model
         if G.config != self.G.config:
             raise CheckpointError(f"{folder}: checkpoint model {G.config} differs from the config's {self.G.config}")
         self.G.load_state_dict(G.state_dict())

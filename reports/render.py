@@ -1,9 +1,10 @@
 """``report.md`` and a self-contained ``report.html`` (images as data URIs, no network) for a run folder.
 
-The folder's results.json (from ``evalkit run``) gives the headline table, the seed's figures beside ours, reference
-baselines, per-identity results, confusion matrices, image grids, bar charts, training curves and provenance; each
-``experiments/<name>/experiment.json`` adds a section. Figures are written to ``report_files/``; the Markdown links
-them there.
+The folder's run record (``results.json`` from ``evalkit run``, and the reference generators' records under
+``references/``) gives the headline table, the seed's figures beside ours, the reference generators' rows,
+per-identity results, confusion matrices, image grids, bar charts, training curves and provenance; each
+``experiments/<name>/experiment.json`` adds a section. Nothing is computed here: every number comes from the records.
+Figures are drawn into ``report_files/``; the Markdown links them there.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from evalkit.errors import EvalError
-from evalkit.results import RESULTS_FILE
-from reports import baselines as baseline_scores
+from evalkit.record import RESULTS_FILE, RecordError, RunRecord, read_record, read_references
 from reports import figures
 from reports.run_files import (
     face_rows,
@@ -60,7 +59,7 @@ class RunReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def _headline_charts(document: dict, baselines: dict, assets: Path) -> list[Figure]:
+def _headline_charts(document: RunRecord, references: list[tuple[dict, RunRecord]], assets: Path) -> list[Figure]:
     groups = ["real", *document["splits"]]
     charts = []
     for column in HEADLINE_COLUMNS:
@@ -68,9 +67,10 @@ def _headline_charts(document: dict, baselines: dict, assets: Path) -> list[Figu
         if entry is None or entry["status"] != "ok":
             continue
         series = {"this run": [entry["rows"].get(row, {}).get(column.figure) for row in groups]}
-        for baseline in baselines.get("baselines", []):
-            rows = baseline["results"][column.metric].get("rows", {})
-            series[baseline["label"]] = [rows.get(row, {}).get(column.figure) for row in groups]
+        for entry_ref, record in references:
+            rows = record["results"].get(column.metric, {}).get("rows", {})
+            series[entry_ref["label"]] = [rows.get(row, {}).get(column.figure) if row != "real" else None
+                                          for row in groups]
         if not any(series["this run"]):
             continue
         path = figures.bar_chart(assets / f"bars_{column.metric}.png", column.label, groups, series, column.label)
@@ -102,8 +102,11 @@ def _confusions(document: dict, assets: Path) -> list[Figure]:
     return heatmaps
 
 
-def _training(document: dict, assets: Path) -> tuple[Figure | None, str]:
-    checkpoint = document["provenance"]["checkpoint"]
+def _training(document: RunRecord, assets: Path) -> tuple[Figure | None, str]:
+    generator = document["generator"]
+    if generator["kind"] != "wav2pix":
+        return None, f"the evaluated generator ({generator['kind']}) carries no training log"
+    checkpoint = generator["provenance"]
     log = training_log_path(checkpoint)
     if log is None:
         recorded = (checkpoint.get("training") or {}).get("log")
@@ -116,17 +119,21 @@ def _training(document: dict, assets: Path) -> tuple[Figure | None, str]:
     return Figure(path, f"Training curves from {log} ({len(records)} epochs)."), ""
 
 
-def provenance_rows(document: dict) -> list[tuple[str, str]]:
+def provenance_rows(document: RunRecord) -> list[tuple[str, str]]:
     p = document["provenance"]
-    checkpoint, data = p["checkpoint"], p["data"]
+    generator, data = document["generator"], p["data"]
+    details = {k: v for k, v in generator["provenance"].items() if k not in ("training", "identities", "sha256")}
     rows = [
         ("command line", p["command_line"]),
         ("created", document["created"]),
         ("evalkit / code version", f"{document['evalkit_version']} / {p['code_version']}"),
-        ("checkpoint", f"{checkpoint['path']} (sha256 {checkpoint['sha256']}, format {checkpoint['format']})"),
-        ("model", json.dumps(checkpoint["model"])),
-        ("identities", ", ".join(checkpoint.get("identities") or [])),
-        ("training", json.dumps({k: v for k, v in (checkpoint.get("training") or {}).items() if k != "config"})),
+        ("generator", f"{generator['kind']}: {generator['name']} (sha256 {generator['sha256']}, "
+                      f"{generator['image_size']} px, {generator['audio_seconds']} s speech, "
+                      f"normalisation {generator['normalisation']})"),
+        ("generator details", json.dumps(details)),
+        ("identities", ", ".join(generator.get("identities") or [])),
+        ("training", json.dumps({k: v for k, v in (generator["provenance"].get("training") or {}).items()
+                                 if k != "config"})),
         ("data", (f"{data['manifest']} (manifest sha256 {data['manifest_sha256']}, content sha256 "
                   f"{data['content_sha256']}, {data['pairs']} pairs)")),
         ("seed", str(p["seed"])),
@@ -146,19 +153,18 @@ def _counts_table(document: dict) -> Table:
                   for split, c in document["data"].items()])
 
 
-def run_report(run_dir: Path, document: dict, assets: Path) -> RunReport:
-    baselines = baseline_scores.load_or_compute(run_dir, document)
-    ok = baselines["status"] == "ok"
+def run_report(run_dir: Path, document: RunRecord, assets: Path) -> RunReport:
+    references = read_references(run_dir, document)
     training, training_reason = _training(document, assets)
     per_identity = per_identity_table(document)
     return RunReport(
         document=document,
         tables=[headline_table(document), seed_table(document), _counts_table(document)],
-        baselines=baseline_table(baselines) if ok else None,
-        baselines_reason="" if ok else baselines["reason"],
+        baselines=baseline_table(references, document["splits"]) if references else None,
+        baselines_reason="" if references else "no reference generator was scored in this run (--references none)",
         details=[t for t in [every_figure_table(document), per_identity] if t is not None]
         + confusion_tables(document),
-        charts=_headline_charts(document, baselines if ok else {}, assets),
+        charts=_headline_charts(document, references, assets),
         grids=_grids(run_dir, document, assets),
         confusions=_confusions(document, assets),
         training=training,
@@ -186,9 +192,9 @@ def render(run_dir: Path) -> Path:
     results = run_dir / RESULTS_FILE
     sections: list[Section] = read_sections(run_dir)
     if not results.is_file() and not sections:
-        raise EvalError(f"{run_dir}: no {RESULTS_FILE} and no experiment sections; not a run or experiment folder")
+        raise RecordError(f"{run_dir}: no {RESULTS_FILE} and no experiment sections; not a run or experiment folder")
     assets = run_dir / ASSETS_DIR
-    run = run_report(run_dir, json.loads(results.read_text()), assets) if results.is_file() else None
+    run = run_report(run_dir, read_record(results), assets) if results.is_file() else None
     context = {"title": f"wav2pix evalkit report: {run_dir.name}", "run": run, "sections": sections}
     env = _environment()
     (run_dir / "report.md").write_text(env.get_template("report.md.j2").render(

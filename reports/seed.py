@@ -33,9 +33,11 @@ SEED_FIGURES = (
 
 def our_setting(document: dict) -> str:
     settings = document["settings"]
-    identities = document["provenance"]["checkpoint"].get("identities") or []
+    identities = document["generator"].get("identities") or []
+    seconds = settings["audio_seconds"]
     return (f"{len(identities)} identities (chance {100 / len(identities):.0f} %)" if identities else
-            "identities unknown") + (f", {settings['image_size']} px, {settings['audio_seconds']:g} s audio, "
+            "identities unknown") + (f", {settings['image_size']} px, "
+                                     f"{f'{seconds:g} s' if seconds is not None else 'no'} audio, "
                                      f"identity backbone {settings['identity_backbone']}, dlib HOG detector at "
                                      f"{settings['detector_size']} px, upsample {settings['detector_upsample']}")
 
@@ -43,9 +45,9 @@ def our_setting(document: dict) -> str:
 def _ours(document: dict, seed: SeedFigure, split: str) -> str:
     if split not in document["splits"]:
         return "not evaluated (split not in the data)"
-    if seed.audio_seconds is not None and seed.audio_seconds != document["settings"]["audio_seconds"]:
-        return (f"not measured: this checkpoint uses {document['settings']['audio_seconds']:g} s audio "
-                "(see evalkit experiment audio-length)")
+    seconds = document["settings"]["audio_seconds"]
+    if seed.audio_seconds is not None and seconds is not None and seed.audio_seconds != seconds:
+        return (f"not measured: this generator uses {seconds:g} s audio (see evalkit experiment audio-length)")
     return metric_cell(document["results"], seed.metric, seed.figure, split)
 
 

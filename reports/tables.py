@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from evalkit.results import format_cell
+from evalkit.record import RunRecord, format_cell
 
 HEADLINE_ROWS = (("real", "Real data"), ("seen", "Seen speech"), ("unseen_speech", "Unseen speech"),
                  ("unseen_identity", "Unseen identities"))
@@ -66,12 +66,12 @@ def format_figure(cell: dict) -> str:
 
 
 def metric_cell(results: dict, metric: str, figure: str, row: str) -> str:
-    """One cell of a results dict (``results.json``'s ``results``, or a baseline's)."""
+    """One cell of a results dict (a run record's ``results``, or a reference generator's)."""
     entry = results.get(metric)
     if entry is None:
         return "not computed (metric not selected for this run)"
-    if entry["status"] == "unavailable":
-        return f"unavailable ({entry['reason'].split(':')[0]}; see note)"
+    if entry["status"] != "ok":
+        return f"{entry['status']} (see note)"
     values = entry["rows"].get(row)
     if values is None:
         return "— (no real-data row: the metric compares generated with real faces)" if row == "real" \
@@ -83,9 +83,9 @@ def metric_cell(results: dict, metric: str, figure: str, row: str) -> str:
 
 
 def unavailable_note(results: dict) -> str:
-    """The full reason of every unavailable metric."""
-    return " ".join(f"{metric} unavailable: {entry['reason']}." for metric, entry in results.items()
-                    if entry["status"] == "unavailable")
+    """The full reason of every metric that was not computed (unavailable or not applicable)."""
+    return " ".join(f"{metric} {entry['status']}: {entry['reason']}." for metric, entry in results.items()
+                    if entry["status"] != "ok")
 
 
 def headline_table(document: dict) -> Table:
@@ -102,18 +102,18 @@ def headline_table(document: dict) -> Table:
                       + unavailable_note(document["results"]))
 
 
-def baseline_table(baselines: dict) -> Table:
-    """The reference baselines scored by the headline metrics, one row per baseline and split."""
+def baseline_table(references: list[tuple[dict, RunRecord]], splits: list[str]) -> Table:
+    """The reference generators' runs, scored by the headline metrics: one row per generator and split."""
     rows = []
-    for baseline in baselines["baselines"]:
-        for split in baselines["splits"]:
-            label = f"{baseline['label']}: {split.replace('_', ' ')}"
-            rows.append([label] + [metric_cell(baseline["results"], c.metric, c.figure, split)
+    for entry, record in references:
+        for split in splits:
+            label = f"{entry['label']}: {split.replace('_', ' ')}"
+            rows.append([label] + [metric_cell(record["results"], c.metric, c.figure, split)
                                    for c in HEADLINE_COLUMNS])
-    note = " ".join(f"{b['label']}: {b['description']}" for b in baselines["baselines"])
-    note += " " + unavailable_note(baselines["baselines"][0]["results"])
-    return Table("Reference baselines, scored by the same metrics", ["Faces"] + [c.label for c in HEADLINE_COLUMNS],
-                 rows, note=note)
+    note = " ".join(f"{entry['label']}: {entry['description']}." for entry, _ in references)
+    note += " " + unavailable_note(references[0][1]["results"])
+    return Table("Reference generators, scored by the same metrics on the same clips",
+                 ["Faces"] + [c.label for c in HEADLINE_COLUMNS], rows, note=note)
 
 
 def every_figure_table(document: dict) -> Table:

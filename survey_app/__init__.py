@@ -24,7 +24,7 @@ SURVEY_APP_SECRET_KEY (else a random key kept in DATA_DIR/secret_key). The schem
 Input contract of create-study (an `evalkit run` folder, or any folder of real/generated pairs)
 -------------------------------------------------------------------------------------------
 RUN_DIR/pairs.csv with columns split,identity,real,generated (image paths relative to the CSV), optional column
-group (matching key for foils), optional RUN_DIR/run.json (run metadata kept as provenance). See
+group (matching key for foils), optional RUN_DIR/results.json (the evalkit run record; its provenance is kept). See
 survey_app.manifest for the full rules. `evalkit run` is expected to write exactly this file.
 
 Design of a session

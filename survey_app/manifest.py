@@ -10,7 +10,9 @@ Contract (the same for an `evalkit run` folder and for any hand-made folder):
   - `generated`: path of the face generated from that person's speech, relative to the CSV.
 * Optional column `group`: a matching key for foils (e.g. `female`, `male-40s`); controls and lineup foils
   are drawn from other identities of the same group when there are enough of them.
-* Optional `RUN_DIR/run.json`: metadata of the run (model, checkpoint, ...), copied into the study's provenance.
+* Optional `RUN_DIR/results.json`: the run record that `evalkit run` writes; its generator (kind, name, SHA-256),
+  data hashes, code version, seed and command line are copied into the study's provenance (the rest of the record,
+  the metric figures, is not).
 * Every path must be relative, must name a readable image file, and a row may not be blank in a required column.
 * Two rows of the same identity with different `real` photos enable the "same person, other photo" control.
 """
@@ -27,7 +29,9 @@ from pathlib import Path, PurePath
 from PIL import Image, UnidentifiedImageError
 
 MANIFEST_NAME = "pairs.csv"
-RUN_METADATA_NAME = "run.json"
+RUN_RECORD_NAME = "results.json"
+RUN_PROVENANCE_KEYS = ("evalkit_version", "created", "run_dir", "splits")
+RECORD_PROVENANCE_KEYS = ("generator_sha256", "data", "code_version", "seed", "command_line", "packages")
 REQUIRED_COLUMNS = ("split", "identity", "real", "generated")
 MAX_FIELD_LENGTH = 200
 
@@ -112,13 +116,21 @@ def _image_path(relative: str, folder: Path, where: str) -> Path:
 
 
 def _read_run_metadata(folder: Path) -> dict:
-    path = folder / RUN_METADATA_NAME
+    """Provenance of the evalkit run that made the folder (empty for a hand-made folder without a run record)."""
+    path = folder / RUN_RECORD_NAME
     if not path.is_file():
         return {}
     try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ManifestError(f"{path} is not valid JSON") from error
-    if not isinstance(metadata, dict):
-        raise ManifestError(f"{path} must hold a JSON object")
+    if not isinstance(record, dict) or not isinstance(record.get("provenance", {}), dict):
+        raise ManifestError(f"{path} must hold an evalkit run record (a JSON object)")
+    metadata = {key: record[key] for key in RUN_PROVENANCE_KEYS if key in record}
+    generator = record.get("generator")
+    if isinstance(generator, dict):
+        metadata["generator"] = {key: generator.get(key) for key in ("kind", "name", "sha256", "image_size",
+                                                                     "audio_seconds", "provenance")}
+    provenance = record.get("provenance", {})
+    metadata.update({key: provenance[key] for key in RECORD_PROVENANCE_KEYS if key in provenance})
     return metadata

@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import save_file
 
 import generator
-from generator.checkpoint import FORMAT, load_generator, save_generator, sha256_file
+from generator.checkpoint import FORMAT, load_generator, save_generator
+from generator.runtime import sha256_file
 from generator.errors import CheckpointError
 from generator.model import Generator
 
@@ -37,7 +38,8 @@ def assert_same_state(a: Generator, b: Generator) -> None:
 def test_round_trip_is_bit_exact(tmp_path, make_generator, speech_batch, size, seconds):
     model = make_generator(size, seconds, identities=3, seed=1)
     path = save_generator(tmp_path / "g.safetensors", model, ["a", "b", "c"], {"data": {"normalisation": "peak"}})
-    loaded, sidecar = load_generator(path)
+    checkpoint_file = load_generator(path)
+    loaded, sidecar = checkpoint_file.model, checkpoint_file.info
     assert_same_state(model, loaded)
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     assert loaded.config == model.config
@@ -60,21 +62,24 @@ def test_sidecar_contents(saved_checkpoint):
 
 
 def test_load_reports_path_and_file_hash(saved_checkpoint):
-    _, sidecar = load_generator(saved_checkpoint)
-    assert sidecar["path"] == str(saved_checkpoint) and sidecar["file_sha256"] == sha256_file(saved_checkpoint)
+    loaded = load_generator(saved_checkpoint)
+    assert loaded.path == saved_checkpoint and loaded.sha256 == sha256_file(saved_checkpoint)
+    assert loaded.identities == ("alice", "bob") and loaded.normalisation == "peak" and loaded.output_order == "rgb"
+    assert loaded.describe()["sha256"] == loaded.sha256 and loaded.describe()["training"] == {"epochs": 3, "seed": 0}
 
 
 def test_a_folder_holding_generator_safetensors_loads(tmp_path, make_generator):
     model = make_generator()
     save_generator(tmp_path / "epoch_0001" / "generator.safetensors", model, ["a", "b"], {})
-    loaded, _ = load_generator(tmp_path / "epoch_0001")
+    loaded = load_generator(tmp_path / "epoch_0001").model
     assert_same_state(model, loaded)
 
 
 def test_float16_save_loads_as_float32(tmp_path, make_generator, speech_batch):
     model = make_generator()
     path = save_generator(tmp_path / "h.safetensors", model, ["a", "b"], {}, dtype=torch.float16)
-    loaded, sidecar = load_generator(path)
+    checkpoint_file = load_generator(path)
+    loaded, sidecar = checkpoint_file.model, checkpoint_file.info
     assert sidecar["weights_dtype"] == "float16"
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     speech = speech_batch(2)
@@ -97,7 +102,8 @@ def test_authors_checkpoint_loads_bit_exactly(tmp_path, make_generator, speech_b
     assert len(state) == len(model.state_dict())
     path = tmp_path / "gen_10.pth"
     torch.save(state, path)
-    loaded, sidecar = load_generator(path)
+    checkpoint_file = load_generator(path)
+    loaded, sidecar = checkpoint_file.model, checkpoint_file.info
     assert loaded.config == model.config
     assert_same_state(model, loaded)
     speech = speech_batch(4, seconds)
@@ -110,7 +116,7 @@ def test_authors_checkpoint_loads_bit_exactly(tmp_path, make_generator, speech_b
 def test_authors_checkpoint_wrapped_by_data_parallel_loads(tmp_path, make_generator, authors_layout):
     model = make_generator(64, 0.3, identities=10)
     torch.save({"state_dict": {"module." + k: v for k, v in authors_layout(model).items()}}, tmp_path / "gen_0.pth")
-    loaded, _ = load_generator(tmp_path / "gen_0.pth")
+    loaded = load_generator(tmp_path / "gen_0.pth").model
     assert_same_state(model, loaded)
 
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import generator.checkpoint
-from generator.checkpoint import INCLUDED_CHECKPOINT, load_generator, sha256_file
+from generator.checkpoint import INCLUDED_CHECKPOINT, load_generator
+from generator.runtime import sha256_file
 
 
 @pytest.fixture
@@ -32,7 +33,8 @@ def test_train_with_a_config_file_and_overrides(cli, tiny_overrides, tmp_path):
     assert result.exit_code == 0, result.output
     assert f"last checkpoint: {out / 'epoch_0001' / 'generator.safetensors'}" in result.stdout
     assert len((out / "train_log.jsonl").read_text().splitlines()) == 1
-    model, sidecar = load_generator(out / "epoch_0001")
+    checkpoint_file = load_generator(out / "epoch_0001")
+    model, sidecar = checkpoint_file.model, checkpoint_file.info
     assert sidecar["training"]["epochs"] == 1 and model.config.num_identities == 3
 
 
@@ -81,7 +83,8 @@ def test_synthesize_defaults_to_the_included_checkpoint(cli, saved_checkpoint, c
 
 @pytest.mark.skipif(not INCLUDED_CHECKPOINT.is_file(), reason=f"no included checkpoint at {INCLUDED_CHECKPOINT} yet")
 def test_synthesize_with_the_real_included_checkpoint(cli, tmp_path, make_audio, make_noise):
-    model, sidecar = load_generator()
+    checkpoint_file = load_generator()
+    model, sidecar = checkpoint_file.model, checkpoint_file.info
     make_audio(tmp_path / "in" / "clip.wav", make_noise(int(16000 * model.config.audio_seconds) + 10))
     result = cli("synthesize", "--audio", tmp_path / "in", "--out", tmp_path / "faces")
     assert result.exit_code == 0, result.output
@@ -135,8 +138,8 @@ def test_export_float16(cli, saved_checkpoint, tmp_path, speech_batch):
     assert sidecar["exported_from"] == {"path": str(saved_checkpoint), "sha256": sha256_file(saved_checkpoint)}
     assert sidecar["data"] == {"normalisation": "peak", "output_order": "rgb"}
     assert sidecar["training"] == {"epochs": 3, "seed": 0}
-    small, _ = load_generator(out)
-    full, _ = load_generator(saved_checkpoint)
+    small = load_generator(out).model
+    full = load_generator(saved_checkpoint).model
     for name, value in full.state_dict().items():
         if value.is_floating_point():
             assert torch.equal(small.state_dict()[name], value.half().float()), name
@@ -148,7 +151,8 @@ def test_export_float32_is_exact_and_converts_the_authors_format(cli, tmp_path, 
     out = tmp_path / "ours.safetensors"
     result = cli("export", "--checkpoint", tmp_path / "gen_10.pth", "--out", out, "--dtype", "float32")
     assert result.exit_code == 0, result.output
-    loaded, sidecar = load_generator(out)
+    checkpoint_file = load_generator(out)
+    loaded, sidecar = checkpoint_file.model, checkpoint_file.info
     assert sidecar["data"]["normalisation"] == "legacy_py2" and sidecar["data"]["output_order"] == "bgr"
     assert len(sidecar["identities"]) == 10 and "note" in sidecar
     for name, value in model.state_dict().items():

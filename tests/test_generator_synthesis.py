@@ -42,7 +42,7 @@ def test_one_png_per_audio_file_with_the_same_stem(saved_checkpoint, audio_dir, 
 
 def test_png_is_the_models_eval_output(saved_checkpoint, audio_dir, tmp_path):
     (written,) = synthesize_files(saved_checkpoint, audio_dir / "b.flac", tmp_path / "out")
-    model, _ = load_generator(saved_checkpoint)
+    model = load_generator(saved_checkpoint).model
     speech = torch.from_numpy(load_speech(audio_dir / "b.flac", 0.3))[None, None]
     model.eval()
     with torch.no_grad():
@@ -60,7 +60,7 @@ def test_eval_mode_is_deterministic_and_independent_of_the_batch(saved_checkpoin
 
 @pytest.fixture
 def model_and_speech(saved_checkpoint, speech_batch):
-    model, _ = load_generator(saved_checkpoint)
+    model = load_generator(saved_checkpoint).model
     return model, speech_batch(4, 0.3, seed=3)
 
 

@@ -9,10 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from generator.checkpoint import load_generator, sha256_file
+from generator.checkpoint import load_generator
+from generator.runtime import sha256_file
 from generator.data.manifest import read_manifest
 from generator.errors import CheckpointError, ConfigError
-from generator.train import TrainConfig, Wav2PixTrainer, pick_device
+from generator.runtime import pick_device
+from generator.train import TrainConfig, Wav2PixTrainer
 
 EPOCHS = 3
 
@@ -101,7 +103,7 @@ def test_training_sidecar_has_the_provenance(run, train_manifest):
     assert data["manifest_sha256"] == read_manifest(train_manifest).select(["train", "seen"]).content_hash()
     assert sidecar["training"]["epochs"] == 3 and sidecar["training"]["seed"] == 0
     assert sidecar["training"]["config"]["batch_size"] == 8
-    model, _ = load_generator(path)
+    model = load_generator(path).model
     for name, value in trainer.G.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name
 
@@ -121,8 +123,8 @@ def test_resume_continues_bit_exactly(run, tiny_overrides, tmp_path):
     assert [r["epoch"] for r in resumed] == [1, 2, 3]
     for key in ("d_loss", "g_loss", "g_loss_l1", "d_score_wrong"):
         assert resumed[2][key] == log[2][key], key
-    a = load_generator(out / "epoch_0003")[0].state_dict()
-    b = load_generator(copy / "epoch_0003")[0].state_dict()
+    a = load_generator(out / "epoch_0003").model.state_dict()
+    b = load_generator(copy / "epoch_0003").model.state_dict()
     for name in a:
         assert torch.equal(a[name], b[name]), name
 

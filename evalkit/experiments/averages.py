@@ -44,11 +44,11 @@ def parse_counts(text: str) -> list[int]:
     return counts
 
 
-def averaged_face(model, sidecar, clips: list[Path], space: str) -> np.ndarray:
-    speech = speech_batch(model, sidecar, clips)
+def averaged_face(loaded, clips: list[Path], space: str) -> np.ndarray:
+    speech = speech_batch(loaded, clips)
     if space == "embedding":
-        return faces_from_embeddings(model, sidecar, embed(model, speech).mean(dim=0, keepdim=True))[0]
-    return faces_from_speech(model, sidecar, speech.mean(dim=0, keepdim=True))[0]
+        return faces_from_embeddings(loaded, embed(loaded.model, speech).mean(dim=0, keepdim=True))[0]
+    return faces_from_speech(loaded, speech.mean(dim=0, keepdim=True))[0]
 
 
 @click.command(NAME)
@@ -65,12 +65,12 @@ def command(checkpoint: Path | None, counts: str, draws: int, split: str, space:
     sizes = parse_counts(counts)
     if draws < 1:
         raise EvalError(f"--draws must be at least 1, got {draws}")
-    model, sidecar = load_model(checkpoint, options.device)
+    loaded = load_model(checkpoint, options.device)
     manifest = read_manifest(options.data)
     pairs = manifest.select(split).pairs
-    identities = [i for i in sidecar["identities"] if any(p.identity == i for p in pairs)]
+    identities = [i for i in list(loaded.identities) if any(p.identity == i for p in pairs)]
     if not identities:
-        raise EvalError(f"split {split!r} has no clips of the checkpoint's identities {sidecar['identities']}")
+        raise EvalError(f"split {split!r} has no clips of the checkpoint's identities {list(loaded.identities)}")
     rng = seeded_rng(options.seed, NAME)
     faces, owners, groups = [], [], []
     for identity in identities:
@@ -80,7 +80,7 @@ def command(checkpoint: Path | None, counts: str, draws: int, split: str, space:
                 raise EvalError(f"--n {n} is more than the {len(clips)} clips of {identity} in split {split!r}")
             for _ in range(draws):
                 chosen = [clips[k] for k in rng.choice(len(clips), n, replace=False)]
-                faces.append(averaged_face(model, sidecar, chosen, space))
+                faces.append(averaged_face(loaded, chosen, space))
                 owners.append(identity)
                 groups.append(f"N={n}")
     report_dir, folder = start(options.out, NAME)
@@ -88,7 +88,7 @@ def command(checkpoint: Path | None, counts: str, draws: int, split: str, space:
     split_items = {f"N={n}": np.flatnonzero(groups_array == f"N={n}") for n in sizes}
     stand_ins = StandIns(np.stack(faces), np.arange(len(faces)), owners_array, split_items,
                          {g: np.zeros(0, dtype=np.int64) for g in split_items})
-    real = load_reference(manifest, (), model.config.image_size)
+    real = load_reference(manifest, loaded.config.image_size)
     results = scorer(options, real, stand_ins, folder / "work", SCORED_METRICS).score()
     table = Table(f"Faces from averages of N clips ({space} space, {draws} draws per identity and N)",
                   ["N", "Landmark ratio", "Identity accuracy"],

@@ -23,7 +23,7 @@ def check_varies(checkpoints: tuple[Path, ...], varied: str, fixed: str) -> dict
     """Each checkpoint's model config; the ``varied`` setting must differ between them and ``fixed`` must not."""
     if len(checkpoints) < 2:
         raise EvalError("compare at least two checkpoints (--checkpoint A --checkpoint B ...)")
-    configs = {path: load_generator(path)[1]["model"] for path in checkpoints}
+    configs = {path: load_generator(path).config.to_dict() for path in checkpoints}
     values = [c[varied] for c in configs.values()]
     if len(set(values)) != len(values):
         raise EvalError(f"the checkpoints must differ in {varied}; they have {values}")
@@ -51,7 +51,7 @@ def comparison_table(title: str, documents: list[tuple[str, dict]], extra: dict[
     columns += [f"{c.label}: {s}" for c in HEADLINE_COLUMNS for s in splits]
     rows = []
     for k, (label, document) in enumerate(documents):
-        row = [label, document["provenance"]["checkpoint"]["path"], *(values[k] for values in extra.values())]
+        row = [label, document["generator"]["name"], *(values[k] for values in extra.values())]
         row += [metric_cell(document["results"], c.metric, c.figure, s) if s in document["splits"]
                 else "not evaluated" for c in HEADLINE_COLUMNS for s in splits]
         rows.append(row)

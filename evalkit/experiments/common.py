@@ -14,12 +14,12 @@ import torch
 
 from evalkit.options import EMBEDDED_DATA, RunOptions, default_cache_dir
 from evalkit.runner import make_run_dir, validate
-from generator.checkpoint import load_generator
+from generator.checkpoint import Checkpoint, load_generator
 from generator.data.audio import load_speech
 from generator.data.faces import array_to_image
 from generator.model import Generator
 from generator.synthesis import generate, set_sampling_mode
-from generator.train import pick_device
+from generator.runtime import pick_device
 from reports.render import render
 from reports.sections import Section, section_dir, write_section
 
@@ -77,17 +77,16 @@ def finish(report_dir: Path, folder: Path, section: Section, data: dict) -> Path
     return html
 
 
-def load_model(checkpoint: Path | None, device: str) -> tuple[Generator, dict]:
-    model, sidecar = load_generator(checkpoint, pick_device(device))
-    set_sampling_mode(model, "eval")
-    return model, sidecar
+def load_model(checkpoint: Path | None, device: str) -> Checkpoint:
+    loaded = load_generator(checkpoint, pick_device(device))
+    set_sampling_mode(loaded.model, "eval")
+    return loaded
 
 
-def speech_batch(model: Generator, sidecar: dict, files: list[Path]) -> torch.Tensor:
+def speech_batch(checkpoint: Checkpoint, files: list[Path]) -> torch.Tensor:
     """Model inputs (B, 1, N) for audio files, normalised as the checkpoint was trained."""
-    normalisation = sidecar.get("data", {}).get("normalisation", "peak")
-    speech = np.stack([load_speech(f, model.config.audio_seconds, normalisation) for f in files])
-    return torch.from_numpy(speech)[:, None].to(next(model.parameters()).device)
+    speech = np.stack([load_speech(f, checkpoint.config.audio_seconds, checkpoint.normalisation) for f in files])
+    return torch.from_numpy(speech)[:, None].to(next(checkpoint.model.parameters()).device)
 
 
 def to_uint8(faces: torch.Tensor) -> np.ndarray:
@@ -95,16 +94,16 @@ def to_uint8(faces: torch.Tensor) -> np.ndarray:
     return np.stack([np.asarray(array_to_image(face)) for face in faces.cpu().numpy()])
 
 
-def faces_from_speech(model: Generator, sidecar: dict, speech: torch.Tensor) -> np.ndarray:
+def faces_from_speech(checkpoint: Checkpoint, speech: torch.Tensor) -> np.ndarray:
     """Deterministic faces (eval mode) for model inputs (B, 1, N)."""
-    return to_uint8(generate(model, speech, "eval", 0, sidecar.get("data", {}).get("output_order", "rgb")))
+    return to_uint8(generate(checkpoint.model, speech, "eval", 0, checkpoint.output_order))
 
 
 @torch.no_grad()
-def faces_from_embeddings(model: Generator, sidecar: dict, embeddings: torch.Tensor) -> np.ndarray:
+def faces_from_embeddings(checkpoint: Checkpoint, embeddings: torch.Tensor) -> np.ndarray:
     """Deterministic faces (eval mode) for speech embeddings (B, 128)."""
-    faces = model.decoder(embeddings)
-    return to_uint8(faces.flip(1) if sidecar.get("data", {}).get("output_order", "rgb") == "bgr" else faces)
+    faces = checkpoint.model.decoder(embeddings)
+    return to_uint8(faces.flip(1) if checkpoint.output_order == "bgr" else faces)
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ import click
 
 from evalkit.errors import EvalError
 from evalkit.experiments.common import command_line, finish, start
-from evalkit.results import RESULTS_FILE
+from evalkit.record import RESULTS_FILE
 from generator.cli_support import FriendlyCommand
 from reports.sections import Section
 from reports.tables import Table, format_figure

@@ -48,13 +48,13 @@ def pick_clip(manifest, split: str, identity: str, rng: np.random.Generator) -> 
     return clips[int(rng.integers(len(clips)))]
 
 
-def interpolated_faces(model, sidecar, clip_a: Path, clip_b: Path, grid: np.ndarray, space: str) -> np.ndarray:
-    speech = speech_batch(model, sidecar, [clip_a, clip_b])
+def interpolated_faces(loaded, clip_a: Path, clip_b: Path, grid: np.ndarray, space: str) -> np.ndarray:
+    speech = speech_batch(loaded, [clip_a, clip_b])
     weights = torch.as_tensor(grid, dtype=speech.dtype, device=speech.device)
     if space == "embedding":
-        a, b = embed(model, speech)
-        return faces_from_embeddings(model, sidecar, weights[:, None] * a + (1 - weights[:, None]) * b)
-    return faces_from_speech(model, sidecar, weights[:, None, None] * speech[0] + (1 - weights[:, None, None]) * speech[1])
+        a, b = embed(loaded.model, speech)
+        return faces_from_embeddings(loaded, weights[:, None] * a + (1 - weights[:, None]) * b)
+    return faces_from_speech(loaded, weights[:, None, None] * speech[0] + (1 - weights[:, None, None]) * speech[1])
 
 
 @click.command(NAME)
@@ -69,16 +69,16 @@ def command(checkpoint: Path | None, identities: str | None, split: str, steps: 
     """Faces, identity probabilities and landmark detection along α·a + (1-α)·b for clips of two identities."""
     options = run_options(**values)
     grid = alphas(steps)
-    model, sidecar = load_model(checkpoint, options.device)
-    pair = identities.split(",") if identities else sidecar["identities"][:2]
+    loaded = load_model(checkpoint, options.device)
+    pair = identities.split(",") if identities else list(loaded.identities)[:2]
     if len(pair) != 2 or len(set(pair)) != 2:
         raise EvalError(f"--identities needs two different identities A,B, got {identities!r}")
     manifest = read_manifest(options.data)
     rng = seeded_rng(options.seed, NAME)
     clip_a, clip_b = (pick_clip(manifest, split, identity, rng) for identity in pair)
-    faces = interpolated_faces(model, sidecar, clip_a, clip_b, grid, space)
+    faces = interpolated_faces(loaded, clip_a, clip_b, grid, space)
     report_dir, folder = start(options.out, NAME)
-    real = load_reference(manifest, (), model.config.image_size)
+    real = load_reference(manifest, loaded.config.image_size)
     truth = np.where(grid >= 0.5, pair[0], pair[1])
     scoring = scorer(options, real, StandIns.single_split(NAME, faces, truth), folder / "work", SCORED_METRICS)
     classes, probabilities = scoring.identity_probabilities()

@@ -15,33 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from evalkit.evalset import EvalSet, ImagePool, load_real_faces
+from evalkit.evalset import EvalSet, ImagePool, RealFaces, load_real_faces
 from evalkit.features import FeatureCache, FeatureExtractor, Features
-from evalkit.metrics import Metric, MetricContext, resolve_metrics
+from evalkit.metrics import MetricContext
 from evalkit.metrics.identity_accuracy import BACKBONE_FEATURES, head
 from evalkit.options import RunOptions
-from evalkit.runner import build_extractors, evaluate_metric
+from evalkit.runner import Plan, evaluate_metric, plan_metrics
 from generator.data.manifest import Manifest
 
 
-@dataclass(frozen=True)
-class RealFaces:
-    """The distinct real faces of the data, the pool indices of each split's faces and of the identity head's
-    training / held-out faces (as ``evalkit.evalset.load_real_faces`` returns them)."""
-
-    pool: ImagePool
-    split_index: dict[str, np.ndarray]
-    face_index: dict[tuple[Path, str], int]
-    head_train: np.ndarray
-    head_heldout: np.ndarray
-
-    def training_faces(self, identity: str) -> np.ndarray:
-        """Pool indices of the identity head's training faces of ``identity``."""
-        return self.head_train[self.pool.identities[self.head_train] == identity]
-
-
-def load_reference(manifest: Manifest, splits: tuple[str, ...], image_size: int) -> RealFaces:
-    return RealFaces(*load_real_faces(manifest, splits, image_size, with_head=True))
+def load_reference(manifest: Manifest, image_size: int) -> RealFaces:
+    """The data's real faces at ``image_size``, with the identity head's training and held-out faces."""
+    return load_real_faces(manifest, (), image_size)
 
 
 @dataclass(frozen=True)
@@ -78,12 +63,11 @@ class Scorer:
     """A metric context over stand-in faces, and which extractors are unavailable (weights not installed)."""
 
     ctx: MetricContext
-    metrics: list[Metric]
-    unavailable: dict[str, str]
+    plan: Plan
 
     def score(self) -> dict[str, dict]:
         """Every metric's entry, as in results.json (``status``, ``columns``, ``rows``)."""
-        return {metric.name: evaluate_metric(metric, self.ctx, self.unavailable) for metric in self.metrics}
+        return {metric.name: evaluate_metric(metric, self.ctx, self.plan) for metric in self.plan.metrics}
 
     def identity_probabilities(self) -> tuple[tuple[str, ...], np.ndarray]:
         """The identity head's classes and its softmax probabilities for every stand-in item."""
@@ -104,8 +88,7 @@ def scorer(options: RunOptions, real: RealFaces, stand_ins: StandIns, work_dir: 
            metric_names: tuple[str, ...] = ()) -> Scorer:
     """A scorer whose metrics write their side files (pytorch-fid statistics) under ``work_dir``; the reference
     faces of a split absent from the data are the identity head's training faces."""
-    metrics = resolve_metrics(metric_names or options.metrics)
-    extractors, unavailable = build_extractors(metrics, options)
+    plan = plan_metrics(dataclasses.replace(options, metrics=metric_names or options.metrics), real, strict=False)
     splits = tuple(stand_ins.split_items)
     evalset = EvalSet(
         splits=splits,
@@ -119,8 +102,8 @@ def scorer(options: RunOptions, real: RealFaces, stand_ins: StandIns, work_dir: 
         head_heldout=real.head_heldout,
     )
     work_dir.mkdir(parents=True, exist_ok=True)
-    source = _feature_source(FeatureCache(options.cache_dir), extractors, stand_ins, real)
-    return Scorer(MetricContext(options, evalset, work_dir, source), metrics, unavailable)
+    source = _feature_source(FeatureCache(options.cache_dir), plan.extractors, stand_ins, real)
+    return Scorer(MetricContext(options, evalset, work_dir, source), plan)
 
 
 def options_from_settings(settings: dict) -> RunOptions:

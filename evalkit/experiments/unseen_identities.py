@@ -87,18 +87,18 @@ def classified_as(predicted: np.ndarray, classes: tuple[str, ...]) -> dict[str, 
 def command(checkpoint: Path | None, speech: Path, max_clips: int, **values) -> None:
     """Landmark ratio and classified training identity of faces from unseen speakers' speech."""
     options = run_options(**values)
-    model, sidecar = load_model(checkpoint, options.device)
-    speakers = collect_speakers(speech, set(sidecar["identities"]), max_clips)
+    loaded = load_model(checkpoint, options.device)
+    speakers = collect_speakers(speech, set(list(loaded.identities)), max_clips)
     files = [f for clips in speakers.values() for f in clips]
     owners = np.array([name for name, clips in speakers.items() for _ in clips])
-    faces = np.concatenate([faces_from_speech(model, sidecar, speech_batch(model, sidecar, chunk))
+    faces = np.concatenate([faces_from_speech(loaded, speech_batch(loaded, chunk))
                             for chunk in batched(files, BATCH)])
     report_dir, folder = start(options.out, NAME)
     split_items = {name: np.flatnonzero(owners == name) for name in speakers}
     split_items[ALL_SPEAKERS] = np.arange(len(files))
     stand_ins = StandIns(faces, np.arange(len(faces)), owners, split_items,
                          {s: np.zeros(0, dtype=np.int64) for s in split_items})
-    real = load_reference(read_manifest(options.data), (), model.config.image_size)
+    real = load_reference(read_manifest(options.data), loaded.config.image_size)
     scoring = scorer(options, real, stand_ins, folder / "work", ("landmark_ratio", "identity_accuracy"))
     results = {"landmark_ratio": scoring.score()["landmark_ratio"]}
     classes, probabilities = scoring.identity_probabilities()
@@ -113,7 +113,7 @@ def command(checkpoint: Path | None, speech: Path, max_clips: int, **values) -> 
     grid = figures.image_grid(folder / "faces.png", "Faces from unseen speakers",
                               [(name, list(faces[split_items[name][:8]])) for name in speakers])
     section = Section(NAME, "unseen identities", f"Speech of {len(speakers)} speakers not in the checkpoint's "
-                      f"training identities {list(sidecar['identities'])}, from {speech}; identity head "
+                      f"training identities {list(list(loaded.identities))}, from {speech}; identity head "
                       f"({options.identity_backbone}) trained on the real training faces of {options.data}.",
                       command_line(), {**options.to_dict(), "speech": str(speech), "max_clips": max_clips}, [table],
                       [Figure(chart, "Share of each speaker's faces classified as each training identity, 95 % "

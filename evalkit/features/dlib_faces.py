@@ -32,8 +32,7 @@ from evalkit.features import FeatureExtractor, Features, register_extractor
 from evalkit.features.dlib_resnet import CHIP_PADDING, CHIP_SIZE, DESCRIPTOR_DIMS, load_dlib_resnet
 from evalkit.options import RunOptions
 from evalkit.threads import FreeCores, cpu_threads
-from generator.checkpoint import sha256_file
-from generator.train import pick_device
+from generator.runtime import pick_device, sha256_file
 
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"

@@ -22,8 +22,8 @@ from tqdm import tqdm
 from evalkit.errors import EvalError, FeatureUnavailable
 from evalkit.features import FeatureExtractor, Features, register_extractor
 from evalkit.options import INCEPTION_DIMS, RunOptions
-from generator.checkpoint import sha256_file
-from generator.train import pick_device
+from generator.runtime import sha256_file
+from generator.runtime import pick_device
 
 WEIGHTS_FILE = fid_inception.FID_WEIGHTS_URL.rsplit("/", 1)[-1]
 BATCH_SIZE = 50

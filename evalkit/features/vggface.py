@@ -19,8 +19,8 @@ from tqdm import tqdm
 from evalkit.errors import EvalError
 from evalkit.features import FeatureExtractor, Features, register_extractor
 from evalkit.options import RunOptions
-from generator.checkpoint import sha256_file
-from generator.train import pick_device
+from generator.runtime import sha256_file
+from generator.runtime import pick_device
 
 INPUT_SIZE = 224
 BGR_MEANS = (93.5940, 104.7624, 129.1863)

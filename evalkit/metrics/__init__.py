@@ -2,7 +2,8 @@
 
 A metric names the feature extractors it needs (given the run's options) and computes, for one evaluated split, a
 dict of figures (``stats.figure``: value, 95 % interval, N, chance level) plus any details; ``reference`` computes
-the row of real faces where the metric has one. ``columns`` are the figures shown in the printed table.
+the row of real faces where the metric has one; ``applies`` says why the data does not allow it (no training
+faces...), before anything is generated. ``columns`` are the figures shown in the printed table.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from evalkit.errors import EvalError
-from evalkit.evalset import EvalSet
+from evalkit.evalset import EvalSet, RealFaces
 from evalkit.features import Features
 from evalkit.options import RunOptions
 from evalkit.stats import seeded_rng
@@ -62,6 +63,8 @@ class Metric:
     extractors: Callable[[RunOptions], tuple[str, ...]]
     evaluate: Callable[[MetricContext, str], dict]
     reference: Callable[[MetricContext], dict] | None = None
+    applies: Callable[[RealFaces], str | None] = lambda real: None
+    """Why the metric cannot be computed on this data (None when it can); checked before any face is generated."""
 
 
 METRICS: dict[str, Metric] = {}

@@ -89,4 +89,6 @@ METRIC = register(Metric(
     extractors=lambda options: (_backbone(options)[0],),
     evaluate=evaluate,
     reference=reference,
+    applies=lambda real: None if len(real.head_train) else
+    f"no real faces of a training split {HEAD_TRAIN_SPLITS} in the data for the identity head",
 ))

@@ -23,8 +23,9 @@ FAST_METRICS = "landmark_ratio"
 
 
 def run_args(checkpoint: Path, data: Path, out: Path, *extra: str | Path) -> list[str | Path]:
+    """``evalkit run`` on a checkpoint without the reference generators (tested on their own)."""
     return ["run", "--checkpoint", checkpoint, "--data", data, "--out", out, "--device", "cpu", "--bootstrap", "20",
-            *extra]
+            "--references", "none", *extra]
 
 
 def test_run_writes_images_results_history_and_table(evalkit_cli, saved_checkpoint, eval_manifest, inception_weights,
@@ -48,7 +49,7 @@ def test_run_writes_images_results_history_and_table(evalkit_cli, saved_checkpoi
     fid = document["results"]["fid"]["rows"]["seen"]["fid"]
     assert fid["ci95"][0] <= fid["ci95"][1] and fid["n"] == {"generated": 4, "real": 4}
     provenance = document["provenance"]
-    assert provenance["checkpoint"]["sha256"] and len(provenance["data"]["content_sha256"]) == 64
+    assert document["generator"]["sha256"] and provenance["generator_sha256"] == document["generator"]["sha256"] and len(provenance["data"]["content_sha256"]) == 64
     assert provenance["weights"]["inception"]["sha256"] and provenance["seed"] == 0
     assert provenance["packages"]["pytorch-fid"]
     assert document["settings"]["features"]["dlib"]["upsample"] == 0
@@ -71,6 +72,10 @@ def test_run_folder_is_a_survey_study_input(evalkit_cli, saved_checkpoint, eval_
     assert evalkit_cli(*run_args(saved_checkpoint, eval_manifest, out, "--metrics", FAST_METRICS)).exit_code == 0
     run_input = load_run_input(out)
     assert len(run_input.pairs) == 12
+    record = json.loads((out / "results.json").read_text())
+    assert run_input.run_metadata["generator"]["sha256"] == record["generator"]["sha256"]
+    assert run_input.run_metadata["data"] == record["provenance"]["data"]
+    assert run_input.run_metadata["code_version"] == record["provenance"]["code_version"]
     rows = (out / "pairs.csv").read_text().splitlines()
     assert rows[0] == "split,identity,real,generated"
     assert any(r.startswith("unseen_speech,bob,real/bob/") and r.endswith(",generated/unseen_speech/bob/clip_3_1.png")
@@ -101,8 +106,9 @@ def test_same_seed_same_numbers_and_features_come_from_the_cache(evalkit_cli, sa
 
 
 def test_fid_is_unavailable_without_weights_never_a_crash(evalkit_cli, saved_checkpoint, eval_manifest, tmp_path):
-    result = evalkit_cli(*run_args(saved_checkpoint, eval_manifest, tmp_path / "r", "--metrics",
-                                   f"fid,kid,precision_recall,{FAST_METRICS}"))
+    """Default metrics: the Inception metrics are reported unavailable with the reason, every other one computed;
+    asking for one by name is one error before any face is generated."""
+    result = evalkit_cli(*run_args(saved_checkpoint, eval_manifest, tmp_path / "r"))
     assert result.exit_code == 0, result.output
     document = json.loads((tmp_path / "r" / "results.json").read_text())
     for name in ("fid", "kid", "precision_recall"):
@@ -110,8 +116,13 @@ def test_fid_is_unavailable_without_weights_never_a_crash(evalkit_cli, saved_che
         assert entry["status"] == "unavailable" and "rows" not in entry
         assert WEIGHTS_FILE in entry["reason"]
         assert str(tmp_path / "torch_home" / "hub" / "checkpoints") in entry["reason"]
-    assert document["results"][FAST_METRICS]["status"] == "ok"
+    assert {n for n, e in document["results"].items() if e["status"] == "ok"} == \
+        set(all_metrics()) - {"fid", "kid", "precision_recall"}
     assert "unavailable" in result.stdout and WEIGHTS_FILE in result.stdout
+    explicit = evalkit_cli(*run_args(saved_checkpoint, eval_manifest, tmp_path / "x", "--metrics",
+                                     f"fid,{FAST_METRICS}"))
+    assert explicit.exit_code == 2 and explicit.stderr.startswith("error: fid (unavailable): FID Inception weights")
+    assert not (tmp_path / "x" / "generated").exists()
 
 
 def test_json_flag_prints_results_json(evalkit_cli, saved_checkpoint, eval_manifest, tmp_path):
@@ -128,7 +139,7 @@ def test_default_run_folder_and_report_hook(evalkit_cli, saved_checkpoint, eval_
         rendered.append(run_dir)
         return run_dir / "report.html"
 
-    monkeypatch.setitem(sys.modules, "reports", types.SimpleNamespace(render=render))
+    monkeypatch.setattr("reports.render.render", render)
     result = evalkit_cli("run", "--checkpoint", saved_checkpoint, "--data", eval_manifest, "--metrics", FAST_METRICS,
                          "--bootstrap", "5")
     assert result.exit_code == 0, result.output
@@ -181,7 +192,7 @@ def test_bad_inputs_end_in_one_line_errors(evalkit_cli, saved_checkpoint, eval_m
     assert "unknown identity backbone" in error("--identity-backbone", "arcface")
     assert "does not match the data" in error(checkpoint=other_checkpoint(identities=("carol", "dave")))
     assert "shorter than" in error("--metrics", FAST_METRICS, checkpoint=other_checkpoint(seconds=1.0))
-    assert "smaller than the checkpoint's 128 px" in error("--metrics", FAST_METRICS,
+    assert "smaller than the generator's 128 px" in error("--metrics", FAST_METRICS,
                                                            checkpoint=other_checkpoint(image_size=128))
 
 

@@ -33,14 +33,14 @@ def real_faces(size: int) -> np.ndarray:
 
 def generated_faces() -> np.ndarray:
     """Faces of the included checkpoint for three unseen-speech clips of each embedded identity."""
-    model, sidecar = load_generator()
+    checkpoint = load_generator()
     with open(EMBEDDED_DATA, newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "unseen_speech"]
     clips = [r["audio"] for person in ("jaimealtozano", "javiermuniz")
              for r in [r for r in rows if r["identity"] == person][:3]]
-    speech = np.stack([load_speech(EMBEDDED_DATA.parent / c, model.config.audio_seconds,
-                                   sidecar["data"]["normalisation"]) for c in clips])
-    faces = generate(model, torch.from_numpy(speech)[:, None], "eval", 0, sidecar["data"]["output_order"])
+    speech = np.stack([load_speech(EMBEDDED_DATA.parent / c, checkpoint.config.audio_seconds, checkpoint.normalisation)
+                       for c in clips])
+    faces = generate(checkpoint.model, torch.from_numpy(speech)[:, None], "eval", 0, checkpoint.output_order)
     return np.stack([np.asarray(array_to_image(face)) for face in faces.numpy()])
 
 

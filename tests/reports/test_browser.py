@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import render
+from reports.render import render
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -49,7 +49,7 @@ def test_report_opens_in_chromium_with_every_image_and_table(run_copy, browser, 
     captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "table caption")]
     assert captions[:3] == ["Headline results (95 % intervals)", "The seed's published figures beside ours",
                             "Evaluated data"]
-    assert "Reference baselines, scored by the same metrics" in captions
+    assert "Reference generators, scored by the same metrics on the same clips" in captions
     headline = browser.find_elements(By.CSS_SELECTOR, "table")[0]
     assert [r.find_element(By.TAG_NAME, "th").text for r in headline.find_elements(By.CSS_SELECTOR, "tbody tr")] == \
         ["Real data", "Seen speech", "Unseen speech", "Unseen identities"]

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reports import render
-from reports.cli import report_cmd
+from evalkit.cli import main
+from reports.render import render
 from tests.conftest import check_cli_error
 
 pytestmark = pytest.mark.slow
 
 
-def test_report_has_headline_table_baselines_grids_curves_and_provenance(run_copy):
+def test_report_has_headline_table_references_grids_curves_and_provenance(run_copy):
     html_path = render(run_copy)
     assert html_path == run_copy / "report.html"
     markdown = (run_copy / "report.md").read_text()
@@ -24,11 +24,12 @@ def test_report_has_headline_table_baselines_grids_curves_and_provenance(run_cop
     document = json.loads((run_copy / "results.json").read_text())
     for label in ("Real data", "Seen speech", "Unseen speech", "Unseen identities"):
         assert f"| {label} |" in markdown
-    assert "unavailable (FID Inception weights" in markdown
+    assert "unavailable (see note)" in markdown and "fid unavailable: FID Inception weights" in markdown
     assert "50.08 %" in markdown and "chance 10 %" in markdown and "2 identities (chance 50 %)" in markdown
-    assert "Per-identity mean real face: seen" in markdown and "Random real face, random identity" in markdown
-    assert json.loads((run_copy / "baselines.json").read_text())["status"] == "ok"
-    assert document["provenance"]["checkpoint"]["sha256"] in markdown
+    for label in ("Per-identity mean face: seen", "Random face, random identity: seen",
+                  "Nearest training face (oracle): unseen speech", "Constant face: seen"):
+        assert label in markdown
+    assert document["generator"]["sha256"] in markdown
     assert "Training curves from" in markdown
     for name in ("grid_alice.png", "grid_bob.png", "training.png", "bars_landmark_ratio.png", "confusion_seen.png"):
         assert f"report_files/{name}" in markdown and (run_copy / "report_files" / name).is_file()
@@ -37,37 +38,44 @@ def test_report_has_headline_table_baselines_grids_curves_and_provenance(run_cop
     assert not re.search(r'(src|href)="(https?:)?//', html)
 
 
-def test_baselines_are_reused_until_the_results_change(run_copy):
+def test_rendering_reads_the_record_and_computes_nothing(run_copy, monkeypatch):
+    """The reference rows come from references/<name>/results.json; no extractor or metric runs at render time."""
+    import evalkit.features
+    import evalkit.metrics
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report computed something")
+
+    monkeypatch.setattr(evalkit.features, "make_extractor", refuse)
+    monkeypatch.setattr(evalkit.metrics, "resolve_metrics", refuse)
+    reference = json.loads((run_copy / "references" / "mean-face" / "results.json").read_text())
+    reference["results"]["landmark_ratio"]["rows"]["seen"]["ratio"]["value"] = 0.123456
+    (run_copy / "references" / "mean-face" / "results.json").write_text(json.dumps(reference))
     render(run_copy)
-    stored = (run_copy / "baselines.json").stat().st_mtime_ns
-    render(run_copy)
-    assert (run_copy / "baselines.json").stat().st_mtime_ns == stored
-    results = run_copy / "results.json"
-    results.write_text(results.read_text() + "\n")
-    render(run_copy)
-    assert (run_copy / "baselines.json").stat().st_mtime_ns != stored
+    assert "12.3 %" in (run_copy / "report.md").read_text()
 
 
-def test_baselines_unavailable_when_the_manifest_is_gone(run_copy, tmp_path):
+def test_reference_rows_are_absent_with_the_reason_when_none_were_scored(run_copy):
     document = json.loads((run_copy / "results.json").read_text())
-    document["provenance"]["data"]["manifest"] = str(tmp_path / "gone.csv")
+    document["references"] = []
     (run_copy / "results.json").write_text(json.dumps(document))
     render(run_copy)
-    assert f"Unavailable: the run's manifest {tmp_path / 'gone.csv'} is no longer there" in \
-        (run_copy / "report.md").read_text()
+    assert "no reference generator was scored in this run" in (run_copy / "report.md").read_text()
 
 
 def test_report_command_prints_paths_and_rejects_a_folder_without_results(run_copy, tmp_path):
-    result = CliRunner().invoke(report_cmd, [str(run_copy)])
+    result = CliRunner().invoke(main, ["report", str(run_copy)])
     assert result.exit_code == 0, result.output
     assert f"report: {run_copy.resolve() / 'report.html'}" in result.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
-    check_cli_error(CliRunner().invoke(report_cmd, [str(empty)]), "no results.json")
+    check_cli_error(CliRunner().invoke(main, ["report", str(empty)]), "no results.json")
 
 
-def test_evalkit_run_renders_the_report(run_dir):
-    from evalkit.runner import render_report
-
-    target = Path(run_dir)
-    assert render_report(target) and (target / "report.html").is_file()
+def test_evalkit_run_renders_the_report(isolated_home, checkpoint, eval_set, tmp_path):
+    out = tmp_path / "rendered"
+    result = CliRunner().invoke(main, ["run", "--checkpoint", str(checkpoint), "--data", str(eval_set), "--out",
+                                       str(out), "--metrics", "landmark_ratio", "--references", "none",
+                                       "--bootstrap", "5", "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    assert (out / "report.html").is_file() and f"report: {out / 'report.html'}" in result.output

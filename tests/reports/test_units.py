@@ -33,7 +33,7 @@ def test_cells_say_why_a_figure_is_missing():
             "seen": {"accuracy": proportion_figure([True, True, False, True], 0.5)},
             "unseen_identity": {"status": "not applicable", "reason": "identities ['carol'] have no real faces"}}},
     }
-    assert metric_cell(results, "fid", "fid", "seen") == "unavailable (FID Inception weights x.pth not found; see note)"
+    assert metric_cell(results, "fid", "fid", "seen") == "unavailable (see note)"
     assert metric_cell(results, "kid", "kid", "seen").startswith("not computed")
     assert metric_cell(results, "identity_accuracy", "accuracy", "unseen_speech").startswith("not evaluated")
     assert metric_cell(results, "identity_accuracy", "accuracy", "real").startswith("— (no real-data row")
@@ -51,12 +51,12 @@ def test_seed_figures_are_set_beside_ours_only_at_the_same_audio_length():
         "splits": ["seen"],
         "settings": {"audio_seconds": 0.7, "image_size": 64, "identity_backbone": "dlib-resnet",
                      "detector_size": 256, "detector_upsample": 0},
-        "provenance": {"checkpoint": {"identities": ["alice", "bob"]}},
+        "generator": {"identities": ["alice", "bob"]},
         "results": {"landmark_ratio": {"status": "ok", "columns": ["ratio"], "rows": {"seen": {"ratio": cell}}}},
     }
     rows = {row[1]: row for row in seed_table(document).rows}
     assert rows["89.12 %"][3].startswith("90.0 %")
-    assert rows["90.25 %"][3].startswith("not measured: this checkpoint uses 0.7 s audio")
+    assert rows["90.25 %"][3].startswith("not measured: this generator uses 0.7 s audio")
     assert rows["50.08 %"][2].endswith("chance 10 %")
     assert rows["50.08 %"][3].startswith("not computed")
     assert rows["50.08 %"][4].startswith("not evaluated")

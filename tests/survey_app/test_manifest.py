@@ -8,14 +8,25 @@ from survey_app.manifest import ManifestError, load_run_input
 from .conftest import write_png
 
 
+RECORD = {"evalkit_version": "0.1.0", "created": "2026-11-30T08:00:00+00:00", "splits": ["seen"],
+          "generator": {"kind": "wav2pix", "name": "g.safetensors", "sha256": "ab" * 32, "image_size": 64,
+                        "audio_seconds": 1.0, "provenance": {"epochs": 4}},
+          "results": {"fid": {"status": "ok"}},
+          "provenance": {"data": {"content_sha256": "cd" * 32}, "code_version": "0.1.0+abc", "seed": 0,
+                         "command_line": "evalkit run", "weights": {"dlib": {}}}}
+
+
 def test_loads_pairs_with_paths_relative_to_the_csv_and_run_metadata(run_dir: Path) -> None:
-    (run_dir / "run.json").write_text(json.dumps({"checkpoint": "epoch_0004"}))
+    (run_dir / "results.json").write_text(json.dumps(RECORD))
     run_input = load_run_input(run_dir)
     assert len(run_input.pairs) == 12
     first = run_input.pairs[0]
     assert (first.split, first.identity) == ("test", "id00")
     assert first.real == run_dir / "real/id00_0.png" and first.generated.is_file()
-    assert run_input.run_metadata == {"checkpoint": "epoch_0004"}
+    assert run_input.run_metadata == {
+        "evalkit_version": "0.1.0", "created": "2026-11-30T08:00:00+00:00", "splits": ["seen"],
+        "generator": RECORD["generator"], "data": {"content_sha256": "cd" * 32}, "code_version": "0.1.0+abc",
+        "seed": 0, "command_line": "evalkit run"}
     assert len(run_input.manifest_sha256) == 64
 
 
@@ -50,7 +61,11 @@ def test_missing_folder_and_missing_manifest_are_refused(tmp_path: Path) -> None
         load_run_input(tmp_path / "empty")
 
 
-def test_run_metadata_must_be_a_json_object(run_dir: Path) -> None:
-    (run_dir / "run.json").write_text("[1, 2]")
-    with pytest.raises(ManifestError, match="must hold a JSON object"):
+@pytest.mark.parametrize("content", ["[1, 2]", '{"provenance": [1]}'])
+def test_run_record_must_be_a_json_object(run_dir: Path, content: str) -> None:
+    (run_dir / "results.json").write_text(content)
+    with pytest.raises(ManifestError, match="must hold an evalkit run record"):
+        load_run_input(run_dir)
+    (run_dir / "results.json").write_text("{not json")
+    with pytest.raises(ManifestError, match="is not valid JSON"):
         load_run_input(run_dir)

@@ -1,0 +1,116 @@
+"""Reference generators: trivial face sources that every figure is read against (``--generator NAME``; ``evalkit
+run`` scores all four beside the evaluated generator, into ``RUN_DIR/references/<name>/``).
+
+Each draws on the **reference faces** of an identity: its real faces of the training splits (``train``, ``seen``);
+for an identity with none (an unseen identity), the real faces of its evaluated clips, which makes the generator an
+oracle there. Faces are the run's real faces at the evaluated size (uint8 RGB).
+
+=============  =================================================================================================
+``mean-face``   every clip gets the pixel mean of its speaker's reference faces: a model that recognises the
+                speaker and draws the average face
+``random-face`` every clip gets a reference face of a uniformly drawn identity (seeded): realistic faces at chance
+                identity
+``nearest-face`` every clip gets its speaker's reference face nearest (pixel L2) to the clip's own real face: the
+                oracle (on training-split clips it is the clip's own face)
+``constant``    every clip gets one face: the reference face nearest (pixel L2) to the mean of all reference faces
+=============  =================================================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from evalkit.errors import EvalError
+from evalkit.generators.base import FaceSource, GenerationJob, GeneratorInfo, RealReference, json_sha256
+from evalkit.stats import seeded_rng
+
+DESCRIPTIONS = {
+    "mean-face": "every clip gets the pixel mean of its speaker's reference (training) faces",
+    "random-face": "every clip gets a reference face of a uniformly drawn identity (seeded)",
+    "nearest-face": "every clip gets its speaker's reference face nearest (pixels) to the clip's real face: the oracle",
+    "constant": "every clip gets one face: the reference face nearest to the mean of all reference faces",
+}
+LABELS = {"mean-face": "Per-identity mean face", "random-face": "Random face, random identity",
+          "nearest-face": "Nearest training face (oracle)", "constant": "Constant face"}
+REFERENCE_NAMES = tuple(DESCRIPTIONS)
+
+
+def reference_faces(real: RealReference, identity: str, clips: np.ndarray) -> np.ndarray:
+    """Pool indices of ``identity``'s reference faces: its training faces, else the real faces of its ``clips``."""
+    training = real.training.get(identity)
+    if training is not None and len(training):
+        return training
+    return np.unique(real.paired[clips])
+
+
+def _by_identity(job: GenerationJob) -> dict[str, np.ndarray]:
+    identities = np.array([p.identity for p in job.pairs])
+    return {identity: np.flatnonzero(identities == identity) for identity in dict.fromkeys(identities.tolist())}
+
+
+def _pixels(pool_images: np.ndarray, index: np.ndarray) -> np.ndarray:
+    return pool_images[index].reshape(len(index), -1).astype(np.float64)
+
+
+def mean_face(job: GenerationJob) -> np.ndarray:
+    images = job.real.pool.images
+    faces = np.empty((len(job.pairs), *images.shape[1:]), dtype=np.uint8)
+    for identity, clips in _by_identity(job).items():
+        faces[clips] = np.round(images[reference_faces(job.real, identity, clips)].astype(np.float64).mean(axis=0))
+    return faces
+
+
+def random_face(job: GenerationJob) -> np.ndarray:
+    groups = _by_identity(job)
+    pools = {identity: reference_faces(job.real, identity, clips) for identity, clips in groups.items()}
+    trained = sorted(i for i, faces in job.real.training.items() if len(faces))
+    drawable = {i: job.real.training[i] for i in trained} if trained else pools
+    names = sorted(drawable)
+    rng = seeded_rng(job.seed, "reference", "random-face")
+    drawn = rng.integers(len(names), size=len(job.pairs))
+    index = np.array([rng.choice(drawable[names[d]]) for d in drawn], dtype=np.int64)
+    return job.real.pool.images[index]
+
+
+def nearest_face(job: GenerationJob) -> np.ndarray:
+    images = job.real.pool.images
+    index = np.empty(len(job.pairs), dtype=np.int64)
+    for identity, clips in _by_identity(job).items():
+        candidates = reference_faces(job.real, identity, clips)
+        pixels = _pixels(images, candidates)
+        for clip in clips:
+            target = _pixels(images, job.real.paired[clip:clip + 1])
+            index[clip] = candidates[np.argmin(((pixels - target) ** 2).sum(axis=1))]
+    return images[index]
+
+
+def constant(job: GenerationJob) -> np.ndarray:
+    images = job.real.pool.images
+    candidates = np.unique(np.concatenate([reference_faces(job.real, identity, clips)
+                                           for identity, clips in _by_identity(job).items()]))
+    pixels = _pixels(images, candidates)
+    chosen = candidates[np.argmin(((pixels - pixels.mean(axis=0)) ** 2).sum(axis=1))]
+    return np.repeat(images[chosen][None], len(job.pairs), axis=0)
+
+
+BUILDERS: dict[str, Callable[[GenerationJob], np.ndarray]] = {
+    "mean-face": mean_face, "random-face": random_face, "nearest-face": nearest_face, "constant": constant}
+
+
+class ReferenceSource(FaceSource):
+    """One of the reference generators (see the module docstring), at the run's image size."""
+
+    def __init__(self, name: str, image_size: int) -> None:
+        if name not in BUILDERS:
+            raise EvalError(f"unknown reference generator {name!r} (use one of {', '.join(REFERENCE_NAMES)})")
+        self.name = name
+        record = {"reference": name, "description": DESCRIPTIONS[name]}
+        self.info = GeneratorInfo(kind="reference", name=name, image_size=image_size,
+                                  sha256=json_sha256({"kind": "reference", **record}), provenance=record)
+
+    def faces(self, job: GenerationJob) -> np.ndarray:
+        if len(job.real.pool) == 0:
+            raise EvalError(f"reference generator {self.name}: the data has no real faces to draw from")
+        return BUILDERS[self.name](job)

@@ -1,0 +1,95 @@
+"""Generators that compute faces from speech (a Wav2Pix checkpoint, a user's model behind ``module:factory``): the
+clips are read, cropped and normalised as the generator declares, and generated in batches.
+
+Batch k (``batch_size`` clips in run order) is generated with seed ``seed + k`` by the torchrun process that owns it,
+so one process and N processes give the same faces.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from evalkit.errors import EvalError
+from evalkit.generators.base import (
+    SAMPLE_RATE,
+    FaceSource,
+    GenerationJob,
+    GeneratorInfo,
+    check_faces,
+    check_generator,
+    json_sha256,
+)
+from generator.data.audio import crop_to_length, normalise, num_samples, read_audio
+from generator.data.manifest import Pair
+from generator.errors import DataError
+from generator.synthesis import batched
+
+FULL_SCALE = 32768.0  # read_audio returns int16 units
+
+
+def prepare_speech(path, seconds: float, normalisation: str) -> np.ndarray:
+    """One clip as a generator's input: 16 kHz mono, centre-cropped to ``seconds``, normalised as declared; float32
+    (N,). Raises DataError for unreadable, too short or silent clips."""
+    wave = crop_to_length(read_audio(path), num_samples(seconds), source=str(path))
+    if normalisation == "peak+preemphasis":
+        return normalise(wave, "peak", source=str(path))
+    if normalisation == "legacy_py2+preemphasis":
+        return normalise(wave, "legacy_py2", source=str(path))
+    if normalisation == "none":
+        return (wave / FULL_SCALE).astype(np.float32)
+    peak = np.max(np.abs(wave))
+    if peak == 0:
+        raise DataError(f"{path}: clip is entirely silent (all samples are zero)")
+    return (wave / peak).astype(np.float32)
+
+
+class SpeechSource(FaceSource):
+    """A speech-to-face generator object (see ``evalkit.generators.base``) behind the harness's FaceSource."""
+
+    def __init__(self, model: object, kind: str, name: str, provenance: dict | None = None) -> None:
+        who = f"generator {name!r}"
+        check_generator(model, who)
+        self.model = model
+        self.who = who
+        declared = dict(model.provenance()) if callable(getattr(model, "provenance", None)) else {}
+        record = {**declared, **(provenance or {})}
+        identities = getattr(model, "identities", None)
+        self.info = GeneratorInfo(
+            kind=kind, name=name, image_size=int(model.image_size), sha256=record.get("sha256") or json_sha256(
+                {"kind": kind, "name": name, **record}),
+            audio_seconds=float(model.audio_seconds), sample_rate=SAMPLE_RATE,
+            normalisation=getattr(model, "normalisation", "peak"),
+            identities=tuple(identities) if identities is not None else None, provenance=record)
+
+    def check(self, pairs: list[Pair]) -> None:
+        """Every clip must be a readable audio file at least ``audio_seconds`` long (read from the file headers)."""
+        seconds = self.info.audio_seconds
+        short = []
+        for pair in pairs:
+            try:
+                info = sf.info(str(pair.audio))
+            except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+                raise EvalError(f"{pair.audio}: not a readable WAV/FLAC audio file ({exc})") from None
+            if info.frames / info.samplerate < seconds - 0.5 / SAMPLE_RATE:
+                short.append(f"{pair.audio} ({info.frames / info.samplerate:.3f} s)")
+        if short:
+            more = f" and {len(short) - 3} more" if len(short) > 3 else ""
+            raise EvalError(f"{len(short)} clip(s) shorter than the generator's {seconds} s input: "
+                            f"{', '.join(short[:3])}{more}")
+
+    def faces(self, job: GenerationJob) -> np.ndarray:
+        chunks = list(batched(job.pairs, job.batch_size))
+        mine = [k for k in range(len(chunks)) if job.shard.owns(k)]
+        local = {}
+        for k in tqdm(mine, desc="generating faces", unit="batch", disable=None):
+            speech = np.stack([prepare_speech(p.audio, self.info.audio_seconds, self.info.normalisation)
+                               for p in chunks[k]])
+            try:
+                faces = self.model.generate(speech, job.seed + k)
+            except Exception as exc:  # the user's model failing: one line naming it, not its traceback
+                raise EvalError(f"{self.who}: generate() failed: {type(exc).__name__}: {exc}") from None
+            local[k] = check_faces(faces, len(chunks[k]), self.info.image_size, self.who)
+        gathered = job.shard.gather(local)
+        return np.concatenate([gathered[k] for k in range(len(chunks))])

@@ -1,0 +1,1 @@
+"""Examples of evalkit use (importable as ``examples.<module>`` from the repository root)."""

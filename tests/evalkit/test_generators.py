@@ -1,0 +1,231 @@
+"""The generator interface end to end: a user's model by ``module:factory`` and by entry point, finished faces by
+``--generated`` (same figures), the reference generators, data without a training split, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evalkit.generators import parse_generator_args
+from evalkit.generators.reference import REFERENCE_NAMES
+from tests.conftest import REPO, check_cli_error, write_csv
+
+TOY = "examples.toy_generator:make_generator"
+TOY_ARGS = ("--generator-arg", "audio_seconds=0.3")
+
+
+def args(data: Path, out: Path, *extra: str | Path) -> list[str | Path]:
+    return ["run", "--data", data, "--out", out, "--device", "cpu", "--bootstrap", "20", "--references", "none",
+            "--cache-dir", out.parent / "cache", *extra]
+
+
+def figures(run_dir: Path) -> dict:
+    """Every metric entry of a run (what must not depend on how the faces reached evalkit)."""
+    return json.loads((run_dir / "results.json").read_text())["results"]
+
+
+@pytest.fixture
+def on_repo_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO))
+
+
+def test_a_model_by_module_factory_and_the_same_faces_by_generated_give_identical_figures(
+        evalkit_cli, eval_manifest, tmp_path, on_repo_path):
+    first = evalkit_cli(*args(eval_manifest, tmp_path / "toy", "--generator", TOY, *TOY_ARGS))
+    assert first.exit_code == 0, first.output
+    record = json.loads((tmp_path / "toy" / "results.json").read_text())
+    assert record["generator"]["kind"] == "python" and record["generator"]["name"] == TOY
+    assert record["generator"]["provenance"]["model"] == "toy spectral face"
+    assert record["generator"]["provenance"]["source_sha256"] and record["generator"]["image_size"] == 64
+    assert record["generator"]["normalisation"] == "peak" and record["generator"]["identities"] is None
+    assert {e["status"] for e in record["results"].values()} == {"ok", "unavailable"}  # Inception metrics: no weights
+    again = evalkit_cli(*args(eval_manifest, tmp_path / "again", "--generated", tmp_path / "toy"))
+    assert again.exit_code == 0, again.output
+    assert figures(tmp_path / "again") == figures(tmp_path / "toy")
+    replay = json.loads((tmp_path / "again" / "results.json").read_text())["generator"]
+    assert replay["kind"] == "images" and replay["provenance"]["files"] == 12
+
+
+def test_a_folder_mirroring_the_audio_paths_is_read_and_a_missing_face_is_one_error(
+        evalkit_cli, eval_manifest, tmp_path, on_repo_path):
+    assert evalkit_cli(*args(eval_manifest, tmp_path / "toy", "--generator", TOY, *TOY_ARGS,
+                             "--metrics", "landmark_ratio")).exit_code == 0
+    mirror = tmp_path / "mirror"
+    rows = (tmp_path / "toy" / "generated.csv").read_text().splitlines()[1:]
+    for row in rows:
+        audio, generated = row.split(",")
+        relative = Path(os.path.relpath((tmp_path / "toy" / audio).resolve(), eval_manifest.parent))
+        target = (mirror / relative).with_suffix(".png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((tmp_path / "toy" / generated).read_bytes())
+    result = evalkit_cli(*args(eval_manifest, tmp_path / "m", "--generated", mirror, "--metrics", "landmark_ratio"))
+    assert result.exit_code == 0, result.output
+    assert figures(tmp_path / "m") == figures(tmp_path / "toy")
+    removed = sorted(mirror.rglob("*.png"))[:2]
+    for path in removed:
+        path.unlink()
+    error = check_cli_error(evalkit_cli(*args(eval_manifest, tmp_path / "x", "--generated", mirror)),
+                            "no generated face for 2 of 12 clip(s)")
+    assert removed[0].stem in error
+    assert not (tmp_path / "x" / "generated").exists()
+
+
+def test_a_model_by_entry_point(evalkit_cli, eval_manifest, tmp_path, monkeypatch):
+    package = tmp_path / "site" / "toy_speech_face"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text((REPO / "examples" / "toy_generator.py").read_text())
+    info = tmp_path / "site" / "toy_speech_face-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-speech-face\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[evalkit.generators]\ntoy = toy_speech_face:make_generator\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    result = evalkit_cli(*args(eval_manifest, tmp_path / "ep", "--generator", "toy", *TOY_ARGS,
+                               "--metrics", "landmark_ratio"))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "ep" / "results.json").read_text())["generator"]["name"] == "toy"
+
+
+@pytest.mark.parametrize("name", REFERENCE_NAMES)
+def test_reference_generators_run_like_any_generator(evalkit_cli, eval_manifest, tmp_path, name):
+    result = evalkit_cli(*args(eval_manifest, tmp_path / name, "--generator", name,
+                               "--metrics", "identity_accuracy,identity_similarity"))
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / name / "results.json").read_text())
+    assert record["generator"]["kind"] == "reference" and record["references"] == []
+    accuracy = record["results"]["identity_accuracy"]["rows"]
+    if name in ("mean-face", "nearest-face"):  # real faces of the true speaker
+        assert accuracy["seen"]["accuracy"]["value"] == 1.0 and accuracy["unseen_speech"]["accuracy"]["value"] == 1.0
+    if name == "nearest-face":  # on training clips the oracle returns the clip's own face
+        similarity = record["results"]["identity_similarity"]["rows"]["seen"]["same_clip_cosine"]["value"]
+        assert similarity == pytest.approx(1.0)
+    if name == "constant":
+        assert accuracy["seen"]["accuracy"]["value"] == 0.5  # one face for everyone: one identity predicted
+
+
+def test_evalkit_run_scores_the_four_reference_generators_into_the_run_folder(
+        evalkit_cli, saved_checkpoint, eval_manifest, tmp_path):
+    result = evalkit_cli("run", "--checkpoint", saved_checkpoint, "--data", eval_manifest, "--out", tmp_path / "r",
+                         "--device", "cpu", "--bootstrap", "10", "--metrics", "identity_accuracy",
+                         "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert [r["name"] for r in record["references"]] == list(REFERENCE_NAMES)
+    for entry in record["references"]:
+        reference = json.loads((tmp_path / "r" / entry["results_file"]).read_text())
+        assert reference["generator"]["name"] == entry["name"] and reference["splits"] == record["splits"]
+        assert reference["data"] == record["data"]
+    assert not (tmp_path / "r" / "references" / "mean-face" / "generated").exists()  # records only: small folders
+    stored = sorted((tmp_path / "cache" / "records").glob("*.json"))
+    assert len(stored) == 4
+    stamps = [p.stat().st_mtime_ns for p in stored]
+    again = evalkit_cli("run", "--checkpoint", saved_checkpoint, "--data", eval_manifest, "--out", tmp_path / "r2",
+                        "--device", "cpu", "--bootstrap", "10", "--metrics", "identity_accuracy",
+                        "--cache-dir", tmp_path / "cache")
+    assert again.exit_code == 0, again.output
+    assert [p.stat().st_mtime_ns for p in stored] == stamps  # reused, not recomputed
+    for entry in record["references"]:
+        first, second = (json.loads((tmp_path / d / entry["results_file"]).read_text()) for d in ("r", "r2"))
+        assert first["results"] == second["results"] and second["run_dir"].endswith("r2/references/" + entry["name"])
+    other_seed = evalkit_cli("run", "--checkpoint", saved_checkpoint, "--data", eval_manifest, "--out",
+                             tmp_path / "r3", "--device", "cpu", "--bootstrap", "10", "--metrics",
+                             "identity_accuracy", "--cache-dir", tmp_path / "cache", "--seed", "1")
+    assert other_seed.exit_code == 0 and len(list((tmp_path / "cache" / "records").glob("*.json"))) == 8
+
+
+def test_data_without_a_training_split_computes_every_metric_that_applies(evalkit_cli, eval_manifest, tmp_path,
+                                                                         on_repo_path):
+    """A ``wav2pix data build`` of new speakers has only unseen_identity clips: no identity head."""
+    rows = [line.split(",") for line in eval_manifest.read_text().splitlines()[1:]]
+    base = eval_manifest.parent
+    manifest = write_csv(tmp_path / "new" / "manifest.csv", ["identity", "face", "audio", "split"],
+                         [[i, str(base / f), str(base / a), "unseen_identity"] for i, f, a, _ in rows])
+    result = evalkit_cli(*args(manifest, tmp_path / "u", "--generator", TOY, *TOY_ARGS))
+    assert result.exit_code == 0, result.output
+    results = figures(tmp_path / "u")
+    assert results["identity_accuracy"]["status"] == "not applicable"
+    assert "training split" in results["identity_accuracy"]["reason"]
+    assert results["landmark_ratio"]["status"] == "ok" and results["face_fd"]["status"] == "ok"
+    assert "not applicable (identity_accuracy)" in result.stdout
+    explicit = evalkit_cli(*args(manifest, tmp_path / "e", "--generator", TOY, *TOY_ARGS,
+                                 "--metrics", "identity_accuracy"))
+    check_cli_error(explicit, "identity_accuracy (not applicable): no real faces of a training split")
+    assert not (tmp_path / "e" / "generated").exists()
+
+
+BROKEN = '''
+import numpy as np
+
+class Model:
+    image_size = 32
+    audio_seconds = 0.3
+    def __init__(self, size=32, dtype="uint8", rate=16000, crash=False):
+        self.size, self.dtype, self.sample_rate, self.crash = size, dtype, rate, crash
+    def generate(self, speech, seed):
+        if self.crash:
+            raise RuntimeError("CUDA out of memory")
+        return np.zeros((len(speech), self.size, self.size, 3), dtype=self.dtype)
+
+def make(**kwargs):
+    return Model(**kwargs)
+
+def fails(**kwargs):
+    raise TypeError("unexpected keyword")
+'''
+
+
+def test_bad_generators_and_arguments_are_one_line_errors(evalkit_cli, eval_manifest, tmp_path, monkeypatch):
+    (tmp_path / "broken_model.py").write_text(BROKEN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def error(*extra: str, fragment: str) -> str:
+        return check_cli_error(evalkit_cli(*args(eval_manifest, tmp_path / "out", "--metrics", "landmark_ratio",
+                                                 *extra)), fragment)
+
+    error("--generator", "broken_model:make", "--generator-arg", "dtype=float32", fragment="returned float32")
+    error("--generator", "broken_model:make", "--generator-arg", "size=16", fragment="expected uint8 (12, 32, 32, 3)")
+    error("--generator", "broken_model:make", "--generator-arg", "crash=true",
+          fragment="generate() failed: RuntimeError: CUDA out of memory")
+    error("--generator", "broken_model:make", "--generator-arg", "rate=22050", fragment="sample_rate 22050 Hz")
+    error("--generator", "broken_model:fails", fragment="does not accept these --generator-arg values")
+    error("--generator", "broken_model:missing", fragment="has no 'missing'")
+    error("--generator", "no_such_module_x:make", fragment="cannot import module 'no_such_module_x'")
+    error("--generator", "nonesuch", fragment="unknown generator 'nonesuch'")
+    error("--generator", "broken_model:make", "--generator-arg", "novalue", fragment="expected key=value")
+    error("--generator", "mean-face", "--checkpoint", "x.safetensors", fragment="--checkpoint is the wav2pix")
+    error("--generated", tmp_path, "--generator", "constant", fragment="cannot be combined")
+    error("--generated", tmp_path / "none.csv", fragment="not found")
+    error("--generator", "constant", "--generator-arg", "image_size=big", fragment="whole number of pixels")
+    error("--references", "mean-face,median-face", fragment="unknown reference generator(s) ['median-face']")
+    (tmp_path / "faces.csv").write_text("clip,face\na.wav,a.png\n")
+    error("--generated", tmp_path / "faces.csv", fragment="needs columns audio,generated")
+
+
+def test_generator_args_are_yaml_scalars():
+    assert parse_generator_args(("n=3", "flag=true", "path=a.pth", "x=1.5", "empty=")) == \
+        {"n": 3, "flag": True, "path": "a.pth", "x": 1.5, "empty": ""}
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_generate_the_same_faces_with_a_python_generator(eval_manifest, tmp_path):
+    common = ["--data", eval_manifest, "--device", "cpu", "--bootstrap", "10", "--metrics", "landmark_ratio,face_fd",
+              "--generator", TOY, *TOY_ARGS, "--batch-size", "3", "--references", "mean-face"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    single = [sys.executable, "-m", "evalkit", "run", "--out", tmp_path / "one", "--cache-dir", tmp_path / "c1"]
+    double = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "evalkit",
+              "run", "--out", tmp_path / "two", "--cache-dir", tmp_path / "c2"]
+    for command in (single, double):
+        done = subprocess.run([str(c) for c in command + common], env=env, capture_output=True, text=True,
+                              check=False, timeout=600, cwd=REPO)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert figures(tmp_path / "one") == figures(tmp_path / "two")
+    one = sorted((tmp_path / "one" / "generated").rglob("*.png"))
+    assert one and all(p.read_bytes() == (tmp_path / "two" / p.relative_to(tmp_path / "one")).read_bytes()
+                       for p in one)
+    assert np.array_equal(*(json.loads((tmp_path / d / "references" / "mean-face" / "results.json").read_text())
+                            ["results"]["face_fd"]["rows"]["seen"]["face_fd"]["ci95"] for d in ("one", "two")))
