@@ -1,7 +1,8 @@
 """Survey app under load: 50 concurrent scripted raters against `survey-app serve` (gunicorn) on loopback.
 
-Each rater consents, then for every trial loads the trial page and posts its answers, as a browser does (images
-are not fetched). Measured per backend (SQLite in a temporary folder; PostgreSQL when a server URL is given):
+Each rater consents, reads the pair task's instructions, then for every trial loads the trial page and posts its
+answers with Next, as a browser without the page's script does (images are not fetched; the script would also save
+each answer on its own as it is given). Measured per backend (SQLite in a temporary folder; PostgreSQL when a server URL is given):
 answer submissions per wall second over the whole storm, p50/p99 latency of the answer POSTs (and of the trial
 pages), CPU time per answer of the server, the client and the PostgreSQL processes, and an audit of the database
 afterwards (acknowledged answers lost or doubled). Client, server and database share this machine's CPUs, so the
@@ -51,7 +52,9 @@ def percentile_ms(latencies_s: list[float], percent: int) -> float:
 
 def prepare_study(workspace: Workspace, trials: int) -> str:
     """A study of `trials` test pairs per session (plus controls and the attention check, no lineups)."""
-    run_dir = write_synthetic_run(workspace.data_dir / "run", IDENTITIES, photos_per_identity=-(-trials // 8))
+    # Two photos per identity beyond the test pairs: the controls and the attention check get photos of their own.
+    photos = -(-trials // len(IDENTITIES)) + 2
+    run_dir = write_synthetic_run(workspace.data_dir / "run", IDENTITIES, photos_per_identity=photos)
     slug = f"load-{secrets.token_hex(4)}"
     options = StudyOptions(
         title="Load test", slug=slug, seed=1, test_pairs=trials, test_trials_per_session=trials, lineup_size=0

@@ -1,8 +1,9 @@
 """``evalkit``: ``run`` evaluates a generator; ``metrics`` lists the registered metrics and what each needs; ``report``
 renders a run folder.
 
-This module is the command layer: the only place in evalkit that reaches ``reports`` (to render after a run); the
-computing modules never import it."""
+This module is the command layer: the only place in evalkit that reaches ``reports`` (to render after a run, and
+after an experiment: an experiment command returns the report folder it wrote its section record into, and
+``main``'s result callback renders that folder); the computing modules never import it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from pathlib import Path
 
 import click
 
-from evalkit.options import EMBEDDED_DATA, INCEPTION_DIMS, RunOptions, default_cache_dir
+from evalkit.options import (
+    EMBEDDED_DATA,
+    EMBEDDED_GALLERY,
+    GALLERY_SCORES,
+    INCEPTION_DIMS,
+    OFFLINE_ENV,
+    RunOptions,
+    default_cache_dir,
+)
 from generator.cli_support import FriendlyGroup
 
 
@@ -59,18 +68,25 @@ def main() -> None:
 @click.option("--detector-size", type=int, default=256, show_default=True,
               help="images are resized (bilinear) to this size before dlib face detection")
 @click.option("--detector-upsample", type=int, default=0, show_default=True, help="dlib HOG detector upsamplings")
+@click.option("--gallery", type=click.Path(path_type=Path), default=EMBEDDED_GALLERY, show_default="8 GRID speakers",
+              help="manifest of real faces of distractor identities for retrieval and forced matching")
+@click.option("--gallery-score", type=click.Choice(GALLERY_SCORES), default="mean", show_default=True,
+              help="an identity's score: mean or best cosine over its gallery faces")
 @click.option("--bootstrap", type=int, default=200, show_default=True, help="bootstrap replicates per interval")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help=f"feature cache [default: {default_cache_dir()}]")
 @click.option("--history", type=click.Path(path_type=Path), default=None,
               help="JSON-lines history to append to [default: history.jsonl beside the run folder]")
+@click.option("--save-stats", is_flag=True, help="also write pytorch-fid .npz statistics of both sides of every "
+              "Fréchet distance under RUN/stats/ (float64 d x d each: 32 MB at 2048 dimensions)")
+@click.option("--offline", is_flag=True, help=f"never download weights (also {OFFLINE_ENV}=1)")
 @click.option("--json", "as_json", is_flag=True, help="print results.json instead of the table")
 def run_cmd(generator: str | None, generator_args: tuple[str, ...], checkpoint: Path | None,
             generated: Path | None, references: str | None, data: Path, splits: str | None, metrics: str | None, out: Path | None,
             device: str, seed: int, sampling: str, batch_size: int, inception_weights: Path | None,
             inception_dims: int, identity_backbone: str, vggface_weights: Path | None, detector_size: int,
-            detector_upsample: int, bootstrap: int, cache_dir: Path | None, history: Path | None,
-            as_json: bool) -> None:
+            detector_upsample: int, gallery: Path, gallery_score: str, bootstrap: int, cache_dir: Path | None,
+            history: Path | None, save_stats: bool, offline: bool, as_json: bool) -> None:
     """Generate a face for every clip of the evaluated splits, compute the metrics with 95 % intervals, score the
     reference generators the same way, and write the run folder and its report."""
     from evalkit.generators.reference import REFERENCE_NAMES
@@ -84,8 +100,10 @@ def run_cmd(generator: str | None, generator_args: tuple[str, ...], checkpoint: 
         references=chosen_references, data=data, splits=_names(splits), metrics=_names(metrics), out=out, device=device,
         seed=seed, sampling=sampling, batch_size=batch_size, inception_weights=inception_weights,
         inception_dims=inception_dims, identity_backbone=identity_backbone, vggface_weights=vggface_weights,
-        detector_size=detector_size, detector_upsample=detector_upsample, bootstrap=bootstrap,
-        cache_dir=cache_dir or default_cache_dir(), history=history,
+        detector_size=detector_size, detector_upsample=detector_upsample, gallery=gallery,
+        gallery_score=gallery_score, bootstrap=bootstrap,
+        cache_dir=cache_dir or default_cache_dir(), history=history, save_stats=save_stats,
+        offline=offline,
     )
     outcome = run(options, shlex.join(sys.argv))
     if outcome is None:  # a helper process of a torchrun launch; process 0 reports
@@ -129,15 +147,16 @@ def metrics_cmd() -> None:
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help=f"feature cache [default: {default_cache_dir()}]")
 @click.option("--save-stats", is_flag=True, help="write the statistics of FIRST (a folder) to SECOND (.npz)")
+@click.option("--offline", is_flag=True, help=f"never download weights (also {OFFLINE_ENV}=1)")
 def fid_cmd(first: Path, second: Path, inception_weights: Path | None, dims: int, device: str,
-            cache_dir: Path | None, save_stats: bool) -> None:
+            cache_dir: Path | None, save_stats: bool, offline: bool) -> None:
     """FID between FIRST and SECOND, each an image folder or a pytorch-fid .npz statistics file."""
     from evalkit.errors import EvalError, FeatureUnavailable
     from evalkit.features import FeatureCache, make_extractor
-    from evalkit.fid_paths import path_statistics
-    from evalkit.stats import frechet_distance, write_stats
+    from evalkit.fid_paths import fid_of_paths, path_statistics
+    from evalkit.stats import write_stats
 
-    options = RunOptions(device=device, inception_weights=inception_weights, inception_dims=dims)
+    options = RunOptions(device=device, inception_weights=inception_weights, inception_dims=dims, offline=offline)
     try:
         extractor = make_extractor("inception", options)
     except FeatureUnavailable as exc:
@@ -149,8 +168,40 @@ def fid_cmd(first: Path, second: Path, inception_weights: Path | None, dims: int
         write_stats(second, *path_statistics(first, extractor, cache))
         click.echo(f"wrote {second}")
         return
-    value = frechet_distance(*path_statistics(first, extractor, cache), *path_statistics(second, extractor, cache))
-    click.echo(f"FID: {value}")
+    click.echo(f"FID: {fid_of_paths(first, second, extractor, cache)}")
+
+
+@main.group("weights")
+def weights_group() -> None:
+    """Pretrained weights: where each file goes, and downloading it."""
+
+
+@weights_group.command("list")
+def weights_list_cmd() -> None:
+    """Each downloadable weights file, its cache path and whether it is there."""
+    from evalkit.weights import WEIGHTS
+
+    for entry in WEIGHTS.values():
+        state = "present" if entry.path().is_file() else "missing"
+        click.echo(f"{entry.key}: {entry.description}\n    {entry.path()} ({state})\n    from {entry.url}")
+
+
+@weights_group.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+def weights_fetch_cmd(names: tuple[str, ...]) -> None:
+    """Download NAMES (inception, vggface, vggface-notop) into their caches, checked; present files are kept."""
+    from evalkit.errors import EvalError
+    from evalkit.weights import WEIGHTS, download, offline_requested
+
+    unknown = [n for n in names if n not in WEIGHTS]
+    if unknown:
+        raise EvalError(f"unknown weights {unknown}; known: {', '.join(WEIGHTS)}")
+    if offline_requested():
+        raise EvalError(f"downloads are off ({OFFLINE_ENV} is set)")
+    for name in names:
+        entry = WEIGHTS[name]
+        path = entry.path() if entry.path().is_file() else download(entry)
+        click.echo(f"{name}: {path}")
 
 
 @main.command("report")
@@ -162,6 +213,16 @@ def report_cmd(run_dir: Path) -> None:
     html = render(run_dir)
     click.echo(f"report: {html}")
     click.echo(f"report: {html.with_suffix('.md')}")
+
+
+@main.result_callback()
+def _render_written_folder(result: object) -> None:
+    """A sub-command that returns a folder (an experiment, ``compare --out``) has added a section record there:
+    render the folder's report."""
+    if isinstance(result, Path):
+        from reports.render import render
+
+        click.echo(f"report: {render(result)}")
 
 
 def _register_experiment_commands() -> None:

@@ -9,3 +9,7 @@ class EvalError(Wav2PixError):
 
 class FeatureUnavailable(Exception):
     """A feature extractor's default weights are not installed; metrics that need it are reported as unavailable."""
+
+
+class NotApplicable(EvalError):
+    """A metric cannot be computed on one split (too few clips or faces); that row is reported as not applicable."""

@@ -28,11 +28,15 @@ UNSEEN_IDENTITY = "unseen_identity"
 
 @dataclass(frozen=True)
 class ImagePool:
-    """uint8 RGB images (N, S, S, 3), the identity of each, and each one's path under the run folder."""
+    """uint8 RGB images (N, S, S, 3), the identity of each, each one's path under the run folder and, for intervals
+    that resample whole clusters, each one's cluster label (the manifest's ``group``, else the real face's path;
+    None: every image independent) and what the labels are (``cluster_by``)."""
 
     images: np.ndarray
     identities: np.ndarray
     names: tuple[str, ...]
+    clusters: np.ndarray | None = None
+    cluster_by: str = "none"
 
     def __len__(self) -> int:
         return len(self.images)
@@ -114,6 +118,16 @@ def _real_face(pair: Pair, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.BILINEAR))
 
 
+def cluster_label(pair: Pair) -> str:
+    """The cluster of a pair's clip and face: its ``group`` (clips sharing audio or a face), else its face."""
+    return f"group:{pair.group}" if pair.group else f"face:{pair.face}"
+
+
+def cluster_by(pairs: list[Pair]) -> str:
+    with_group = sum(bool(p.group) for p in pairs)
+    return "group" if with_group == len(pairs) else "face" if with_group == 0 else "group, else face"
+
+
 def _face_keys(pairs: list[Pair]) -> list[tuple[Path, str]]:
     return list(dict.fromkeys((p.face, p.face_order) for p in pairs))
 
@@ -161,6 +175,8 @@ def load_real_faces(manifest: Manifest, splits: tuple[str, ...], size: int) -> R
         np.stack(images) if images else np.zeros((0, size, size, 3), dtype=np.uint8),
         np.array([first_pair[k].identity for k in keys]),
         tuple(f"real/{n}.png" for n in unique_names([(first_pair[k].identity, k[0]) for k in keys])),
+        np.array([cluster_label(first_pair[k]) for k in keys]),
+        cluster_by(needed),
     )
     return RealFaces(
         pool=pool,
@@ -193,7 +209,8 @@ def _unique_split_names(pairs: list[Pair]) -> list[str]:
 def assemble(faces: np.ndarray, pairs: list[Pair], splits: tuple[str, ...], real: RealFaces) -> EvalSet:
     """The EvalSet of generated ``faces`` (one per pair, in run order) against the run's real faces."""
     split_of = np.array([p.split for p in pairs])
-    generated = ImagePool(faces, np.array([p.identity for p in pairs]), tuple(generated_names(pairs)))
+    generated = ImagePool(faces, np.array([p.identity for p in pairs]), tuple(generated_names(pairs)),
+                          np.array([cluster_label(p) for p in pairs]), cluster_by(pairs))
     paired = real.paired(pairs)
     generated_index = {s: np.flatnonzero(split_of == s) for s in splits}
     return EvalSet(splits, generated, real.pool, generated_index, real.split_index,
@@ -207,7 +224,7 @@ def write_pairs(evalset: EvalSet, run_dir: Path) -> Path:
     """``pairs.csv`` (split, identity, real, generated; paths relative to the run folder): each generated face with
     the real face paired with its clip, the input of ``survey-app create-study --run RUN_DIR``."""
     path = run_dir / PAIRS_FILE
-    with path.open("w", newline="") as handle:
+    with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["split", "identity", "real", "generated"])
         for split in evalset.splits:

@@ -9,11 +9,14 @@ from pathlib import Path
 from evalkit.generators.reference import REFERENCE_NAMES
 
 EMBEDDED_DATA = Path(__file__).parent / "eval_data" / "wav2pix-youtubers" / "manifest.csv"
+EMBEDDED_GALLERY = Path(__file__).parent / "eval_data" / "grid-samples" / "manifest.csv"
+GALLERY_SCORES = ("mean", "best")
 EVAL_SPLITS = ("seen", "unseen_speech", "unseen_identity")
 HEAD_TRAIN_SPLITS = ("train", "seen")
 HEAD_HELDOUT_SPLIT = "unseen_speech"
 IDENTITY_BACKBONES = ("dlib-resnet", "vggface")
 INCEPTION_DIMS = (64, 192, 768, 2048)
+OFFLINE_ENV = "EVALKIT_OFFLINE"  # set to 1: never download weights (as --offline)
 
 
 def default_cache_dir() -> Path:
@@ -52,8 +55,15 @@ class RunOptions:
     kid_subsets: int = 100
     pr_k: int = 3
     head_l2: float = 1e-3
+    gallery: Path = EMBEDDED_GALLERY
+    gallery_score: str = "mean"
+    gallery_faces: int = 5
+    matching_n: int = 5
+    permutations: int = 999
     cache_dir: Path = field(default_factory=default_cache_dir)
     history: Path | None = None
+    save_stats: bool = False
+    offline: bool = False  # never download weights (also EVALKIT_OFFLINE=1)
 
     def to_dict(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)

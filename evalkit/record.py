@@ -3,8 +3,10 @@
 A run folder holds ``results.json`` (a :class:`RunRecord`), the generated and real faces, ``pairs.csv`` (each
 generated face with its clip's real face), ``generated.csv`` (each clip's audio and its generated face: the input of
 ``evalkit run --generated``), and ``references/<name>/results.json``, one record per reference generator scored by the
-same metrics on the same clips. This module holds the types and the readers; it computes nothing, so ``reports``
-imports it and nothing else of evalkit.
+same metrics on the same clips. This module holds the types, the readers, the formatting of a record's figures as
+table cells (shared by the experiments, which put cells into their sections' tables, and by ``reports``), which figures
+are the headline ones, and the seed's published figures they are read against. It computes nothing, so ``reports``
+imports it (and :mod:`evalkit.sections`) and nothing else of evalkit.
 
 Figures (``Figure``) are ``{"value", "ci95": [low, high], "n", "chance", "ci_method", ...}``; a metric entry is
 ``{"status": "ok" | "unavailable" | "not applicable", "columns", "rows": {row: {figure: Figure, ...}}, "reason"}``
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -126,3 +129,94 @@ def format_cell(cell: object) -> str:
         return "-"
     low, high = cell["ci95"]
     return f"{number(cell['value'])} [{number(low)}, {number(high)}]"
+
+
+def percent(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def format_figure(cell: dict) -> str:
+    """``value [low, high]``, in per cent for proportions; the chance level is appended where there is one."""
+    share = bool(cell.get("proportion")) or cell.get("ci_method") == "wilson"  # "wilson": run records before 0.2
+    if share:
+        low, high = cell["ci95"]
+        text = f"{percent(cell['value'])} [{100 * low:.1f}, {100 * high:.1f}]"
+    else:
+        text = format_cell(cell)
+    if cell.get("chance") is not None:
+        chance = cell["chance"]
+        text += f" (chance {percent(chance) if share else f'{chance:.3g}'})"
+    return text
+
+
+SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def unavailable_marks(results: dict) -> dict[tuple[str, str], str]:
+    """A superscript number per distinct (status, reason) of the metrics not computed, in the order of the metrics: a
+    cell shows ``unavailable¹``, the table's note gives reason 1 once (not the whole sentence in every cell)."""
+    reasons = dict.fromkeys((entry["status"], entry.get("reason", "")) for entry in results.values()
+                            if entry["status"] != "ok")
+    return {key: str(k).translate(SUPERSCRIPTS) for k, key in enumerate(reasons, start=1)}
+
+
+def metric_cell(results: dict, metric: str, figure: str, row: str) -> str:
+    """One cell of a results dict (a run record's ``results``, or a reference generator's): the formatted figure, or
+    why there is none (metric not selected, unavailable or not applicable with a numbered mark, split not evaluated,
+    no real-data row, not applicable to the split)."""
+    entry = results.get(metric)
+    if entry is None:
+        return "not computed (metric not selected for this run)"
+    if entry["status"] != "ok":
+        return f"{entry['status']}{unavailable_marks(results)[entry['status'], entry.get('reason', '')]}"
+    values = entry["rows"].get(row)
+    if values is None:
+        return "— (no real-data row: the metric compares generated with real faces)" if row == "real" \
+            else "not evaluated (split not in this run)"
+    if values.get("status") == "not applicable":
+        return f"not applicable ({values['reason']})"
+    cell = values.get(figure)
+    return format_figure(cell) if isinstance(cell, dict) else "not reported"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A headline figure: ``results[metric]["rows"][row][figure]``, shown as ``label``."""
+
+    metric: str
+    figure: str
+    label: str
+
+
+HEADLINE_COLUMNS = (
+    Column("landmark_ratio", "ratio", "Landmark ratio"),
+    Column("identity_accuracy", "accuracy", "Identity accuracy"),
+    Column("fid", "fid", "FID"),
+    Column("face_fd", "face_fd", "Face Fréchet distance"),
+    Column("kid", "kid", "KID"),
+    Column("identity_similarity", "same_clip_cosine", "Identity similarity (same-clip cosine)"),
+)
+
+SEED_SOURCE = "Wav2Pix posters / CVPR-W abstract, as collected in shared/reference/wav2pix-paper-system.md §10"
+
+
+@dataclass(frozen=True)
+class SeedFigure:
+    """A figure the seed (Wav2Pix) published, with its setting; ``audio_seconds`` None: not tied to a length."""
+
+    label: str
+    metric: str
+    figure: str
+    value: str
+    setting: str
+    audio_seconds: float | None
+
+
+SEED_FIGURES = (
+    SeedFigure("Landmark ratio", "landmark_ratio", "ratio", "90.25 %",
+               "best model, 1 s audio (presumably 128 px), 10 identities, detector settings not stated", 1.0),
+    SeedFigure("Landmark ratio", "landmark_ratio", "ratio", "89.12 %", "0.7 s audio, 10 identities", 0.7),
+    SeedFigure("Landmark ratio", "landmark_ratio", "ratio", "81.16 %", "0.3 s audio, 10 identities", 0.3),
+    SeedFigure("Identity accuracy", "identity_accuracy", "accuracy", "50.08 %",
+               "fine-tuned VGG-Face, 10 identities, chance 10 %", None),
+)

@@ -15,7 +15,7 @@ def headline(document: RunRecord) -> dict[str, dict[str, float | None]]:
         for row, values in entry.get("rows", {}).items():
             for column in entry["columns"]:
                 cell = values.get(column)
-                rows.setdefault(row, {})[f"{metric}.{column}"] = cell["value"] if isinstance(cell, dict) else None
+                rows.setdefault(row, {})[f"{metric}.{column}"] = cell.get("value") if isinstance(cell, dict) else None
     return rows
 
 

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from evalkit import __version__, distributed, provenance
 from evalkit.distributed import Shard
-from evalkit.errors import EvalError, FeatureUnavailable
+from evalkit.errors import EvalError, FeatureUnavailable, NotApplicable
 from evalkit.evalset import (
     EvalSet,
     RealFaces,
@@ -33,6 +33,7 @@ from evalkit.generators import open_source
 from evalkit.generators.base import FaceSource, GenerationJob, json_sha256
 from evalkit.generators.images import write_generated_csv
 from evalkit.generators.reference import DESCRIPTIONS, LABELS, REFERENCE_NAMES, ReferenceSource
+from evalkit.gallery import gallery_content_hash
 from evalkit.metrics import Metric, MetricContext, resolve_metrics
 from evalkit.options import RunOptions
 from evalkit.record import (
@@ -55,7 +56,7 @@ NOT_APPLICABLE = "not applicable"
 
 def validate(options: RunOptions) -> None:
     """Option values that need no data; raises EvalError."""
-    from evalkit.options import IDENTITY_BACKBONES
+    from evalkit.options import GALLERY_SCORES, IDENTITY_BACKBONES
 
     if options.identity_backbone not in IDENTITY_BACKBONES:
         raise EvalError(f"unknown identity backbone {options.identity_backbone!r} (use one of {IDENTITY_BACKBONES})")
@@ -70,6 +71,13 @@ def validate(options: RunOptions) -> None:
     unknown = [r for r in options.references if r not in REFERENCE_NAMES]
     if unknown:
         raise EvalError(f"unknown reference generator(s) {unknown} (use {', '.join(REFERENCE_NAMES)} or none)")
+    if not Path(options.gallery).exists():
+        raise EvalError(f"--gallery {options.gallery}: manifest not found")
+    if options.gallery_score not in GALLERY_SCORES:
+        raise EvalError(f"unknown --gallery-score {options.gallery_score!r} (use one of {GALLERY_SCORES})")
+    if options.gallery_faces < 1 or options.matching_n < 2 or options.permutations < 19:
+        raise EvalError("gallery faces per identity must be >= 1, forced matching 1:N needs N >= 2 and the permutation "
+                        "test at least 19 permutations")
 
 
 def make_run_dir(out: Path | None) -> Path:
@@ -140,9 +148,17 @@ def evaluate_metric(metric: Metric, ctx: MetricContext, plan: Plan) -> dict:
     skipped = plan.entry(metric)
     if skipped is not None:
         return skipped
-    rows = {"real": metric.reference(ctx)} if metric.reference else {}
-    rows.update({split: metric.evaluate(ctx, split) for split in ctx.evalset.splits})
+    rows = {"real": _row(metric.reference, ctx)} if metric.reference else {}
+    rows.update({split: _row(metric.evaluate, ctx, split) for split in ctx.evalset.splits})
     return {"status": "ok", "columns": list(metric.columns), "rows": rows}
+
+
+def _row(compute: Callable[..., dict], *args: object) -> dict:
+    """One row of a metric; a split too small for it is a "not applicable" row with the reason."""
+    try:
+        return compute(*args)
+    except NotApplicable as exc:
+        return {"status": NOT_APPLICABLE, "reason": str(exc)}
 
 
 def feature_source(cache: FeatureCache, extractors: dict[str, FeatureExtractor], evalset: EvalSet
@@ -240,7 +256,8 @@ def _record(inputs: Inputs, source: FaceSource, evalset: EvalSet, ctx: MetricCon
 
 # What a reference generator's figures depend on besides its name, the faces' size and the data.
 SCORING_SETTINGS = ("splits", "metrics", "seed", "bootstrap", "kid_subset_size", "kid_subsets", "pr_k", "head_l2",
-                    "identity_backbone", "inception_dims", "detector_size", "detector_upsample")
+                    "identity_backbone", "inception_dims", "detector_size", "detector_upsample", "gallery_score",
+                    "gallery_faces", "matching_n", "permutations")
 
 
 def reference_key(inputs: Inputs, reference: ReferenceSource) -> str:
@@ -251,6 +268,7 @@ def reference_key(inputs: Inputs, reference: ReferenceSource) -> str:
         "record_version": RECORD_VERSION, "evalkit": __version__, "code": code_version(),
         "generator": reference.info.to_dict(), "data": used_pairs(inputs.manifest, inputs.splits).content_hash(),
         "splits": list(inputs.splits), "settings": {k: settings[k] for k in SCORING_SETTINGS},
+        "gallery": gallery_content_hash(inputs.options.gallery),
         "plan": {m.name: inputs.plan.skipped.get(m.name) for m in inputs.plan.metrics},
         "extractors": {n: e.cache_id() for n, e in inputs.plan.extractors.items()}})
 

@@ -1,17 +1,26 @@
-"""Metric arithmetic in float64: Fréchet distance, KID, precision / recall, bootstrap and Wilson intervals.
+"""Metric arithmetic in float64: Fréchet distance, KID, k-NN manifolds (precision / recall / density / coverage),
+bootstrap and Wilson intervals.
 
 Distribution metrics work on a ``GramPair`` (the inner products within and between the two feature sets), so a
 bootstrap replicate only indexes precomputed matrices: the Fréchet distance of a resample needs the nuclear norm of
 its double-centred cross Gram matrix C = A B^T (centred feature matrices A, B), since the non-zero eigenvalues of
 S1 S2 are the squared singular values of C / sqrt((n-1)(m-1)); they come from the smaller of C^T C and C C^T.
+With fewer samples than dimensions that form is also the exact Fréchet distance (the covariances are singular there,
+and eigen-decompositions of d x d matrices carry their rounding into every null dimension).
+
+Intervals resample whole clusters (``Clusters``: the manifest's ``group``, else the real face), because clips that
+share a recording or a face are not independent: a vectorised cluster bootstrap for means and proportions (Wilson's
+interval where every row is its own cluster), a cluster bootstrap re-centred on the estimate for distances, and
+half-sampling of both sets for precision / recall. SciPy's ``bootstrap`` has no clusters, hence our own.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -22,31 +31,80 @@ from evalkit.errors import EvalError
 Z95 = 1.959963984540054
 
 
-def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance (float64), as pytorch-fid computes them."""
+def check_sample_size(n: int, what: str, minimum: int = 2) -> None:
+    """EvalError unless ``n >= minimum``: a mean and covariance need 2 samples, a k-NN radius k + 1."""
+    if n < minimum:
+        raise EvalError(f"{what} needs at least {minimum} samples, got {n}")
+
+
+def statistics(features: np.ndarray, what: str = "a covariance") -> tuple[np.ndarray, np.ndarray]:
+    """Mean (d,) and covariance (d, d), float64, as pytorch-fid computes them (``np.mean``, ``np.cov(rowvar=False)``).
+
+    Raises EvalError for fewer than 2 rows (the covariance of one sample is undefined: NumPy returns NaN) or
+    non-finite features."""
     x = np.asarray(features, dtype=np.float64)
+    if x.ndim != 2:
+        raise EvalError(f"{what}: features must be a 2-d array (samples, dims), got shape {x.shape}")
+    check_sample_size(len(x), what)
+    if not np.all(np.isfinite(x)):
+        raise EvalError(f"{what}: features contain NaN or infinite values")
     return x.mean(axis=0), np.cov(x, rowvar=False)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """|mu1-mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2), with tr((S1 S2)^1/2) = tr((R S2 R)^1/2), R = S1^1/2.
+def _psd_sqrt_eigenvalues(values: np.ndarray) -> np.ndarray:
+    """Square roots of a symmetric PSD matrix's eigenvalues, with those indistinguishable from 0 in float64
+    (|v| <= d * eps * max|v|, the rounding of the decomposition) set to exactly 0: a rank-deficient covariance's
+    null space would otherwise add sqrt(rounding) ~ 1e-8 per dimension (FID(A, A) = -0.02 instead of 0)."""
+    tolerance = len(values) * np.finfo(np.float64).eps * max(float(np.max(np.abs(values), initial=0.0)), 1e-300)
+    return np.sqrt(np.where(values > tolerance, values, 0.0))
 
-    Symmetric eigendecompositions with negative eigenvalues clipped keep it finite for singular covariances.
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Fréchet distance of two Gaussians (Dowson & Landau 1982; FID, Heusel et al. 2017, eq. 6), float, >= 0:
+    |mu1-mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2), with tr((S1 S2)^1/2) = tr((R S2 R)^1/2), R = S1^1/2.
+
+    ``mu``: (d,), ``sigma``: (d, d). Symmetric eigendecompositions (eigenvalues at rounding level treated as 0)
+    keep it finite and exact for singular covariances; what rounding leaves below 0 is clamped to 0 (a distance).
+    With the features at hand and fewer samples than dimensions, ``frechet_distance_of_features`` is exact.
     """
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
         raise EvalError(f"statistics do not match: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
+    if not all(np.all(np.isfinite(a)) for a in (mu1, mu2, sigma1, sigma2)):
+        raise EvalError("statistics contain NaN or infinite values (a covariance of fewer than 2 samples?)")
     values, vectors = np.linalg.eigh((sigma1 + sigma1.T) / 2)
-    root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    root = (vectors * _psd_sqrt_eigenvalues(values)) @ vectors.T
     middle = root @ sigma2 @ root
-    trace_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    trace_covmean = _psd_sqrt_eigenvalues(np.linalg.eigvalsh((middle + middle.T) / 2)).sum()
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_covmean)
+    return max(0.0, float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_covmean))
+
+
+def frechet_distance_of_features(x: np.ndarray, y: np.ndarray) -> float:
+    """The Fréchet distance of two feature sets (n, d) and (m, d), as exactly as float64 allows.
+
+    With fewer samples than dimensions on a side (e.g. FID below 2,048 images) the covariances are singular and
+    every statistics-based routine (pytorch-fid's included) carries ~1e-5 relative error; the Gram form
+    (``frechet_from_gram``) works in the samples' span and is exact to ~1e-15. With more samples, the statistics
+    form (d x d) is as exact and cheaper."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if min(len(x), len(y)) < x.shape[-1]:
+        for side, what in ((x, "generated"), (y, "reference")):
+            statistics(side, f"a Fréchet distance ({what} side)")  # the same checks, and the same errors
+        return frechet_from_gram(GramPair.of(x, y))
+    return frechet_distance(*statistics(x, "a Fréchet distance (first set)"),
+                            *statistics(y, "a Fréchet distance (second set)"))
 
 
 def write_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray) -> Path:
-    """pytorch-fid's statistics file: ``np.savez_compressed(path, mu=..., sigma=...)``."""
+    """pytorch-fid's statistics file: ``np.savez_compressed(path, mu=..., sigma=...)`` (float64); refuses
+    non-finite or mismatched statistics rather than writing a file that every FID tool would choke on."""
+    mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+    if mu.ndim != 1 or sigma.shape != mu.shape * 2:
+        raise EvalError(f"statistics do not match: mu {mu.shape}, sigma {sigma.shape}")
+    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(sigma))):
+        raise EvalError("statistics contain NaN or infinite values; not writing them")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, mu=mu, sigma=sigma)
@@ -54,12 +112,19 @@ def write_stats(path: str | Path, mu: np.ndarray, sigma: np.ndarray) -> Path:
 
 
 def read_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``mu`` (d,) and ``sigma`` (d, d) of a pytorch-fid ``.npz``; EvalError for any other file, mismatched shapes
+    or non-finite values (e.g. statistics of a single image written by another tool)."""
     path = Path(path)
     try:
         with np.load(path) as data:
-            return data["mu"].astype(np.float64), data["sigma"].astype(np.float64)
-    except (OSError, ValueError, KeyError) as exc:
+            mu, sigma = data["mu"].astype(np.float64), data["sigma"].astype(np.float64)
+    except (OSError, ValueError, KeyError, EOFError) as exc:
         raise EvalError(f"{path}: not a pytorch-fid statistics file with 'mu' and 'sigma' ({exc})") from None
+    if mu.ndim != 1 or sigma.shape != mu.shape * 2:
+        raise EvalError(f"{path}: 'mu' {mu.shape} and 'sigma' {sigma.shape} do not match")
+    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(sigma))):
+        raise EvalError(f"{path}: statistics contain NaN or infinite values (computed from fewer than 2 images?)")
+    return mu, sigma
 
 
 @dataclass(frozen=True)
@@ -105,8 +170,8 @@ def frechet_from_gram(g: GramPair, i: np.ndarray | None = None, j: np.ndarray | 
     trace_y = np.trace(_double_centre(kyy)) / (m - 1)
     cross = _double_centre(kxy)
     small = cross.T @ cross if n >= m else cross @ cross.T  # its eigenvalues: the squared singular values of cross
-    trace_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(small), 0, None)).sum() / math.sqrt((n - 1) * (m - 1))
-    return float(mean_gap + trace_x + trace_y - 2 * trace_covmean)
+    trace_covmean = _psd_sqrt_eigenvalues(np.linalg.eigvalsh(small)).sum() / math.sqrt((n - 1) * (m - 1))
+    return max(0.0, float(mean_gap + trace_x + trace_y - 2 * trace_covmean))
 
 
 def _polynomial_kernel(gram: np.ndarray, dim: int) -> np.ndarray:
@@ -144,19 +209,50 @@ def kth_neighbour_radii(squared: np.ndarray, k: int) -> np.ndarray:
     """Distance of each point to its k-th nearest other point, from a square matrix of squared distances."""
     if squared.shape[0] <= k:
         raise EvalError(f"k-NN manifolds with k={k} need more than {k} samples, got {squared.shape[0]}")
-    return np.sqrt(np.sort(squared, axis=1)[:, k])
+    return np.sqrt(np.partition(squared, k, axis=1)[:, k])
 
 
-def precision_recall_flags(g: GramPair, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Kynkäänniemi et al. (2019): generated samples inside the reference k-NN manifold (precision) and reference
-    samples inside the generated manifold (recall); a sample on a ball's boundary counts as inside."""
+@dataclass(frozen=True)
+class Manifolds:
+    """Per-sample outcomes of the k-NN manifold metrics of generated rows x (n) and reference rows y (m).
+
+    ``precision`` (n,) bool: x_i inside some reference ball, d(x_i, y_j) <= r_k(y_j) (Kynkäänniemi et al. 2019, eq. 1);
+    ``density`` (n,) float: (1/k) #{j : d(x_i, y_j) <= r_k(y_j)} (Naeem et al. 2020, eq. 3);
+    ``recall`` (m,) bool: y_j inside some generated ball, d(y_j, x_i) <= r_k(x_i) (Kynkäänniemi, eq. 2);
+    ``coverage`` (m,) bool: the nearest generated sample inside y_j's own ball (Naeem, eq. 4).
+    r_k is the distance to the k-th nearest other sample of the same set. The means of the four arrays are the four
+    metrics; a sample on a ball's boundary counts as inside (torch-fidelity's ``<=``; the ``prdc`` package uses ``<``,
+    which differs only on ties).
+    """
+
+    precision: np.ndarray
+    density: np.ndarray
+    recall: np.ndarray
+    coverage: np.ndarray
+    k: int
+
+
+def knn_manifolds(g: GramPair, k: int) -> Manifolds:
+    """Precision, recall, density and coverage per sample, from the Gram matrices of x (n, d) and y (m, d); needs
+    more than k samples on each side (EvalError)."""
     cross = np.sqrt(g.squared_distances())
     own_x = np.clip(np.diag(g.xx)[:, None] + np.diag(g.xx)[None, :] - 2 * g.xx, 0, None)
     own_y = np.clip(np.diag(g.yy)[:, None] + np.diag(g.yy)[None, :] - 2 * g.yy, 0, None)
     radii_x, radii_y = kth_neighbour_radii(own_x, k), kth_neighbour_radii(own_y, k)
-    precision = (cross <= radii_y[None, :]).any(axis=1)
-    recall = (cross <= radii_x[:, None]).any(axis=0)
-    return precision, recall
+    inside_real = cross <= radii_y[None, :]
+    return Manifolds(
+        precision=inside_real.any(axis=1),
+        density=inside_real.sum(axis=1) / k,
+        recall=(cross <= radii_x[:, None]).any(axis=0),
+        coverage=cross.min(axis=0) <= radii_y,
+        k=k,
+    )
+
+
+def precision_recall_flags(g: GramPair, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample precision (n,) and recall (m,) flags (``knn_manifolds``)."""
+    m = knn_manifolds(g, k)
+    return m.precision, m.recall
 
 
 def wilson_interval(successes: int, n: int) -> tuple[float, float]:
@@ -177,33 +273,198 @@ def seeded_rng(seed: int, *names: str) -> np.random.Generator:
     return np.random.default_rng([seed, *(zlib.crc32(name.encode()) for name in names)])
 
 
-def bootstrap_interval(statistic: Callable[..., float], sizes: Sequence[int], replicates: int,
-                       rng: np.random.Generator, estimate: float | None = None) -> tuple[float, float]:
-    """95 % percentile interval of ``statistic(*indices)`` over resamples with replacement, one index array per
-    sample (clips are resampled independently on each side).
+@dataclass(frozen=True)
+class Clusters:
+    """The cluster of every row of a sample, for intervals that resample whole clusters (a cluster bootstrap,
+    Davison & Hinkley 1997, §3.8): clips that share a recording or a face are not independent.
 
-    With ``estimate`` (the statistic on the full samples) the interval is bias-corrected: shifted by the bootstrap's
-    bias estimate, mean(replicates) - estimate, and clipped at 0. Distances such as the Fréchet distance need this:
-    a resample duplicates points, which inflates the distance, so the plain percentile interval can lie wholly
-    above the estimate."""
+    ``codes`` (n,) int64 index clusters 0..count-1; two samples that share clusters (a split's generated clips and
+    its real faces) use one code space (``Clusters.joint``), so a resample draws a cluster with its rows on both
+    sides. ``by`` says what a cluster is ("group", "face", "group, else face", or "none": each row its own).
+    """
+
+    codes: np.ndarray
+    count: int
+    by: str
+
+    @classmethod
+    def joint(cls, *labels: Sequence[object], by: str) -> tuple[Clusters, ...]:
+        """One ``Clusters`` per label sequence, over the clusters of all of them."""
+        names = {name: k for k, name in enumerate(dict.fromkeys(x for seq in labels for x in seq))}
+        return tuple(cls(np.array([names[x] for x in seq], dtype=np.int64), len(names), by) for seq in labels)
+
+    @classmethod
+    def singletons(cls, n: int) -> Clusters:
+        return cls(np.arange(n, dtype=np.int64), n, "none")
+
+    def subset(self, mask: np.ndarray) -> Clusters:
+        """The clusters of the rows selected by ``mask``."""
+        codes = self.codes[np.asarray(mask)]
+        return Clusters(codes, self.count, self.by)
+
+    def resamplable(self) -> tuple[Clusters, str]:
+        """Itself, or, with fewer than 2 clusters (nothing to resample between), each row as its own cluster and a
+        note for the method's name saying so."""
+        if len(np.unique(self.codes)) >= 2 or len(self.codes) < 2:
+            return self, ""
+        return Clusters.singletons(len(self.codes)), " (a single cluster: rows treated as independent)"
+
+    @property
+    def independent(self) -> bool:
+        """Every row is a cluster of its own."""
+        return len(np.unique(self.codes)) == len(self.codes)
+
+    def describe(self) -> dict:
+        return {"by": self.by, "clusters": int(len(np.unique(self.codes)))}
+
+    @cached_property
+    def _layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows sorted by cluster, each cluster's size and its first position in that order."""
+        sizes = np.bincount(self.codes, minlength=self.count)
+        return np.argsort(self.codes, kind="stable"), sizes, np.concatenate([[0], np.cumsum(sizes)[:-1]])
+
+    def rows(self, chosen: np.ndarray) -> np.ndarray:
+        """Row indices of the chosen clusters (with repeats), in the order drawn."""
+        order, sizes, starts = self._layout
+        lengths = sizes[chosen]
+        offsets = np.repeat(starts[chosen] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        return order[offsets]
+
+
+DRAW_CHUNK = 10_000_000  # cluster codes drawn (and summed) at a time: bounds the memory of a vectorised bootstrap
+
+
+def cluster_draws(clusters: Sequence[Clusters], replicates: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Blocks of rows (replicate, cluster) of cluster codes drawn with replacement from the clusters present in any
+    of ``clusters``, as many as there are: the clusters of each bootstrap resample, ``replicates`` rows in all."""
     if replicates < 2:
         raise EvalError(f"the bootstrap needs at least 2 replicates, got {replicates}")
-    # many small matrix products: one BLAS thread is several times faster than threads contending for busy cores
-    with threadpool_limits(limits=1, user_api="blas"):
-        values = [statistic(*(rng.integers(0, n, n) for n in sizes)) for _ in range(replicates)]
-    low, high = np.percentile(values, [2.5, 97.5])
-    if estimate is not None:
-        bias = float(np.mean(values)) - estimate
-        low, high = max(0.0, low - bias), max(0.0, high - bias)
+    present = np.unique(np.concatenate([c.codes for c in clusters]))
+    step = max(1, DRAW_CHUNK // len(present))
+    for start in range(0, replicates, step):
+        yield present[rng.integers(0, len(present), (min(step, replicates - start), len(present)))]
+
+
+def percentile_interval(replicates: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(replicates, [2.5, 97.5])
     return float(low), float(high)
 
 
-def figure(value: float, interval: tuple[float, float], n: int | dict, chance: float | None, method: str) -> dict:
-    """One reported number: value, 95 % interval, sample size, chance level and how the interval was obtained."""
-    return {"value": float(value), "ci95": [float(interval[0]), float(interval[1])], "n": n,
-            "chance": None if chance is None else float(chance), "ci_method": method}
+def recentred_interval(estimate: float, replicates: np.ndarray) -> tuple[float, float]:
+    """The bootstrap percentile interval re-centred on the estimate: [q2.5 - b, q97.5 - b] with the bootstrap bias
+    b = mean(replicates) - estimate, truncated at 0. Neither BCa nor the basic interval: a distance resample that
+    duplicates points is inflated (the plain percentile interval can lie wholly above the estimate), and so far that
+    BCa's bias constant is infinite and the basic interval (2 estimate - q) lands below it; re-centring keeps the
+    replicates' spread and puts it around the estimate (bias correction by subtraction, Efron & Tibshirani 1993,
+    §10.6, applied to the quantiles)."""
+    bias = float(np.mean(replicates)) - estimate
+    low, high = percentile_interval(replicates)
+    return max(0.0, low - bias), max(0.0, high - bias)
 
 
-def proportion_figure(flags: np.ndarray, chance: float | None) -> dict:
+def cluster_mean_replicates(values: np.ndarray, clusters: Clusters, replicates: int,
+                            rng: np.random.Generator) -> np.ndarray:
+    """Means of ``values`` (n,) over cluster-bootstrap resamples, vectorised: each replicate is the sum of its drawn
+    clusters' sums over the sum of their sizes."""
+    values = np.asarray(values, np.float64)
+    sums = np.bincount(clusters.codes, weights=values, minlength=clusters.count)
+    sizes = np.bincount(clusters.codes, minlength=clusters.count).astype(np.float64)
+    return np.concatenate([sums[d].sum(axis=1) / sizes[d].sum(axis=1)
+                           for d in cluster_draws([clusters], replicates, rng)])
+
+
+def cluster_statistic_replicates(statistic: Callable[..., float], clusters: Sequence[Clusters], replicates: int,
+                                 rng: np.random.Generator) -> np.ndarray:
+    """``statistic(*rows)`` over cluster-bootstrap resamples (one row index array per sample): clusters that share
+    one code space (``Clusters.joint``) are drawn once for all samples, so a cluster brings its rows on every side;
+    samples without clusters (``by == "none"``) are resampled independently, row by row."""
+    if all(c.by == "none" for c in clusters):  # no clusters: each sample resampled on its own, row by row
+        if replicates < 2:
+            raise EvalError(f"the bootstrap needs at least 2 replicates, got {replicates}")
+        sizes = [len(c.codes) for c in clusters]
+        resamples = ([rng.integers(0, n, n) for n in sizes] for _ in range(replicates))
+    else:
+        resamples = ([c.rows(d) for c in clusters] for block in cluster_draws(clusters, replicates, rng) for d in block)
+    # many small matrix products: one BLAS thread is several times faster than threads contending for busy cores
+    with threadpool_limits(limits=1, user_api="blas"):
+        return np.array([statistic(*rows) for rows in resamples])
+
+
+HALF_SAMPLING = ("half-sampling of both sets (half of the clusters of each, without replacement), percentile "
+                 "interval re-centred on the estimate")
+
+
+def half_sample_replicates(statistic: Callable[..., np.ndarray], clusters: Sequence[Clusters], replicates: int,
+                           rng: np.random.Generator) -> np.ndarray:
+    """``statistic(*rows)`` (an array) on ``replicates`` half-samples: half of the clusters, drawn without
+    replacement, once for samples that share clusters (``Clusters.joint``), else separately for each sample.
+
+    Half-sampling (the delete-n/2 jackknife; subsampling with b = n/2, Politis, Romano & Wolf 1999) has, for a mean,
+    exactly the variance of the full-sample estimate (finite-population correction 1 - b/n = 1/2), and it never
+    duplicates a point: a bootstrap with replacement does, which shrinks k-NN radii. Re-centred on the estimate, its
+    percentiles give an interval for statistics of both samples at once (precision / recall), whose coverage the
+    tests check by simulation."""
+    if replicates < 2:
+        raise EvalError(f"half-sampling needs at least 2 replicates, got {replicates}")
+    presents = [np.unique(c.codes) for c in clusters]
+    shared = len(np.unique(np.concatenate(presents))) < sum(map(len, presents)) and \
+        not all(c.by == "none" for c in clusters)
+    values = []
+    for _ in range(replicates):
+        if shared:
+            union = np.unique(np.concatenate(presents))
+            chosen = rng.choice(union, len(union) // 2, replace=False)
+            rows = [c.rows(chosen[np.isin(chosen, own)]) for c, own in zip(clusters, presents)]
+        else:
+            rows = [c.rows(rng.choice(own, len(own) // 2, replace=False)) for c, own in zip(clusters, presents)]
+        values.append(statistic(*rows))
+    return np.array(values)
+
+
+def figure(value: float, interval: tuple[float, float], n: int | dict, chance: float | None, method: str,
+           clusters: dict | None = None, proportion: bool = False) -> dict:
+    """One reported number: value, 95 % interval, sample size, chance level, how the interval was obtained and,
+    for a cluster bootstrap, what was resampled (``clusters``: by, count)."""
+    out = {"value": float(value), "ci95": [float(interval[0]), float(interval[1])], "n": n,
+           "chance": None if chance is None else float(chance), "ci_method": method}
+    if clusters is not None:
+        out["clusters"] = clusters
+    if proportion:
+        out["proportion"] = True
+    return out
+
+
+WILSON = "wilson"
+CLUSTER_PERCENTILE = "cluster bootstrap, percentile"
+
+
+def proportion_figure(flags: np.ndarray, chance: float | None, clusters: Clusters | None = None,
+                      replicates: int = 0, rng: np.random.Generator | None = None, condition: str = "") -> dict:
+    """A share of per-row flags with its 95 % interval: Wilson's score interval when the rows are independent
+    (no clusters, or one row per cluster); otherwise the percentile interval of a cluster bootstrap (whole clusters
+    resampled, ``replicates`` times with ``rng``). ``condition`` is appended to the method's name (e.g. what the
+    interval holds fixed)."""
     flags = np.asarray(flags, dtype=bool)
-    return figure(flags.mean(), wilson_interval(int(flags.sum()), flags.size), int(flags.size), chance, "wilson")
+    check_sample_size(flags.size, "a proportion", 1)
+    clusters, note = clusters.resamplable() if clusters is not None else (None, "")
+    condition = note + condition
+    if clusters is None or clusters.independent:
+        interval, method, described = wilson_interval(int(flags.sum()), flags.size), WILSON, None
+    else:
+        if rng is None:
+            raise EvalError("a cluster bootstrap needs a random generator")
+        interval = percentile_interval(cluster_mean_replicates(flags, clusters, replicates, rng))
+        method, described = f"{CLUSTER_PERCENTILE} (B={replicates})", clusters.describe()
+    return figure(flags.mean(), interval, int(flags.size), chance, method + condition, described, proportion=True)
+
+
+def mean_figure(values: np.ndarray, chance: float | None, clusters: Clusters, replicates: int,
+                rng: np.random.Generator) -> dict:
+    """A mean of per-row values with the percentile interval of a (cluster) bootstrap."""
+    values = np.asarray(values, np.float64)
+    check_sample_size(values.size, "a mean", 1)
+    clusters, note = clusters.resamplable()
+    interval = percentile_interval(cluster_mean_replicates(values, clusters, replicates, rng))
+    method = "bootstrap, percentile" if clusters.independent else CLUSTER_PERCENTILE
+    return figure(values.mean(), interval, int(values.size), chance, f"{method} (B={replicates}){note}",
+                  clusters.describe())

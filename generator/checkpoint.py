@@ -25,6 +25,7 @@ the tensor shapes (their classifier always has 10 outputs).
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import zipfile
 from dataclasses import dataclass, field
@@ -86,6 +87,29 @@ def save_generator(
     }
     path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
     return path
+
+
+def relative_path(path: str | Path, folder: Path) -> str:
+    """``path`` relative to ``folder``, POSIX separators: how a sidecar records the files it names (relative to its
+    own folder, so it stays valid wherever the checkout or run folder is moved, and names no machine's paths)."""
+    return Path(os.path.relpath(Path(path).resolve(), folder.resolve())).as_posix()
+
+
+SIDECAR_PATHS = (("data", "manifest"), ("training", "log"), ("training", "config", "manifest"),
+                 ("training", "config", "out"))
+
+
+def rebase_sidecar_paths(info: dict, source: Path, target: Path) -> dict:
+    """A copy of sidecar entries whose paths (``SIDECAR_PATHS``; relative to the sidecar's folder, or absolute in old
+    sidecars) are re-expressed relative to the ``target`` folder, where the new sidecar will live."""
+    info = json.loads(json.dumps(info))
+    for keys in SIDECAR_PATHS:
+        holder = info
+        for key in keys[:-1]:
+            holder = holder.get(key) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and isinstance(holder.get(keys[-1]), str):
+            holder[keys[-1]] = relative_path(source / holder[keys[-1]], target)  # an absolute path stays itself
+    return info
 
 
 @dataclass(frozen=True)

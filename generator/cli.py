@@ -170,11 +170,13 @@ def export(checkpoint: Path, out: Path, dtype: str) -> None:
     """Convert a generator checkpoint (ours or the authors' .pth) to a compact safetensors file + sidecar."""
     import torch
 
-    from generator.checkpoint import load_generator, save_generator
+    from generator.checkpoint import load_generator, rebase_sidecar_paths, relative_path, save_generator
 
     loaded = load_generator(checkpoint)
-    info = {k: v for k, v in loaded.info.items() if k in ("data", "training", "note")}
-    info["exported_from"] = {"path": str(checkpoint), "sha256": loaded.sha256}
+    target = out.parent
+    info = rebase_sidecar_paths({k: v for k, v in loaded.info.items() if k in ("data", "training", "note")},
+                                loaded.path.parent, target)
+    info["exported_from"] = {"path": relative_path(loaded.path, target), "sha256": loaded.sha256}
     save_generator(out, loaded.model, list(loaded.identities), info, dtype=getattr(torch, dtype))
     click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {dtype})")
 

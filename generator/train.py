@@ -22,7 +22,7 @@ from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from generator.checkpoint import load_generator, load_tensors, save_generator, save_tensors
+from generator.checkpoint import load_generator, load_tensors, relative_path, save_generator, save_tensors
 from generator.data.dataset import DataOptions, SpeechFaceDataset
 from generator.data.faces import array_to_image
 from generator.data.manifest import read_manifest
@@ -319,17 +319,20 @@ class Wav2PixTrainer:
 
     def save(self) -> Path:
         folder = self.checkpoint_dir(self.epoch)
+        folder.mkdir(parents=True, exist_ok=True)
+        # the sidecar travels with the checkpoint: its paths are relative to its own folder, never this machine's
+        config = {k: relative_path(v, folder) if k in PATH_KEYS and v else v for k, v in asdict(self.config).items()}
         info = {
             "data": {
                 "normalisation": self.config.normalisation,
                 "fix_bgr": self.config.fix_bgr,
                 "output_order": "rgb" if self.config.fix_bgr else "as_stored",
-                "manifest": self.config.manifest,
+                "manifest": relative_path(self.config.manifest, folder),
                 "manifest_sha256": self.manifest_hash,
                 "train_splits": self.config.train_splits,
             },
-            "training": {"epochs": self.epoch, "seed": self.config.seed, "config": asdict(self.config),
-                         "world_size": self.world, "log": str(self.out / "train_log.jsonl")},
+            "training": {"epochs": self.epoch, "seed": self.config.seed, "config": config,
+                         "world_size": self.world, "log": relative_path(self.out / "train_log.jsonl", folder)},
         }
         save_generator(folder / "generator.safetensors", self.G, self.identities, info)
         state = {f"discriminator.{k}": v for k, v in self.D.state_dict().items()}

@@ -17,7 +17,15 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from evalkit.record import RESULTS_FILE, RecordError, RunRecord, read_record, read_references
+from evalkit.record import (
+    HEADLINE_COLUMNS,
+    RESULTS_FILE,
+    RecordError,
+    RunRecord,
+    read_record,
+    read_references,
+)
+from evalkit.sections import Table
 from reports import figures
 from reports.run_files import (
     face_rows,
@@ -25,11 +33,9 @@ from reports.run_files import (
     read_training_log,
     training_log_path,
 )
-from reports.sections import Figure, Section, read_sections
+from reports.sections import Figure, RenderedSection, read_sections
 from reports.seed import seed_table
 from reports.tables import (
-    HEADLINE_COLUMNS,
-    Table,
     baseline_table,
     confusion_tables,
     every_figure_table,
@@ -190,10 +196,10 @@ def render(run_dir: Path) -> Path:
     """Write ``report.md`` and ``report.html`` into ``run_dir``; returns the HTML report's path."""
     run_dir = Path(run_dir).resolve()
     results = run_dir / RESULTS_FILE
-    sections: list[Section] = read_sections(run_dir)
+    assets = run_dir / ASSETS_DIR
+    sections: list[RenderedSection] = read_sections(run_dir, assets)
     if not results.is_file() and not sections:
         raise RecordError(f"{run_dir}: no {RESULTS_FILE} and no experiment sections; not a run or experiment folder")
-    assets = run_dir / ASSETS_DIR
     run = run_report(run_dir, read_record(results), assets) if results.is_file() else None
     context = {"title": f"wav2pix evalkit report: {run_dir.name}", "run": run, "sections": sections}
     env = _environment()

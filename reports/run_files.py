@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from generator.data.faces import read_image_rgb
 
 TRAIN_LOG = "train_log.jsonl"
 
 
 def _images(folder: Path, limit: int) -> list[np.ndarray]:
-    return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))[:limit]]
+    return [np.asarray(read_image_rgb(p)) for p in sorted(folder.glob("*.png"))[:limit]]
 
 
 def face_rows(run_dir: Path, splits: list[str], identity: str, limit: int) -> list[tuple[str, list[np.ndarray]]]:
@@ -30,13 +31,15 @@ def identities_on_disk(run_dir: Path) -> list[str]:
 
 
 def training_log_path(checkpoint: dict) -> Path | None:
-    """The checkpoint's train_log.jsonl: the sidecar's ``training.log``, else beside the checkpoint or one folder up
-    (``wav2pix train`` writes OUT/train_log.jsonl and OUT/epoch_NNNN/generator.safetensors)."""
+    """The checkpoint's train_log.jsonl: the sidecar's ``training.log`` (relative to the checkpoint's folder; absolute
+    in sidecars written before 0.2), else beside the checkpoint or one folder up (``wav2pix train`` writes
+    OUT/train_log.jsonl and OUT/epoch_NNNN/generator.safetensors)."""
     candidates = []
-    if (checkpoint.get("training") or {}).get("log"):
-        candidates.append(Path(checkpoint["training"]["log"]))
-    if checkpoint.get("path"):
-        folder = Path(checkpoint["path"]).parent
+    folder = Path(checkpoint["path"]).parent if checkpoint.get("path") else None
+    recorded = (checkpoint.get("training") or {}).get("log")
+    if recorded:
+        candidates.append(folder / recorded if folder is not None else Path(recorded))
+    if folder is not None:
         candidates += [folder / TRAIN_LOG, folder.parent / TRAIN_LOG]
     return next((p for p in candidates if p.is_file()), None)
 

@@ -1,62 +1,78 @@
-"""Experiment sections: an experiment writes ``<report folder>/experiments/<name>/experiment.json`` (title, summary,
-settings, tables, figures beside it) and the report of that folder shows one section per experiment."""
+"""Experiment sections of a report: each ``<report folder>/experiments/<name>/experiment.json``
+(:class:`evalkit.sections.Section`, written by an ``evalkit experiment``) becomes one section, its figure specs drawn
+into the report's assets folder. Drawing is all that happens here: every number comes from the section record."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from reports.tables import Table
+import numpy as np
+from PIL import Image, UnidentifiedImageError
 
-EXPERIMENTS_DIR = "experiments"
-SECTION_FILE = "experiment.json"
+from evalkit.record import RecordError
+from evalkit.sections import (
+    EXPERIMENTS_DIR,
+    SECTION_FILE,
+    Bars,
+    Curves,
+    FigureSpec,
+    ImageGrid,
+    Table,
+    read_section,
+)
+from reports import figures
 
 
 @dataclass(frozen=True)
 class Figure:
+    """A drawn figure: a PNG file and its caption."""
+
     path: Path
     caption: str
 
 
 @dataclass(frozen=True)
-class Section:
+class RenderedSection:
+    """What the templates show of one experiment."""
+
     name: str
     title: str
     summary: str
     command_line: str
-    settings: dict
     tables: list[Table]
     figures: list[Figure]
 
 
-def section_dir(report_dir: Path, name: str) -> Path:
-    folder = Path(report_dir) / EXPERIMENTS_DIR / name
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+def _face(path: Path) -> np.ndarray:
+    try:
+        return np.asarray(Image.open(path).convert("RGB"))
+    except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
+        raise RecordError(f"{path}: face of an experiment's image grid missing or unreadable ({exc})") from None
 
 
-def write_section(folder: Path, section: Section, data: dict) -> Path:
-    """Store ``section`` (figures must lie in ``folder``) and the experiment's raw figures ``data``."""
-    record = {"name": section.name, "title": section.title, "summary": section.summary,
-              "command_line": section.command_line, "settings": section.settings,
-              "tables": [t.to_dict() for t in section.tables],
-              "figures": [{"file": f.path.relative_to(folder).as_posix(), "caption": f.caption}
-                          for f in section.figures],
-              "data": data}
-    path = folder / SECTION_FILE
-    path.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
-    return path
+def draw(spec: FigureSpec, folder: Path, out: Path) -> Figure:
+    """Draw ``spec`` (of the experiment stored in ``folder``) to ``out``."""
+    if isinstance(spec, Bars):
+        path = figures.bar_chart(out, spec.title, spec.groups, spec.series, spec.ylabel)
+    elif isinstance(spec, Curves):
+        path = figures.curves(out, spec.title, spec.x, spec.series, spec.xlabel, spec.ylabel)
+    elif isinstance(spec, ImageGrid):
+        path = figures.image_grid(out, spec.title, [(label, [_face(folder / p) for p in paths])
+                                                    for label, paths in spec.rows])
+    else:
+        raise TypeError(f"not a figure spec: {spec!r}")
+    return Figure(path, spec.caption)
 
 
-def read_sections(report_dir: Path) -> list[Section]:
-    """The experiment sections stored under ``report_dir``, by folder name."""
+def read_sections(report_dir: Path, assets: Path) -> list[RenderedSection]:
+    """The experiment sections stored under ``report_dir``, by folder name, with their figures drawn into
+    ``assets/experiments/<folder name>/``. Raises RecordError for an unreadable section or a missing face."""
     sections = []
     for path in sorted((Path(report_dir) / EXPERIMENTS_DIR).glob(f"*/{SECTION_FILE}")):
-        record = json.loads(path.read_text())
-        sections.append(Section(
-            record["name"], record["title"], record["summary"], record["command_line"], record["settings"],
-            [Table.from_dict(t) for t in record["tables"]],
-            [Figure(path.parent / f["file"], f["caption"]) for f in record["figures"]],
-        ))
+        section = read_section(path)
+        out = assets / EXPERIMENTS_DIR / path.parent.name
+        sections.append(RenderedSection(section.name, section.title, section.summary, section.command_line,
+                                        section.tables,
+                                        [draw(spec, path.parent, out / Path(spec.file).name) for spec in section.figures]))
     return sections

@@ -3,32 +3,10 @@ unlike is not compared with unlike (10 identities and VGG-Face there; this run's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from evalkit.record import SEED_FIGURES, SEED_SOURCE, SeedFigure, metric_cell
+from evalkit.sections import Table
 
-from reports.tables import Table, metric_cell
-
-SOURCE = "Wav2Pix posters / CVPR-W abstract, as collected in shared/reference/wav2pix-paper-system.md §10"
 SEED_IDENTITIES = 10
-
-
-@dataclass(frozen=True)
-class SeedFigure:
-    label: str
-    metric: str
-    figure: str
-    value: str
-    setting: str
-    audio_seconds: float | None
-
-
-SEED_FIGURES = (
-    SeedFigure("Landmark ratio", "landmark_ratio", "ratio", "90.25 %",
-               "best model, 1 s audio (presumably 128 px), 10 identities, detector settings not stated", 1.0),
-    SeedFigure("Landmark ratio", "landmark_ratio", "ratio", "89.12 %", "0.7 s audio, 10 identities", 0.7),
-    SeedFigure("Landmark ratio", "landmark_ratio", "ratio", "81.16 %", "0.3 s audio, 10 identities", 0.3),
-    SeedFigure("Identity accuracy", "identity_accuracy", "accuracy", "50.08 %",
-               "fine-tuned VGG-Face, 10 identities, chance 10 %", None),
-)
 
 
 def our_setting(document: dict) -> str:
@@ -56,6 +34,6 @@ def seed_table(document: dict) -> Table:
              _ours(document, seed, "unseen_speech")] for seed in SEED_FIGURES]
     return Table("The seed's published figures beside ours",
                  ["Figure", "Wav2Pix (published)", "Wav2Pix setting", "Ours: seen speech", "Ours: unseen speech"],
-                 rows, note=f"Published values: {SOURCE}. Our setting: {our_setting(document)}. With "
+                 rows, note=f"Published values: {SEED_SOURCE}. Our setting: {our_setting(document)}. With "
                             f"{SEED_IDENTITIES} identities chance is 10 %; with 2 it is 50 %, so identity accuracies "
                             "are not comparable across the two settings.")

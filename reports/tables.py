@@ -1,91 +1,29 @@
-"""The report's tables as plain data (title, column names, rows of strings), built from a results.json document.
+"""The report's tables as plain data (:class:`evalkit.sections.Table`: title, column names, rows of strings), built
+from a results.json document (cells formatted by :func:`evalkit.record.metric_cell`).
 
-Cells read ``value [95 % interval]``; proportions (Wilson intervals) are shown in per cent. A figure that could not
-be computed says why: the metric's weights are not installed, the split is not in the data, the metric has no row
-for real faces, or the metric does not apply to the split.
+Cells read ``value [95 % interval]``; proportions are shown in per cent. A figure that could not be computed says
+why: a metric whose weights are not installed shows ``unavailable`` with a numbered mark explained once in the table's
+note;
+the split is not in the data, the metric has no row for real faces, or it does not apply to the split.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
-from evalkit.record import RunRecord, format_cell
+from evalkit.record import HEADLINE_COLUMNS, RunRecord, format_figure, metric_cell, unavailable_marks
+from evalkit.sections import Table
 
 HEADLINE_ROWS = (("real", "Real data"), ("seen", "Seen speech"), ("unseen_speech", "Unseen speech"),
                  ("unseen_identity", "Unseen identities"))
 
 
-@dataclass(frozen=True)
-class Column:
-    metric: str
-    figure: str
-    label: str
-
-
-HEADLINE_COLUMNS = (
-    Column("landmark_ratio", "ratio", "Landmark ratio"),
-    Column("identity_accuracy", "accuracy", "Identity accuracy"),
-    Column("fid", "fid", "FID"),
-    Column("face_fd", "face_fd", "Face Fréchet distance"),
-    Column("kid", "kid", "KID"),
-    Column("identity_similarity", "same_clip_cosine", "Identity similarity (same-clip cosine)"),
-)
-
-
-@dataclass(frozen=True)
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[list[str]]
-    note: str = ""
-    row_classes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Table:
-        return cls(**data)
-
-
-def percent(x: float) -> str:
-    return f"{100 * x:.1f} %"
-
-
-def format_figure(cell: dict) -> str:
-    """``value [low, high]``, in per cent for proportions; the chance level is appended where there is one."""
-    if cell.get("ci_method") == "wilson":
-        low, high = cell["ci95"]
-        text = f"{percent(cell['value'])} [{100 * low:.1f}, {100 * high:.1f}]"
-    else:
-        text = format_cell(cell)
-    if cell.get("chance") is not None:
-        chance = cell["chance"]
-        text += f" (chance {percent(chance) if cell.get('ci_method') == 'wilson' else f'{chance:.3g}'})"
-    return text
-
-
-def metric_cell(results: dict, metric: str, figure: str, row: str) -> str:
-    """One cell of a results dict (a run record's ``results``, or a reference generator's)."""
-    entry = results.get(metric)
-    if entry is None:
-        return "not computed (metric not selected for this run)"
-    if entry["status"] != "ok":
-        return f"{entry['status']} (see note)"
-    values = entry["rows"].get(row)
-    if values is None:
-        return "— (no real-data row: the metric compares generated with real faces)" if row == "real" \
-            else "not evaluated (split not in this run)"
-    if values.get("status") == "not applicable":
-        return f"not applicable ({values['reason']})"
-    cell = values.get(figure)
-    return format_figure(cell) if isinstance(cell, dict) else "not reported"
-
-
 def unavailable_note(results: dict) -> str:
-    """The full reason of every metric that was not computed (unavailable or not applicable)."""
-    return " ".join(f"{metric} {entry['status']}: {entry['reason']}." for metric, entry in results.items()
-                    if entry["status"] != "ok")
+    """Each reason behind a mark, once, with the metrics it concerns (unavailable: weights missing; not
+    applicable: the data lacks the metric's inputs)."""
+    notes = []
+    for (status, reason), mark in unavailable_marks(results).items():
+        metrics = [m for m, entry in results.items() if (entry["status"], entry.get("reason")) == (status, reason)]
+        notes.append(f"{mark} {', '.join(metrics)} {status}: {reason.rstrip('.')}.")
+    return " ".join(notes)
 
 
 def headline_table(document: dict) -> Table:

@@ -8,9 +8,11 @@ do a lineup task first: a generated face and N real faces (the target and foils)
 Quick start (README section)
 ----------------------------
     survey-app create-study --run RUN_DIR --title "Wav2Pix 64px" --pairs 32 --trials-per-session 32 \
-        [--lineup-size 4] [--seed 1] [--consent-file consent.txt --consent-version 2]
-    survey-app create-admin --username me            # asks for a password (>= 12 characters)
+        [--lineup-size 2] [--seed 1] [--consent-file consent.txt --consent-version 2]   # lineup size <= identities
+    survey-app create-admin --username me            # asks for a password (>= 12 characters), or
+                                                     # SURVEY_APP_ADMIN_PASSWORD; again: new password, sessions end
     survey-app serve --host 127.0.0.1 --port 8000    # gunicorn, one worker per CPU; HTTPS in front + --secure-cookies
+                                                     # (+ --proxy-hops N behind N reverse proxies); Ctrl+C stops it
     # raters: http://HOST/s/<slug>  (Prolific: append ?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID=...&SESSION_ID=...;
     #          MTurk survey-link HITs: ?workerId=...&assignmentId=...&hitId=...)
     # admin:  http://HOST/admin/  (progress, MOS, recognition, screening, agreement, power planner, exports)
@@ -31,8 +33,32 @@ Design of a session
 -------------------
 Lineup trials (if enabled) come first, then the pair trials: the rater's least-filled test pairs (one per identity
 before any identity repeats), one attention check (the question itself says which answer to give), one "same person,
-other photo" control and one "different person" control. Order and left/right placement are random per rater from a
-seed stored with the rater. Every answer is saved when given (first answer final, retries idempotent); the personal
-link /r/<token>/trial resumes. Results: survey_app.results (screening, MOS with t and rater x item bootstrap CIs,
-Wilson CIs, Krippendorff's alpha, power planner) and survey_app.export (codebook and summary for the evalkit report).
+other photo" control and one "different person" control. Each block is shuffled per rater from a seed stored with the
+rater, and starts with its own instructions and worked examples with their answers. Pairs always show the baseline
+photo on the left and the image to judge on the right, labelled. A lineup's photos (target and foils alike) are drawn
+per trial from each identity's pool of photos that nothing else shows, least shown first: within a session no photo
+repeats while the pool lasts, so "pick the face I have not seen" is worth nothing (survey_app.rater_sessions).
+
+Every answer is saved when given and can be changed until the rater presses Next (the answer row counts the changes);
+the personal link /r/<token>/trial resumes; the consent form carries a one-time nonce from which the rater's token is
+derived, so a double click on Start makes one session. Results: survey_app.results (screening rules, each stated, with
+counts; MOS with t and rater x item bootstrap CIs, also of the control pairs; Wilson CIs; Krippendorff's alpha from
+the `krippendorff` package, with the reason when it is undefined; power planner) and survey_app.export (codebook and
+summary for the evalkit report).
+
+What the rater's browser may not learn
+--------------------------------------
+Nothing sent to a rater tells a test from a control or a real photo from a generated face: the trial page's markup is
+the same for every pair trial (tests/survey_app/test_cheating.py checks it), images are served by slot under the
+trial's random id with no ETag or Last-Modified, and every image of a study has one pixel size and one byte length
+(survey_app.study_builder). Every image of a session is new to the rater when it appears, when the manifest has
+enough photos (create-study warns where it has not).
+
+Security
+--------
+CSRF: a signed double-submit cookie (survey_app.csrf; measured faster than Flask-WTF's session-backed token on the
+raters' hot path). Admin logins: Flask-Login sessions in Flask's signed cookie, revocable (a session generation on the
+admin row, incremented by logout and password change) and expiring (idle and absolute). Login throttling:
+Flask-Limiter with a `limits` storage on the app's own database (survey_app.throttle). Request bodies over 16 KB are
+refused with 413, also when sent chunked. The SQLite files and the data folder are private to their owner.
 """

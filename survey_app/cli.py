@@ -31,6 +31,7 @@ from survey_app.study_builder import (
     create_study,
     new_slug,
 )
+from survey_app.views_admin import end_other_sessions
 
 SECRET_KEY_FILE = "secret_key"
 
@@ -75,6 +76,7 @@ class FriendlyGroup(click.Group):
     """Reports an expected failure as one `error: ...` line on stderr and exit status 2, never a traceback."""
 
     def invoke(self, ctx: click.Context):
+        ctx.meta["help_only"] = bool(set(ctx.help_option_names) & {*ctx.protected_args, *ctx.args})
         try:
             return super().invoke(ctx)
         except Exception as error:
@@ -102,7 +104,8 @@ class FriendlyGroup(click.Group):
 @click.pass_context
 def main(context: click.Context, data_dir: Path, database_url: str | None) -> None:
     """Human perceptual study of generated faces (MOS + recognition)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    if not context.meta.get("help_only") and not data_dir.exists():  # `--help` must not create ./survey_data
+        data_dir.mkdir(parents=True, mode=0o700)  # the database, real faces and the secret key: owner only
     context.obj = Workspace(data_dir, database_url or default_database_url(data_dir))
 
 
@@ -151,6 +154,8 @@ def create_study_command(workspace: Workspace, run_dir: Path, consent_file: Path
         tests = sum(item.kind == ItemKind.TEST for item in study.items)
         others = len(study.items) - tests
         click.echo(f"study {study.slug}: {tests} test pairs, {others} other items; rater URL /s/{study.slug}")
+        for note in study.source["design_notes"]:
+            click.echo(f"warning: {note}", err=True)
 
 
 @main.command("create-admin")
@@ -162,9 +167,13 @@ def create_admin_command(workspace: Workspace, username: str, password: str) -> 
     if len(password) < 12:
         raise ValueError("the password must have at least 12 characters")
     with workspace.migrated_session_factory()() as db:
-        admin = db.scalar(select(Admin).where(Admin.username == username)) or Admin(username=username)
+        admin = db.scalar(select(Admin).where(Admin.username == username))
+        if admin is None:
+            admin = Admin(username=username, session_generation=0)
+            db.add(admin)
+        else:
+            end_other_sessions(admin)  # a new password ends every session of the old one
         admin.password_hash = generate_password_hash(password)
-        db.add(admin)
         db.commit()
     click.echo(f"admin {username} saved")
 
@@ -177,9 +186,21 @@ def create_admin_command(workspace: Workspace, username: str, password: str) -> 
     "--threads", default=None, type=int, help="Threads per worker process (default: 2 on SQLite, 4 on PostgreSQL)."
 )
 @click.option("--secure-cookies/--no-secure-cookies", default=False, help="Set behind HTTPS.")
+@click.option(
+    "--proxy-hops",
+    default=0,
+    show_default=True,
+    help="Reverse proxies in front that set X-Forwarded-For/-Proto (the login throttle counts per client address).",
+)
 @click.pass_obj
 def serve_command(
-    workspace: Workspace, host: str, port: int, workers: int | None, threads: int | None, secure_cookies: bool
+    workspace: Workspace,
+    host: str,
+    port: int,
+    workers: int | None,
+    threads: int | None,
+    secure_cookies: bool,
+    proxy_hops: int,
 ) -> None:
     """Serve the app with gunicorn (worker processes x threads)."""
     check_can_listen(host, port)
@@ -192,6 +213,7 @@ def serve_command(
         "SURVEY_IMAGE_STORE": workspace.image_store,
         "SESSION_COOKIE_SECURE": secure_cookies,
         "SURVEY_SQLITE_PROCESS_LOCK": workers > 1,
+        "SURVEY_PROXY_HOPS": proxy_hops,
     }
     StudyServer(lambda: create_app(config), host, port, workers, threads, " (admin: /admin/)").run()
 

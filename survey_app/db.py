@@ -50,10 +50,32 @@ def create_database_engine(database_url: str, process_lock: bool = False) -> Eng
         pool_timeout=SQLITE_POOL_TIMEOUT_S,
     )
     in_memory = url.database in (None, "", ":memory:")
+    if not in_memory:
+        make_private(Path(url.database))
     _configure_sqlite(engine, in_memory)
     if process_lock and not in_memory:
         _serialize_across_processes(engine, Path(url.database).with_name(Path(url.database).name + "-process.lock"))
     return engine
+
+
+def make_private(database: Path) -> None:
+    """The SQLite database (password hashes, platform ids) readable by its owner only: created empty with mode 0600
+    when missing (SQLite then creates its -wal and -shm files with the database's mode), existing files narrowed to
+    0600."""
+    if not database.parent.is_dir():
+        return  # SQLite will say that it cannot open the file
+    try:
+        descriptor = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        os.close(descriptor)
+    for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        try:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+        except (FileNotFoundError, PermissionError):
+            continue
 
 
 def _configure_sqlite(engine: Engine, in_memory: bool) -> None:

@@ -28,17 +28,21 @@ ANSWER_COLUMNS = {
     "position": "0-based position of the trial in the rater's randomised order",
     "item_id": "stimulus id; the same item is shown to several raters",
     "item_kind": "test (real vs generated) | control_same (real vs other photo of the same person) | "
-    "control_different (real vs a different person) | attention (instructed response) | lineup",
+    "control_different (real vs a different person) | attention (instructed response) | lineup (generated face "
+    "vs one photo of its person and of N-1 others, drawn per trial)",
     "identity": "person id from the manifest",
     "split": "data split from the manifest",
     "question": "quality | recognition | lineup",
     "value": "quality: 1 Bad .. 5 Identical; recognition: yes | no | not_sure; lineup: chosen slot 1..N",
-    "reference_on_left": "pair trials: true when the baseline photo was shown on the left",
-    "lineup_correct": "lineup trials: true when the chosen face is the target person",
+    "reference_on_left": "pair trials: true when the baseline photo was shown on the left (always, since schema "
+    "revision 0005 fixed the layout: baseline left, image to judge right)",
+    "lineup_correct": "lineup trials: true when the chosen photo shows the person the face was generated from",
+    "changes": "times the rater changed this answer before pressing Next (value is the last one given)",
     "expected_quality": "attention trials: the value the question instructed",
-    "client_rt_ms": "milliseconds from page display to this answer, measured in the browser (empty without JS)",
-    "server_rt_ms": "milliseconds from the server first serving the trial to receiving this answer",
-    "received_at": "UTC time the server stored the answer (ISO 8601)",
+    "client_rt_ms": "milliseconds from page display to this (last) answer, measured in the browser (empty without "
+    "JS)",
+    "server_rt_ms": "milliseconds from the server first serving the trial to storing this (last) answer",
+    "received_at": "UTC time the server stored the answer's value (ISO 8601)",
     "rater_excluded": "true when the rater failed screening (see results_summary.json)",
 }
 RATER_COLUMNS = {
@@ -57,6 +61,7 @@ RATER_COLUMNS = {
     "controls_shown": "control pairs answered",
     "quality_variance": "variance of the rater's quality ratings on pair trials",
     "fast_answers": "answers given under 1 s after display (client clock)",
+    "median_rt_ms": "median time from a page's display to its answers (client clock, else server clock)",
     "exclusion_reasons": "screening rules failed, separated by '; ' (empty: included)",
 }
 CODEBOOK = {"answers.csv": ANSWER_COLUMNS, "raters.csv": RATER_COLUMNS}
@@ -95,6 +100,7 @@ def rater_rows(db: Session, study: Study, screening: dict[str, RaterScreening]) 
                 "controls_shown": screen.controls_shown if screen else None,
                 "quality_variance": screen.quality_variance if screen else None,
                 "fast_answers": screen.fast_answers if screen else None,
+                "median_rt_ms": screen.median_rt_ms if screen else None,
                 "exclusion_reasons": "; ".join(screen.exclusion_reasons) if screen else "",
             }
         )
@@ -127,12 +133,20 @@ def export_files(db: Session, study: Study, bootstrap_replicates: int) -> dict[s
     }
 
 
+PERSONAL_FILES = ("raters.csv", "export.json")  # hold platform ids
+
+
 def write_export(db: Session, study: Study, out_dir: Path, bootstrap_replicates: int) -> list[Path]:
+    """Writes every export file into `out_dir`; those with platform ids readable by their owner only (0600)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in export_files(db, study, bootstrap_replicates).items():
-        (out_dir / name).write_text(text, encoding="utf-8")
-        written.append(out_dir / name)
+        path = out_dir / name
+        if name in PERSONAL_FILES:
+            path.unlink(missing_ok=True)
+            path.touch(mode=0o600)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
     return written
 
 
@@ -152,29 +166,54 @@ def _number(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _mos_rows(groups: Sequence[tuple[str, dict | None]]) -> list[str]:
+    return [
+        f"| {name} | {mos['n_votes']} | {mos['n_raters']} | {mos['n_items']} | {mos['mean']:.2f} | "
+        f"{_interval(mos['t_ci95'])} | {_interval(mos['clustered_bootstrap_ci95'])} |"
+        for name, mos in groups
+        if mos
+    ]
+
+
+def _alpha(agreement: dict) -> str:
+    if agreement["alpha"] is None:
+        return f"n/a ({agreement['reason']})"
+    return f"{agreement['alpha']:.3f} ({agreement['units']} items rated by two or more raters)"
+
+
 def summary_markdown(summary: dict) -> str:
     """A P.800.2-style account: scale, votes, CIs, screening and exclusions, then the numbers."""
-    study, raters = summary["study"], summary["raters"]
+    study, raters, screening = summary["study"], summary["raters"], summary["screening"]
+    mos_header = [
+        "| {} | Votes | Raters | Items | MOS | t-CI | rater x item bootstrap CI |",
+        "|---|---|---|---|---|---|---|",
+    ]
     lines = [
         f"## Human study: {study['title']}",
         "",
         f"Quality scale: {study['quality_scale']}. Recognition: {study['recognition_question']}.",
         f"Raters: {raters['started']} started, {raters['completed']} completed, {raters['included']} included "
-        f"after screening ({len(summary['screening']['excluded'])} excluded). CIs are 95 %; the clustered bootstrap "
+        f"after screening ({len(screening['excluded'])} excluded). CIs are 95 %; the clustered bootstrap "
         f"uses {study['bootstrap']}.",
         "",
-        "| Group | Votes | Raters | Items | MOS | t-CI | rater x item bootstrap CI |",
-        "|---|---|---|---|---|---|---|",
+        mos_header[0].format("Test pairs"),
+        mos_header[1],
+        *_mos_rows([("all", summary["mos"]["overall"])]),
+        *_mos_rows([(f"split {name}", mos) for name, mos in summary["mos"]["by_split"].items()]),
+        "",
+        mos_header[0].format("Identity"),
+        mos_header[1],
+        *_mos_rows(list(summary["mos"]["by_identity"].items())),
+        "",
+        mos_header[0].format("Control pairs (anchors)"),
+        mos_header[1],
+        *_mos_rows(
+            [
+                ("same person, other photo", summary["controls"]["same_person_mos"]),
+                ("different person", summary["controls"]["different_person_mos"]),
+            ]
+        ),
     ]
-    groups = [("all", summary["mos"]["overall"])] + [
-        (f"split {name}", mos) for name, mos in summary["mos"]["by_split"].items()
-    ]
-    for name, mos in groups:
-        if mos:
-            lines.append(
-                f"| {name} | {mos['n_votes']} | {mos['n_raters']} | {mos['n_items']} | {mos['mean']:.2f} | "
-                f"{_interval(mos['t_ci95'])} | {_interval(mos['clustered_bootstrap_ci95'])} |"
-            )
     lines += ["", "| Recognition | n | Yes | No | Not sure | Yes among sure |", "|---|---|---|---|---|---|"]
     recognition_groups = [
         ("test pairs", summary["recognition"]["overall"]),
@@ -191,18 +230,20 @@ def summary_markdown(summary: dict) -> str:
     if lineup:
         lines += [
             "",
-            f"Lineup: {lineup['correct']}/{lineup['n']} correct ({lineup['accuracy'] * 100:.1f} %, 95 % CI "
+            f"Lineup: {lineup['correct']}/{lineup['n']} correct ({lineup['accuracy'] * 100:.1f} %, 95 % Wilson CI "
             f"{_interval(lineup['wilson_ci95'], 100, 1)}) against chance {lineup['chance'] * 100:.1f} %; "
             f"one-sided exact binomial p = {lineup['p_value_above_chance']:.3g}.",
         ]
     agreement = summary["agreement"]
     lines += [
         "",
-        f"Agreement (Krippendorff's alpha): quality (ordinal) "
-        f"{_number(agreement['quality_krippendorff_alpha_ordinal'], 3)}, recognition (nominal) "
-        f"{_number(agreement['recognition_krippendorff_alpha_nominal'], 3)}.",
+        "Agreement on the test pairs (Krippendorff's alpha): quality (ordinal) "
+        f"{_alpha(agreement['quality_ordinal'])}; recognition (nominal) {_alpha(agreement['recognition_nominal'])}.",
         "",
-        "Screening rules: " + "; ".join(summary["screening"]["rules"]) + ".",
+        "Screening (a completed session is excluded when it fails any rule; raters excluded per rule):",
+        "",
+        *(f"- {rule}: {screening['excluded_by_rule'][key]}" for key, rule in screening["rules"].items()),
+        f"- {screening['incomplete_rule']}: {screening['incomplete']}",
     ]
     power = summary["power"]
     if power:

@@ -1,8 +1,11 @@
 """Load testing over real HTTP: scripted raters, a `survey-app serve` process, and an audit of the stored answers.
 
 Used by the concurrency and crash tests and by benchmarks/survey_load.py. A scripted rater (stdlib http.client)
-does what a browser does: it opens the study link, consents, then for every trial loads the trial page and posts
-its answers (as JSON, like the page's script), until the server sends it to the completion page. Network failures
+does what a browser does: it opens the study link, consents, reads a task's instructions when the server sends it
+there, then for every trial loads the trial page and posts its answers with Next (the form the Next button sends,
+with the JSON reply that the page's script asks for), until the server sends it to the completion page. (A browser
+with the page's script also saves each answer on its own as it is given: one more request per question, not
+modelled here.) Network failures
 are retried on the same step: answers are idempotent, so a retried submit is harmless, and a retried start at worst
 leaves an empty session behind. Only a 2xx answer response counts as acknowledged.
 """
@@ -18,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +37,8 @@ from survey_app.models import Answer, Rater, Study
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 CONSENT_VERSION = re.compile(r'name="consent_version" value="([^"]+)"')
-TRIAL_KIND = re.compile(r'class="trial trial-(\w+)"')
+START_NONCE = re.compile(r'name="start_nonce" value="([^"]+)"')
+TASK_INSTRUCTIONS = re.compile(r"/r/[^/]+/tasks/\w+$")
 TRIAL_ACTION = re.compile(r'action="(/r/[^"]+/answers)"')
 QUESTION = re.compile(r'data-question="(\w+)"')
 ATTENTION_VALUE = re.compile(r"please select (\d)")
@@ -72,11 +77,13 @@ class RaterRun:
     completed: bool = False
 
 
-def choose_answers(kind: str, questions: list[str], html: str) -> dict[str, str]:
-    """A careful rater: follows the attention check, recognises the controls correctly, varies its ratings."""
-    answers = {"quality": str(1 + len(html) % 5), "recognition": "not_sure", "lineup": "1"}
-    if kind == "attention":
-        answers["quality"] = ATTENTION_VALUE.search(html).group(1)
+def choose_answers(kind: str | None, questions: list[str], html: str) -> dict[str, str]:
+    """A careful rater: follows the attention check, varies its ratings, and when told the trial's `kind` (a test
+    looks it up on the server: the page does not say it) recognises the controls correctly."""
+    answers = {"quality": str(1 + zlib.crc32(html.encode()) % 5), "recognition": "not_sure", "lineup": "1"}
+    attention = ATTENTION_VALUE.search(html)
+    if attention:
+        answers["quality"] = attention.group(1)
     if kind == "control_same":
         answers["recognition"] = "yes"
     if kind == "control_different":
@@ -152,7 +159,12 @@ def rate_study(
         landing, _ = session.request("GET", f"/s/{slug}")
         html = _expect(landing, (200,), "consent page").text
         csrf = CSRF_META.search(html).group(1)
-        consent = {"csrf_token": csrf, "consent": "agree", "consent_version": CONSENT_VERSION.search(html).group(1)}
+        consent = {
+            "csrf_token": csrf,
+            "consent": "agree",
+            "consent_version": CONSENT_VERSION.search(html).group(1),
+            "start_nonce": START_NONCE.search(html).group(1),
+        }
         started, _ = session.request("POST", f"/s/{slug}/start", consent)
         run.token = TOKEN_IN_LOCATION.search(_expect(started, (302,), "start").headers["Location"]).group(1)
         while _answer_current_trial(session, run, csrf, on_acknowledged):
@@ -170,11 +182,17 @@ def _answer_current_trial(
     page, latency = session.request("GET", f"/r/{run.token}/trial")
     run.page_latencies_s.append(latency)
     if _expect(page, (200, 302), "trial page").status == 302:
-        return False
-    kind = TRIAL_KIND.search(page.text).group(1)
-    answers = choose_answers(kind, QUESTION.findall(page.text), page.text)
+        if not TASK_INSTRUCTIONS.search(page.headers["Location"]):
+            return False
+        instructions, _ = session.request("GET", urlsplit(page.headers["Location"]).path)
+        _expect(instructions, (200,), "task instructions")
+        page, latency = session.request("GET", f"/r/{run.token}/trial?intro=done")
+        run.page_latencies_s.append(latency)
+        _expect(page, (200,), "trial page")
+    answers = choose_answers(None, QUESTION.findall(page.text), page.text)
     action = TRIAL_ACTION.search(page.text).group(1)
-    posted, latency = session.request("POST", action, {"csrf_token": csrf, "rt_ms": "1000", **answers})
+    form = {"csrf_token": csrf, "rt_ms": "1000", "next": "1", **answers}
+    posted, latency = session.request("POST", action, form)
     stored = json.loads(_expect(posted, (200,), "answer").text)["answers"]
     trial_id = action.split("/trials/")[1].split("/")[0]
     run.acknowledged.append(AcknowledgedAnswer(trial_id, stored, latency))

@@ -14,12 +14,14 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Integer,
     String,
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -42,7 +44,11 @@ class ItemKind(enum.StrEnum):
     CONTROL_DIFFERENT = "control_different"  # real baseline vs a real photo of a different person
     ATTENTION = "attention"  # instructed-response item: the question itself says which answer to give
     LINEUP = "lineup"  # generated face vs N real faces (target + foils): pick the person
-    EXAMPLE = "example"  # worked example on the instructions page; never a trial
+    # Worked examples on the task instructions, never trials: a generated face beside its real photo, another photo
+    # of the same person, and a photo of a different person (the lineup example combines them).
+    EXAMPLE = "example"
+    EXAMPLE_SAME = "example_same"
+    EXAMPLE_DIFFERENT = "example_different"
 
 
 class Question(enum.StrEnum):
@@ -84,7 +90,12 @@ class Image(Base):
     is_generated: Mapped[bool] = mapped_column(Boolean)
     identity: Mapped[str] = mapped_column(String(200))
     split: Mapped[str] = mapped_column(String(64))
+    identity_group: Mapped[str] = mapped_column(String(64), default="", server_default="")  # the manifest's group
     source_path: Mapped[str] = mapped_column(Text)  # path in the input folder, for the admin's export only
+    # Real photos of the lineup pool (no pair trial or example shows them): drawn per lineup trial, least-shown first.
+    lineup_pool: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    # Lineup trials that showed this photo, over all raters.
+    lineup_exposures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Item(Base):
@@ -102,20 +113,6 @@ class Item(Base):
     expected_quality: Mapped[int | None] = mapped_column(Integer, nullable=True)  # attention items only
 
     study: Mapped[Study] = relationship(back_populates="items")
-    lineup_options: Mapped[list[LineupOption]] = relationship(
-        back_populates="item", cascade="all, delete-orphan", order_by="LineupOption.id"
-    )
-
-
-class LineupOption(Base):
-    __tablename__ = "lineup_options"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
-    image_id: Mapped[str] = mapped_column(ForeignKey("images.id"))
-    is_target: Mapped[bool] = mapped_column(Boolean)
-
-    item: Mapped[Item] = relationship(back_populates="lineup_options")
 
 
 class Rater(Base):
@@ -139,9 +136,12 @@ class Rater(Base):
     # Trials are answered strictly in order, so trials_answered is also the position of the current trial.
     trials_answered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     trials_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # Answers stored for the current trial: kept on the row, not counted, so that saving an answer decides in one
-    # statement whether the trial is complete, serialized by the row's lock (survey_app.rater_sessions).
-    current_trial_answers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Lineup trials come first: positions 0 .. lineup_trials - 1; the pair trials follow (each block has its own
+    # instructions page before its first trial).
+    lineup_trials: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Every save updates it, under the row's lock: saves and the Next of one rater are serialized by the row
+    # (survey_app.rater_sessions), and it tells when the rater was last active.
+    last_answer_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     completion_code: Mapped[str] = mapped_column(String(32))
     user_agent: Mapped[str] = mapped_column(String(300))
     viewport: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -179,8 +179,10 @@ class Answer(Base):
     rater_id: Mapped[int] = mapped_column(ForeignKey("raters.id", ondelete="CASCADE"), index=True)
     question: Mapped[Question] = mapped_column(Enum(Question, native_enum=False, length=16))
     value: Mapped[str] = mapped_column(String(32))
-    client_rt_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    client_rt_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)  # of the value stored last
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)  # of the value stored last
+    # Times the rater changed this answer before pressing Next (the value is the last one given).
+    changes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     trial: Mapped[Trial] = relationship(back_populates="answers")
 
@@ -191,3 +193,24 @@ class Admin(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
+    # Part of the id in the admin's session cookie (Flask-Login's "alternative token"): logging out or changing the
+    # password increments it, which ends every earlier session of this admin.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    # Flask-Login's user protocol.
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return f"{self.id}.{self.session_generation}"
+
+
+class RateLimitCounter(Base):
+    """A fixed-window counter of the login throttle (survey_app.throttle), shared by all server processes."""
+
+    __tablename__ = "rate_limit_counters"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[float] = mapped_column(Float)  # Unix time when the window ends

@@ -1,22 +1,24 @@
-"""A rater's session: token, balanced least-filled assignment, seeded order, and idempotent answers."""
+"""A rater's session: token, balanced least-filled assignment, seeded order, lineup photos drawn per trial, and
+answers saved as given and revisable until the rater presses Next."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
+import hmac
 import random
 import re
 import secrets
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import (
     BindParameter,
-    ColumnElement,
     Insert,
     Select,
-    Update,
     and_,
     bindparam,
     case,
@@ -24,16 +26,18 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Result
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from survey_app.db import is_postgresql
 from survey_app.models import (
     Answer,
+    Image,
     Item,
     ItemKind,
     Platform,
@@ -56,7 +60,12 @@ QUESTIONS_BY_KIND: dict[ItemKind, tuple[Question, ...]] = {
 }
 PAIR_KINDS = (ItemKind.TEST, ItemKind.CONTROL_SAME, ItemKind.CONTROL_DIFFERENT, ItemKind.ATTENTION)
 MAX_CLIENT_RT_MS = 24 * 3600 * 1000
-RATERS, TRIALS, ITEMS, ANSWERS = (model.__table__ for model in (Rater, Trial, Item, Answer))
+RATERS, TRIALS, ITEMS, ANSWERS, IMAGES = (model.__table__ for model in (Rater, Trial, Item, Answer, Image))
+COUNT_LINEUP_EXPOSURES = (
+    update(IMAGES)
+    .where(IMAGES.c.id == bindparam("image_id"))
+    .values(lineup_exposures=IMAGES.c.lineup_exposures + bindparam("shown"))
+)
 
 
 class DuplicateParticipant(Exception):
@@ -87,18 +96,30 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_session(db: Session, study: Study, identity: PlatformIdentity, user_agent: str, viewport: str | None) -> str:
-    """Creates the rater and their trials; returns the bearer token (shown once, stored hashed).
+def rater_token(secret_key: bytes, start_nonce: str) -> str:
+    """The rater's bearer token for the consent form's one-time `start_nonce`: HMAC(key, nonce), so that the same
+    form sent twice (a double click on Start, a retry) gives the same rater, without storing the nonce."""
+    digest = hmac.digest(secret_key, b"survey-app rater token:" + start_nonce.encode(), "sha256")
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def start_session(
+    db: Session, study: Study, identity: PlatformIdentity, user_agent: str, viewport: str | None, token: str
+) -> bool:
+    """Creates the rater of bearer `token` (stored hashed) and their trials; False when that rater exists already
+    (the same consent form sent again), True when created.
 
     The study row is locked (FOR UPDATE on PostgreSQL; SQLite transactions here all hold the write lock), so two
-    raters starting at once never both see the same fill counts. Raters who start together (a study's link posted
-    on a platform) wait for each other here while holding server threads, so on PostgreSQL the work that needs no
-    lock (the study's items) is done before it, and the rater and trials are written by two Core INSERTs.
+    raters starting at once never both see the same fill counts, and the same form sent twice at once creates one
+    rater. Raters who start together (a study's link posted on a platform) wait for each other here while holding
+    server threads, so on PostgreSQL the work that needs no lock (the study's items) is done before it, and the rater
+    and trials are written by Core INSERTs.
     """
-    token = secrets.token_urlsafe(32)
     seed = secrets.randbelow(2**31)
     items = _study_items(db, study)
     db.execute(select(Study.id).where(Study.id == study.id).with_for_update())
+    if db.scalar(select(Rater.id).where(Rater.token_hash == hash_token(token))) is not None:
+        return False
     if identity.participant_id and db.scalar(
         select(Rater.id).where(
             Rater.study_id == study.id,
@@ -107,7 +128,10 @@ def start_session(db: Session, study: Study, identity: PlatformIdentity, user_ag
         )
     ):
         raise DuplicateParticipant(identity.participant_id)
-    plan = _session_plan(items, _fill_counts(db, study), study, random.Random(seed))
+    rng = random.Random(seed)
+    lineups, pairs = _session_items(items, _fill_counts(db, study), study, rng)
+    lineup_plan = _lineup_displays(db, study, lineups, rng) if lineups else []
+    plan = lineup_plan + [(item, [item.reference_image_id, item.probe_image_id]) for item in pairs]
     rater_id = db.scalar(
         insert(RATERS)
         .values(
@@ -124,6 +148,7 @@ def start_session(db: Session, study: Study, identity: PlatformIdentity, user_ag
             user_agent=user_agent[:300],
             viewport=viewport,
             trials_total=len(plan),
+            lineup_trials=len(lineup_plan),
         )
         .returning(RATERS.c.id)
     )
@@ -138,21 +163,20 @@ def start_session(db: Session, study: Study, identity: PlatformIdentity, user_ag
         for position, (item, display) in enumerate(plan)
     ]
     db.execute(insert(TRIALS), trials)  # one executemany, not one ORM object per trial
-    return token
+    return True
 
 
 def _study_items(db: Session, study: Study) -> list[Item]:
-    """The study's items with their lineup options, in a stable order (items never change once the study exists)."""
-    statement = (
-        select(Item).where(Item.study_id == study.id).order_by(Item.id).options(selectinload(Item.lineup_options))
-    )
-    return list(db.scalars(statement))
+    """The study's items in a stable order (items never change once the study exists)."""
+    return list(db.scalars(select(Item).where(Item.study_id == study.id).order_by(Item.id)))
 
 
-def _session_plan(
+def _session_items(
     items: Sequence[Item], fill: Mapping[int, int], study: Study, rng: random.Random
-) -> list[tuple[Item, list[str]]]:
-    """Lineup trials first (so the target's pair has not been seen yet), then pair trials, each block shuffled."""
+) -> tuple[list[Item], list[Item]]:
+    """The lineup block (first, so that no face of the pair block has been seen) and the pair block, each shuffled:
+    the least-filled test pairs, the attention check, one control of each kind, and as many lineups as test pairs
+    (least-filled; their generated faces are not the test pairs')."""
     by_kind: dict[ItemKind, list[Item]] = {}
     for item in items:
         by_kind.setdefault(item.kind, []).append(item)
@@ -160,11 +184,10 @@ def _session_plan(
     pair_block = tests + by_kind.get(ItemKind.ATTENTION, [])
     for control_kind in (ItemKind.CONTROL_SAME, ItemKind.CONTROL_DIFFERENT):
         pair_block += pick_least_filled(by_kind.get(control_kind, []), fill, 1, rng)
-    chosen_probes = {item.probe_image_id for item in tests}
-    lineup_block = [item for item in by_kind.get(ItemKind.LINEUP, []) if item.probe_image_id in chosen_probes]
+    lineup_block = pick_least_filled(by_kind.get(ItemKind.LINEUP, []), fill, len(tests), rng)
     rng.shuffle(pair_block)
     rng.shuffle(lineup_block)
-    return [(item, _display_order(item, rng)) for item in lineup_block + pair_block]
+    return lineup_block, pair_block
 
 
 def _fill_counts(db: Session, study: Study) -> dict[int, int]:
@@ -195,15 +218,57 @@ def pick_least_filled(items: Sequence[Item], fill: Mapping[int, int], count: int
     return chosen
 
 
-def _display_order(item: Item, rng: random.Random) -> list[str]:
-    """Pair trials: reference and probe in random left/right order. Lineups: the probe, then shuffled options."""
-    if item.kind == ItemKind.LINEUP:
-        options = [option.image_id for option in item.lineup_options]
+@dataclass
+class _PoolPhoto:
+    id: str
+    exposures: int  # over all raters so far
+    shown: int = 0  # in this session
+
+
+def _lineup_displays(
+    db: Session, study: Study, lineups: Sequence[Item], rng: random.Random
+) -> list[tuple[Item, list[str]]]:
+    """Each lineup's display: its generated face, then one pool photo of its identity (the target) and one of each
+    of `lineup_size - 1` other identities (the foils), in random order.
+
+    Target and foil photos are drawn by one rule, so that nothing but the faces tells them apart: from the identity's
+    pool, the photo least shown in this session (a rater meets no photo twice while the pool lasts), then least
+    shown to all raters (exposures stay balanced), random among ties. Foil identities are those of the target's
+    group (when it has enough) least used as foils in this session, random among ties. The exposures are counted on
+    the photos."""
+    pools: dict[str, list[_PoolPhoto]] = {}
+    groups: dict[str, str] = {}
+    for image_id, identity, group, exposures in db.execute(
+        select(Image.id, Image.identity, Image.identity_group, Image.lineup_exposures)
+        .where(Image.study_id == study.id, Image.lineup_pool)
+        .order_by(Image.id)
+    ):
+        pools.setdefault(identity, []).append(_PoolPhoto(image_id, exposures))
+        groups[identity] = group
+    foil_uses: Counter[str] = Counter()
+    displays = []
+    for item in lineups:
+        others = [identity for identity in pools if identity != item.identity]
+        group = groups.get(item.identity)
+        same_group = [identity for identity in others if group and groups[identity] == group]
+        candidates = same_group if len(same_group) >= study.lineup_size - 1 else others
+        ranked = sorted(candidates, key=lambda identity: (foil_uses[identity], rng.random()))
+        foils = ranked[: study.lineup_size - 1]
+        foil_uses.update(foils)
+        options = [_draw_photo(pools[identity], rng) for identity in (item.identity, *foils)]
         rng.shuffle(options)
-        return [item.probe_image_id, *options]
-    pair = [item.reference_image_id, item.probe_image_id]
-    rng.shuffle(pair)
-    return pair
+        displays.append((item, [item.probe_image_id, *options]))
+    shown = [{"image_id": photo.id, "shown": photo.shown} for pool in pools.values() for photo in pool if photo.shown]
+    if shown:
+        db.execute(COUNT_LINEUP_EXPOSURES, shown)
+    return displays
+
+
+def _draw_photo(pool: list[_PoolPhoto], rng: random.Random) -> str:
+    photo = min(pool, key=lambda candidate: (candidate.shown, candidate.exposures, rng.random()))
+    photo.shown += 1
+    photo.exposures += 1
+    return photo.id
 
 
 @dataclass(frozen=True)
@@ -217,6 +282,12 @@ class RaterRef:
     completed: bool
     trials_answered: int  # also the position of the current trial
     trials_total: int
+    lineup_trials: int  # the pair block starts at this position
+
+    def starts_a_block(self, kind: ItemKind) -> bool:
+        """Whether the current trial (of `kind`) is the first of its task, which has its own instructions."""
+        first = 0 if kind == ItemKind.LINEUP else self.lineup_trials
+        return self.trials_answered == first
 
 
 @dataclass(frozen=True)
@@ -245,6 +316,7 @@ RATER_COLUMNS = (
     RATERS.c.completed_at.is_not(None),
     RATERS.c.trials_answered,
     RATERS.c.trials_total,
+    RATERS.c.lineup_trials,
 )
 TRIAL_COLUMNS = (  # one row per stored answer of the trial (question and value None when it has none)
     TRIALS.c.id,
@@ -285,38 +357,35 @@ MARK_CURRENT_TRIAL_SHOWN = (
 )
 # PostgreSQL: one round trip for the trial page; the UPDATE in the WITH clause runs even though nothing reads it.
 SHOW_CURRENT_TRIAL = RATER_AND_CURRENT_TRIAL_BY_TOKEN_HASH.add_cte(MARK_CURRENT_TRIAL_SHOWN.cte("shown"))
-
-
-def _count_answers_on_rater(new_answers: ColumnElement[int]) -> Update:
-    """Adds `new_answers` (when there are any) to the rater's answers for the trial at `position`; once they reach
-    the trial's `questions`, the rater moves on to the next trial (and completes after the last). Every right-hand
-    side reads the row as it was before this update, and on PostgreSQL as the previous save of this rater left it
-    (READ COMMITTED re-reads a row whose lock it waited for)."""
-    answers = RATERS.c.current_trial_answers + new_answers
-    completes_trial = answers >= bindparam("questions")
-    next_position = RATERS.c.trials_answered + 1
-    now = bindparam("now", type_=RATERS.c.completed_at.type)
-    return (
-        update(RATERS)
-        .where(
-            RATERS.c.id == bindparam("saving_rater_id"),
-            RATERS.c.trials_answered == bindparam("position"),
-            new_answers > 0,
-        )
-        .values(
-            current_trial_answers=case((completes_trial, 0), else_=answers),
-            trials_answered=case((completes_trial, next_position), else_=RATERS.c.trials_answered),
-            completed_at=case(
-                (and_(completes_trial, next_position == RATERS.c.trials_total), now),
-                else_=RATERS.c.completed_at,
-            ),
-        )
+# The instructions of a task stand between the rater and its first trial: that trial counts as shown from when the
+# rater leaves them.
+UNMARK_CURRENT_TRIAL_SHOWN = (
+    update(TRIALS)
+    .where(
+        TRIALS.c.rater_id == bindparam("unmark_rater_id"),
+        TRIALS.c.position == bindparam("unmark_position"),
+        ~TRIALS.c.id.in_(select(ANSWERS.c.trial_id).where(ANSWERS.c.rater_id == bindparam("unmark_rater_id"))),
     )
-
-
-COUNT_ANSWERS_ON_RATER = _count_answers_on_rater(bindparam("new_answers"))
-
-
+    .values(shown_at=None)
+)
+# Every save and every Next updates the rater's row while the trial is still the current one: that row's lock
+# serializes them, so an answer can never land on a trial after the rater moved past it. Next (advance = 1) moves
+# the rater to the following trial, and completes the session after the last one.
+LOCK_CURRENT_TRIAL = (
+    update(RATERS)
+    .where(RATERS.c.id == bindparam("saving_rater_id"), RATERS.c.trials_answered == bindparam("position"))
+    .values(
+        last_answer_at=bindparam("now", type_=RATERS.c.last_answer_at.type),
+        trials_answered=RATERS.c.trials_answered + bindparam("advance"),
+        completed_at=case(
+            (
+                and_(bindparam("advance") == 1, RATERS.c.trials_answered + 1 == RATERS.c.trials_total),
+                bindparam("now", type_=RATERS.c.completed_at.type),
+            ),
+            else_=RATERS.c.completed_at,
+        ),
+    )
+)
 ANSWER_SHARED_FIELDS = {  # column: parameter, the same in every row
     "trial_id": "answer_trial_id",
     "rater_id": "answer_rater_id",
@@ -326,37 +395,44 @@ ANSWER_SHARED_FIELDS = {  # column: parameter, the same in every row
 
 
 @functools.cache
-def _insert_new_answers(dialect_name: str, rows: int) -> Insert:
-    """INSERT of `rows` answers to one trial that skips questions already answered and returns those it stored.
-    The rows are a UNION ALL of one-row SELECTs of parameters: unlike a multi-row VALUES, SQLAlchemy caches its SQL."""
+def _upsert_answers(dialect_name: str, rows: int) -> Select | Insert:
+    """Stores `rows` answers to one trial: new ones inserted, changed ones updated (counting the change), equal ones
+    left alone. The rows are a UNION ALL of one-row SELECTs of parameters (unlike a multi-row VALUES, SQLAlchemy
+    caches its SQL). On PostgreSQL the rater's row is updated in the same statement (LOCK_CURRENT_TRIAL) and the
+    answers are written only if it was, so the statement is atomic without a transaction; it returns how many
+    rater rows it updated (0 or 1)."""
+    postgres = dialect_name == "postgresql"
+    locked = LOCK_CURRENT_TRIAL.returning(RATERS.c.id).cte("locked") if postgres else None
 
     def parameter(name: str, column: str) -> BindParameter:
         return bindparam(name, type_=ANSWERS.c[column].type)
 
     columns = [*ANSWER_SHARED_FIELDS, "question", "value"]
-    selects = [
-        select(
+    selects = []
+    for row in range(rows):
+        one_row = select(
             *(parameter(name, column) for column, name in ANSWER_SHARED_FIELDS.items()),
             parameter(f"question_{row}", "question"),
             parameter(f"value_{row}", "value"),
         )
-        for row in range(rows)
-    ]
-    dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    return (
-        dialect_insert(ANSWERS)
-        .from_select(columns, union_all(*selects) if rows > 1 else selects[0])
-        .on_conflict_do_nothing(index_elements=[ANSWERS.c.trial_id, ANSWERS.c.question])
-        .returning(ANSWERS.c.question)
+        # SQLite needs a WHERE clause to tell an INSERT ... SELECT from the upsert clause that follows it.
+        selects.append(one_row.select_from(locked) if postgres else one_row.where(true()))
+    dialect_insert = postgresql.insert if postgres else sqlite.insert
+    source = union_all(*selects) if rows > 1 else selects[0]
+    upsert = dialect_insert(ANSWERS).from_select(columns, source, include_defaults=False)  # changes: 0 by default
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[ANSWERS.c.trial_id, ANSWERS.c.question],
+        set_={
+            "value": upsert.excluded.value,
+            "client_rt_ms": upsert.excluded.client_rt_ms,
+            "received_at": upsert.excluded.received_at,
+            "changes": ANSWERS.c.changes + 1,
+        },
+        where=ANSWERS.c.value != upsert.excluded.value,
     )
-
-
-@functools.cache
-def _save_and_count_new_answers(rows: int) -> Select:
-    """PostgreSQL: the insert and the rater's count in one statement, so atomic without a transaction."""
-    inserted = _insert_new_answers("postgresql", rows).cte("inserted")
-    counted = _count_answers_on_rater(select(func.count()).select_from(inserted).scalar_subquery()).cte("counted")
-    return select(inserted.c.question).add_cte(counted)
+    if not postgres:
+        return upsert
+    return select(select(func.count()).select_from(locked).scalar_subquery()).add_cte(upsert.cte("upserted"))
 
 
 def find_rater(db: Session, token: str) -> RaterRef | None:
@@ -383,6 +459,11 @@ def show_current_trial(db: Session, token: str) -> tuple[RaterRef, TrialView | N
         return _rater_and_trial(db.execute(SHOW_CURRENT_TRIAL, parameters))
     db.execute(MARK_CURRENT_TRIAL_SHOWN, parameters)
     return _rater_and_trial(db.execute(RATER_AND_CURRENT_TRIAL_BY_TOKEN_HASH, parameters))
+
+
+def unmark_current_trial_shown(db: Session, rater: RaterRef) -> None:
+    """While the rater reads a task's instructions, its first trial counts as not shown yet (unless answered)."""
+    db.execute(UNMARK_CURRENT_TRIAL_SHOWN, {"unmark_rater_id": rater.id, "unmark_position": rater.trials_answered})
 
 
 def _rater_and_trial(result: Result) -> tuple[RaterRef, TrialView | None] | None:
@@ -416,56 +497,73 @@ def record_answers(
     trial_id: str,
     submitted: Mapping[str, str],
     client_rt_ms: int | None,
+    advance: bool,
 ) -> dict[str, str]:
-    """Stores new answers to trial `trial_id` and returns the stored value of every submitted question, committing.
+    """Stores the answers to trial `trial_id` and returns the stored value of every submitted question, committing;
+    with `advance` (the rater pressed Next) also moves the rater to the next trial.
 
-    `current` is the rater's current trial as `find_rater_and_current_trial` read it in this request. The first
-    answer to a question is final: a retried or repeated submit changes nothing and gets the stored value back. New
-    answers are taken only for the current trial. Saves of one rater may run at once (the page's script saves each
-    question as it is answered): the unique (trial, question) index decides which answer is first, and the count
-    on the rater's row moves the rater on exactly once per trial.
+    `current` is the rater's current trial as `find_rater_and_current_trial` read it in this request. Answers to the
+    current trial are saved as they are given and may be changed until Next (the stored value is the last one, the
+    row counts the changes). Next needs every question of the trial answered (in this request or before): without,
+    the answers it carries are saved and InvalidAnswer is raised. A trial
+    the rater has moved past takes no more changes: a retried save or Next that repeats its stored answers gets them
+    back, anything else raises TrialNotOpen.
     """
     if current is None or current.id != trial_id:
-        answered = find_trial(db, rater, trial_id)
-        questions = _validated_questions(answered, submitted, client_rt_ms)
-        if any(question not in answered.answers for question in questions):
-            raise TrialNotOpen(trial_id)
-        return {question.value: answered.answers[question] for question in questions}
-    questions = _validated_questions(current, submitted, client_rt_ms)
-    stored = dict(current.answers)
-    new = [question for question in questions if question not in stored]
-    if new:
-        values = {question: submitted[question.value] for question in new}
-        saved = _save_new_answers(db, rater, current, values, client_rt_ms)
+        return _answers_of_a_past_trial(db, rater, trial_id, submitted, client_rt_ms)
+    questions = _validated_questions(current, submitted, client_rt_ms, allow_none=advance)
+    values = {question: submitted[question.value] for question in questions}
+    incomplete = advance and set(current.answers) | set(values) != set(current.questions)
+    advance = advance and not incomplete  # a Next with a question unanswered still saves what it carries
+    if not values.items() <= current.answers.items() or advance:
+        if not _save(db, rater, current, values, client_rt_ms, advance):
+            db.rollback()  # another request of this rater pressed Next meanwhile
+            return _answers_of_a_past_trial(db, rater, trial_id, submitted, client_rt_ms)
         db.commit()
-        if len(saved) == len(new):
-            stored.update((question, submitted[question.value]) for question in new)
-        else:  # another request of this rater stored some of them since `current` was read
-            stored = find_trial(db, rater, trial_id).answers
-    return {question.value: stored[question] for question in questions}
+    if incomplete:
+        raise InvalidAnswer("Please answer every question on this page before going on.")
+    return {question.value: value for question, value in values.items()}
 
 
-def _save_new_answers(
-    db: Session, rater: RaterRef, trial: TrialView, values: Mapping[Question, str], client_rt_ms: int | None
-) -> set[Question]:
-    """Inserts the answers that are still new and counts them on the rater's row; returns the questions stored."""
+def _answers_of_a_past_trial(
+    db: Session, rater: RaterRef, trial_id: str, submitted: Mapping[str, str], client_rt_ms: int | None
+) -> dict[str, str]:
+    answered = find_trial(db, rater, trial_id)
+    questions = _validated_questions(answered, submitted, client_rt_ms, allow_none=True)
+    if any(answered.answers.get(question) != submitted[question.value] for question in questions):
+        raise TrialNotOpen(trial_id)
+    return {question.value: answered.answers[question] for question in questions}
+
+
+def _save(
+    db: Session,
+    rater: RaterRef,
+    trial: TrialView,
+    values: Mapping[Question, str],
+    client_rt_ms: int | None,
+    advance: bool,
+) -> bool:
+    """Writes `values` (and the Next) if the trial is still the rater's current one; False if it is not."""
     parameters: dict[str, object] = {
         "answer_trial_id": trial.id,
         "answer_rater_id": rater.id,
         "answer_client_rt_ms": client_rt_ms,
         "saving_rater_id": rater.id,
         "position": rater.trials_answered,
-        "questions": len(trial.questions),
+        "advance": int(advance),
         "now": utc_now(),
     }
     for row, (question, value) in enumerate(values.items()):
         parameters |= {f"question_{row}": question, f"value_{row}": value}
     if is_postgresql(db):
-        return set(db.scalars(_save_and_count_new_answers(len(values)), parameters))
-    saved = set(db.scalars(_insert_new_answers("sqlite", len(values)), parameters))
-    if saved:
-        db.execute(COUNT_ANSWERS_ON_RATER, parameters | {"new_answers": len(saved)})
-    return saved
+        if values:
+            return db.scalar(_upsert_answers("postgresql", len(values)), parameters) == 1
+        return db.execute(LOCK_CURRENT_TRIAL, parameters).rowcount == 1
+    if db.execute(LOCK_CURRENT_TRIAL, parameters).rowcount != 1:
+        return False
+    if values:
+        db.execute(_upsert_answers("sqlite", len(values)), parameters)
+    return True
 
 
 def allowed_values(trial: TrialView, question: Question) -> tuple[str, ...]:
@@ -476,15 +574,17 @@ def allowed_values(trial: TrialView, question: Question) -> tuple[str, ...]:
     return tuple(str(slot) for slot in range(1, len(trial.display_image_ids)))
 
 
-def _validated_questions(trial: TrialView, submitted: Mapping[str, str], client_rt_ms: int | None) -> list[Question]:
+def _validated_questions(
+    trial: TrialView, submitted: Mapping[str, str], client_rt_ms: int | None, allow_none: bool = False
+) -> list[Question]:
     asked = trial.questions
     unknown = set(submitted) - {question.value for question in asked}
-    if unknown or not submitted:
-        raise InvalidAnswer(f"this trial asks {', '.join(question.value for question in asked)}")
+    if unknown or not (submitted or allow_none):
+        raise InvalidAnswer("This page sent an answer to a question it does not ask: please reload it.")
     if client_rt_ms is not None and not 0 <= client_rt_ms <= MAX_CLIENT_RT_MS:
-        raise InvalidAnswer("rt_ms out of range")
+        raise InvalidAnswer("This page sent a time we cannot read: please reload it.")
     questions = [question for question in asked if question.value in submitted]
     for question in questions:
         if submitted[question.value] not in allowed_values(trial, question):
-            raise InvalidAnswer(f"invalid value for {question.value}")
+            raise InvalidAnswer("Please choose one of the options shown.")
     return questions

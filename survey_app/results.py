@@ -15,19 +15,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from survey_app import stats
-from survey_app.models import Answer, Item, ItemKind, LineupOption, Question, Rater, Study, Trial, as_utc
+from survey_app.models import Answer, Image, Item, ItemKind, Question, Rater, Study, Trial, as_utc
 from survey_app.rater_sessions import QUALITY_VALUES, RECOGNITION_VALUES
 
 MIN_QUALITY_VARIANCE = 0.1  # P.808's straight-lining threshold on a session's ratings
 MIN_RATINGS_FOR_VARIANCE = 5
 FAST_ANSWER_MS = 1000
+SPEEDER_MEDIAN_MS = 1000  # a page of this study takes a careful rater several seconds
 PLANNED_HALF_WIDTHS = (0.1, 0.2, 0.3)
-SCREENING_RULES = (
-    "attention check answered other than instructed",
-    "failed every control pair (said Yes to a different person and/or No to the same person)",
-    f"variance of quality ratings below {MIN_QUALITY_VARIANCE} over at least {MIN_RATINGS_FOR_VARIANCE} ratings "
-    "(straight-lining)",
-)
+SCREENING_RULES = {  # rule id: the rule as the results state it
+    "attention": "attention check answered other than instructed",
+    "controls": "failed every control pair (said Yes to a different person and/or No to the same person)",
+    "straight_lining": f"variance of quality ratings below {MIN_QUALITY_VARIANCE} over at least "
+    f"{MIN_RATINGS_FOR_VARIANCE} ratings (straight-lining, as P.808)",
+    "speeding": f"median time from a page's display to its answers below {SPEEDER_MEDIAN_MS} ms (speeding; the "
+    "browser's clock, the server's where the browser sent none)",
+}
+INCOMPLETE_RULE = "did not finish the session (answers of unfinished sessions are never analysed)"
 PAIR_RATED_KINDS = (ItemKind.TEST, ItemKind.CONTROL_SAME, ItemKind.CONTROL_DIFFERENT)
 
 
@@ -45,6 +49,7 @@ class AnswerRecord:
     value: str
     reference_on_left: bool | None
     lineup_correct: bool | None
+    changes: int
     expected_quality: int | None
     client_rt_ms: int | None
     server_rt_ms: int | None
@@ -60,26 +65,29 @@ class RaterScreening:
     controls_shown: int
     quality_variance: float | None
     fast_answers: int
+    median_rt_ms: float | None
+
+    @property
+    def failed_rules(self) -> list[str]:
+        """The ids (SCREENING_RULES) of the rules this rater failed."""
+        failed = []
+        if self.attention_failed:
+            failed.append("attention")
+        if self.controls_shown and self.controls_failed == self.controls_shown:
+            failed.append("controls")
+        if self.quality_variance is not None and self.quality_variance < MIN_QUALITY_VARIANCE:
+            failed.append("straight_lining")
+        if self.median_rt_ms is not None and self.median_rt_ms < SPEEDER_MEDIAN_MS:
+            failed.append("speeding")
+        return failed
 
     @property
     def exclusion_reasons(self) -> list[str]:
-        reasons = []
-        if self.attention_failed:
-            reasons.append(SCREENING_RULES[0])
-        if self.controls_shown and self.controls_failed == self.controls_shown:
-            reasons.append(SCREENING_RULES[1])
-        if self.quality_variance is not None and self.quality_variance < MIN_QUALITY_VARIANCE:
-            reasons.append(SCREENING_RULES[2])
-        return reasons
+        return [SCREENING_RULES[rule] for rule in self.failed_rules]
 
 
 def load_answer_records(db: Session, study: Study) -> list[AnswerRecord]:
-    targets = {
-        (option.item_id, option.image_id)
-        for option in db.scalars(
-            select(LineupOption).join(Item).where(Item.study_id == study.id, LineupOption.is_target)
-        )
-    }
+    identities = dict(db.execute(select(Image.id, Image.identity).where(Image.study_id == study.id)).all())
     rows = db.execute(
         select(Answer, Trial, Item, Rater)
         .join(Trial, Trial.id == Answer.trial_id)
@@ -88,10 +96,11 @@ def load_answer_records(db: Session, study: Study) -> list[AnswerRecord]:
         .where(Rater.study_id == study.id)
         .order_by(Rater.id, Trial.position, Answer.question)
     )
-    return [_record(answer, trial, item, rater, targets) for answer, trial, item, rater in rows]
+    return [_record(answer, trial, item, rater, identities) for answer, trial, item, rater in rows]
 
 
-def _record(answer: Answer, trial: Trial, item: Item, rater: Rater, targets: set[tuple[int, str]]) -> AnswerRecord:
+def _record(answer: Answer, trial: Trial, item: Item, rater: Rater, identities: dict[str, str]) -> AnswerRecord:
+    """A lineup answer is correct when the chosen photo shows the person the face was generated from."""
     is_lineup = item.kind == ItemKind.LINEUP
     chosen_image = trial.display_image_ids[int(answer.value)] if is_lineup else None
     return AnswerRecord(
@@ -106,7 +115,8 @@ def _record(answer: Answer, trial: Trial, item: Item, rater: Rater, targets: set
         question=answer.question,
         value=answer.value,
         reference_on_left=None if is_lineup else trial.display_image_ids[0] == item.reference_image_id,
-        lineup_correct=(item.id, chosen_image) in targets if is_lineup else None,
+        lineup_correct=identities.get(chosen_image) == item.identity if is_lineup else None,
+        changes=answer.changes,
         expected_quality=item.expected_quality,
         client_rt_ms=answer.client_rt_ms,
         server_rt_ms=_elapsed_ms(trial.shown_at, answer.received_at),
@@ -137,6 +147,8 @@ def _screen(rater_id: str, records: Sequence[AnswerRecord]) -> RaterScreening:
         or (r.item_kind == ItemKind.CONTROL_DIFFERENT and r.value == "yes")
     ]
     ratings = [int(r.value) for r in records if r.question == Question.QUALITY and r.item_kind in PAIR_RATED_KINDS]
+    times = [_answer_time_ms(r) for r in records]
+    times = [time for time in times if time is not None]
     return RaterScreening(
         rater_id=rater_id,
         completed=records[0].rater_completed,
@@ -145,7 +157,12 @@ def _screen(rater_id: str, records: Sequence[AnswerRecord]) -> RaterScreening:
         controls_shown=len(controls),
         quality_variance=float(np.var(ratings)) if len(ratings) >= MIN_RATINGS_FOR_VARIANCE else None,
         fast_answers=sum(r.client_rt_ms is not None and r.client_rt_ms < FAST_ANSWER_MS for r in records),
+        median_rt_ms=float(np.median(times)) if times else None,
     )
+
+
+def _answer_time_ms(record: AnswerRecord) -> int | None:
+    return record.client_rt_ms if record.client_rt_ms is not None else record.server_rt_ms
 
 
 def included_records(records: Sequence[AnswerRecord], screening: dict[str, RaterScreening]) -> list[AnswerRecord]:
@@ -214,14 +231,13 @@ def lineup_summary(records: Sequence[AnswerRecord], lineup_size: int) -> dict | 
 
 
 def agreement_summary(records: Sequence[AnswerRecord]) -> dict:
+    """Krippendorff's alpha over the test pairs: quality as ordinal, recognition as nominal data."""
     tests = [r for r in records if r.item_kind == ItemKind.TEST]
     quality = [(r.item_id, r.value) for r in tests if r.question == Question.QUALITY]
     recognition = [(r.item_id, r.value) for r in tests if r.question == Question.RECOGNITION]
     return {
-        "quality_krippendorff_alpha_ordinal": stats.krippendorff_alpha(quality, QUALITY_VALUES, ordinal=True),
-        "recognition_krippendorff_alpha_nominal": stats.krippendorff_alpha(
-            recognition, RECOGNITION_VALUES, ordinal=False
-        ),
+        "quality_ordinal": asdict(stats.krippendorff_alpha(quality, QUALITY_VALUES, ordinal=True)),
+        "recognition_nominal": asdict(stats.krippendorff_alpha(recognition, RECOGNITION_VALUES, ordinal=False)),
     }
 
 
@@ -242,6 +258,22 @@ def power_summary(records: Sequence[AnswerRecord], votes_per_rater: int, half_wi
     }
 
 
+def screening_summary(raters: Sequence[Rater], screening: dict[str, RaterScreening]) -> dict:
+    """The rules, how many raters each one excluded (a rater can fail several), and who was excluded and why."""
+    completed = [s for s in screening.values() if s.completed]
+    excluded = [s for s in completed if s.failed_rules]
+    return {
+        "rules": SCREENING_RULES,
+        "incomplete_rule": INCOMPLETE_RULE,
+        "incomplete": sum(rater.completed_at is None for rater in raters),
+        "excluded_by_rule": {rule: sum(rule in s.failed_rules for s in completed) for rule in SCREENING_RULES},
+        "excluded": [
+            {"rater_id": s.rater_id, "rules": s.failed_rules, "reasons": s.exclusion_reasons} for s in excluded
+        ],
+        "fast_answers_under_1s": sum(s.fast_answers for s in screening.values()),
+    }
+
+
 def build_summary(db: Session, study: Study, bootstrap_replicates: int) -> dict:
     records = load_answer_records(db, study)
     screening = screen_raters(records)
@@ -252,6 +284,8 @@ def build_summary(db: Session, study: Study, bootstrap_replicates: int) -> dict:
         return mos_summary(group, bootstrap_replicates, study.seed)
 
     started = db.scalars(select(Rater).where(Rater.study_id == study.id)).all()
+    same_person = [r for r in included if r.item_kind == ItemKind.CONTROL_SAME]
+    different_person = [r for r in included if r.item_kind == ItemKind.CONTROL_DIFFERENT]
     return {
         "study": {
             "slug": study.slug,
@@ -269,15 +303,7 @@ def build_summary(db: Session, study: Study, bootstrap_replicates: int) -> dict:
             "completed": sum(rater.completed_at is not None for rater in started),
             "included": len({r.rater_id for r in included}),
         },
-        "screening": {
-            "rules": list(SCREENING_RULES),
-            "excluded": [
-                {"rater_id": s.rater_id, "reasons": s.exclusion_reasons}
-                for s in screening.values()
-                if s.completed and s.exclusion_reasons
-            ],
-            "fast_answers_under_1s": sum(s.fast_answers for s in screening.values()),
-        },
+        "screening": screening_summary(started, screening),
         "mos": {
             "overall": mos(tests),
             "by_split": _grouped(tests, lambda r: r.split, mos),
@@ -289,8 +315,10 @@ def build_summary(db: Session, study: Study, bootstrap_replicates: int) -> dict:
             "by_identity": _grouped(tests, lambda r: r.identity, recognition_summary),
         },
         "controls": {
-            "same_person": recognition_summary([r for r in included if r.item_kind == ItemKind.CONTROL_SAME]),
-            "different_person": recognition_summary([r for r in included if r.item_kind == ItemKind.CONTROL_DIFFERENT]),
+            "same_person": recognition_summary(same_person),
+            "different_person": recognition_summary(different_person),
+            "same_person_mos": mos(same_person),
+            "different_person_mos": mos(different_person),
         },
         "lineup": lineup_summary(included, study.lineup_size),
         "agreement": agreement_summary(included),

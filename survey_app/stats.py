@@ -9,6 +9,7 @@ import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+import krippendorff
 import numpy as np
 from scipy import stats
 
@@ -71,41 +72,49 @@ def clustered_bootstrap_interval(
     return float(low), float(high)
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """Krippendorff's alpha, or why there is none yet."""
+
+    alpha: float | None
+    reason: str | None  # set when alpha is None
+    units: int  # units (items) with at least two values: the pairable ones
+    ratings: int  # values in those units
+
+
 def krippendorff_alpha(
     ratings: Sequence[tuple[Hashable, Hashable]], categories: Sequence[Hashable], ordinal: bool
-) -> float | None:
-    """Krippendorff's alpha from (unit, value) pairs, nominal or ordinal; units with one value are unpairable.
+) -> Agreement:
+    """Krippendorff's alpha of (unit, value) pairs, nominal or ordinal, computed by the `krippendorff` package
+    (Castro's implementation of Krippendorff 2011, "Computing Krippendorff's alpha-reliability").
 
-    `categories` gives every possible value in scale order (the order matters only for the ordinal metric).
+    `categories` gives every possible value in scale order (the order matters only for the ordinal metric). Units with
+    a single value are unpairable and ignored. Alpha is undefined (None, with the reason) without a pairable unit or
+    when every pairable value is the same (no expected disagreement).
     """
     category_index = {category: index for index, category in enumerate(categories)}
-    counts_by_unit: dict[Hashable, np.ndarray] = {}
+    by_unit: dict[Hashable, list[int]] = {}
     for unit, value in ratings:
-        counts = counts_by_unit.setdefault(unit, np.zeros(len(categories)))
-        counts[category_index[value]] += 1
-    coincidences = np.zeros((len(categories), len(categories)))
-    for counts in counts_by_unit.values():
-        pairable = counts.sum()
-        if pairable >= 2:
-            coincidences += (np.outer(counts, counts) - np.diag(counts)) / (pairable - 1)
-    marginals = coincidences.sum(axis=1)
-    total = marginals.sum()
-    distance = _ordinal_distance(marginals) if ordinal else 1 - np.eye(len(categories))
-    expected = (np.outer(marginals, marginals) * distance).sum()
-    if total < 2 or expected == 0:
-        return None
-    return float(1 - (total - 1) * (coincidences * distance).sum() / expected)
-
-
-def _ordinal_distance(marginals: np.ndarray) -> np.ndarray:
-    cumulative = np.concatenate([[0.0], np.cumsum(marginals)])
-    size = marginals.size
-    distance = np.zeros((size, size))
-    for low in range(size):
-        for high in range(low, size):
-            between = cumulative[high + 1] - cumulative[low] - (marginals[low] + marginals[high]) / 2
-            distance[low, high] = distance[high, low] = between**2
-    return distance
+        by_unit.setdefault(unit, []).append(category_index[value])
+    pairable = [values for values in by_unit.values() if len(values) >= 2]
+    units, values = len(pairable), sum(len(unit_values) for unit_values in pairable)
+    if not ratings:
+        return Agreement(None, "no included answers yet", 0, 0)
+    if not pairable:
+        return Agreement(None, "no item has been rated by two raters yet", 0, 0)
+    if len({value for unit_values in pairable for value in unit_values}) < 2:
+        return Agreement(None, "every rating of the items rated twice is the same value (no variation)", units, values)
+    # The package takes a raters x units matrix; which rater gave a value does not enter alpha, so row k holds the
+    # k-th value of each unit.
+    matrix = np.full((max(len(unit_values) for unit_values in pairable), units), np.nan)
+    for column, unit_values in enumerate(pairable):
+        matrix[: len(unit_values), column] = unit_values
+    alpha = krippendorff.alpha(
+        reliability_data=matrix,
+        level_of_measurement="ordinal" if ordinal else "nominal",
+        value_domain=list(range(len(categories))),
+    )
+    return Agreement(float(alpha), None, units, values)
 
 
 def rater_icc(values: Sequence[float], rater_ids: Sequence[Hashable]) -> float | None:

@@ -7,6 +7,7 @@ the ``shared_data`` fixture, which skips with a clear reason when ``../shared/da
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -32,6 +33,20 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_weight_downloads():
+    """Tests never download weights (they would leave loopback): EVALKIT_OFFLINE=1, as ``--offline``, from before the
+    first session fixture runs. The download tests (tests/evalkit/test_weights.py) lift it and serve files from
+    127.0.0.1."""
+    previous = os.environ.get("EVALKIT_OFFLINE")
+    os.environ["EVALKIT_OFFLINE"] = "1"
+    yield
+    if previous is None:
+        os.environ.pop("EVALKIT_OFFLINE", None)
+    else:
+        os.environ["EVALKIT_OFFLINE"] = previous
 
 
 # ---------------------------------------------------------------------------------------------------------------

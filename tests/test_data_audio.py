@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generator.data.audio import PRE_EMPHASIS, crop_to_length, load_speech, normalise, num_samples, read_audio
+from generator.data.audio import (
+    PRE_EMPHASIS,
+    crop_to_length,
+    load_speech,
+    normalise,
+    num_samples,
+    read_audio,
+    to_pcm16,
+)
 from generator.errors import DataError
 
 LEGACY_VALUES = {-1.0, -0.95, -0.05, 0.0, 0.95, 1.0}
@@ -41,7 +49,6 @@ def test_other_rates_and_channel_counts_become_16k_mono(tmp_path, make_audio, ra
     expected = sine(16_000, 0.5) * 32767 / channels
     middle = slice(200, -200)  # resampling filters ring at the edges
     assert np.max(np.abs(wave[middle] - expected[middle])) < 0.01 * 16384
-    assert np.all(wave == np.round(wave))  # int16 units, as the original saw them
 
 
 def test_stereo_channels_are_averaged(tmp_path, make_audio):
@@ -171,3 +178,92 @@ def test_bad_audio_files_give_one_clear_error(tmp_path, make_audio, case, fragme
     with pytest.raises(DataError) as err:
         read_audio(path)
     assert str(path) in str(err.value) and fragment in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# every format, bit depth and level: read in floating point at full precision, normalised after
+# ---------------------------------------------------------------------------------------------------------------
+
+def speechlike(n: int = 16_000, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 16_000
+    wave = np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.1 * rng.normal(size=n)
+    return 0.9 * wave / np.max(np.abs(wave))  # peak 0.9: representable in every format
+
+
+@pytest.mark.parametrize("subtype, suffix, tolerance", [
+    ("FLOAT", ".wav", 1e-6), ("DOUBLE", ".wav", 1e-12), ("PCM_24", ".wav", 1e-6), ("PCM_32", ".wav", 1e-8),
+    ("PCM_24", ".flac", 1e-6),
+])
+@pytest.mark.parametrize("level_db", [0.0, -72.0, -100.0])
+def test_any_depth_and_level_gives_the_full_level_model_input(tmp_path, make_audio, subtype, suffix, tolerance,
+                                                              level_db):
+    wave = speechlike()
+    reference = normalise(wave * 32768, "peak")
+    path = make_audio(tmp_path / f"clip{suffix}", wave * 10 ** (level_db / 20), subtype=subtype)
+    model_input = load_speech(path, 1.0)
+    # a 24-bit clip 100 dB down keeps ~4 bits: close, not exact; every other case to the format's precision
+    bound = 0.2 if (subtype == "PCM_24" and level_db == -100.0) else max(tolerance * 10 ** (-level_db / 20), 1e-5)
+    assert np.max(np.abs(model_input - reference)) < bound
+    assert np.corrcoef(model_input, reference)[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("subtype", ["FLOAT", "DOUBLE"])
+def test_float_wav_above_full_scale_is_not_clipped(tmp_path, make_audio, subtype):
+    wave = speechlike() * 4.0 / 0.9  # peak 4.0: legal in float WAV
+    read = read_audio(make_audio(tmp_path / "loud.wav", wave, subtype=subtype))
+    np.testing.assert_allclose(read / 32768, wave, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(load_speech(tmp_path / "loud.wav", 1.0), normalise(wave, "peak"), atol=1e-6)
+
+
+def test_very_quiet_is_not_silent_and_all_zero_is(tmp_path, make_audio):
+    quiet = make_audio(tmp_path / "quiet.wav", speechlike() * 1e-7, subtype="FLOAT")  # -140 dB, not silence
+    np.testing.assert_allclose(load_speech(quiet, 1.0), normalise(speechlike(), "peak"), atol=1e-5)
+    silent = make_audio(tmp_path / "silent.wav", np.zeros(16_000), subtype="FLOAT")
+    with pytest.raises(DataError, match="all samples are zero"):
+        load_speech(silent, 1.0)
+
+
+def test_legacy_normalisation_says_when_a_clip_is_below_one_16bit_step(tmp_path, make_audio):
+    path = make_audio(tmp_path / "quiet.wav", speechlike() * 1e-6, subtype="FLOAT")
+    with pytest.raises(DataError, match="quieter than one 16-bit step") as err:
+        load_speech(path, 1.0, normalisation="legacy_py2")
+    assert str(path) in str(err.value)
+
+
+def test_short_clip_error_mentions_pad_short(tmp_path, make_audio, make_noise):
+    path = make_audio(tmp_path / "short.wav", make_noise(8000, seed=2))
+    with pytest.raises(DataError, match="--pad-short"):
+        load_speech(path, 1.0)
+
+
+def test_pcm16_conversion_rounds_and_clips_only_there():
+    np.testing.assert_array_equal(to_pcm16(np.array([0.4, -0.6, 40000.0, -40000.0, 32767.4])),
+                                  [0, -1, 32767, -32768, 32767])
+
+
+def test_export_keeps_16bit_clips_exact_and_other_depths_at_24_bits(corpus, tmp_path):
+    """``wav2pix data export``: a 16 kHz 16-bit clip is copied sample for sample; a float clip peaking at 4.0 and a
+    24-bit clip 72 dB down become 24-bit FLAC that give the model the same input (no clipping, no 16-bit rounding)."""
+    import soundfile as sf
+
+    from generator.data.export import SplitSelection, export_subset
+    from generator.data.manifest import read_manifest
+
+    manifest = read_manifest(corpus.manifest)
+    split = manifest.pairs[0].split
+    sources = [p.audio for p in manifest.select(split).pairs[:3]]
+    loud = speechlike() * 4.0 / 0.9
+    sf.write(sources[1], loud, 16_000, subtype="FLOAT")
+    sf.write(sources[2], speechlike() * 10 ** (-72 / 20), 16_000, subtype="PCM_24")
+    originals = {s: read_audio(s) for s in sources}
+    inputs = {s: load_speech(s, 0.3) for s in sources}
+    exported = read_manifest(export_subset(manifest, [SplitSelection(split)], tmp_path / "out"))
+    copies = dict(zip(sources, (p.audio for p in exported.pairs)))  # exported in the split's order
+    first = copies[sources[0]]
+    assert sf.info(str(first)).subtype == "PCM_16"
+    np.testing.assert_array_equal(read_audio(first), originals[sources[0]])
+    for source in sources[1:]:
+        copy = copies[source]
+        assert sf.info(str(copy)).subtype == "PCM_24"
+        np.testing.assert_allclose(load_speech(copy, 0.3), inputs[source], atol=2e-3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from generator.data.manifest import COLUMNS, Pair, read_manifest, with_splits, write_manifest
@@ -11,7 +13,8 @@ from generator.errors import DataError
 def test_round_trip_keeps_every_field(corpus, tmp_path):
     original = read_manifest(corpus.manifest)
     pairs = [
-        Pair(p.identity, p.face, p.audio, p.split, f"g{i % 3}", "bgr" if i % 2 else "rgb")
+        Pair(p.identity, p.face, p.audio, p.split, f"g{i % 3}", "bgr" if i % 2 else "rgb",
+             "female" if p.identity.endswith("0") else "")
         for i, p in enumerate(original.pairs)
     ]
     path = write_manifest(pairs, tmp_path / "out" / "m.csv")
@@ -102,11 +105,50 @@ def test_header_only_manifest(tmp_path, make_csv):
 
 
 def test_unknown_columns(tmp_path, make_csv, corpus):
-    path = make_csv(tmp_path / "extra.csv", ["identity", "face", "audio", "split", "gender"],
-                    [r + ["m"] for r in _rows(corpus)])
-    with pytest.raises(DataError, match=r"unknown column\(s\) \['gender'\]") as err:
+    path = make_csv(tmp_path / "extra.csv", ["identity", "face", "audio", "split", "age"],
+                    [r + ["30"] for r in _rows(corpus)])
+    with pytest.raises(DataError, match=r"unknown column\(s\) \['age'\]") as err:
         read_manifest(path)
     assert str(path) in str(err.value)
+
+
+def test_gender_column_is_optional_per_row_and_one_value_per_identity(tmp_path, make_csv, corpus):
+    rows = _rows(corpus, len(corpus.clips))
+    identity = rows[0][0]
+    assert sum(r[0] == identity for r in rows) >= 3 and any(r[0] != identity for r in rows)
+    genders = [("Female" if r[0] == identity and k % 2 else "") for k, r in enumerate(rows)]
+    path = make_csv(tmp_path / "g.csv", ["identity", "face", "audio", "split", "gender"],
+                    [r + [g] for r, g in zip(rows, genders)])
+    manifest = read_manifest(path)
+    assert manifest.genders == {identity: "female"}  # lower-cased; rows that leave it empty are unknown, not other
+    conflicting = [r + ["female" if k == 0 else "male" if r[0] == identity else ""] for k, r in enumerate(rows)]
+    clash = make_csv(tmp_path / "clash.csv", ["identity", "face", "audio", "split", "gender"], conflicting)
+    line = 2 + next(k for k, r in enumerate(rows) if k > 0 and r[0] == identity)
+    with pytest.raises(DataError, match=rf"clash\.csv:{line}: identity '{identity}' has gender 'male' here but "
+                                        r"'female' on line 2"):
+        read_manifest(clash)
+
+
+def test_content_hash_without_genders_is_unchanged_by_the_column(corpus):
+    manifest = read_manifest(corpus.manifest)
+    assert not manifest.genders
+    gendered = type(manifest)(tuple(replace(p, gender="male") for p in manifest.pairs), manifest.path)
+    assert gendered.content_hash() != manifest.content_hash()
+    assert manifest.content_hash() == _legacy_content_hash(manifest)
+
+
+def _legacy_content_hash(manifest) -> str:
+    """The hash as computed before the gender column existed (provenance of earlier runs stays comparable)."""
+    import hashlib
+
+    from generator.data.manifest import file_sha256
+
+    digest = hashlib.sha256()
+    for p in manifest.pairs:
+        digest.update(f"{p.identity}\0{p.split}\0{p.group}\0{p.face_order}\0".encode())
+        digest.update(file_sha256(p.face).encode())
+        digest.update(file_sha256(p.audio).encode())
+    return digest.hexdigest()
 
 
 def test_missing_required_column(tmp_path, make_csv, corpus):

@@ -300,3 +300,37 @@ def test_legacy_non_zip_pickle_pth_is_refused(tmp_path):
     with path.open("wb") as handle:
         pickle.dump({"netG.0.module.weight_bar": [1.0, 2.0]}, handle)
     _error(path, str(path), "not a PyTorch zip checkpoint")
+
+
+def test_included_sidecars_name_no_absolute_paths_and_resolve_from_their_folder():
+    """The shipped checkpoints' sidecars: every path relative to the sidecar's folder (or none); the sidecar JSON
+    itself is not hashed anywhere (load_generator checks the weights' SHA-256 only)."""
+    import json
+    from pathlib import PurePosixPath
+
+    from generator.checkpoint import INCLUDED_CHECKPOINT, SIDECAR_PATHS
+
+    for sidecar_path in sorted(INCLUDED_CHECKPOINT.parent.glob("*.json")):
+        text = sidecar_path.read_text()
+        assert "/work/" not in text and "/tmp/" not in text and "/home/" not in text, sidecar_path
+        sidecar = json.loads(text)
+        for keys in SIDECAR_PATHS:
+            value = sidecar
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is not None:
+                assert not PurePosixPath(value).is_absolute()
+                assert (sidecar_path.parent / value).is_file(), (sidecar_path, keys, value)
+        assert load_generator(sidecar_path.with_suffix(".safetensors")).info["weights_sha256"]
+
+
+def test_export_rebases_the_sidecar_paths(tmp_path):
+    from generator.checkpoint import rebase_sidecar_paths
+
+    info = {"data": {"manifest": "../data/m.csv"}, "training": {"log": "/abs/run/train_log.jsonl",
+                                                                 "config": {"out": "..", "manifest": None}}}
+    rebased = rebase_sidecar_paths(info, tmp_path / "run" / "epoch_0003", tmp_path / "shipped")
+    assert rebased["data"]["manifest"] == "../run/data/m.csv"
+    assert rebased["training"]["config"]["out"] == "../run"
+    assert rebased["training"]["config"]["manifest"] is None
+    assert rebased["training"]["log"].endswith("abs/run/train_log.jsonl") and info["data"]["manifest"] == "../data/m.csv"

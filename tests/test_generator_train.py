@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,7 +100,12 @@ def test_training_sidecar_has_the_provenance(run, train_manifest):
     assert sidecar["code_version"]
     data = sidecar["data"]
     assert data["normalisation"] == "peak" and data["fix_bgr"] is True and data["output_order"] == "rgb"
-    assert data["manifest"] == str(train_manifest)
+    folder = path.parent
+    # paths relative to the sidecar's folder: valid wherever the run is moved, naming no machine's folders
+    assert (folder / data["manifest"]).resolve() == train_manifest.resolve() and not Path(data["manifest"]).is_absolute()
+    assert (folder / sidecar["training"]["log"]).resolve() == (out / "train_log.jsonl").resolve()
+    assert (folder / sidecar["training"]["config"]["out"]).resolve() == out.resolve()
+    assert str(out.parent) not in json.dumps(sidecar)
     assert data["manifest_sha256"] == read_manifest(train_manifest).select(["train", "seen"]).content_hash()
     assert sidecar["training"]["epochs"] == 3 and sidecar["training"]["seed"] == 0
     assert sidecar["training"]["config"]["batch_size"] == 8

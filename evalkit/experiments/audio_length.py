@@ -12,6 +12,7 @@ from evalkit.experiments.checkpoints import (
     comparison_charts,
     comparison_table,
     evaluate_all,
+    generators,
     headline_data,
 )
 from evalkit.experiments.common import (
@@ -19,10 +20,11 @@ from evalkit.experiments.common import (
     evaluation_options,
     finish,
     run_options,
+    settings,
     start,
 )
-from reports.sections import Section
-from reports.seed import SEED_FIGURES
+from evalkit.record import SEED_FIGURES
+from evalkit.sections import Section
 
 NAME = "audio-length"
 
@@ -36,7 +38,7 @@ def published_landmark_ratio(seconds: float) -> str:
 @click.option("--checkpoint", "checkpoints", multiple=True, required=True, type=click.Path(path_type=Path),
               help="a checkpoint per audio length (repeat)")
 @evaluation_options
-def command(checkpoints: tuple[Path, ...], **values) -> None:
+def command(checkpoints: tuple[Path, ...], **values) -> Path:
     """Compare checkpoints trained on different speech lengths (same image size)."""
     options = run_options(**values)
     check_varies(checkpoints, "audio_seconds", "image_size")
@@ -48,5 +50,6 @@ def command(checkpoints: tuple[Path, ...], **values) -> None:
                              {"Wav2Pix published landmark ratio": published})
     section = Section(NAME, "audio length", "Checkpoints trained on different speech lengths, evaluated on the same "
                       "data; the seed's published landmark ratios are for its own 10-identity setting.",
-                      command_line(), options.to_dict(), [table], comparison_charts(folder, NAME, documents))
-    finish(report_dir, folder, section, headline_data(documents))
+                      command_line(), settings(options, generators=generators(documents)), [table],
+                      comparison_charts(NAME, documents), headline_data(documents))
+    return finish(report_dir, folder, section)

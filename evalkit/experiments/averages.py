@@ -20,15 +20,16 @@ from evalkit.experiments.common import (
     finish,
     load_model,
     run_options,
+    save_faces,
+    settings,
     speech_batch,
     start,
 )
 from evalkit.experiments.scoring import StandIns, load_reference, scorer
+from evalkit.record import metric_cell
+from evalkit.sections import Bars, ImageGrid, Section, Table
 from evalkit.stats import seeded_rng
 from generator.data.manifest import read_manifest
-from reports import figures
-from reports.sections import Figure, Section
-from reports.tables import Table, metric_cell
 
 NAME = "averages"
 SCORED_METRICS = ("landmark_ratio", "identity_accuracy")
@@ -59,7 +60,7 @@ def averaged_face(loaded, clips: list[Path], space: str) -> np.ndarray:
 @click.option("--space", type=click.Choice(SPACES), default="embedding", show_default=True,
               help="average speech embeddings or waveforms")
 @evaluation_options
-def command(checkpoint: Path | None, counts: str, draws: int, split: str, space: str, **values) -> None:
+def command(checkpoint: Path | None, counts: str, draws: int, split: str, space: str, **values) -> Path:
     """Faces from the average of N clips of one identity, scored per N."""
     options = run_options(**values)
     sizes = parse_counts(counts)
@@ -94,17 +95,17 @@ def command(checkpoint: Path | None, counts: str, draws: int, split: str, space:
                   ["N", "Landmark ratio", "Identity accuracy"],
                   [[g, metric_cell(results, "landmark_ratio", "ratio", g),
                     metric_cell(results, "identity_accuracy", "accuracy", g)] for g in split_items])
-    chart = figures.bar_chart(folder / "averages.png", "Faces from averaged speech", list(split_items),
-                              {label: [results[metric].get("rows", {}).get(g, {}).get(figure) for g in split_items]
-                               for label, metric, figure in (("landmark ratio", "landmark_ratio", "ratio"),
-                                                             ("identity accuracy", "identity_accuracy", "accuracy"))},
-                              "share")
-    grid = figures.image_grid(folder / "faces.png", "First draw per N",
-                              [(identity, [faces[k] for k in range(len(faces)) if owners[k] == identity][::draws])
-                               for identity in identities])
+    chart = Bars("averages.png", "Faces from averaged speech",
+                 "Landmark ratio and identity accuracy per N, 95 % intervals.", list(split_items),
+                 {label: [results[metric].get("rows", {}).get(g, {}).get(figure) for g in split_items]
+                  for label, metric, figure in (("landmark ratio", "landmark_ratio", "ratio"),
+                                                ("identity accuracy", "identity_accuracy", "accuracy"))}, "share")
+    grid = ImageGrid("faces.png", "First draw per N", "Faces from the first draw of each N (columns: N ascending).",
+                     save_faces(folder, "faces", [(identity, [faces[k] for k in range(len(faces))
+                                                              if owners[k] == identity][::draws])
+                                                  for identity in identities]))
     section = Section(NAME, "averages of N clips", f"Speech of one identity from split {split!r}, {space}s of N "
                       "randomly drawn clips averaged, one face per average.", command_line(),
-                      {**options.to_dict(), "n": sizes, "draws": draws, "split": split, "space": space}, [table],
-                      [Figure(chart, "Landmark ratio and identity accuracy per N, 95 % intervals."),
-                       Figure(grid, "Faces from the first draw of each N (columns: N ascending).")])
-    finish(report_dir, folder, section, {"results": results})
+                      settings(options, generator=loaded.describe(), n=sizes, draws=draws, split=split, space=space),
+                      [table], [chart, grid], {"results": results})
+    return finish(report_dir, folder, section)

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from evalkit.errors import EvalError
 from evalkit.options import RunOptions
+from evalkit.record import HEADLINE_COLUMNS, metric_cell
 from evalkit.runner import run
+from evalkit.sections import Bars, Table
 from generator.checkpoint import load_generator
-from reports import figures
-from reports.sections import Figure
-from reports.tables import HEADLINE_COLUMNS, Table, metric_cell
 
 COMPARED_SPLITS = ("seen", "unseen_speech", "unseen_identity")
 CHARTED = ("landmark_ratio", "identity_accuracy")
@@ -58,7 +57,7 @@ def comparison_table(title: str, documents: list[tuple[str, dict]], extra: dict[
     return Table(title, columns, rows)
 
 
-def comparison_charts(folder: Path, name: str, documents: list[tuple[str, dict]]) -> list[Figure]:
+def comparison_charts(name: str, documents: list[tuple[str, dict]]) -> list[Bars]:
     """Bars per checkpoint (groups) and split (series) of the landmark ratio and identity accuracy."""
     charts = []
     for column in (c for c in HEADLINE_COLUMNS if c.metric in CHARTED):
@@ -69,11 +68,16 @@ def comparison_charts(folder: Path, name: str, documents: list[tuple[str, dict]]
             if any(cells):
                 series[split] = cells
         if series:
-            path = figures.bar_chart(folder / f"{name}_{column.metric}.png", column.label,
-                                     [label for label, _ in documents], series, column.label)
-            charts.append(Figure(path, f"{column.label} per checkpoint and split, 95 % intervals."))
+            charts.append(Bars(f"{name}_{column.metric}.png", column.label,
+                               f"{column.label} per checkpoint and split, 95 % intervals.",
+                               [label for label, _ in documents], series, column.label))
     return charts
 
 
 def headline_data(documents: list[tuple[str, dict]]) -> dict:
     return {label: {"run_dir": d["run_dir"], "results": d["results"]} for label, d in documents}
+
+
+def generators(documents: list[tuple[str, dict]]) -> dict[str, dict]:
+    """Each compared run's generator record, by label (the experiment's record of which checkpoints it compared)."""
+    return {label: d["generator"] for label, d in documents}

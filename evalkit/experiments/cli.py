@@ -17,7 +17,7 @@ from generator.cli_support import FriendlyGroup
 
 @click.group("experiment", cls=FriendlyGroup)
 def experiment_group() -> None:
-    """The seed's experiments; each adds a section and figures to a report (see --out)."""
+    """The seed's experiments; each adds a section (tables, figures) to a report folder (see --out) and renders it."""
 
 
 for module in (audio_length, resolution, interpolation, averages, unseen_identities):

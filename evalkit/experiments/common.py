@@ -1,5 +1,6 @@
 """What every experiment shares: the evaluation options it accepts, generating faces from speech (or from speech
-embeddings), and writing its report section."""
+embeddings), and writing its section record (``evalkit.sections``). An experiment command returns its report folder;
+the command layer (``evalkit.cli``) renders that folder's report."""
 
 from __future__ import annotations
 
@@ -11,17 +12,17 @@ from pathlib import Path
 import click
 import numpy as np
 import torch
+from PIL import Image
 
 from evalkit.options import EMBEDDED_DATA, RunOptions, default_cache_dir
 from evalkit.runner import make_run_dir, validate
+from evalkit.sections import Section, section_dir, write_section
 from generator.checkpoint import Checkpoint, load_generator
 from generator.data.audio import load_speech
 from generator.data.faces import array_to_image
 from generator.model import Generator
-from generator.synthesis import generate, set_sampling_mode
 from generator.runtime import pick_device
-from reports.render import render
-from reports.sections import Section, section_dir, write_section
+from generator.synthesis import generate, set_sampling_mode
 
 SPACES = ("embedding", "waveform")
 
@@ -69,12 +70,31 @@ def start(out: Path | None, name: str) -> tuple[Path, Path]:
     return report_dir, section_dir(report_dir, name)
 
 
-def finish(report_dir: Path, folder: Path, section: Section, data: dict) -> Path:
-    """Store the section, re-render the folder's report, print and return the HTML report's path."""
-    write_section(folder, section, data)
-    html = render(report_dir)
-    click.echo(f"report: {html}")
-    return html
+def finish(report_dir: Path, folder: Path, section: Section) -> Path:
+    """Store the section; returns the report folder (for the command layer to render)."""
+    write_section(folder, section)
+    return report_dir
+
+
+def settings(options: RunOptions, **extra) -> dict:
+    """An experiment's recorded settings: the evaluation options without ``checkpoint`` (a path or None: ``extra``
+    records the evaluated generators' descriptions instead), and ``extra``."""
+    return {**{k: v for k, v in options.to_dict().items() if k != "checkpoint"}, **extra}
+
+
+def save_faces(folder: Path, name: str, rows: list[tuple[str, list[np.ndarray]]]) -> list[tuple[str, list[str]]]:
+    """Save the faces of an image grid's rows (uint8 RGB (S, S, 3) each) as ``folder/name/RR_CC.png``; returns the
+    rows with each face's path relative to ``folder`` (an ``ImageGrid``'s rows)."""
+    (folder / name).mkdir(parents=True, exist_ok=True)
+    stored = []
+    for r, (label, faces) in enumerate(rows):
+        paths = []
+        for c, face in enumerate(faces):
+            relative = f"{name}/{r:02d}_{c:02d}.png"
+            Image.fromarray(np.asarray(face, dtype=np.uint8)).save(folder / relative)
+            paths.append(relative)
+        stored.append((label, paths))
+    return stored
 
 
 def load_model(checkpoint: Path | None, device: str) -> Checkpoint:

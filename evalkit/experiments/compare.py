@@ -16,10 +16,9 @@ import click
 
 from evalkit.errors import EvalError
 from evalkit.experiments.common import command_line, finish, start
-from evalkit.record import RESULTS_FILE
+from evalkit.record import RESULTS_FILE, format_figure
+from evalkit.sections import Section, Table
 from generator.cli_support import FriendlyCommand
-from reports.sections import Section
-from reports.tables import Table, format_figure
 
 NAME = "compare"
 
@@ -30,7 +29,8 @@ def difference(a: dict, b: dict) -> dict:
     d = b["value"] - a["value"]
     low = d - math.sqrt((b["value"] - lb) ** 2 + (ua - a["value"]) ** 2)
     high = d + math.sqrt((ub - b["value"]) ** 2 + (a["value"] - la) ** 2)
-    return {"value": d, "ci95": [low, high], "ci_method": "mover", "excludes_zero": low > 0 or high < 0}
+    return {"value": d, "ci95": [low, high], "ci_method": "mover", "excludes_zero": low > 0 or high < 0,
+            "proportion": bool(a.get("proportion")) and bool(b.get("proportion"))}
 
 
 def figures_of(document: dict) -> dict[tuple[str, str, str], dict]:
@@ -77,8 +77,9 @@ def comparison_table(rows: list[dict], a: Path, b: Path) -> Table:
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="also add the comparison as a section to this report folder")
 @click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON")
-def command(run_a: Path, run_b: Path, out: Path | None, as_json: bool) -> None:
+def command(run_a: Path, run_b: Path, out: Path | None, as_json: bool) -> Path | None:
     """Differences (B - A) of every figure two runs share, with 95 % intervals."""
+    # Returns the report folder the comparison was added to (rendered by the command layer), or None.
     rows = compare_documents(read_results(run_a), read_results(run_b))
     table = comparison_table(rows, run_a, run_b)
     if as_json:
@@ -88,8 +89,9 @@ def command(run_a: Path, run_b: Path, out: Path | None, as_json: bool) -> None:
         for line in [table.columns, *table.rows]:
             click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
         click.echo(table.note)
-    if out is not None:
-        report_dir, folder = start(out, NAME)
-        section = Section(NAME, "comparison of two runs", f"Run A: {run_a}; run B: {run_b}.", command_line(),
-                          {"run_a": str(run_a), "run_b": str(run_b)}, [table], [])
-        finish(report_dir, folder, section, {"rows": rows})
+    if out is None:
+        return None
+    report_dir, folder = start(out, NAME)
+    section = Section(NAME, "comparison of two runs", f"Run A: {run_a}; run B: {run_b}.", command_line(),
+                      {"run_a": str(run_a), "run_b": str(run_b)}, [table], [], {"rows": rows})
+    return finish(report_dir, folder, section)

@@ -21,15 +21,16 @@ from evalkit.experiments.common import (
     finish,
     load_model,
     run_options,
+    save_faces,
+    settings,
     speech_batch,
     start,
 )
 from evalkit.experiments.scoring import StandIns, load_reference, scorer
+from evalkit.record import percent
+from evalkit.sections import Curves, ImageGrid, Section, Table
 from evalkit.stats import seeded_rng
 from generator.data.manifest import read_manifest
-from reports import figures
-from reports.sections import Figure, Section
-from reports.tables import Table, percent
 
 NAME = "interpolation"
 SCORED_METRICS = ("landmark_ratio", "identity_accuracy")
@@ -65,7 +66,8 @@ def interpolated_faces(loaded, clip_a: Path, clip_b: Path, grid: np.ndarray, spa
 @click.option("--space", type=click.Choice(SPACES), default="embedding", show_default=True,
               help="mix speech embeddings or waveforms")
 @evaluation_options
-def command(checkpoint: Path | None, identities: str | None, split: str, steps: int, space: str, **values) -> None:
+def command(checkpoint: Path | None, identities: str | None, split: str, steps: int, space: str,
+            **values) -> Path:
     """Faces, identity probabilities and landmark detection along α·a + (1-α)·b for clips of two identities."""
     options = run_options(**values)
     grid = alphas(steps)
@@ -90,18 +92,19 @@ def command(checkpoint: Path | None, identities: str | None, split: str, steps: 
                   ["α", f"P({pair[0]})", f"P({pair[1]})", "face and landmarks found"],
                   [[f"{a:.2f}", percent(probability[pair[0]][k]), percent(probability[pair[1]][k]),
                     "yes" if detected[k] else "no"] for k, a in enumerate(grid)])
-    strip = figures.image_grid(folder / "strip.png", f"α from 0 ({pair[1]}) to 1 ({pair[0]})",
-                               [(space, list(faces))])
-    curve = figures.curves(folder / "curves.png", "Identity probability and detection along α", grid,
-                           {f"P({pair[0]})": probability[pair[0]], f"P({pair[1]})": probability[pair[1]],
-                            "landmarks found": detected.astype(float)}, "α", "probability / found")
+    strip = ImageGrid("strip.png", f"α from 0 ({pair[1]}) to 1 ({pair[0]})", "Faces along α.",
+                      save_faces(folder, "strip", [(space, list(faces))]))
+    curve = Curves("curves.png", "Identity probability and detection along α",
+                   "Identity probabilities and dlib detection along α.", grid.tolist(),
+                   {f"P({pair[0]})": probability[pair[0]].tolist(), f"P({pair[1]})": probability[pair[1]].tolist(),
+                    "landmarks found": detected.astype(float).tolist()}, "α", "probability / found")
     section = Section(NAME, "interpolation between two speakers",
                       f"Clip a = {clip_a} ({pair[0]}), clip b = {clip_b} ({pair[1]}), mixed as α·a + (1-α)·b in the "
                       f"{space} space; identity head ({options.identity_backbone}) trained on the real training faces.",
-                      command_line(), {**options.to_dict(), "space": space, "steps": steps, "split": split},
-                      [table], [Figure(strip, "Faces along α."), Figure(curve, "Identity probabilities and dlib "
-                                                                                "detection along α.")])
-    finish(report_dir, folder, section, {"alpha": grid.tolist(), "clips": [str(clip_a), str(clip_b)],
-                                         "identities": list(pair),
-                                         "probability": {k: v.tolist() for k, v in probability.items()},
-                                         "detected": detected.tolist()})
+                      command_line(), settings(options, generator=loaded.describe(), space=space, steps=steps,
+                                               split=split),
+                      [table], [strip, curve],
+                      {"alpha": grid.tolist(), "clips": [str(clip_a), str(clip_b)], "identities": list(pair),
+                       "probability": {k: v.tolist() for k, v in probability.items()},
+                       "detected": detected.tolist()})
+    return finish(report_dir, folder, section)

@@ -11,6 +11,7 @@ from evalkit.experiments.checkpoints import (
     comparison_charts,
     comparison_table,
     evaluate_all,
+    generators,
     headline_data,
 )
 from evalkit.experiments.common import (
@@ -18,9 +19,10 @@ from evalkit.experiments.common import (
     evaluation_options,
     finish,
     run_options,
+    settings,
     start,
 )
-from reports.sections import Section
+from evalkit.sections import Section
 
 NAME = "resolution"
 
@@ -29,7 +31,7 @@ NAME = "resolution"
 @click.option("--checkpoint", "checkpoints", multiple=True, required=True, type=click.Path(path_type=Path),
               help="a checkpoint per image size (repeat)")
 @evaluation_options
-def command(checkpoints: tuple[Path, ...], **values) -> None:
+def command(checkpoints: tuple[Path, ...], **values) -> Path:
     """Compare checkpoints of different image sizes (same audio length)."""
     options = run_options(**values)
     check_varies(checkpoints, "image_size", "audio_seconds")
@@ -39,5 +41,6 @@ def command(checkpoints: tuple[Path, ...], **values) -> None:
     table = comparison_table("Headline figures per image size", documents, {})
     section = Section(NAME, "image resolution", "Checkpoints of different output sizes, evaluated on the same data "
                       "(real faces resized to each checkpoint's size; dlib sees every image at the detector size).",
-                      command_line(), options.to_dict(), [table], comparison_charts(folder, NAME, documents))
-    finish(report_dir, folder, section, headline_data(documents))
+                      command_line(), settings(options, generators=generators(documents)), [table],
+                      comparison_charts(NAME, documents), headline_data(documents))
+    return finish(report_dir, folder, section)

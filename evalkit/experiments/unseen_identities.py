@@ -22,16 +22,17 @@ from evalkit.experiments.common import (
     finish,
     load_model,
     run_options,
+    save_faces,
+    settings,
     speech_batch,
     start,
 )
 from evalkit.experiments.scoring import StandIns, load_reference, scorer
+from evalkit.record import format_figure, metric_cell
+from evalkit.sections import Bars, ImageGrid, Section, Table
 from evalkit.stats import proportion_figure
 from generator.data.manifest import read_manifest
 from generator.synthesis import AUDIO_SUFFIXES, batched
-from reports import figures
-from reports.sections import Figure, Section
-from reports.tables import Table, format_figure, metric_cell
 
 NAME = "unseen-identities"
 ALL_SPEAKERS = "all unseen speakers"
@@ -84,11 +85,11 @@ def classified_as(predicted: np.ndarray, classes: tuple[str, ...]) -> dict[str, 
               help="folder of .wav/.flac (sub-folder = speaker) or a manifest with unseen speakers")
 @click.option("--max-clips", type=int, default=200, show_default=True, help="clips per speaker")
 @evaluation_options
-def command(checkpoint: Path | None, speech: Path, max_clips: int, **values) -> None:
+def command(checkpoint: Path | None, speech: Path, max_clips: int, **values) -> Path:
     """Landmark ratio and classified training identity of faces from unseen speakers' speech."""
     options = run_options(**values)
     loaded = load_model(checkpoint, options.device)
-    speakers = collect_speakers(speech, set(list(loaded.identities)), max_clips)
+    speakers = collect_speakers(speech, set(loaded.identities), max_clips)
     files = [f for clips in speakers.values() for f in clips]
     owners = np.array([name for name, clips in speakers.items() for _ in clips])
     faces = np.concatenate([faces_from_speech(loaded, speech_batch(loaded, chunk))
@@ -108,16 +109,17 @@ def command(checkpoint: Path | None, speech: Path, max_clips: int, **values) -> 
                                                           *(f"classified as {c}" for c in classes)],
                   [[s, str(len(items)), metric_cell(results, "landmark_ratio", "ratio", s),
                     *(format_figure(shares[s][c]) for c in classes)] for s, items in split_items.items()])
-    chart = figures.bar_chart(folder / "classified.png", "Classified training identity", list(split_items),
-                              {c: [shares[s][c] for s in split_items] for c in classes}, "share of faces")
-    grid = figures.image_grid(folder / "faces.png", "Faces from unseen speakers",
-                              [(name, list(faces[split_items[name][:8]])) for name in speakers])
+    chart = Bars("classified.png", "Classified training identity", "Share of each speaker's faces classified as "
+                 "each training identity, 95 % intervals; dashed: chance.", list(split_items),
+                 {c: [shares[s][c] for s in split_items] for c in classes}, "share of faces")
+    grid = ImageGrid("faces.png", "Faces from unseen speakers",
+                     "Faces generated from each unseen speaker's speech (first 8 clips).",
+                     save_faces(folder, "faces", [(name, list(faces[split_items[name][:8]])) for name in speakers]))
     section = Section(NAME, "unseen identities", f"Speech of {len(speakers)} speakers not in the checkpoint's "
-                      f"training identities {list(list(loaded.identities))}, from {speech}; identity head "
+                      f"training identities {list(loaded.identities)}, from {speech}; identity head "
                       f"({options.identity_backbone}) trained on the real training faces of {options.data}.",
-                      command_line(), {**options.to_dict(), "speech": str(speech), "max_clips": max_clips}, [table],
-                      [Figure(chart, "Share of each speaker's faces classified as each training identity, 95 % "
-                                     "intervals; dashed: chance."),
-                       Figure(grid, "Faces generated from each unseen speaker's speech (first 8 clips).")])
-    finish(report_dir, folder, section, {"landmark_ratio": results["landmark_ratio"], "classified_as": shares,
-                                         "clips": {s: [str(f) for f in c] for s, c in speakers.items()}})
+                      command_line(), settings(options, generator=loaded.describe(), speech=str(speech),
+                                               max_clips=max_clips), [table], [chart, grid],
+                      {"landmark_ratio": results["landmark_ratio"], "classified_as": shares,
+                       "clips": {s: [str(f) for f in c] for s, c in speakers.items()}})
+    return finish(report_dir, folder, section)

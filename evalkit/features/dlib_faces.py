@@ -3,15 +3,15 @@ detection per image.
 
 Each image is resized (bilinear) to ``--detector-size`` pixels and searched by dlib's HOG frontal detector with
 ``--detector-upsample`` upsamplings. ``detected`` says whether a face was found (the landmark-detection ratio's event).
-The 68-point predictor runs on the largest detected box, or on the whole image when none is found, so every image has
-landmarks and a descriptor. That one shape serves every use: ``landmarks`` (for geometric measures such as
-craniofacial ratios) and the descriptor, which is dlib's ``compute_face_descriptor`` made fast: the face chip is
-dlib's own (``get_face_chip``: 150 px, padding 0.25, aligned on the 68 points, exactly the chip that
-``compute_face_descriptor`` extracts), and the network is our PyTorch port of dlib's ResNet reading dlib's own weights
-file (``dlib_resnet.py``), run on batches of chips on the run's device. Its descriptors equal dlib's to cosine
-> 0.9999 (tests/evalkit/test_dlib_resnet.py) at about a tenth of dlib's time (benchmarks/face_descriptors.py).
-Model files come from the face-recognition-models package, located without importing it (its import needs
-pkg_resources).
+The 68-point predictor runs on the largest detected box, or on the whole image when none is found. That one shape
+serves every use: ``landmarks`` (N, 68, 2) float32, the 68 iBUG 300-W points (x, y) of the largest detected face in
+pixels of the resized ``detector_size`` image, NaN where no face was detected (craniofacial ratios), and the
+descriptor, which every image has: dlib's ``compute_face_descriptor`` made fast. Its face chip is dlib's own
+(``get_face_chip``: 150 px, padding 0.25, aligned on the 68 points, exactly the chip that ``compute_face_descriptor``
+extracts) and its network our PyTorch port of dlib's ResNet reading dlib's own weights file (``dlib_resnet.py``), run
+on batches of chips on the run's device. Its descriptors equal dlib's to cosine > 0.9999
+(tests/evalkit/test_dlib_resnet.py) at about a tenth of dlib's time (benchmarks/face_descriptors.py). Model files
+come from the face-recognition-models package, located without importing it (its import needs pkg_resources).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from generator.runtime import pick_device, sha256_file
 
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
-LANDMARKS = 68
+LANDMARK_POINTS = 68
 CHUNK = 64  # images detected, then embedded as one batch: memory stays flat however many images there are
 
 
@@ -66,7 +66,7 @@ class Face:
 
 class DlibFaceExtractor(FeatureExtractor):
     name = "dlib"
-    version = "2"  # 2: descriptors from the PyTorch port (float32 rounding differs from dlib's); landmarks added
+    version = "3"  # 2: landmarks; 3: descriptors from the PyTorch port (float32 rounding differs from dlib's)
 
     def __init__(self, detector_size: int, upsample: int, device: torch.device = torch.device("cpu")) -> None:
         if detector_size < 64:
@@ -131,16 +131,14 @@ class DlibFaceExtractor(FeatureExtractor):
             return self.network(batch).cpu().numpy()
 
     def extract(self, images: np.ndarray) -> Features:
-        """``descriptor`` (N, 128) float32, ``detected`` (N,) bool and ``landmarks`` (N, 68, 2) float32: (x, y) in
-        pixels of the input images (pixel centres at integers), for (N, H, W, 3) uint8 RGB images."""
+        """``descriptor`` (N, 128) float32, ``detected`` (N,) bool and ``landmarks`` (N, 68, 2) float32 (pixels of the
+        resized image, NaN without a detected face), for (N, H, W, 3) uint8 RGB images."""
         import dlib
 
-        n, height, width = images.shape[:3]
+        n = len(images)
         detected = np.zeros(n, dtype=bool)
-        landmarks = np.zeros((n, LANDMARKS, 2), dtype=np.float32)
+        landmarks = np.full((n, LANDMARK_POINTS, 2), np.nan, dtype=np.float32)
         descriptors = np.zeros((n, DESCRIPTOR_DIMS), dtype=np.float32)
-        # dlib's points are on the resized image; a PIL bilinear resize maps pixel centres: x_in + 0.5 = (x + 0.5) * s
-        scale = np.array([width, height], dtype=np.float64) / self.detector_size
         faces = self.faces(images)
         free_cores = FreeCores()  # sampled between detections, read before each batch
         with tqdm(total=n, desc="dlib faces", unit="image", disable=None) as progress:
@@ -149,8 +147,8 @@ class DlibFaceExtractor(FeatureExtractor):
                 for i in range(start, min(start + CHUNK, n)):
                     face = next(faces)
                     detected[i] = face.detected
-                    points = np.array([(p.x, p.y) for p in face.shape.parts()], dtype=np.float64)
-                    landmarks[i] = (points + 0.5) * scale - 0.5
+                    if face.detected:
+                        landmarks[i] = [(point.x, point.y) for point in face.shape.parts()]
                     chips.append(dlib.get_face_chip(face.pixels, face.shape, size=CHIP_SIZE, padding=CHIP_PADDING))
                     progress.update()
                     free_cores.sample()

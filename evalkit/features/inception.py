@@ -1,8 +1,8 @@
 """FID Inception features through pytorch-fid's ``InceptionV3`` (64 / 192 / 768 / 2048 dimensions).
 
-Weights: ``--inception-weights FILE``, or pytorch-fid's own torch-hub cache file. pytorch-fid would download that file
-when it is absent; here the state dict is read from disk (``weights_only``) and handed to pytorch-fid's constructor, so
-nothing is ever downloaded, and without the file the FID-family metrics are reported as unavailable.
+Weights: ``--inception-weights FILE``, or pytorch-fid's own torch-hub cache file, downloaded there when absent with
+its hash checked (``evalkit.weights``; not with ``--offline``). The state dict is read from disk (``weights_only``) and
+handed to pytorch-fid's constructor; without the file the FID-family metrics are reported as unavailable, with why.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from tqdm import tqdm
 from evalkit.errors import EvalError, FeatureUnavailable
 from evalkit.features import FeatureExtractor, Features, register_extractor
 from evalkit.options import INCEPTION_DIMS, RunOptions
-from generator.runtime import sha256_file
-from generator.runtime import pick_device
+from evalkit.weights import WEIGHTS, ensure
+from generator.runtime import pick_device, sha256_file
 
 WEIGHTS_FILE = fid_inception.FID_WEIGHTS_URL.rsplit("/", 1)[-1]
 BATCH_SIZE = 50
@@ -31,7 +31,7 @@ BATCH_SIZE = 50
 
 def hub_weights_path() -> Path:
     """Where pytorch-fid's weights live in the torch hub cache (``$TORCH_HOME/hub/checkpoints``)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
+    return WEIGHTS["inception"].path()
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -66,7 +66,7 @@ def build_inception(state: dict[str, torch.Tensor], dims: int, source: Path) -> 
 
 class InceptionExtractor(FeatureExtractor):
     name = "inception"
-    version = "1"
+    version = "2"  # 2: channels-first input made contiguous, bit-identical to pytorch-fid (1 ran channels-last)
 
     def __init__(self, weights: Path, dims: int, device: torch.device) -> None:
         if dims not in INCEPTION_DIMS:
@@ -89,28 +89,29 @@ class InceptionExtractor(FeatureExtractor):
         for start in tqdm(range(0, len(images), BATCH_SIZE), desc=f"inception-{self.dims} features", unit="batch",
                           disable=None):
             batch = torch.from_numpy(images[start : start + BATCH_SIZE]).to(self.device)
-            pooled = self.model(batch.permute(0, 3, 1, 2).float() / 255.0)[0]
+            # contiguous as pytorch-fid's ToTensor makes it: a permuted view runs the convolutions channels-last,
+            # which rounds differently (features off by ~1e-7, statistics by ~5e-7)
+            pooled = self.model(batch.permute(0, 3, 1, 2).contiguous().float() / 255.0)[0]
             if pooled.shape[2:] != (1, 1):
                 pooled = torch.nn.functional.adaptive_avg_pool2d(pooled, (1, 1))
             rows.append(pooled.flatten(1).cpu().numpy())
         return {"features": np.concatenate(rows).astype(np.float32)}
 
 
-def resolve_weights(option: Path | None) -> Path:
+def resolve_weights(option: Path | None, offline: bool = False) -> Path:
+    """``--inception-weights``, else the torch hub cache file, downloaded there when missing (``evalkit.weights``)
+    unless offline; FeatureUnavailable with the reason when it cannot be had."""
     if option is not None:
         if not Path(option).is_file():
             raise EvalError(f"{option}: Inception weights file not found (--inception-weights)")
         return Path(option)
-    default = hub_weights_path()
-    if not default.is_file():
-        raise FeatureUnavailable(
-            f"FID Inception weights {WEIGHTS_FILE} not found: put that file in {default.parent}/ "
-            "or pass --inception-weights FILE"
-        )
-    return default
+    try:
+        return ensure(WEIGHTS["inception"], offline)
+    except FeatureUnavailable as exc:
+        raise FeatureUnavailable(f"FID Inception weights {exc}, or pass --inception-weights FILE") from None
 
 
 @register_extractor("inception")
 def make_inception(options: RunOptions) -> InceptionExtractor:
-    return InceptionExtractor(resolve_weights(options.inception_weights), options.inception_dims,
+    return InceptionExtractor(resolve_weights(options.inception_weights, options.offline), options.inception_dims,
                               pick_device(options.device))

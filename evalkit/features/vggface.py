@@ -146,8 +146,17 @@ class VGGFaceExtractor(FeatureExtractor):
         return {"features": np.concatenate(rows).astype(np.float32)}
 
 
+def default_weights() -> Path | None:
+    """keras-vggface's own cached file (``evalkit weights fetch vggface`` puts it there), full model first."""
+    from evalkit.weights import WEIGHTS
+
+    return next((p for p in (WEIGHTS["vggface"].path(), WEIGHTS["vggface-notop"].path()) if p.is_file()), None)
+
+
 @register_extractor("vggface")
 def make_vggface(options: RunOptions) -> VGGFaceExtractor:
-    if options.vggface_weights is None:
-        raise EvalError(f"the vggface backbone needs --vggface-weights FILE (keras-vggface's {WEIGHTS_FILES})")
-    return VGGFaceExtractor(options.vggface_weights, pick_device(options.device))
+    weights = options.vggface_weights or default_weights()
+    if weights is None:
+        raise EvalError(f"the vggface backbone needs keras-vggface's {WEIGHTS_FILES}: run `evalkit weights fetch "
+                        "vggface` (about 580 MB; `vggface-notop` about 59 MB) or pass --vggface-weights FILE")
+    return VGGFaceExtractor(weights, pick_device(options.device))

@@ -4,6 +4,10 @@ A metric names the feature extractors it needs (given the run's options) and com
 dict of figures (``stats.figure``: value, 95 % interval, N, chance level) plus any details; ``reference`` computes
 the row of real faces where the metric has one; ``applies`` says why the data does not allow it (no training
 faces...), before anything is generated. ``columns`` are the figures shown in the printed table.
+
+``per_clip`` (where a figure is a mean over the split's clips) returns, for one split, {figure: float array with one
+value per clip, in the order of ``evalset.generated_index[split]``}, so two generators scored on the same clips can be
+compared clip by clip (paired bootstrap).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from evalkit.errors import EvalError
 from evalkit.evalset import EvalSet, RealFaces
 from evalkit.features import Features
 from evalkit.options import RunOptions
-from evalkit.stats import seeded_rng
+from evalkit.stats import Clusters, seeded_rng
 
 
 class MetricContext:
@@ -46,6 +50,26 @@ class MetricContext:
         generated, real = self.features(extractor)
         return generated[key][self.evalset.generated_index[split]], real[key][self.evalset.real_index[split]]
 
+    def split_clusters(self, split: str) -> tuple[Clusters, Clusters]:
+        """Clusters of the split's generated clips and of its real faces, in one code space: a resample draws a
+        group (or face) with its clips and its real faces. Without cluster labels, every row is its own."""
+        ev = self.evalset
+        gen, real = ev.generated_index[split], ev.real_index[split]
+        if ev.generated.clusters is None or ev.real.clusters is None:
+            return Clusters.singletons(len(gen)), Clusters.singletons(len(real))
+        joint = Clusters.joint(ev.generated.clusters[gen].tolist(), ev.real.clusters[real].tolist(),
+                               by=ev.generated.cluster_by)
+        if joint[0].count < 2:  # one group: nothing to resample between; each side row by row (said in ci_method)
+            return Clusters.singletons(len(gen)), Clusters.singletons(len(real))
+        return joint
+
+    def real_clusters(self, rows: np.ndarray) -> Clusters:
+        """Clusters of the given real faces (pool rows)."""
+        pool = self.evalset.real
+        if pool.clusters is None:
+            return Clusters.singletons(len(rows))
+        return Clusters.joint(pool.clusters[rows].tolist(), by=pool.cluster_by)[0]
+
     def rng(self, *names: str) -> np.random.Generator:
         return seeded_rng(self.options.seed, *names)
 
@@ -65,11 +89,14 @@ class Metric:
     reference: Callable[[MetricContext], dict] | None = None
     applies: Callable[[RealFaces], str | None] = lambda real: None
     """Why the metric cannot be computed on this data (None when it can); checked before any face is generated."""
+    per_clip: Callable[[MetricContext, str], dict[str, np.ndarray]] | None = None
+    """Per-clip values of the figures that are means over clips (see the module docstring)."""
 
 
 METRICS: dict[str, Metric] = {}
 METRIC_MODULES = ("fid", "kid", "precision_recall", "face_fd", "face_kid", "identity_accuracy", "landmark_ratio",
-                  "identity_similarity")
+                  "identity_similarity", "retrieval", "forced_matching", "voice_dependence", "face_prdc", "vendi",
+                  "memorization", "craniofacial")
 
 
 def register(metric: Metric) -> Metric:

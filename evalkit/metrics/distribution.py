@@ -1,64 +1,168 @@
-"""Shared computation of the two-sample metrics (Fréchet distance, KID, precision / recall) on any features.
+"""Shared computation of the two-sample metrics (Fréchet distance, KID, precision / recall / density / coverage) on
+any features.
 
-Generated side: one sample per clip of the split; reference side: the split's distinct real faces. Intervals come
-from a seeded two-sample bootstrap over clips and real faces (``--bootstrap`` replicates).
+Generated side: one sample per clip of the split; reference side: the split's distinct real faces. A split too small
+for a metric gives a "not applicable" row saying why (a Fréchet distance or KID needs 2 samples per side,
+precision / recall k + 1). Intervals resample whole clusters (``MetricContext.split_clusters``: the manifest's
+``group``, else the real face), ``--bootstrap`` times, seeded.
 """
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
+from evalkit.errors import NotApplicable
 from evalkit.metrics import MetricContext
 from evalkit.stats import (
+    HALF_SAMPLING,
     GramPair,
-    bootstrap_interval,
+    Manifolds,
+    cluster_statistic_replicates,
     figure,
     frechet_distance,
     frechet_from_gram,
+    half_sample_replicates,
     kid_from_gram,
-    precision_recall_flags,
+    knn_manifolds,
+    mean_figure,
     proportion_figure,
+    recentred_interval,
     statistics,
     write_stats,
 )
+
+DISTANCE_INTERVAL = "cluster bootstrap, percentile interval re-centred on the estimate, truncated at 0"
+REFERENCE_STATS_DIR = "reference_stats"
 
 
 def _sample_sizes(x: np.ndarray, y: np.ndarray) -> dict:
     return {"generated": len(x), "real": len(y)}
 
 
+def _require(x: np.ndarray, y: np.ndarray, minimum: int, what: str) -> None:
+    if min(len(x), len(y)) < minimum:
+        raise NotApplicable(f"{what} needs at least {minimum} generated clips and {minimum} real faces; this split "
+                            f"has {len(x)} and {len(y)}")
+
+
+def reference_stats(ctx: MetricContext, y: np.ndarray, real: tuple[np.ndarray, np.ndarray]) -> str:
+    """The real faces' pytorch-fid ``.npz``, written once into the feature cache (named by the features' SHA-256)
+    and reused by every later run on the same faces; its path relative to the cache folder (``settings.cache_dir``)."""
+    digest = hashlib.sha256(np.ascontiguousarray(y, dtype=np.float32).tobytes() + str(y.shape).encode()).hexdigest()
+    relative = f"{REFERENCE_STATS_DIR}/{digest}.npz"
+    path = ctx.options.cache_dir / relative
+    if not path.is_file():
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        write_stats(tmp, *real)
+        tmp.replace(path)
+    return relative
+
+
 def frechet_figure(ctx: MetricContext, extractor: str, key: str, split: str, metric: str) -> dict:
-    """Fréchet distance of the split's generated vs real features; both sides' statistics are written as
-    pytorch-fid .npz files under ``stats/``."""
+    """Fréchet distance of the split's generated vs real features, exact (the Gram form below d samples, where the
+    covariances are singular), with the statistics of the real faces kept once in the cache (``reference_stats``)
+    and both sides' pytorch-fid ``.npz`` under ``stats/`` with ``--save-stats``."""
     x, y = ctx.split_features(extractor, key, split)
+    _require(x, y, 2, "a Fréchet distance")
     if min(len(x), len(y)) < x.shape[1]:
         ctx.warn(f"{metric} on {split}: {min(len(x), len(y))} samples < {x.shape[1]} feature dimensions; the "
                  "covariance is singular and the distance is biased upwards (compare only at equal N)")
     generated, real = statistics(x), statistics(y)
-    stats_dir = ctx.run_dir / "stats"
-    write_stats(stats_dir / f"{split}_generated_{metric}.npz", *generated)
-    write_stats(stats_dir / f"{split}_real_{metric}.npz", *real)
+    if ctx.options.save_stats:
+        write_stats(ctx.run_dir / "stats" / f"{split}_generated_{metric}.npz", *generated)
+        write_stats(ctx.run_dir / "stats" / f"{split}_real_{metric}.npz", *real)
     gram = GramPair.of(x, y)
-    value = frechet_distance(*generated, *real)
-    interval = bootstrap_interval(lambda i, j: frechet_from_gram(gram, i, j), gram.sizes, ctx.options.bootstrap,
-                                  ctx.rng(metric, split), estimate=value)
-    return figure(value, interval, _sample_sizes(x, y), None, "bootstrap, bias-corrected")
+    value = frechet_from_gram(gram) if min(len(x), len(y)) < x.shape[1] else frechet_distance(*generated, *real)
+    clusters = ctx.split_clusters(split)
+    replicates = cluster_statistic_replicates(lambda i, j: frechet_from_gram(gram, i, j), clusters,
+                                              ctx.options.bootstrap, ctx.rng(metric, split))
+    return {**figure(value, recentred_interval(value, replicates), _sample_sizes(x, y), None,
+                     f"{DISTANCE_INTERVAL} (B={ctx.options.bootstrap})", clusters[0].describe()),
+            "reference_stats": reference_stats(ctx, y, real)}
 
 
 def kid_figure(ctx: MetricContext, extractor: str, key: str, split: str, metric: str) -> dict:
     x, y = ctx.split_features(extractor, key, split)
+    _require(x, y, 2, "KID")
     gram = GramPair.of(x, y)
     o = ctx.options
     value = kid_from_gram(gram, o.kid_subset_size, o.kid_subsets, ctx.rng(metric, split, "subsets"))
     replicate_rng = ctx.rng(metric, split, "replicate subsets")
-    interval = bootstrap_interval(
+    clusters = ctx.split_clusters(split)
+    replicates = cluster_statistic_replicates(
         lambda i, j: kid_from_gram(gram, o.kid_subset_size, o.kid_subsets, replicate_rng, i, j),
-        gram.sizes, o.bootstrap, ctx.rng(metric, split), estimate=value)
-    return figure(value, interval, _sample_sizes(x, y), None, "bootstrap, bias-corrected")
+        clusters, o.bootstrap, ctx.rng(metric, split))
+    return figure(value, recentred_interval(value, replicates), _sample_sizes(x, y), None,
+                  f"{DISTANCE_INTERVAL} (B={o.bootstrap})", clusters[0].describe())
 
 
-def precision_recall_figures(ctx: MetricContext, extractor: str, key: str, split: str) -> dict:
+def manifold_outcomes(ctx: MetricContext, extractor: str, key: str, split: str) -> Manifolds:
+    """Per-sample k-NN manifold outcomes (k = ``RunOptions.pr_k``) of the split's generated vs real features,
+    computed once per run, extractor and split."""
+    memo_key = ("manifolds", extractor, key, split)
+    if memo_key not in ctx.memo:
+        x, y = ctx.split_features(extractor, key, split)
+        ctx.memo[memo_key] = knn_manifolds(GramPair.of(x, y), ctx.options.pr_k)
+    return ctx.memo[memo_key]
+
+
+def manifold_per_clip(ctx: MetricContext, extractor: str, key: str, split: str) -> dict[str, np.ndarray]:
+    """Precision (0/1) and density per generated sample (recall and coverage are per real sample, not per clip)."""
+    m = manifold_outcomes(ctx, extractor, key, split)
+    return {"precision": m.precision.astype(np.float64), "density": m.density}
+
+
+MANIFOLD_FIGURES = ("precision", "recall", "density", "coverage")
+
+
+def manifold_figures(ctx: MetricContext, extractor: str, key: str, split: str) -> dict:
+    """Precision and recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020) of the split's
+    generated vs real features. All four depend on both sets, so their intervals come from half-sampling both sets
+    (``stats.half_sample_replicates``; whole groups, without replacement: a bootstrap with replacement would shrink
+    the k-NN radii); when a half would hold k or fewer points, each interval is conditional on the other set (its
+    manifold held fixed: Wilson or a cluster bootstrap). ``tests/evalkit/test_stats.py`` checks the coverage of
+    precision and recall by simulation."""
     x, y = ctx.split_features(extractor, key, split)
-    precision, recall = precision_recall_flags(GramPair.of(x, y), ctx.options.pr_k)
-    return {"precision": proportion_figure(precision, None), "recall": proportion_figure(recall, None),
-            "k": ctx.options.pr_k}
+    o = ctx.options
+    k = o.pr_k
+    _require(x, y, k + 1, f"precision/recall with k={k}")
+    gram = GramPair.of(x, y)
+    m = manifold_outcomes(ctx, extractor, key, split)
+    generated_clusters, real_clusters = ctx.split_clusters(split)
+    sizes = _sample_sizes(x, y)
+    enough = all(len(np.unique(c.codes)) >= 4 for c in (generated_clusters, real_clusters))  # halves of >= 2
+    if enough and min(len(x), len(y)) // 2 > k:
+        def halves(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+            if min(len(i), len(j)) <= k:
+                return np.full(len(MANIFOLD_FIGURES), np.nan)
+            half = knn_manifolds(GramPair(gram.xx[np.ix_(i, i)], gram.yy[np.ix_(j, j)], gram.xy[np.ix_(i, j)],
+                                          gram.dim), k)
+            return np.array([getattr(half, name).mean() for name in MANIFOLD_FIGURES])
+
+        replicates = half_sample_replicates(halves, (generated_clusters, real_clusters), o.bootstrap,
+                                            ctx.rng("precision_recall", split))
+        replicates = replicates[np.all(np.isfinite(replicates), axis=1)]
+        if len(replicates) >= 2:
+            method = f"{HALF_SAMPLING} (B={len(replicates)})"
+            described = generated_clusters.describe()
+            cells = {}
+            for column, name in enumerate(MANIFOLD_FIGURES):
+                value = float(getattr(m, name).mean())
+                low, high = recentred_interval(value, replicates[:, column])
+                share = name != "density"
+                cells[name] = figure(value, (max(0.0, low), min(1.0, high) if share else high), sizes, None,
+                                     method, described, proportion=share)
+            return {**cells, "k": k}
+    return {
+        "precision": proportion_figure(m.precision, None, generated_clusters, o.bootstrap,
+                                       ctx.rng("precision", split), ", conditional on the real faces' k-NN manifold"),
+        "recall": proportion_figure(m.recall, None, real_clusters, o.bootstrap, ctx.rng("recall", split),
+                                    ", conditional on the generated faces' k-NN manifold"),
+        "density": {**mean_figure(m.density, None, generated_clusters, o.bootstrap, ctx.rng("density", split)),
+                    "conditional": "on the real faces' k-NN manifold"},
+        "coverage": proportion_figure(m.coverage, None, real_clusters, o.bootstrap, ctx.rng("coverage", split),
+                                      ", conditional on the generated faces"),
+        "k": k,
+    }

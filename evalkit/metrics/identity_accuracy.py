@@ -13,7 +13,7 @@ from evalkit.classifier import LinearHead, fit_logistic_regression
 from evalkit.errors import EvalError
 from evalkit.metrics import Metric, MetricContext, register
 from evalkit.options import HEAD_HELDOUT_SPLIT, HEAD_TRAIN_SPLITS, RunOptions
-from evalkit.stats import proportion_figure
+from evalkit.stats import Clusters, proportion_figure
 
 BACKBONE_FEATURES = {"dlib-resnet": ("dlib", "descriptor"), "vggface": ("vggface", "features")}
 
@@ -37,8 +37,10 @@ def head(ctx: MetricContext) -> LinearHead:
     return ctx.memo["identity_head"]
 
 
-def accuracy_report(classifier: LinearHead, features: np.ndarray, identities: np.ndarray) -> dict:
-    """Accuracy (Wilson interval, chance 1/classes), per-identity accuracy and the confusion matrix."""
+def accuracy_report(classifier: LinearHead, features: np.ndarray, identities: np.ndarray, clusters: Clusters,
+                    replicates: int, rng: np.random.Generator) -> dict:
+    """Accuracy (chance 1/classes), per-identity accuracy and the confusion matrix; intervals by
+    ``stats.proportion_figure`` (Wilson for independent rows, else a cluster bootstrap over ``clusters``)."""
     classes = classifier.classes
     truth = np.searchsorted(classes, identities)
     predicted = classifier.predict(features)
@@ -48,8 +50,9 @@ def accuracy_report(classifier: LinearHead, features: np.ndarray, identities: np
     np.add.at(confusion, (truth, predicted), 1)
     present = [c for c in range(len(classes)) if (truth == c).any()]
     return {
-        "accuracy": proportion_figure(correct, chance),
-        "per_identity": {classes[c]: proportion_figure(correct[truth == c], chance) for c in present},
+        "accuracy": proportion_figure(correct, chance, clusters, replicates, rng),
+        "per_identity": {classes[c]: proportion_figure(correct[truth == c], chance, clusters.subset(truth == c),
+                                                       replicates, rng) for c in present},
         "confusion": {"rows_true_columns_predicted": list(classes), "matrix": confusion.tolist()},
     }
 
@@ -62,7 +65,10 @@ def evaluate(ctx: MetricContext, split: str) -> dict:
     outside = sorted(set(identities.tolist()) - set(classifier.classes))
     if outside:
         return {"status": "not applicable", "reason": f"identities {outside} have no real training faces"}
-    return {**accuracy_report(classifier, generated, identities), "backbone": ctx.options.identity_backbone}
+    clusters, _ = ctx.split_clusters(split)
+    report = accuracy_report(classifier, generated, identities, clusters, ctx.options.bootstrap,
+                             ctx.rng("identity_accuracy", split))
+    return {**report, "backbone": ctx.options.identity_backbone}
 
 
 def reference(ctx: MetricContext) -> dict:
@@ -71,11 +77,14 @@ def reference(ctx: MetricContext) -> dict:
     _, real = ctx.features(extractor)
     pool, train = ctx.evalset.real, ctx.evalset.head_train
     heldout = ctx.evalset.head_heldout[np.isin(pool.identities[ctx.evalset.head_heldout], classifier.classes)]
-    training = accuracy_report(classifier, real[key][train], pool.identities[train])["accuracy"]
+    o = ctx.options
+    training = accuracy_report(classifier, real[key][train], pool.identities[train], ctx.real_clusters(train),
+                               o.bootstrap, ctx.rng("identity_accuracy", "training"))["accuracy"]
     if len(heldout) == 0:
         return {"status": "not applicable", "reason": f"no held-out real faces (split {HEAD_HELDOUT_SPLIT!r})",
                 "training_accuracy": training}
-    report = accuracy_report(classifier, real[key][heldout], pool.identities[heldout])
+    report = accuracy_report(classifier, real[key][heldout], pool.identities[heldout], ctx.real_clusters(heldout),
+                             o.bootstrap, ctx.rng("identity_accuracy", "real"))
     return {**report, "training_accuracy": training, "backbone": ctx.options.identity_backbone,
             "heldout_split": HEAD_HELDOUT_SPLIT}
 

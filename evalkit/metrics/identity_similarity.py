@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from evalkit.metrics import Metric, MetricContext, register
-from evalkit.stats import bootstrap_interval, figure, proportion_figure
+from evalkit.stats import Clusters, mean_figure, proportion_figure
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -19,9 +19,9 @@ def _unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.clip(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12, None)
 
 
-def _mean_figure(ctx: MetricContext, values: np.ndarray, chance: float | None, *names: str) -> dict:
-    interval = bootstrap_interval(lambda i: values[i].mean(), [len(values)], ctx.options.bootstrap, ctx.rng(*names))
-    return figure(values.mean(), interval, len(values), chance, "bootstrap")
+def _mean_figure(ctx: MetricContext, values: np.ndarray, chance: float | None, clusters: Clusters, *names: str
+                 ) -> dict:
+    return mean_figure(values, chance, clusters, ctx.options.bootstrap, ctx.rng(*names))
 
 
 def evaluate(ctx: MetricContext, split: str) -> dict:
@@ -40,13 +40,16 @@ def evaluate(ctx: MetricContext, split: str) -> dict:
     others = same.sum(axis=1) < same.shape[1]
     other_identity = np.array([cosines[r, ~same[r]].mean() for r in rows[others]])
     retrieved = same[rows, cosines.argmax(axis=1)]
+    clusters, _ = ctx.split_clusters(split)
     result = {
-        "same_clip_cosine": _mean_figure(ctx, cosines[rows, own], float(cosines.mean()), "same_clip", split),
-        "same_identity_cosine": _mean_figure(ctx, same_identity, None, "same_identity", split),
-        "retrieval_top1": proportion_figure(retrieved, float(same.mean(axis=1).mean())),
+        "same_clip_cosine": _mean_figure(ctx, cosines[rows, own], float(cosines.mean()), clusters, "same_clip", split),
+        "same_identity_cosine": _mean_figure(ctx, same_identity, None, clusters, "same_identity", split),
+        "retrieval_top1": proportion_figure(retrieved, float(same.mean(axis=1).mean()), clusters,
+                                            ctx.options.bootstrap, ctx.rng("retrieval", split)),
     }
     if len(other_identity):
-        result["other_identity_cosine"] = _mean_figure(ctx, other_identity, None, "other_identity", split)
+        result["other_identity_cosine"] = _mean_figure(ctx, other_identity, None, clusters.subset(others),
+                                                       "other_identity", split)
     return result
 
 

@@ -1,5 +1,6 @@
 """Landmark-detection ratio: share of images where dlib's frontal detector finds a face and the 68-point predictor
-runs (the Wav2Pix paper's "all 68 landmarks found"); detector size and upsampling are recorded in the settings."""
+runs (the Wav2Pix paper's "all 68 landmarks found"); detector size and upsampling are recorded in the settings.
+Interval: Wilson when every clip is independent, else a cluster bootstrap over groups (``stats.proportion_figure``)."""
 
 import numpy as np
 
@@ -13,13 +14,16 @@ def _detector(ctx: MetricContext) -> dict:
 
 def evaluate(ctx: MetricContext, split: str) -> dict:
     generated, _ = ctx.split_features("dlib", "detected", split)
-    return {"ratio": proportion_figure(generated, None), **_detector(ctx)}
+    clusters, _ = ctx.split_clusters(split)
+    return {"ratio": proportion_figure(generated, None, clusters, ctx.options.bootstrap, ctx.rng("landmark", split)),
+            **_detector(ctx)}
 
 
 def reference(ctx: MetricContext) -> dict:
     _, real = ctx.features("dlib")
     used = np.unique(np.concatenate([ctx.evalset.real_index[s] for s in ctx.evalset.splits]))
-    return {"ratio": proportion_figure(real["detected"][used], None), **_detector(ctx)}
+    return {"ratio": proportion_figure(real["detected"][used], None, ctx.real_clusters(used), ctx.options.bootstrap,
+                                       ctx.rng("landmark", "real")), **_detector(ctx)}
 
 
 METRIC = register(Metric(

@@ -20,7 +20,7 @@ import soundfile as sf
 
 from generator.build import faces
 from generator.build.sources import VideoSource
-from generator.build.speech import VAD_MODES, pause_share, speech_fraction, window_starts
+from generator.build.speech import VAD_MODES, pause_share, speech_fraction, vad_gain, window_starts
 from generator.build.video import Soundtrack, decode_video
 from generator.data.audio import SAMPLE_RATE, num_samples
 from generator.errors import DataError
@@ -174,15 +174,16 @@ def _frame_record(time: float, rgb: np.ndarray, options: ExtractOptions, out: Pa
 def _cut_windows(track: Soundtrack, time: float, options: ExtractOptions, rng: np.random.Generator, out: Path,
                  folder: Path) -> list[Window]:
     length = num_samples(options.window_seconds)
+    gain = vad_gain(track)
     windows = []
     for k, start in enumerate(window_starts(track, time, options.context, options.window_seconds, options.windows,
                                             rng)):
         samples = track.samples[start : start + length]
         audio = Path("audio") / folder / f"{_stem(time)}_{k}.wav"
         (out / audio).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(out / audio), samples, SAMPLE_RATE, subtype="PCM_16")
+        sf.write(str(out / audio), samples, SAMPLE_RATE, subtype="FLOAT")  # the decoded samples, not re-quantised
         seconds = track.offset + start / SAMPLE_RATE
-        speech = speech_fraction(samples, options.vad_mode)
+        speech = speech_fraction(samples * gain, options.vad_mode)
         windows.append(Window(audio.as_posix(), seconds, speech, pause_share(samples)))
     return windows
 

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from generator.build.cleaning import FACE_REASONS, IdentityResult, Rejection
 from generator.build.splitting import SplitResult
 from generator.data.audit import DEFAULT_MIN_RUN, audit_report, format_audit
+from generator.data.faces import read_image_rgb
 from generator.data.manifest import Manifest
 
 SHEET_TILE = 112
@@ -76,8 +77,7 @@ def contact_sheet(rejections: Sequence[Rejection], path: Path) -> Path | None:
     draw = ImageDraw.Draw(sheet)
     for row, (reason, items) in enumerate(rows):
         for col, item in enumerate(items):
-            with Image.open(item.image) as img:
-                tile = img.convert("RGB")
+            tile = read_image_rgb(item.image)
             tile.thumbnail((SHEET_TILE, SHEET_TILE))
             x, y = col * SHEET_TILE, row * cell
             sheet.paste(tile, (x, y + SHEET_LABEL))

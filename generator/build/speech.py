@@ -6,7 +6,7 @@ import numpy as np
 import webrtcvad
 
 from generator.build.video import Soundtrack
-from generator.data.audio import SAMPLE_RATE, num_samples
+from generator.data.audio import PCM16_SCALE, SAMPLE_RATE, num_samples, to_pcm16
 
 VAD_FRAME_SECONDS = 0.03  # webrtcvad accepts 10, 20 or 30 ms frames
 VAD_MODES = (0, 1, 2, 3)  # webrtcvad aggressiveness: 3 rejects the most non-speech
@@ -44,11 +44,23 @@ def pause_share(samples: np.ndarray) -> float:
     return float(np.mean(rms < 0.5 * rms.mean()))
 
 
+def vad_gain(track: Soundtrack) -> float:
+    """The gain that brings the soundtrack's peak to full scale (1 for digital silence): the voice activity detector
+    then sees a quiet recording, or a float track peaking above full scale, at the level of a normal one, instead of
+    rounded to zero or clipped by the 16-bit conversion."""
+    peak = float(np.max(np.abs(track.samples))) if len(track.samples) else 0.0
+    return 1.0 / peak if peak > 0 else 1.0
+
+
 def speech_fraction(samples: np.ndarray, mode: int) -> float:
-    """Share of the window's 30 ms frames that WebRTC VAD (aggressiveness ``mode``) calls speech."""
+    """Share of the window's 30 ms frames that WebRTC VAD (aggressiveness ``mode``) calls speech.
+
+    ``samples``: float, full scale 1.0; WebRTC VAD takes 16-bit samples, so they are rounded (and clipped) to int16
+    here. Its decisions depend on the level: scale the soundtrack to a common level first (``vad_gain``).
+    """
     vad = webrtcvad.Vad(mode)
-    frames = _frames(samples)
+    frames = _frames(to_pcm16(np.asarray(samples, np.float64) * PCM16_SCALE))
     if not frames:
         return 0.0
-    voiced = sum(vad.is_speech(np.ascontiguousarray(f, dtype=np.int16).tobytes(), SAMPLE_RATE) for f in frames)
+    voiced = sum(vad.is_speech(np.ascontiguousarray(f).tobytes(), SAMPLE_RATE) for f in frames)
     return voiced / len(frames)

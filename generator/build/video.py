@@ -1,4 +1,4 @@
-"""Decode a video with PyAV: frames sampled at exact times, and the whole soundtrack as 16 kHz mono int16.
+"""Decode a video with PyAV: frames sampled at exact times, and the whole soundtrack as 16 kHz mono float32.
 
 Frames are sampled on the video's own timeline (0 = its first frame): one at the middle of every 1/rate-second
 interval, t_k = (k + 0.5) / rate, taking the frame on screen at t_k (the last one whose timestamp is <= t_k). This
@@ -23,7 +23,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Soundtrack:
-    samples: np.ndarray  # int16, 16 kHz mono
+    samples: np.ndarray  # float32, 16 kHz mono, full scale 1.0 (decoded in floating point: nothing clipped or
+    # rounded to 16 bits, so quiet and over-full-scale tracks keep their detail)
     offset: float  # seconds from the video's first frame to the first sample (may be negative)
 
     def index(self, time: float) -> int:
@@ -66,7 +67,7 @@ def _decode(container, rate: float, on_frame: Callable[[float, np.ndarray], T], 
     if not container.streams.audio:
         raise DataError(f"{path}: no audio track (a speech-face pair needs the speaker's voice)")
     video, audio = container.streams.video[0], container.streams.audio[0]
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     chunks: list[np.ndarray] = []
     audio_start: float | None = None
     picker = _FramePicker(rate, on_frame)
@@ -82,9 +83,11 @@ def _decode(container, rate: float, on_frame: Callable[[float, np.ndarray], T], 
     chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
     if picker.origin is None:
         raise DataError(f"{path}: the video stream has no frames (zero-length video)")
-    samples = np.concatenate(chunks).astype(np.int16) if chunks else np.zeros(0, np.int16)
+    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     if not len(samples):
         raise DataError(f"{path}: the audio track has no samples")
+    if not np.all(np.isfinite(samples)):
+        raise DataError(f"{path}: the audio track decodes to NaN or infinite samples")
     results, duration = picker.finish(_frame_seconds(video))
     return Decoded(results, Soundtrack(samples, audio_start - picker.origin), duration)
 

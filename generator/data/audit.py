@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from generator.data.audio import read_audio
+from generator.data.audio import read_audio, to_pcm16
 from generator.data.manifest import Manifest
 from generator.errors import DataError
 
@@ -118,7 +118,7 @@ def find_overlaps(
 def load_clips(manifest: Manifest, progress: bool = True) -> list[np.ndarray]:
     """Every clip of the manifest as 16 kHz mono int16 sample values (full length, no cropping)."""
     pairs = tqdm(manifest.pairs, desc="reading audio", unit="clip", disable=None if progress else True, leave=False)
-    return [read_audio(p.audio).astype(np.int16) for p in pairs]
+    return [to_pcm16(read_audio(p.audio)) for p in pairs]
 
 
 def audit_report(manifest: Manifest, overlaps: Sequence[Overlap], min_run: int) -> dict:

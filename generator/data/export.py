@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from generator.data.audio import SAMPLE_RATE, read_audio
+from generator.data.audio import PCM16_SCALE, SAMPLE_RATE, read_audio, to_pcm16
 from generator.data.faces import read_face_rgb
 from generator.data.manifest import Manifest, Pair, write_manifest
 from generator.errors import DataError
@@ -49,6 +49,19 @@ def select_pairs(manifest: Manifest, selection: SplitSelection, rng: np.random.G
     return [p for identity in sorted(by_identity) for p in by_identity[identity][:per_identity]]
 
 
+def _write_flac(target: Path, source: Path) -> None:
+    """16-bit FLAC for a 16 kHz 8/16-bit source (its exact samples); any other source as 24-bit FLAC, a float one
+    scaled down when it peaks above full scale (a gain, to which the model's peak normalisation is blind)."""
+    wave = read_audio(source)
+    info = sf.info(str(source))
+    if info.samplerate == SAMPLE_RATE and info.subtype in ("PCM_16", "PCM_S8", "PCM_U8"):
+        sf.write(target, to_pcm16(wave), SAMPLE_RATE, subtype="PCM_16")
+        return
+    full_scale = PCM16_SCALE * (1 - 2.0**-23)
+    peak = np.max(np.abs(wave))
+    sf.write(target, wave / max(PCM16_SCALE, peak * PCM16_SCALE / full_scale), SAMPLE_RATE, subtype="PCM_24")
+
+
 def export_subset(
     manifest: Manifest,
     selections: list[SplitSelection],
@@ -75,8 +88,8 @@ def export_subset(
                 face_names[p.face] = target
             audio = out / "audio" / p.split / p.identity / f"{p.audio.stem}.flac"
             audio.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(audio, read_audio(p.audio).astype(np.int16), SAMPLE_RATE, subtype="PCM_16")
-            exported.append(Pair(p.identity, face_names[p.face], audio, p.split, p.group, "rgb"))
+            _write_flac(audio, p.audio)
+            exported.append(Pair(p.identity, face_names[p.face], audio, p.split, p.group, "rgb", p.gender))
     if notice is not None:
         shutil.copy(notice, out / "SOURCE_README.md")
     return write_manifest(exported, out / "manifest.csv")

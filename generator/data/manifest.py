@@ -12,6 +12,9 @@ split          yes       ``train``, ``seen``, ``unseen_speech``, ``unseen_identi
                          importer gives (the authors' ``train`` / ``test``)
 group          no        id of the group of clips that share audio or a face (set by ``data split``)
 face_order     no        ``rgb`` (default) or ``bgr`` for crops stored with swapped channels
+gender         no        the person's gender as the data documents it (e.g. ``female``, ``male``;
+                         compared case-insensitively; empty: unknown); one value per identity.
+                         Forced-matching metrics draw impostors of the same gender when it is known
 =============  ========  ==========================================================================
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -28,7 +32,7 @@ from typing import Iterable, Sequence
 from generator.errors import DataError
 
 REQUIRED_COLUMNS = ("identity", "face", "audio", "split")
-OPTIONAL_COLUMNS = ("group", "face_order")
+OPTIONAL_COLUMNS = ("group", "face_order", "gender")
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 FACE_ORDERS = ("rgb", "bgr")
 
@@ -43,6 +47,7 @@ class Pair:
     split: str
     group: str = ""
     face_order: str = "rgb"
+    gender: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,12 @@ class Manifest:
     def identities(self) -> list[str]:
         """Sorted identity names: the class index order of the speaker classifier."""
         return sorted({p.identity for p in self.pairs})
+
+    @property
+    def genders(self) -> dict[str, str]:
+        """{identity: gender} for the identities whose gender the manifest gives (``read_manifest`` checks that an
+        identity has one gender)."""
+        return {p.identity: p.gender for p in self.pairs if p.gender}
 
     @property
     def splits(self) -> list[str]:
@@ -78,10 +89,13 @@ class Manifest:
         return {s: dict(sorted(c.items())) for s, c in sorted(table.items())}
 
     def content_hash(self) -> str:
-        """SHA-256 over the rows (identity, split, group and the bytes of every file), for provenance."""
+        """SHA-256 over the rows (identity, split, group, gender where given and the bytes of every file), for
+        provenance; a manifest without genders hashes as before the column existed."""
         digest = hashlib.sha256()
         for p in self.pairs:
             digest.update(f"{p.identity}\0{p.split}\0{p.group}\0{p.face_order}\0".encode())
+            if p.gender:
+                digest.update(f"gender\0{p.gender}\0".encode())
             digest.update(file_sha256(p.face).encode())
             digest.update(file_sha256(p.audio).encode())
         return digest.hexdigest()
@@ -100,12 +114,33 @@ def file_sha256(path: Path) -> str:
 
 
 def read_csv_rows(path: Path, what: str) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a UTF-8 CSV file; a file that is not CSV text is a DataError naming `what` it should be."""
+    """Header and rows of a CSV file: the one CSV reading rule of the toolkit (manifests, pairs files, video lists).
+
+    UTF-8 with or without a byte-order mark (Excel's "CSV UTF-8" writes one); comma, semicolon or tab separated
+    (the separator of the header line, found by ``csv.Sniffer``; Excel writes semicolons in locales with a decimal
+    comma). A file in another encoding (UTF-16 "Unicode text", a Windows code page) or that is not CSV text is a
+    DataError naming `what` it should be and how to save it.
+    """
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            return list(reader.fieldnames or []), list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{path}: not a CSV {what} in UTF-8: it is UTF-16 text; save it as CSV UTF-8")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a CSV {what} in UTF-8 (undecodable byte at offset {exc.start}); save it "
+                        "as CSV UTF-8") from None
+    first_line = text.split("\n", 1)[0]
+    try:
+        dialect = csv.Sniffer().sniff(first_line, delimiters=",;\t") if first_line.strip() else csv.excel
+    except csv.Error:
+        dialect = csv.excel  # one column: no separator to find
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=dialect.delimiter)
+        return list(reader.fieldnames or []), list(reader)
+    except csv.Error as exc:
         raise DataError(f"{path}: not a CSV {what} ({exc})") from None
 
 
@@ -129,7 +164,20 @@ def read_manifest(path: str | Path, check_files: bool = True) -> Manifest:
         raise DataError(f"{path}: manifest has a header but no rows")
     base = path.parent.resolve()
     pairs = [_row_to_pair(row, base, f"{path}:{line}", check_files) for line, row in enumerate(rows, start=2)]
+    _check_genders(pairs, path)
     return Manifest(tuple(pairs), path)
+
+
+def _check_genders(pairs: list[Pair], path: Path) -> None:
+    """An identity has one gender: the same value on every row that gives one (rows may leave it empty)."""
+    seen: dict[str, tuple[str, int]] = {}
+    for line, p in enumerate(pairs, start=2):
+        if not p.gender:
+            continue
+        first = seen.setdefault(p.identity, (p.gender, line))
+        if first[0] != p.gender:
+            raise DataError(f"{path}:{line}: identity {p.identity!r} has gender {p.gender!r} here but "
+                            f"{first[0]!r} on line {first[1]}; a person has one gender in a manifest")
 
 
 def _row_to_pair(row: dict[str, str], base: Path, where: str, check_files: bool) -> Pair:
@@ -147,7 +195,8 @@ def _row_to_pair(row: dict[str, str], base: Path, where: str, check_files: bool)
         for kind, file in (("face", face), ("audio", audio)):
             if not file.is_file():
                 raise DataError(f"{where}: {kind} file not found: {file}")
-    return Pair(values["identity"], face, audio, values["split"], values["group"], face_order)
+    return Pair(values["identity"], face, audio, values["split"], values["group"], face_order,
+                values["gender"].lower())
 
 
 def write_manifest(pairs: Sequence[Pair], path: str | Path) -> Path:
@@ -160,7 +209,8 @@ def write_manifest(pairs: Sequence[Pair], path: str | Path) -> Path:
         writer.writerow(COLUMNS)
         for p in pairs:
             writer.writerow(
-                [p.identity, _relative(p.face, base), _relative(p.audio, base), p.split, p.group, p.face_order]
+                [p.identity, _relative(p.face, base), _relative(p.audio, base), p.split, p.group, p.face_order,
+                 p.gender]
             )
     return path
 

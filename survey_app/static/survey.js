@@ -1,63 +1,102 @@
-// Progressive enhancement: the pages work without this file; with it, each answer is saved the moment it is
-// given, keyboard shortcuts work, and the consent form reports the viewport size.
+// Progressive enhancement: the pages work without this file (the Next button sends the form). With it, each answer
+// is saved the moment it is given (and again when changed), keyboard shortcuts work on computers, the consent form
+// reports the viewport size, and a second click on a button that sends a form does nothing.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
   const viewport = document.getElementById("viewport");
   if (viewport) viewport.value = `${window.innerWidth}x${window.innerHeight}`;
-  const form = document.getElementById("trial-form");
-  if (form) enhanceTrial(form);
+  for (const form of document.querySelectorAll("form.once")) sendOnce(form);
+  for (const button of document.querySelectorAll("button[data-copy]")) offerCopy(button);
+  const trialForm = document.getElementById("trial-form");
+  if (trialForm) enhanceTrial(trialForm);
 });
+
+function offerCopy(button) {
+  if (!navigator.clipboard) return; // only on HTTPS and localhost: the text can still be selected and copied
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(document.getElementById(button.dataset.copy).textContent);
+      button.textContent = "Copied";
+    } catch (error) {
+      button.textContent = "Select the link and copy it";
+    }
+  });
+}
+
+function sendOnce(form) {
+  window.addEventListener("pageshow", () => { // back to this page: its buttons work again
+    delete form.dataset.sent;
+    for (const button of form.querySelectorAll("button")) button.removeAttribute("aria-disabled");
+  });
+  form.addEventListener("submit", (event) => {
+    if (form.dataset.sent) {
+      event.preventDefault();
+      return;
+    }
+    form.dataset.sent = "1";
+    for (const button of form.querySelectorAll("button")) button.setAttribute("aria-disabled", "true");
+  });
+}
 
 function enhanceTrial(form) {
   const shownAt = performance.now();
   const status = document.getElementById("save-status");
-  const fieldsets = Array.from(form.querySelectorAll("fieldset[data-question]"));
-  const allSaved = () => fieldsets.every((fieldset) => fieldset.classList.contains("saved"));
+  const nextButton = document.getElementById("next");
+  let queue = Promise.resolve(); // saves go one at a time, in the order the answers were given
+  let pending = 0;
 
-  async function save(input) {
+  function save(input) {
     const fieldset = input.closest("fieldset");
+    const note = fieldset.querySelector(".saved-note");
     const body = new FormData();
     body.append("csrf_token", form.elements.csrf_token.value);
     body.append("rt_ms", String(Math.round(performance.now() - shownAt)));
     body.append(input.name, input.value);
-    status.textContent = "Saving…";
-    try {
-      const response = await fetch(form.action, {
-        method: "POST", body, headers: { Accept: "application/json" }, credentials: "same-origin",
-      });
-      const reply = await response.json();
-      if (!response.ok) throw new Error(reply.error || response.statusText);
-      const stored = fieldset.querySelector(`input[value="${reply.answers[input.name]}"]`);
-      if (stored) stored.checked = true;
-      fieldset.classList.add("saved");
-      fieldset.disabled = true;
-      status.textContent = allSaved() ? "Saved. Press Enter or Next to continue." : "Saved.";
-    } catch (error) {
-      status.textContent = `Not saved (${error.message}). Check your connection and try again.`;
-    }
+    pending += 1;
+    fieldset.classList.remove("saved");
+    note.textContent = "Saving…";
+    queue = queue.then(async () => {
+      try {
+        const response = await fetch(form.action, {
+          method: "POST", body, headers: { Accept: "application/json" }, credentials: "same-origin",
+        });
+        const reply = await response.json();
+        if (!response.ok) throw new Error(reply.error || response.statusText);
+        if (input.checked) {
+          fieldset.classList.add("saved");
+          note.textContent = "Saved. You can still change it.";
+        }
+        status.textContent = "";
+      } catch (error) {
+        note.textContent = "";
+        status.textContent = `Not saved (${error.message}). Check your connection and try again.`;
+      } finally {
+        pending -= 1;
+      }
+    });
   }
 
   form.addEventListener("change", (event) => {
     if (event.target.type === "radio") save(event.target);
   });
-  form.addEventListener("submit", (event) => {
-    if (allSaved()) {
-      event.preventDefault();
-      window.location.assign(form.dataset.nextUrl);
-    }
+  sendOnce(form);
+  form.addEventListener("submit", () => {
+    form.elements.rt_ms.value = String(Math.round(performance.now() - shownAt));
+    if (pending) status.textContent = "Saving…";
   });
+  if (window.matchMedia("(pointer: coarse)").matches) return; // a touch screen: no keyboard shortcuts
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "Enter") {
       event.preventDefault();
-      form.requestSubmit();
+      form.requestSubmit(nextButton);
       return;
     }
-    const open = fieldsets.find((fieldset) =>
-      !fieldset.disabled && fieldset.querySelector(`input[data-key="${CSS.escape(event.key)}"]`));
-    if (!open) return;
-    const input = open.querySelector(`input[data-key="${CSS.escape(event.key)}"]`);
+    // Each key names one option of the page (quality 1-5, recognition y/n/s, lineup 1-N).
+    const input = form.querySelector(`input[data-key="${CSS.escape(event.key)}"]`);
+    if (!input || input.checked) return;
     input.checked = true;
     save(input);
   });

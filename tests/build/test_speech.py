@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from generator.build.speech import pause_share, speech_fraction, window_starts
+from generator.build.speech import pause_share, speech_fraction, vad_gain, window_starts
 from generator.build.video import Soundtrack
 from tests.build.media import speech_like
 
 
 def track(seconds: float, offset: float = 0.0) -> Soundtrack:
-    return Soundtrack(np.zeros(int(seconds * 16_000), np.int16), offset)
+    return Soundtrack(np.zeros(int(seconds * 16_000), np.float32), offset)
 
 
 def test_windows_lie_inside_the_context_and_the_audio():
@@ -35,9 +36,9 @@ def test_windows_are_seeded():
 
 
 def test_speech_fraction():
-    voiced = np.round(speech_like(1.0, rate=16_000) * 32767).astype(np.int16)
+    voiced = speech_like(1.0, rate=16_000)
     assert speech_fraction(voiced, 3) > 0.9
-    assert speech_fraction(np.zeros(16_000, np.int16), 3) == 0.0
+    assert speech_fraction(np.zeros(16_000), 3) == 0.0
     half = voiced.copy()
     half[8000:] = 0
     assert 0.5 <= speech_fraction(half, 3) < 0.75  # half voiced, plus the VAD's hang-over
@@ -45,9 +46,21 @@ def test_speech_fraction():
 
 def test_pause_share_tells_one_voice_from_music():
     t = np.arange(16_000) / 16_000
-    voiced = np.round(speech_like(1.0, rate=16_000) * 32767).astype(np.int16)
+    voiced = speech_like(1.0, rate=16_000)
     chord = sum(np.sin(2 * np.pi * f * t) for f in (220, 277, 330, 440)) * (1 + 0.3 * np.sin(2 * np.pi * 2 * t))
     assert pause_share(voiced) > 0.25
-    assert speech_fraction(np.round(chord * 6000).astype(np.int16), 3) > 0.5  # VAD alone takes music for speech
-    assert pause_share(np.round(chord * 6000).astype(np.int16)) == 0.0
-    assert pause_share(np.zeros(100, np.int16)) == 0.0  # shorter than one frame
+    assert speech_fraction(chord * 6000 / 32768, 3) > 0.5  # VAD alone takes music for speech
+    assert pause_share(chord * 6000 / 32768) == 0.0
+    assert pause_share(np.zeros(100)) == 0.0  # shorter than one frame
+
+
+@pytest.mark.parametrize("level_db", [-72.0, -100.0, 12.0])
+def test_voice_activity_does_not_depend_on_the_recording_level(level_db):
+    voiced = speech_like(4.0, rate=16_000).astype(np.float32)
+    voiced[16_000:32_000] = 0  # one silent second
+    reference = Soundtrack(voiced, 0.0)
+    scaled = Soundtrack((voiced * 10 ** (level_db / 20)).astype(np.float32), 0.0)
+    window = slice(8_000, 40_000)
+    expected = speech_fraction(reference.samples[window] * vad_gain(reference), 3)
+    assert 0.3 < expected < 0.9
+    assert speech_fraction(scaled.samples[window] * vad_gain(scaled), 3) == pytest.approx(expected, abs=0.05)

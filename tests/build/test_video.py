@@ -41,13 +41,26 @@ def test_variable_frame_rate_uses_timestamps(tmp_path):
         assert index == on_screen % 32, t
 
 
-def test_soundtrack_is_16k_mono_int16(tmp_path):
+def test_soundtrack_is_16k_mono_float(tmp_path):
     path = write_video(tmp_path / "v.mp4", index_frame, 50, 25, speech_like(2.0, rate=44_100))
     track = decode_video(path, 1, lambda t, rgb: None).soundtrack
-    assert track.samples.dtype == np.int16
+    assert track.samples.dtype == np.float32
     end = track.offset + len(track.samples) / 16_000
     assert track.offset == pytest.approx(0, abs=0.05) and end == pytest.approx(2.0, abs=0.05)
     assert track.index(track.offset + 1.0) == 16_000
+
+
+@pytest.mark.parametrize("level_db", [-72.0])
+def test_a_quiet_soundtrack_keeps_its_detail(tmp_path, level_db):
+    """Decoded in floating point: a track 72 dB down is not rounded to 16-bit steps (tracks above full scale cannot be
+    made here: the AAC encoder clips its input; float WAV above full scale is tested in test_data_audio)."""
+    speech = speech_like(2.0, rate=44_100)
+    full = decode_video(write_video(tmp_path / "full.mp4", index_frame, 50, 25, speech), 1, lambda t, rgb: None)
+    other = decode_video(write_video(tmp_path / "other.mp4", index_frame, 50, 25, speech * 10 ** (level_db / 20)), 1,
+                         lambda t, rgb: None)
+    a, b = full.soundtrack.samples.astype(np.float64), other.soundtrack.samples.astype(np.float64)
+    assert np.corrcoef(a, b)[0, 1] > 0.99  # AAC itself codes a quiet track less finely; 16-bit decoding gave 0.96
+    assert np.max(np.abs(b)) / np.max(np.abs(a)) == pytest.approx(10 ** (level_db / 20), rel=0.2)
 
 
 def test_no_audio_track(tmp_path):

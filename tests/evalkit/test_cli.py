@@ -32,7 +32,7 @@ def test_run_writes_images_results_history_and_table(evalkit_cli, saved_checkpoi
                                                      tmp_path):
     out = tmp_path / "runs" / "first"
     result = evalkit_cli(*run_args(saved_checkpoint, eval_manifest, out, "--inception-weights", inception_weights,
-                                   "--inception-dims", "64"))
+                                   "--inception-dims", "64", "--save-stats"))
     assert result.exit_code == 0, result.output
     document = json.loads((out / "results.json").read_text())
     assert document["splits"] == ["seen", "unseen_speech"]
@@ -62,6 +62,19 @@ def test_run_writes_images_results_history_and_table(evalkit_cli, saved_checkpoi
         real = read_stats(out / "stats" / f"{split}_real_fid.npz")
         value = document["results"]["fid"]["rows"][split]["fid"]["value"]
         assert value == pytest.approx(calculate_frechet_distance(*generated, *real), rel=1e-6)
+        reference = document["results"]["fid"]["rows"][split]["fid"]["reference_stats"]
+        cache = Path(document["settings"]["cache_dir"])
+        assert cache == tmp_path / "cache" / "evalkit" / "features"
+        assert np.array_equal(read_stats(cache / reference)[1], real[1])
+    # clips of one face are one cluster (no group column): every interval of a per-clip figure resamples faces
+    unseen = document["results"]
+    assert unseen["fid"]["rows"]["unseen_speech"]["fid"]["clusters"] == {"by": "face", "clusters": 4}
+    assert unseen["fid"]["rows"]["unseen_speech"]["fid"]["ci_method"].startswith(
+        "cluster bootstrap, percentile interval re-centred on the estimate, truncated at 0")
+    ratio = unseen["landmark_ratio"]["rows"]["unseen_speech"]["ratio"]
+    assert ratio["clusters"] == {"by": "face", "clusters": 4} and ratio["ci_method"].startswith("cluster bootstrap")
+    assert unseen["landmark_ratio"]["rows"]["seen"]["ratio"]["ci_method"] == "wilson"  # one clip per face
+    assert "conditional on the real faces" in unseen["precision_recall"]["rows"]["seen"]["precision"]["ci_method"]
 
 
 def test_run_folder_is_a_survey_study_input(evalkit_cli, saved_checkpoint, eval_manifest, tmp_path):
@@ -92,7 +105,8 @@ def test_same_seed_same_numbers_and_features_come_from_the_cache(evalkit_cli, sa
     common = ("--metrics", "face_fd,identity_similarity", "--cache-dir", tmp_path / "cache")
     assert evalkit_cli(*run_args(saved_checkpoint, eval_manifest, tmp_path / "a", *common)).exit_code == 0
     cached = sorted((tmp_path / "cache").rglob("*.npz"))
-    assert len(cached) == 2
+    assert len(cached) == 4  # features of generated and real faces, the real faces' statistics of each split
+    assert len(list((tmp_path / "cache" / "reference_stats").glob("*.npz"))) == 2  # written once, then reused
     stamps = [p.stat().st_mtime_ns for p in cached]
     assert evalkit_cli(*run_args(saved_checkpoint, eval_manifest, tmp_path / "b", *common)).exit_code == 0
     assert sorted((tmp_path / "cache").rglob("*.npz")) == cached
@@ -130,6 +144,7 @@ def test_json_flag_prints_results_json(evalkit_cli, saved_checkpoint, eval_manif
                                    "--json"))
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == json.loads((tmp_path / "j" / "results.json").read_text())
+    assert not (tmp_path / "j" / "stats").exists()  # statistics only with --save-stats
 
 
 def test_default_run_folder_and_report_hook(evalkit_cli, saved_checkpoint, eval_manifest, tmp_path, monkeypatch):
@@ -264,3 +279,53 @@ def test_fid_command_equals_pytorch_fid_on_folders_and_npz(evalkit_cli, inceptio
     check_cli_error(evalkit_cli("fid", tmp_path / "a", tmp_path / "b", "--dims", "64"), WEIGHTS_FILE)
     (tmp_path / "empty").mkdir()
     check_cli_error(evalkit_cli("fid", tmp_path / "empty", tmp_path / "b", *common), "no images")
+
+
+def test_fid_of_16bit_and_8bit_copies_is_zero_and_tiny_folders_are_one_error(evalkit_cli, inception_weights, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    for k in range(4):
+        grey = rng.integers(0, 256, (40, 40), dtype=np.uint8)
+        for folder, image in (("eight", Image.fromarray(grey)), ("sixteen", Image.fromarray(grey.astype(np.uint16) * 257))):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            image.save(tmp_path / folder / f"{k}.png")
+    common = ("--inception-weights", inception_weights, "--dims", "64", "--device", "cpu", "--cache-dir",
+              tmp_path / "cache")
+    result = evalkit_cli("fid", tmp_path / "eight", tmp_path / "sixteen", *common)
+    assert result.exit_code == 0, result.output
+    assert float(result.stdout.split("FID:")[1]) == 0.0  # the same pixels, exactly: was 48,700 (white faces)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "eight" / "0.png").rename(tmp_path / "one" / "0.png")
+    check_cli_error(evalkit_cli("fid", tmp_path / "one", tmp_path / "sixteen", *common), "at least 2 samples")
+    check_cli_error(evalkit_cli("fid", tmp_path / "one", tmp_path / "one.npz", "--save-stats", *common),
+                    "at least 2 samples")
+    assert not (tmp_path / "one.npz").exists()
+
+
+def test_splits_of_one_and_two_clips_give_not_applicable_rows_never_a_crash(evalkit_cli, saved_checkpoint,
+                                                                           eval_manifest, inception_weights, tmp_path):
+    import csv
+
+    with eval_manifest.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    seen = [r for r in rows if r["split"] == "seen"]
+    unseen = [r for r in rows if r["split"] == "unseen_speech"]
+    two_clips_one_face = [r for r in unseen if r["face"] == unseen[0]["face"]][:2]
+    small = [dict(seen[0])] + [{**r, "split": "train"} for r in seen[1:]] + two_clips_one_face
+    base = eval_manifest.parent
+    manifest = write_csv(tmp_path / "small.csv", ["identity", "face", "audio", "split"],
+                         [[r["identity"], str(base / r["face"]), str(base / r["audio"]), r["split"]] for r in small])
+    result = evalkit_cli(*run_args(saved_checkpoint, manifest, tmp_path / "r", "--inception-weights",
+                                   inception_weights, "--inception-dims", "64"))
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "r" / "results.json").read_text())["results"]
+    for metric, figure in (("fid", "fid"), ("kid", "kid"), ("face_fd", "face_fd"), ("precision_recall", "precision")):
+        for split, (clips, faces) in (("seen", (1, 1)), ("unseen_speech", (2, 1))):
+            row = results[metric]["rows"][split]
+            assert row["status"] == "not applicable", (metric, split, row)
+            assert f"this split has {clips} and {faces}" in row["reason"]
+    assert results["landmark_ratio"]["rows"]["seen"]["ratio"]["n"] == 1
+    assert results["identity_similarity"]["rows"]["unseen_speech"]["same_clip_cosine"]["n"] == 2
+    check_cli_error(evalkit_cli(*run_args(saved_checkpoint, manifest, tmp_path / "z", "--splits", "unseen_identity")),
+                    "no pairs in split(s) ['unseen_identity']")

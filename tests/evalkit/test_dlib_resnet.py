@@ -88,16 +88,6 @@ def test_descriptors_do_not_depend_on_the_batch(extractor):
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
-def test_landmarks_are_in_input_pixels(extractor):
-    small, large = extractor.extract(real_faces(64))["landmarks"], extractor.extract(real_faces(128))["landmarks"]
-    assert small.shape == (6, 68, 2)
-    assert np.all((small >= -16) & (small <= 80))  # a chin or jaw may run past the crop's edge
-    # the same faces at twice the size: pixel centres map as x_128 + 0.5 = 2 (x_64 + 0.5)
-    assert np.median(np.abs(large - (2 * (small + 0.5) - 0.5))) < 1.0
-    eyes, mouth = small[:, 36:48, 1].mean(1), small[:, 48:68, 1].mean(1)  # iBUG 300-W: 36-47 eyes, 48-67 mouth
-    assert np.all(eyes < mouth)
-
-
 def test_reader_reads_dlibs_network():
     weights = read_dlib_resnet(dlib_model(DESCRIPTOR_FILE))
     np.testing.assert_allclose(weights.means, (122.782, 117.001, 104.298), atol=1e-4)  # dlib's input_rgb_image_sized

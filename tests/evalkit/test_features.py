@@ -43,7 +43,7 @@ def test_inception_features_equal_pytorch_fid_activations(inception_weights, tmp
     theirs = get_activations([str(f) for f in files], extractor.model, batch_size=3, dims=dims, device="cpu",
                              num_workers=0)
     assert ours.shape == (3, dims)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(ours, theirs.astype(np.float32))  # bit-identical, not merely close
 
 
 def test_inception_weights_from_the_hub_cache(inception_weights, private_caches):
@@ -111,6 +111,13 @@ def test_dlib_detects_a_real_face_and_not_noise():
     assert features["detected"].tolist() == [True, False]
     assert features["descriptor"].shape == (2, 128)
     assert np.all(np.linalg.norm(features["descriptor"], axis=1) > 0)
+    points = features["landmarks"]
+    assert points.shape == (2, 68, 2) and points.dtype == np.float32
+    assert np.isnan(points[1]).all() and np.isfinite(points[0]).all()  # no face: no landmarks
+    # iBUG 300-W order, image axes: the chin (8) lies below the nose tip (30), which lies below the nasion (27);
+    # the subject's right eye's outer corner (36) is left of the left eye's (45)
+    assert points[0, 8, 1] > points[0, 30, 1] > points[0, 27, 1] and points[0, 36, 0] < points[0, 45, 0]
+    assert (points[0] >= 0).all() and (points[0] < 256 * 1.2).all()
 
 
 def test_dlib_descriptors_group_by_person():

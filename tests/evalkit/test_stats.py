@@ -6,14 +6,25 @@ import numpy as np
 import pytest
 from pytorch_fid.fid_score import calculate_frechet_distance, compute_statistics_of_path
 
+from evalkit.errors import EvalError
 from evalkit.stats import (
+    Clusters,
     GramPair,
-    bootstrap_interval,
+    cluster_draws,
+    cluster_mean_replicates,
+    cluster_statistic_replicates,
+    half_sample_replicates,
     frechet_distance,
+    frechet_distance_of_features,
     frechet_from_gram,
     kid_from_gram,
+    knn_manifolds,
+    mean_figure,
+    percentile_interval,
     precision_recall_flags,
+    proportion_figure,
     read_stats,
+    recentred_interval,
     seeded_rng,
     statistics,
     wilson_interval,
@@ -98,13 +109,14 @@ def test_precision_recall_on_hand_made_points():
     grid = np.array([[i, j] for i in range(5) for j in range(5)], dtype=float)
     inside = grid[:10] + 0.1
     far = grid + 100.0
-    precision, recall = precision_recall_flags(GramPair.of(grid, grid), k=3)
-    assert precision.all() and recall.all()
-    precision, recall = precision_recall_flags(GramPair.of(far, grid), k=3)
-    assert not precision.any() and not recall.any()
-    precision, recall = precision_recall_flags(GramPair.of(inside, grid), k=3)
-    assert precision.all()
-    assert 0 < recall.mean() < 1
+    same = knn_manifolds(GramPair.of(grid, grid), k=3)
+    assert same.precision.all() and same.recall.all() and same.coverage.all()
+    apart = knn_manifolds(GramPair.of(far, grid), k=3)
+    assert not apart.precision.any() and not apart.recall.any() and not apart.coverage.any()
+    assert not apart.density.any()
+    near = knn_manifolds(GramPair.of(inside, grid), k=3)
+    assert near.precision.all()
+    assert 0 < near.recall.mean() < 1 and 0 < near.coverage.mean() < 1
 
 
 def test_wilson_interval_known_values():
@@ -116,10 +128,66 @@ def test_wilson_interval_known_values():
 
 def test_bootstrap_is_seeded_and_brackets_the_mean():
     values = np.random.default_rng(0).normal(2.0, 1.0, 400)
-    first = bootstrap_interval(lambda i: values[i].mean(), [400], 300, seeded_rng(0, "m"))
-    assert first == bootstrap_interval(lambda i: values[i].mean(), [400], 300, seeded_rng(0, "m"))
+    clusters = Clusters.singletons(400)
+    first = percentile_interval(cluster_mean_replicates(values, clusters, 300, seeded_rng(0, "m")))
+    assert first == percentile_interval(cluster_mean_replicates(values, clusters, 300, seeded_rng(0, "m")))
     assert first[0] < values.mean() < first[1]
     assert first[1] - first[0] == pytest.approx(2 * 1.96 / np.sqrt(400), rel=0.25)
+
+
+def test_vectorised_cluster_bootstrap_equals_the_loop_over_the_same_draws():
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=60)
+    (clusters,) = Clusters.joint(rng.integers(0, 13, 60).tolist(), by="group")
+    fast = cluster_mean_replicates(values, clusters, 50, seeded_rng(3, "x"))
+    slow = [values[clusters.rows(d)].mean() for block in cluster_draws([clusters], 50, seeded_rng(3, "x")) for d in block]
+    np.testing.assert_allclose(fast, slow, rtol=1e-12)
+    loop = cluster_statistic_replicates(lambda i: values[i].mean(), [clusters], 50, seeded_rng(3, "x"))
+    np.testing.assert_allclose(fast, loop, rtol=1e-12)
+
+
+def test_cluster_rows_return_whole_clusters_on_every_side():
+    gen, real = Clusters.joint(["a", "b", "a", "c", "b"], ["a", "b", "c"], by="group")
+    assert gen.count == real.count == 3
+    np.testing.assert_array_equal(gen.rows(np.array([0, 0, 2])), [0, 2, 0, 2, 3])  # cluster a twice, then c
+    np.testing.assert_array_equal(real.rows(np.array([0, 0, 2])), [0, 0, 2])
+    assert gen.describe() == {"by": "group", "clusters": 3} and not gen.independent
+
+
+def test_clustered_flags_get_the_width_of_their_clusters_not_their_rows():
+    """50 identical clips per group: 10 groups carry the information of 10 clips, not of 500."""
+    flags = np.repeat(np.arange(10) < 5, 50)
+    (clusters,) = Clusters.joint(np.repeat(np.arange(10), 50).tolist(), by="group")
+    clustered = proportion_figure(flags, None, clusters, 2000, seeded_rng(0, "c"))
+    naive = proportion_figure(flags, None)
+    assert naive["ci_method"] == "wilson" and clustered["ci_method"].startswith("cluster bootstrap, percentile")
+    assert clustered["clusters"] == {"by": "group", "clusters": 10} and clustered["proportion"]
+    width = clustered["ci95"][1] - clustered["ci95"][0]
+    assert width == pytest.approx(2 * 1.96 * np.sqrt(0.25 / 10), rel=0.2)
+    assert width > 3 * (naive["ci95"][1] - naive["ci95"][0])
+    independent = proportion_figure(flags, None, Clusters.singletons(500), 200, seeded_rng(0, "c"))
+    assert independent["ci95"] == naive["ci95"]  # one row per cluster: Wilson, as without clusters
+
+
+def test_mean_figure_names_its_method_and_clusters():
+    (clusters,) = Clusters.joint([0, 0, 1, 1, 2, 2], by="face")
+    cell = mean_figure(np.arange(6.0), None, clusters, 100, seeded_rng(0, "m"))
+    assert cell["ci_method"] == "cluster bootstrap, percentile (B=100)" and cell["clusters"]["by"] == "face"
+
+
+def test_recentred_interval_contains_a_biased_estimate():
+    """The share of distinct clips is 1 on the sample but about 0.632 in every resample: the percentile interval
+    misses the estimate, the re-centred one is centred on it."""
+    def distinct_share(i):
+        return len(np.unique(i)) / len(i)
+
+    replicates = cluster_statistic_replicates(distinct_share, [Clusters.singletons(400)], 200,
+                                              np.random.default_rng(0))
+    plain, recentred = percentile_interval(replicates), recentred_interval(1.0, replicates)
+    assert plain[1] < 0.75
+    assert recentred[0] <= 1.0 <= recentred[1]
+    assert recentred[1] - recentred[0] == pytest.approx(plain[1] - plain[0])
+    assert recentred_interval(0.01, np.array([0.5, 0.6, 0.7]))[0] == 0.0  # a distance: truncated at 0
 
 
 def test_stats_files_are_pytorch_fid_npz(tmp_path):
@@ -132,14 +200,143 @@ def test_stats_files_are_pytorch_fid_npz(tmp_path):
     np.testing.assert_array_equal(ours[1], sigma)
 
 
-def test_bias_corrected_bootstrap_contains_a_biased_estimate():
-    """The share of distinct clips is 1 on the sample but about 0.632 in every resample: the percentile interval
-    misses the estimate, the bias-corrected one is centred on it."""
-    def distinct_share(i):
-        return len(np.unique(i)) / len(i)
+# ---------------------------------------------------------------------------------------------------------------
+# tiny sets, identical sets, exactness below d samples
+# ---------------------------------------------------------------------------------------------------------------
 
-    plain = bootstrap_interval(distinct_share, [400], 200, np.random.default_rng(0))
-    corrected = bootstrap_interval(distinct_share, [400], 200, np.random.default_rng(0), estimate=1.0)
-    assert plain[1] < 0.75
-    assert corrected[0] <= 1.0 <= corrected[1]
-    assert corrected[1] - corrected[0] == pytest.approx(plain[1] - plain[0])
+@pytest.mark.parametrize("n, dim", [(20, 512), (20, 64), (300, 32),
+                                    pytest.param(20, 2048, marks=pytest.mark.slow)])
+def test_identical_sets_are_at_distance_zero(n, dim):
+    x = features(n, dim, 11)
+    a = statistics(x)
+    assert frechet_distance(*a, *a) == pytest.approx(0.0, abs=1e-9 * np.trace(a[1]))
+    assert frechet_distance_of_features(x, x) == pytest.approx(0.0, abs=1e-9 * np.trace(a[1]))
+    assert frechet_distance(*a, *a) >= 0 and frechet_distance_of_features(x, x) >= 0
+
+
+def test_distance_is_never_negative():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        x = features(int(rng.integers(2, 30)), 16, int(rng.integers(1000)))
+        y = x + rng.normal(0, 1e-9, x.shape)  # almost identical: rounding could push it below 0
+        assert frechet_distance(*statistics(x), *statistics(y)) >= 0
+        assert frechet_from_gram(GramPair.of(x, y)) >= 0
+
+
+def test_below_d_samples_two_independent_computations_agree():
+    """The Gram form (samples' span) and the statistics form (d x d, rounding-level eigenvalues set to 0) agree to
+    ~1e-15; pytorch-fid's sqrtm carries ~1e-7 relative error there."""
+    x, y = features(20, 512, 12), features(25, 512, 13, shift=0.2)
+    gram = frechet_from_gram(GramPair.of(x, y))
+    stats = frechet_distance(*statistics(x), *statistics(y))
+    assert gram == pytest.approx(stats, rel=1e-12)
+    assert frechet_distance_of_features(x, y) == gram
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_fewer_than_two_samples_is_one_clear_error(n):
+    x = features(5, 8, 14)[:n]
+    with pytest.raises(EvalError, match="at least 2 samples"):
+        statistics(x)
+    with pytest.raises(EvalError, match="at least 2 samples"):
+        frechet_distance_of_features(x, features(5, 8, 15))
+    if n:
+        with pytest.raises(EvalError, match="at least 2 samples"):
+            kid_from_gram(GramPair.of(x, features(5, 8, 15)), 1000, 10, np.random.default_rng(0))
+
+
+def test_two_samples_work():
+    x, y = features(2, 8, 16), features(2, 8, 17, shift=1.0)
+    assert frechet_distance_of_features(x, y) == pytest.approx(frechet_distance(*statistics(x), *statistics(y)))
+    assert np.isfinite(kid_from_gram(GramPair.of(x, y), 1000, 10, np.random.default_rng(0)))
+
+
+def test_npz_with_nan_is_refused_on_writing_and_reading(tmp_path):
+    mu, sigma = np.zeros(3), np.full((3, 3), np.nan)
+    with pytest.raises(EvalError, match="NaN"):
+        write_stats(tmp_path / "bad.npz", mu, sigma)
+    np.savez(tmp_path / "theirs.npz", mu=mu, sigma=sigma)  # as another tool writes one image's statistics
+    with pytest.raises(EvalError, match="NaN"):
+        read_stats(tmp_path / "theirs.npz")
+    np.savez(tmp_path / "shape.npz", mu=np.zeros(3), sigma=np.zeros((2, 2)))
+    with pytest.raises(EvalError, match="do not match"):
+        read_stats(tmp_path / "shape.npz")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# precision / recall intervals: coverage by simulation
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_precision_interval_covers_its_conditional_estimand():
+    """With the real set (hence its k-NN manifold) fixed, precision is the share of generated samples inside it;
+    the interval's coverage of the true share (Monte Carlo over 200,000 draws) is close to the nominal 95 %."""
+    rng = np.random.default_rng(20)
+    dim, k = 4, 3
+    real = rng.normal(size=(200, dim))
+    gram_of_real = GramPair.of(real[:1], real)
+    radii = np.sqrt(np.sort(np.clip(np.diag(gram_of_real.yy)[:, None] + np.diag(gram_of_real.yy)[None, :]
+                                    - 2 * gram_of_real.yy, 0, None), axis=1)[:, k])
+
+    def inside(points: np.ndarray) -> np.ndarray:
+        d2 = (points**2).sum(1)[:, None] + (real**2).sum(1)[None, :] - 2 * points @ real.T
+        return (np.sqrt(np.clip(d2, 0, None)) <= radii[None, :]).any(axis=1)
+
+    truth = np.mean(np.concatenate([inside(rng.normal(0.3, 1.1, (20_000, dim))) for _ in range(10)]))
+    covered = 0
+    trials = 400
+    for _ in range(trials):
+        generated = rng.normal(0.3, 1.1, (100, dim))
+        precision, _ = precision_recall_flags(GramPair.of(generated, real), k)
+        np.testing.assert_array_equal(precision, inside(generated))
+        low, high = proportion_figure(precision, None)["ci95"]
+        covered += low <= truth <= high
+    assert 0.92 <= covered / trials <= 0.98
+
+
+def test_a_single_cluster_falls_back_to_rows_and_says_so():
+    (one,) = Clusters.joint(["g"] * 6, by="group")
+    cell = proportion_figure(np.array([1, 1, 0, 1, 1, 0], bool), None, one, 100, seeded_rng(0, "one"))
+    assert cell["ci_method"] == "wilson (a single cluster: rows treated as independent)"
+    assert cell["ci95"] == pytest.approx(list(wilson_interval(4, 6)))
+    mean = mean_figure(np.arange(6.0), None, one, 100, seeded_rng(0, "one"))
+    assert mean["ci95"][0] < mean["ci95"][1] and "single cluster" in mean["ci_method"]
+
+
+def _precision_recall(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    precision, recall = precision_recall_flags(GramPair.of(x, y), k)
+    return np.array([precision.mean(), recall.mean()])
+
+
+@pytest.mark.slow
+def test_half_sampling_intervals_of_precision_and_recall_cover():
+    """Both sets random: the Wilson interval treats each flag as independent and covers ~0.87; half-sampling both
+    sets (re-centred percentiles) covers at least the nominal 95 % (150 datasets, truth by Monte Carlo)."""
+    rng = np.random.default_rng(30)
+    dim, k, n, m = 8, 3, 150, 150
+
+    def draw() -> tuple[np.ndarray, np.ndarray]:
+        return rng.normal(0.3, 1.1, (n, dim)), rng.normal(0, 1, (m, dim))
+
+    truth = np.mean([_precision_recall(*draw(), k) for _ in range(400)], axis=0)
+    covered, wilson_covered, trials = np.zeros(2), np.zeros(2), 150
+    for _ in range(trials):
+        x, y = draw()
+        estimate = _precision_recall(x, y, k)
+        replicates = half_sample_replicates(lambda i, j: _precision_recall(x[i], y[j], k),
+                                            (Clusters.singletons(n), Clusters.singletons(m)), 100, rng)
+        for column in range(2):
+            low, high = recentred_interval(estimate[column], replicates[:, column])
+            covered[column] += low <= truth[column] <= high
+            w_low, w_high = wilson_interval(int(round(estimate[column] * (n, m)[column])), (n, m)[column])
+            wilson_covered[column] += w_low <= truth[column] <= w_high
+    assert np.all(covered / trials >= 0.93), covered / trials
+    assert np.all(wilson_covered / trials < 0.93), wilson_covered / trials  # what the issue measured (0.85)
+
+
+def test_half_samples_hold_half_of_the_clusters_without_repeats():
+    gen, real = Clusters.joint(["a", "a", "b", "c", "c", "d"], ["a", "b", "c", "d"], by="group")
+    seen = []
+    half_sample_replicates(lambda i, j: seen.append((i, j)) or 0.0, (gen, real), 20, np.random.default_rng(0))
+    for i, j in seen:
+        assert len(np.unique(i)) == len(i) and len(np.unique(j)) == len(j) == 2  # two of the four groups, once each
+        assert {gen.codes[r] for r in i} == {real.codes[r] for r in j}  # the same groups on both sides

@@ -24,7 +24,8 @@ def test_report_has_headline_table_references_grids_curves_and_provenance(run_co
     document = json.loads((run_copy / "results.json").read_text())
     for label in ("Real data", "Seen speech", "Unseen speech", "Unseen identities"):
         assert f"| {label} |" in markdown
-    assert "unavailable (see note)" in markdown and "fid unavailable: FID Inception weights" in markdown
+    assert "unavailable¹" in markdown and "unavailable (see note)" not in markdown
+    assert "fid, kid, precision_recall unavailable: FID Inception weights" in markdown
     assert "50.08 %" in markdown and "chance 10 %" in markdown and "2 identities (chance 50 %)" in markdown
     for label in ("Per-identity mean face: seen", "Random face, random identity: seen",
                   "Nearest training face (oracle): unseen speech", "Constant face: seen"):

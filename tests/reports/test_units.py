@@ -7,10 +7,11 @@ import pytest
 from evalkit.experiments.compare import difference
 from evalkit.experiments.scoring import options_from_settings
 from evalkit.options import RunOptions
+from evalkit.record import format_figure, metric_cell
 from evalkit.stats import proportion_figure, wilson_interval
 from reports.run_files import read_training_log, training_log_path
 from reports.seed import seed_table
-from reports.tables import format_figure, metric_cell
+from reports.tables import every_figure_table, headline_table
 from tests.reports.conftest import write_train_log
 
 
@@ -33,7 +34,7 @@ def test_cells_say_why_a_figure_is_missing():
             "seen": {"accuracy": proportion_figure([True, True, False, True], 0.5)},
             "unseen_identity": {"status": "not applicable", "reason": "identities ['carol'] have no real faces"}}},
     }
-    assert metric_cell(results, "fid", "fid", "seen") == "unavailable (see note)"
+    assert metric_cell(results, "fid", "fid", "seen") == "unavailable¹"
     assert metric_cell(results, "kid", "kid", "seen").startswith("not computed")
     assert metric_cell(results, "identity_accuracy", "accuracy", "unseen_speech").startswith("not evaluated")
     assert metric_cell(results, "identity_accuracy", "accuracy", "real").startswith("— (no real-data row")
@@ -79,3 +80,20 @@ def test_run_options_come_back_from_the_recorded_settings(tmp_path):
     options = RunOptions(checkpoint=tmp_path / "c.safetensors", metrics=("fid", "kid"), seed=3, cache_dir=tmp_path)
     settings = {**options.to_dict(), "device": "cpu", "image_size": 64, "features": {}}
     assert options_from_settings(settings) == RunOptions(**{**options.__dict__, "device": "cpu"})
+
+
+def test_each_unavailable_reason_is_one_mark_and_one_note():
+    weights = "FID Inception weights pt_inception-2015-12-05-6726825d.pth not found: put that file in /x/"
+    results = {name: {"status": "unavailable", "reason": weights, "columns": [name]}
+               for name in ("fid", "kid", "precision_recall")}
+    results["identity_accuracy"] = {"status": "unavailable", "reason": "the vggface backbone needs --vggface-weights",
+                                    "columns": ["accuracy"]}
+    document = {"splits": ["seen", "unseen_speech", "unseen_identity"], "results": results}
+    table = headline_table(document)
+    cells = [cell for row in table.rows for cell in row[1:]]
+    assert cells.count("unavailable¹") == 2 * 4 and cells.count("unavailable²") == 4  # fid and kid columns; identity accuracy
+    assert not any(weights in cell for cell in cells)
+    assert table.note.count(weights) == 1 and "¹ fid, kid, precision_recall unavailable: " + weights in table.note
+    assert "² identity_accuracy unavailable: the vggface backbone needs --vggface-weights." in table.note
+    every = every_figure_table(document)
+    assert sum(weights in cell for row in every.rows for cell in row) == 0 and every.note.count(weights) == 1

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 from sqlalchemy.engine import make_url
 
 from survey_app import migrate
@@ -23,24 +23,28 @@ from survey_app.db import create_database_engine, create_session_factory
 from survey_app.loadtest import (
     CSRF_META,
     QUESTION,
+    START_NONCE,
+    TASK_INSTRUCTIONS,
     TRIAL_ACTION,
-    TRIAL_KIND,
     write_png,
     write_synthetic_run,
 )
 from survey_app.loadtest import choose_answers as careful_answers
 from survey_app.manifest import load_run_input
-from survey_app.models import Base
+from survey_app.models import Base, Item, Trial
 from survey_app.study_builder import StudyOptions, create_study
 
-__all__ = ["QUESTION", "TRIAL_ACTION", "TRIAL_KIND", "careful_answers", "csrf_from", "write_png"]
+__all__ = ["QUESTION", "TRIAL_ACTION", "careful_answers", "csrf_from", "trial_kind", "write_png"]
 
 IDENTITIES = ("id00", "id01", "id02", "id03", "id04", "id05")
+PHOTOS_PER_IDENTITY = 10  # enough that every image of a session is new to its rater (survey_app.study_builder)
 POSTGRES_URL_VARIABLE = "SURVEY_TEST_POSTGRES_URL"
 BACKENDS = ("sqlite", "postgresql")
 
 
-def write_run_dir(folder: Path, identities=IDENTITIES, photos_per_identity: int = 2, groups: bool = False) -> Path:
+def write_run_dir(
+    folder: Path, identities=IDENTITIES, photos_per_identity: int = PHOTOS_PER_IDENTITY, groups: bool = False
+) -> Path:
     return write_synthetic_run(folder, identities, photos_per_identity, groups)
 
 
@@ -175,6 +179,23 @@ def csrf_from(html: str) -> str:
     return CSRF_META.search(html).group(1)
 
 
+def trial_kind(app, html: str) -> str:
+    """The kind of the trial on a trial page, looked up on the server (the page itself must not tell it)."""
+    trial_id = TRIAL_ACTION.search(html).group(1).split("/trials/")[1].split("/")[0]
+    with app.extensions["survey_sessions"]() as session:
+        return session.scalar(select(Item.kind).join(Trial, Trial.item_id == Item.id).where(Trial.id == trial_id)).value
+
+
+def open_trial(client, token: str, **kwargs):
+    """GET the rater's current trial, through its task's instructions when the server sends the rater there first;
+    the trial page, or the redirect to the completion page."""
+    page = client.get(f"/r/{token}/trial", **kwargs)
+    if page.status_code == 302 and TASK_INSTRUCTIONS.search(page.headers["Location"]):
+        assert client.get(page.headers["Location"], **kwargs).status_code == 200
+        page = client.get(f"/r/{token}/trial?intro=done", **kwargs)
+    return page
+
+
 @pytest.fixture
 def start_rater(app) -> Callable[..., tuple]:
     """Consents in a fresh test client; returns (client, token, csrf token)."""
@@ -184,7 +205,13 @@ def start_rater(app) -> Callable[..., tuple]:
         page = client.get(f"/s/{slug}{query}")
         assert page.status_code == 200, page.text
         csrf = csrf_from(page.text)
-        fields = {"csrf_token": csrf, "consent": "agree", "consent_version": "1", "viewport": "1280x800"} | form
+        fields = {
+            "csrf_token": csrf,
+            "consent": "agree",
+            "consent_version": "1",
+            "viewport": "1280x800",
+            "start_nonce": START_NONCE.search(page.text).group(1),
+        } | form
         response = client.post(f"/s/{slug}/start", data=fields)
         assert response.status_code == 302, response.text
         token = response.headers["Location"].split("/r/")[1].split("/")[0]
@@ -194,21 +221,22 @@ def start_rater(app) -> Callable[..., tuple]:
 
 
 @pytest.fixture
-def complete_session() -> Callable[..., list[str]]:
-    """Answers every trial of a started session with `choose(kind, questions, html)`; returns the kinds seen."""
+def complete_session(app) -> Callable[..., list[str]]:
+    """Answers every trial of a started session with `choose(kind, questions, html)` and Next; returns the kinds
+    seen."""
 
-    def complete(client, token: str, csrf: str, choose=careful_answers) -> list[str]:
+    def complete(client, token: str, csrf: str, choose=careful_answers, rt_ms: str = "1200") -> list[str]:
         kinds = []
         while True:
-            page = client.get(f"/r/{token}/trial")
+            page = open_trial(client, token)
             if page.status_code == 302:
                 assert page.headers["Location"].endswith(f"/r/{token}/done")
                 return kinds
-            kind = TRIAL_KIND.search(page.text).group(1)
+            kind = trial_kind(app, page.text)
             questions = QUESTION.findall(page.text)
             action = TRIAL_ACTION.search(page.text).group(1)
             response = client.post(
-                action, data={"csrf_token": csrf, "rt_ms": "1200"} | choose(kind, questions, page.text)
+                action, data={"csrf_token": csrf, "rt_ms": rt_ms, "next": "1"} | choose(kind, questions, page.text)
             )
             assert response.status_code == 302, response.text
             kinds.append(kind)

@@ -1,6 +1,8 @@
-"""End to end in real headless Chromium (Debian's chromium + chromium-driver) against a threaded server on loopback.
+"""End to end in real headless Chromium (Debian's chromium + chromium-driver) against a threaded server on loopback,
+at phone size (390x844, touch) and desktop size (1280x900, keyboard).
 
-Screenshots go to tmp_path, and also to $SURVEY_APP_SCREENSHOT_DIR when it is set, for a human to look at.
+Every page type is checked for horizontal scrolling and screenshotted: to tmp_path, and also to
+$SURVEY_APP_SCREENSHOT_DIR when it is set, for a human to look at.
 """
 
 import os
@@ -13,12 +15,15 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from survey_app.models import Answer, Rater
+from survey_app.models import Admin, Answer, Rater, Trial
 from survey_app.rater_sessions import QUESTIONS_BY_KIND
+
+from .test_admin import PASSWORD, PASSWORD_HASH
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-PHONE_WINDOW = (412, 915)
+PHONE = (390, 844)
+DESKTOP = (1280, 900)
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,8 +49,7 @@ def server_url(app):
     thread.join(timeout=5)
 
 
-@pytest.fixture
-def browser(tmp_path: Path):
+def _browser(tmp_path: Path, phone: bool):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
@@ -57,15 +61,36 @@ def browser(tmp_path: Path):
         "--disable-sync",
         "--no-first-run",
         "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / ('phone' if phone else 'desktop')}",
     ):
         options.add_argument(flag)
-    width, height = PHONE_WINDOW
-    options.add_experimental_option(
-        "mobileEmulation", {"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2}}
-    )
+    if phone:
+        width, height = PHONE
+        metrics = {"width": width, "height": height, "pixelRatio": 2, "touch": True, "mobile": True}
+        options.add_experimental_option("mobileEmulation", {"deviceMetrics": metrics})
+    else:
+        options.add_argument("--window-size={},{}".format(*DESKTOP))
     driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=options)
     driver.implicitly_wait(0)
+    if not phone:
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": DESKTOP[0], "height": DESKTOP[1], "deviceScaleFactor": 1, "mobile": False},
+        )
+    return driver
+
+
+@pytest.fixture
+def phone(tmp_path: Path):
+    driver = _browser(tmp_path, phone=True)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def desktop(tmp_path: Path):
+    driver = _browser(tmp_path, phone=False)
     yield driver
     driver.quit()
 
@@ -79,61 +104,120 @@ def _screenshot(driver, tmp_path: Path, name: str) -> None:
         shutil.copy(path, target / path.name)
 
 
-def _keys_for_trial(driver, page_number: int) -> list[str]:
-    form = driver.find_element(By.ID, "trial-form")
-    kind = re.search(r"trial-(\w+)", form.get_attribute("class")).group(1)
-    if kind == "lineup":
-        return ["1"]
-    quality = str(1 + page_number % 5)
-    attention = re.search(r"please select (\d)", form.text)
+def _fits_the_width(driver) -> bool:
+    return driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def _in_view(driver, element) -> bool:
+    """The whole element lies inside the window without scrolling."""
+    return driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect();"
+        "return r.top >= 0 && r.left >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth;",
+        element,
+    )
+
+
+def _visible_keyboard_hints(driver) -> int:
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('kbd')).filter(k => k.offsetParent !== null).length"
+    )
+
+
+def _kind_answers(db, driver, page_number: int) -> dict[str, str]:
+    """A careful rater's answers for the trial on screen (the kind looked up on the server, never on the page)."""
+    action = driver.find_element(By.ID, "trial-form").get_attribute("action")
+    trial_id = re.search(r"/trials/([0-9a-f]{32})/", action).group(1)
+    kind = db.get(Trial, trial_id).item.kind.value
+    db.commit()  # SQLite: end the test's transaction before the app writes
+    text = driver.find_element(By.ID, "trial-form").text
+    answers = {"lineup": "1", "quality": str(1 + page_number % 5)}
+    attention = re.search(r"please select (\d)", text)
     if attention:
-        return [attention.group(1)]
-    recognition = {"control_same": "y", "control_different": "n"}.get(kind, "s")
-    return [quality, recognition]
+        answers["quality"] = attention.group(1)
+    answers["recognition"] = {"control_same": "yes", "control_different": "no"}.get(kind, "not_sure")
+    return answers
 
 
-def _all_saved(driver) -> bool:
-    fieldsets = driver.find_elements(By.CSS_SELECTOR, "fieldset[data-question]")
-    return all("saved" in fieldset.get_attribute("class") for fieldset in fieldsets)
+def _walk(driver, db, study: str, server_url: str, tmp_path: Path, prefix: str, keyboard: bool) -> str:
+    """Consent to completion code; returns the code. Screenshots each page type once."""
+    wait = WebDriverWait(driver, 20)
+    shots = set()
 
+    def shot(name: str) -> None:
+        if name not in shots:
+            shots.add(name)
+            _screenshot(driver, tmp_path, f"{prefix}-{len(shots):02d}-{name}")
 
-def test_a_rater_completes_the_study_in_chromium_with_the_keyboard(
-    server_url, browser, study, db, tmp_path: Path
-) -> None:
-    wait = WebDriverWait(browser, 20)
-    browser.get(f"{server_url}/s/{study}?PROLIFIC_PID=e2e-rater&STUDY_ID=s1&SESSION_ID=x1")
-    _screenshot(browser, tmp_path, "01-consent")
-    browser.find_element(By.ID, "consent").click()
-    browser.find_element(By.ID, "start").click()
-    wait.until(lambda driver: driver.find_elements(By.ID, "begin"))
-    assert "/r/" in browser.find_element(By.ID, "resume-url").text
-    _screenshot(browser, tmp_path, "02-instructions")
-    browser.find_element(By.ID, "begin").click()
-    for page_number in range(50):
-        wait.until(lambda driver: "/done" in driver.current_url or driver.find_elements(By.ID, "trial-form"))
-        if "/done" in browser.current_url:
+    driver.get(f"{server_url}/s/{study}?PROLIFIC_PID=e2e-{prefix}&STUDY_ID=s1&SESSION_ID=x1")
+    assert _fits_the_width(driver)
+    shot("consent")
+    driver.find_element(By.ID, "consent").click()
+    driver.find_element(By.ID, "start").click()
+    wait.until(lambda d: d.find_elements(By.ID, "begin"))
+    resume = driver.find_element(By.ID, "resume-url")
+    assert "/r/" in resume.text and _fits_the_width(driver)
+    assert driver.execute_script("return arguments[0].getBoundingClientRect().right <= window.innerWidth", resume)
+    shot("instructions")
+    driver.find_element(By.ID, "begin").click()
+    for page_number in range(60):
+        wait.until(
+            lambda d: "/done" in d.current_url
+            or d.find_elements(By.ID, "trial-form")
+            or d.find_elements(By.ID, "start-task")
+        )
+        assert _fits_the_width(driver), driver.current_url
+        if "/done" in driver.current_url:
             break
-        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
-        images = browser.find_elements(By.CSS_SELECTOR, "figure img, .option img")
-        assert images and all(browser.execute_script("return arguments[0].naturalWidth", img) > 0 for img in images)
-        for key in _keys_for_trial(browser, page_number):
-            browser.find_element(By.TAG_NAME, "body").send_keys(key)
-        wait.until(_all_saved)
-        if page_number in (0, 6):
-            _screenshot(browser, tmp_path, f"03-trial-{page_number}")
-        form = browser.find_element(By.ID, "trial-form")
-        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ENTER)
-        wait.until(lambda driver, old_form=form: not _is_attached(old_form))
-    code = browser.find_element(By.ID, "completion-code").text
-    _screenshot(browser, tmp_path, "04-done")
-    rater = db.scalar(select(Rater))
-    answers = db.scalars(select(Answer)).all()
-    assert rater.completed_at is not None and rater.platform_pid == "e2e-rater"
-    assert rater.viewport == "{}x{}".format(*PHONE_WINDOW)
-    assert len(answers) == sum(len(QUESTIONS_BY_KIND[trial.item.kind]) for trial in rater.trials)
-    assert all(answer.client_rt_ms is not None for answer in answers)
-    assert re.fullmatch(r"[0-9A-F]{10}", code)
-    assert browser.find_element(By.ID, "return").get_attribute("href").endswith(f"cc={code}")
+        if driver.find_elements(By.ID, "start-task"):
+            shot("task-" + driver.current_url.rsplit("/", 1)[1])
+            driver.find_element(By.ID, "start-task").click()
+            continue
+        images = driver.find_elements(By.CSS_SELECTOR, "figure img, .option img")
+        assert images and all(driver.execute_script("return arguments[0].naturalWidth", img) > 0 for img in images)
+        answers = _kind_answers(db, driver, page_number)
+        lineup = bool(driver.find_elements(By.CSS_SELECTOR, "fieldset[data-question=lineup]"))
+        is_attention = "Attention check" in driver.find_element(By.ID, "trial-form").text
+        if not keyboard:
+            assert _visible_keyboard_hints(driver) == 0
+            for element in driver.find_elements(By.CSS_SELECTOR, ".option, .choices label") + [
+                driver.find_element(By.ID, "next")
+            ]:
+                assert _in_view(driver, element), (driver.current_url, element.text)
+        first_question = "lineup" if lineup else "quality"
+        wrong_first = {"lineup": "2", "quality": "1" if answers["quality"] != "1" else "2"}[first_question]
+        _answer(driver, first_question, wrong_first, keyboard)  # a first answer, then changed: the last one counts
+        first = driver.find_element(By.CSS_SELECTOR, f"fieldset[data-question={first_question}]")
+        wait.until(lambda _, fieldset=first: "Saved" in fieldset.text)
+        for question in ("lineup",) if lineup else ("quality", "recognition"):
+            if driver.find_elements(By.CSS_SELECTOR, f"fieldset[data-question={question}]"):
+                _answer(driver, question, answers[question], keyboard)
+        fieldsets = driver.find_elements(By.CSS_SELECTOR, "fieldset[data-question]")
+        wait.until(lambda _, fieldsets=fieldsets: all("saved" in f.get_attribute("class") for f in fieldsets))
+        chosen = driver.find_element(By.CSS_SELECTOR, f"input[name={first_question}]:checked")
+        assert chosen.get_attribute("value") == answers[first_question]
+        highlighted = driver.execute_script(
+            "return getComputedStyle(arguments[0].closest('label')).backgroundColor", chosen
+        )
+        assert highlighted not in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)")
+        shot("lineup" if lineup else ("attention" if is_attention else "pair"))
+        form = driver.find_element(By.ID, "trial-form")
+        if keyboard:
+            driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ENTER)
+        else:
+            driver.find_element(By.ID, "next").click()
+        wait.until(lambda d, old=form: not _is_attached(old))
+    code = driver.find_element(By.ID, "completion-code").text
+    shot("done")
+    return code
+
+
+def _answer(driver, question: str, value: str, keyboard: bool) -> None:
+    keys = {"yes": "y", "no": "n", "not_sure": "s"}
+    if keyboard:
+        driver.find_element(By.TAG_NAME, "body").send_keys(keys.get(value, value))
+    else:
+        radio = driver.find_element(By.CSS_SELECTOR, f'input[name={question}][value="{value}"]')
+        radio.find_element(By.XPATH, "..").click()
 
 
 def _is_attached(element) -> bool:
@@ -142,3 +226,83 @@ def _is_attached(element) -> bool:
         return True
     except Exception:  # noqa: BLE001 - selenium raises StaleElementReferenceException once the page has changed
         return False
+
+
+def _check_session(db, code: str, pid: str, viewport: tuple[int, int] | None) -> None:
+    rater = db.scalar(select(Rater).where(Rater.platform_pid == pid))
+    answers = db.scalars(select(Answer).where(Answer.rater_id == rater.id)).all()
+    assert rater.completed_at is not None
+    if viewport:
+        assert rater.viewport == "{}x{}".format(*viewport)
+    assert len(answers) == sum(len(QUESTIONS_BY_KIND[trial.item.kind]) for trial in rater.trials)
+    assert all(answer.client_rt_ms is not None for answer in answers)
+    assert sum(answer.changes for answer in answers) == rater.trials_total  # the first question of each page
+    assert re.fullmatch(r"[0-9A-F]{10}", code)
+    db.commit()
+
+
+@pytest.fixture
+def four_face_study(make_study) -> str:
+    return make_study("four-faces", lineup_size=4)
+
+
+def _more_raters(db, study: str, start_rater, complete_session) -> str:
+    """Three careful raters (direct link) through the test client, so that the results page has numbers to show;
+    the last one's token."""
+    for _ in range(3):
+        client, token, csrf = start_rater(study)
+        complete_session(client, token, csrf)
+    db.commit()
+    return token
+
+
+def test_a_rater_completes_the_study_on_a_phone(
+    server_url, phone, four_face_study, db, tmp_path: Path, start_rater, complete_session
+) -> None:
+    code = _walk(phone, db, four_face_study, server_url, tmp_path, "phone", keyboard=False)
+    assert phone.find_element(By.ID, "return").get_attribute("href").endswith(f"cc={code}")
+    _check_session(db, code, "e2e-phone", PHONE)
+    token = _more_raters(db, four_face_study, start_rater, complete_session)
+    _direct_done_page(phone, server_url, token, tmp_path, "phone")
+    _walk_error_and_admin_pages(phone, db, four_face_study, server_url, tmp_path, "phone")
+
+
+def test_a_rater_completes_the_study_on_a_desktop_with_the_keyboard(
+    server_url, desktop, four_face_study, db, tmp_path: Path, start_rater, complete_session
+) -> None:
+    code = _walk(desktop, db, four_face_study, server_url, tmp_path, "desktop", keyboard=True)
+    _check_session(db, code, "e2e-desktop", DESKTOP)
+    token = _more_raters(db, four_face_study, start_rater, complete_session)
+    _direct_done_page(desktop, server_url, token, tmp_path, "desktop")
+    _walk_error_and_admin_pages(desktop, db, four_face_study, server_url, tmp_path, "desktop")
+
+
+def _direct_done_page(driver, server_url: str, token: str, tmp_path: Path, prefix: str) -> None:
+    driver.get(f"{server_url}/r/{token}/done")
+    assert "send it to the person who invited you" in driver.find_element(By.ID, "code-help").text
+    assert _fits_the_width(driver)
+    _screenshot(driver, tmp_path, f"{prefix}-19-done-direct")
+
+
+def _walk_error_and_admin_pages(driver, db, study: str, server_url: str, tmp_path: Path, prefix: str) -> None:
+    driver.get(f"{server_url}/r/{'A' * 43}/trial")
+    assert "Page not found" in driver.page_source and _fits_the_width(driver)
+    _screenshot(driver, tmp_path, f"{prefix}-20-error")
+    if not db.scalar(select(Admin)):
+        db.add(Admin(username="boss", password_hash=PASSWORD_HASH))
+    db.commit()
+    driver.get(f"{server_url}/admin/login")
+    _screenshot(driver, tmp_path, f"{prefix}-21-admin-login")
+    driver.find_element(By.NAME, "username").send_keys("boss")
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD + Keys.ENTER)
+    WebDriverWait(driver, 20).until(lambda d: d.current_url.endswith("/admin/"))
+    assert _fits_the_width(driver)
+    _screenshot(driver, tmp_path, f"{prefix}-22-admin-index")
+    driver.get(f"{server_url}/admin/studies/{study}")
+    assert "Krippendorff" in driver.page_source and _fits_the_width(driver)
+    _screenshot(driver, tmp_path, f"{prefix}-23-admin-study")
+    driver.execute_script("window.scrollTo(0, document.body.scrollHeight / 2)")
+    _screenshot(driver, tmp_path, f"{prefix}-24-admin-study-results")
+    driver.get(f"{server_url}/admin/password")
+    assert _fits_the_width(driver)
+    _screenshot(driver, tmp_path, f"{prefix}-25-admin-password")

@@ -129,3 +129,12 @@ def test_serve_refuses_a_busy_port_and_bad_worker_counts(tmp_path: Path, cli_err
         cli_error(_invoke(tmp_path, "serve", "--port", port), f"cannot listen on 127.0.0.1:{port}")
     cli_error(_invoke(tmp_path, "serve", "--port", "0", "--workers", "0"), "at least 1")
     cli_error(_invoke(tmp_path, "serve", "--port", "0", "--threads", "0"), "at least 1")
+
+
+def test_help_creates_no_data_folder(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for args in (["create-study", "--help"], ["--help"], ["export", "-h"] if "-h" in main.context_settings.get(
+            "help_option_names", []) else ["export", "--help"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0 and "Usage" in result.output, result.output
+    assert not (tmp_path / "survey_data").exists()

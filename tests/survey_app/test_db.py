@@ -57,8 +57,8 @@ def test_connections_the_server_closed_are_replaced_without_a_failed_request(app
             assert time.monotonic() < deadline
             time.sleep(0.01)
     administrator.dispose()
-    assert client.get(f"/r/{token}/trial").status_code == 200
-    assert client.get(f"/r/{token}/trial").status_code == 200
+    assert client.get(f"/r/{token}/trial?intro=done").status_code == 200
+    assert client.get(f"/r/{token}/trial?intro=done").status_code == 200
 
 
 def test_postgresql_connections_read_committed_whatever_the_server_default(postgres_server_url: str) -> None:

@@ -5,7 +5,7 @@ import pytest
 
 from survey_app.manifest import ManifestError, load_run_input
 
-from .conftest import write_png
+from .conftest import IDENTITIES, PHOTOS_PER_IDENTITY, write_png
 
 
 RECORD = {"evalkit_version": "0.1.0", "created": "2026-11-30T08:00:00+00:00", "splits": ["seen"],
@@ -19,7 +19,7 @@ RECORD = {"evalkit_version": "0.1.0", "created": "2026-11-30T08:00:00+00:00", "s
 def test_loads_pairs_with_paths_relative_to_the_csv_and_run_metadata(run_dir: Path) -> None:
     (run_dir / "results.json").write_text(json.dumps(RECORD))
     run_input = load_run_input(run_dir)
-    assert len(run_input.pairs) == 12
+    assert len(run_input.pairs) == len(IDENTITIES) * PHOTOS_PER_IDENTITY
     first = run_input.pairs[0]
     assert (first.split, first.identity) == ("test", "id00")
     assert first.real == run_dir / "real/id00_0.png" and first.generated.is_file()

@@ -8,7 +8,7 @@ from survey_app import migrate
 from survey_app.db import create_database_engine
 from survey_app.models import Base, Rater
 
-from .conftest import QUESTION, TRIAL_ACTION, TRIAL_KIND, careful_answers
+from .conftest import QUESTION, TRIAL_ACTION, careful_answers, open_trial, trial_kind
 
 
 def test_upgrade_to_head_builds_exactly_the_models_schema(empty_database_url: str) -> None:
@@ -39,30 +39,24 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 
-def test_revisions_0002_and_0003_count_the_progress_of_existing_sessions(app, study, start_rater, complete_session):
-    """Sessions stored before the rater's progress counters existed get them from their answers."""
+def test_revision_0005_keeps_the_progress_of_existing_sessions(app, study, start_rater, complete_session):
+    """Downgrading to 0004 and upgrading again gives every session back its position and its lineup block."""
     finished = start_rater(study)
     complete_session(*finished)
     client, token, csrf = start_rater(study)
-    answered = 0
-    while True:  # the four lineups come first, then the order is the rater's own: stop at a trial with two questions
-        page = client.get(f"/r/{token}/trial")
+    for _ in range(5):  # the four lineups, then one pair trial
+        page = open_trial(client, token)
         questions = QUESTION.findall(page.text)
-        if questions == ["quality", "recognition"] and answered >= 4:
-            break
-        answers = careful_answers(TRIAL_KIND.search(page.text).group(1), questions, page.text)
-        posted = client.post(TRIAL_ACTION.search(page.text).group(1), data={"csrf_token": csrf} | answers)
+        answers = careful_answers(trial_kind(app, page.text), questions, page.text)
+        posted = client.post(TRIAL_ACTION.search(page.text).group(1), data={"csrf_token": csrf, "next": "1"} | answers)
         assert posted.status_code == 302, posted.text
-        answered += 1
-    client.post(TRIAL_ACTION.search(page.text).group(1), data={"csrf_token": csrf, "quality": "1"})  # one of two
     start_rater(study)
     engine = app.extensions["survey_engine"]
-    progress = (Rater.trials_answered, Rater.trials_total, Rater.current_trial_answers)
-    counters = select(Rater.id, *progress).order_by(Rater.id)
+    counters = select(Rater.id, Rater.trials_answered, Rater.trials_total, Rater.lineup_trials).order_by(Rater.id)
     with engine.connect() as connection:
         before = connection.execute(counters).all()
-    assert [tuple(row[1:]) for row in before] == [(11, 11, 0), (answered, 11, 1), (0, 11, 0)]
-    migrate.downgrade(engine, "0001")
+    assert [tuple(row[1:]) for row in before] == [(11, 11, 4), (5, 11, 4), (0, 11, 4)]
+    migrate.downgrade(engine, "0004")
     migrate.upgrade(engine)
     with engine.connect() as connection:
         assert connection.execute(counters).all() == before

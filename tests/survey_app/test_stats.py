@@ -21,16 +21,21 @@ def _example_ratings() -> list[tuple[int, int]]:
 
 
 def test_krippendorff_alpha_matches_the_published_example() -> None:
-    assert stats.krippendorff_alpha(_example_ratings(), [1, 2, 3, 4, 5], ordinal=False) == pytest.approx(
-        0.743, abs=5e-4
-    )
-    assert stats.krippendorff_alpha(_example_ratings(), [1, 2, 3, 4, 5], ordinal=True) == pytest.approx(0.815, abs=5e-4)
+    nominal = stats.krippendorff_alpha(_example_ratings(), [1, 2, 3, 4, 5], ordinal=False)
+    ordinal = stats.krippendorff_alpha(_example_ratings(), [1, 2, 3, 4, 5], ordinal=True)
+    assert nominal.alpha == pytest.approx(0.743, abs=5e-4)
+    assert ordinal.alpha == pytest.approx(0.815, abs=5e-4)
+    assert ordinal.reason is None and ordinal.units == 11  # unit 12 has one value: unpairable
 
 
-def test_krippendorff_alpha_is_one_for_perfect_agreement_and_none_without_pairs() -> None:
+def test_krippendorff_alpha_is_one_for_perfect_agreement_and_says_why_when_undefined() -> None:
     perfect = [(0, "yes"), (0, "yes"), (1, "no"), (1, "no")]
-    assert stats.krippendorff_alpha(perfect, ["yes", "no", "not_sure"], ordinal=False) == pytest.approx(1.0)
-    assert stats.krippendorff_alpha([(0, "yes"), (1, "no")], ["yes", "no"], ordinal=False) is None
+    assert stats.krippendorff_alpha(perfect, ["yes", "no", "not_sure"], ordinal=False).alpha == pytest.approx(1.0)
+    unpaired = stats.krippendorff_alpha([(0, "yes"), (1, "no")], ["yes", "no"], ordinal=False)
+    assert unpaired.alpha is None and "two raters" in unpaired.reason
+    constant = stats.krippendorff_alpha([(0, "3"), (0, "3"), (1, "3"), (1, "3")], list("12345"), ordinal=True)
+    assert constant.alpha is None and "no variation" in constant.reason
+    assert stats.krippendorff_alpha([], ["yes"], ordinal=False).reason == "no included answers yet"
 
 
 def test_wilson_interval_of_the_seed_study_yes_share() -> None:

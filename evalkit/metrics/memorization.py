@@ -1,0 +1,206 @@
+"""Memorization: are generated faces copies of the real training faces? Euclidean distances between dlib
+descriptors (the descriptor's native metric); training faces are the real faces of the training splits
+(``evalset.head_train``), held-out faces the real faces of ``unseen_speech`` that are not training faces
+(``evalset.head_heldout``).
+
+- ``training_nearer``: share of generated faces of speaker X whose nearest real face of X is a training face, i.e.
+  nearer than any held-out face of X. A face drawn afresh from X's face distribution is as likely as any of X's
+  real faces to be nearest, so the chance level is the mean over clips of |train_X| / (|train_X| + |held-out_X|);
+  a generator that copies training faces approaches 1. The real row applies it to the held-out faces themselves
+  (each one left out of its own comparison).
+- ``authenticity`` (Alaa et al., "How faithful is your synthetic data?", ICML 2022, Sec. 3): a generated face is
+  unauthentic when its nearest training face t* is nearer to it than t*'s own nearest other training face is to t*;
+  the figure is the authentic share. The real row gives the held-out real faces' authenticity (no copies among them).
+- ``c_t``: the data-copying statistic of Meehan, Chaudhuri & Dasgupta (AISTATS 2020): the training faces are cut
+  into cells by k-means (seeded); in each cell the distances of the generated faces to their nearest training face
+  of the cell are compared with those of held-out faces by the Mann-Whitney U test, Z_U = (U - mn/2) /
+  sqrt(mn(m+n+1)/12) (U counts generated-farther pairs, ties half); C_T averages Z_U over the cells that hold at
+  least ``MIN_CELL`` generated and held-out faces, weighted by their share of held-out faces. C_T << 0: generated
+  faces lie closer to training faces than new real faces do (copying); 0 is the level of new real faces (chance).
+  Interval: bootstrap over generated and held-out faces, cells fixed. "not applicable: N too small" when no cell
+  holds enough of both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.cluster.vq import kmeans2
+from scipy.stats import mannwhitneyu
+
+from evalkit.metrics import Metric, MetricContext, register
+from evalkit.stats import Clusters, cluster_statistic_replicates, figure, percentile_interval, proportion_figure
+
+MIN_CELL = 20  # generated and held-out faces a cell needs for its U statistic's normal approximation
+MAX_CELLS = 5
+
+
+def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.clip((a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T, 0, None)
+
+
+def training_nearer(queries: np.ndarray, query_identities: np.ndarray, training: np.ndarray,
+                    training_identities: np.ndarray, heldout: np.ndarray, heldout_identities: np.ndarray,
+                    leave_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: whether its nearest real face of its identity is a training face, and the chance of that,
+    |train_X| / (|train_X| + |held-out_X|). ``leave_out`` (per query, a held-out row index or -1) removes the query
+    itself from the held-out faces."""
+    to_training = squared_distances(queries, training)
+    to_training[query_identities[:, None] != training_identities[None, :]] = np.inf
+    to_heldout = squared_distances(queries, heldout)
+    to_heldout[query_identities[:, None] != heldout_identities[None, :]] = np.inf
+    n_heldout = (query_identities[:, None] == heldout_identities[None, :]).sum(axis=1).astype(np.float64)
+    if leave_out is not None:
+        rows = np.flatnonzero(leave_out >= 0)
+        to_heldout[rows, leave_out[rows]] = np.inf
+        n_heldout[rows] -= 1
+    n_training = (query_identities[:, None] == training_identities[None, :]).sum(axis=1)
+    return to_training.min(axis=1) < to_heldout.min(axis=1), n_training / (n_training + n_heldout)
+
+
+def authentic(queries: np.ndarray, training: np.ndarray) -> np.ndarray:
+    """Alaa et al.'s authenticity per query: its nearest training face t* is no nearer to it than t*'s nearest other
+    training face is to t*."""
+    to_training = squared_distances(queries, training)
+    nearest = to_training.argmin(axis=1)
+    among = squared_distances(training, training)
+    np.fill_diagonal(among, np.inf)
+    return to_training[np.arange(len(queries)), nearest] >= among.min(axis=1)[nearest]
+
+
+def _z_u(generated: np.ndarray, heldout: np.ndarray) -> float:
+    m, n = len(generated), len(heldout)
+    u = mannwhitneyu(generated, heldout, alternative="less").statistic
+    return float((u - m * n / 2) / np.sqrt(m * n * (m + n + 1) / 12))
+
+
+def data_copying(generated: np.ndarray, heldout: np.ndarray, training: np.ndarray, rng: np.random.Generator,
+                 replicates: int) -> dict:
+    """Meehan et al.'s C_T of generated vs held-out rows against training rows, with a bootstrap interval."""
+    cells = int(min(MAX_CELLS, len(heldout) // MIN_CELL, len(generated) // MIN_CELL, len(training) // 2))
+    if cells < 1:
+        return {"status": "not applicable", "reason": f"N too small: {len(generated)} generated and {len(heldout)} "
+                f"held-out faces; a cell needs {MIN_CELL} of each"}
+    centroids, training_cell = kmeans2(np.asarray(training, np.float64), cells, minit="++", rng=rng)
+    generated_cell = squared_distances(generated, centroids).argmin(axis=1)
+    heldout_cell = squared_distances(heldout, centroids).argmin(axis=1)
+
+    def nearest_training(rows: np.ndarray, row_cell: np.ndarray) -> np.ndarray:
+        d = squared_distances(rows, training)
+        d[row_cell[:, None] != training_cell[None, :]] = np.inf
+        return np.sqrt(d.min(axis=1))
+
+    gen_distance = nearest_training(generated, generated_cell)
+    held_distance = nearest_training(heldout, heldout_cell)
+
+    def statistic(i: np.ndarray, j: np.ndarray) -> float:
+        z, weights = [], []
+        for cell in range(cells):
+            g = gen_distance[i][generated_cell[i] == cell]
+            h = held_distance[j][heldout_cell[j] == cell]
+            if len(g) >= MIN_CELL and len(h) >= MIN_CELL:
+                z.append(_z_u(g, h))
+                weights.append(len(h) / len(j))
+        return float(np.dot(weights, z) / np.sum(weights)) if z else float("nan")
+
+    everything = (np.arange(len(generated)), np.arange(len(heldout)))
+    value = statistic(*everything)
+    if not np.isfinite(value):
+        return {"status": "not applicable", "reason": f"N too small: no cell of {cells} holds {MIN_CELL} generated "
+                "and held-out faces"}
+    empty = []
+
+    def replicate(i: np.ndarray, j: np.ndarray) -> float:
+        result = statistic(i, j)
+        empty.append(not np.isfinite(result))  # a resample may leave every cell short: counted, scored as the estimate
+        return result if np.isfinite(result) else value
+
+    interval = percentile_interval(cluster_statistic_replicates(
+        replicate, [Clusters.singletons(len(generated)), Clusters.singletons(len(heldout))], replicates, rng))
+    used = [c for c in range(cells)
+            if (generated_cell == c).sum() >= MIN_CELL and (heldout_cell == c).sum() >= MIN_CELL]
+    sizes = {"generated": len(generated), "heldout": len(heldout), "training": len(training)}
+    return {**figure(value, interval, sizes, 0.0, "bootstrap over generated and held-out faces, cells fixed"),
+            "cells": cells, "cells_used": len(used), "min_cell": MIN_CELL, "replicates_without_cells": int(sum(empty))}
+
+
+def _outcomes(ctx: MetricContext, split: str) -> dict | None:
+    memo_key = ("memorization", split)
+    if memo_key in ctx.memo:
+        return ctx.memo[memo_key]
+    ev = ctx.evalset
+    generated, real = ctx.features("dlib")
+    train, heldout = ev.head_train, ev.head_heldout
+    index = ev.generated_index[split]
+    identities = ev.generated.identities[index]
+    pool_identities = ev.real.identities
+    known = np.isin(identities, pool_identities[train]) & np.isin(identities, pool_identities[heldout])
+    outcome = None
+    if known.all():
+        nearer, chance = training_nearer(generated["descriptor"][index], identities, real["descriptor"][train],
+                                         pool_identities[train], real["descriptor"][heldout], pool_identities[heldout])
+        outcome = {"training_nearer": nearer, "chance": chance,
+                   "authentic": authentic(generated["descriptor"][index], real["descriptor"][train])}
+    ctx.memo[memo_key] = outcome
+    return outcome
+
+
+def _not_applicable(ctx: MetricContext) -> dict:
+    return {"status": "not applicable",
+            "reason": "the split's speakers need real training faces (train/seen) and held-out real faces "
+                      f"(unseen_speech): {len(ctx.evalset.head_train)} and {len(ctx.evalset.head_heldout)} in the data"}
+
+
+def per_clip(ctx: MetricContext, split: str) -> dict[str, np.ndarray]:
+    """{"training_nearer", "authenticity"}: 0/1 per clip (empty when not applicable)."""
+    outcome = _outcomes(ctx, split)
+    if outcome is None:
+        return {}
+    return {"training_nearer": outcome["training_nearer"].astype(np.float64),
+            "authenticity": outcome["authentic"].astype(np.float64)}
+
+
+def evaluate(ctx: MetricContext, split: str) -> dict:
+    outcome = _outcomes(ctx, split)
+    if outcome is None:
+        return _not_applicable(ctx)
+    generated, real = ctx.features("dlib")
+    ev = ctx.evalset
+    c_t = data_copying(generated["descriptor"][ev.generated_index[split]], real["descriptor"][ev.head_heldout],
+                       real["descriptor"][ev.head_train], ctx.rng("c_t", split), ctx.options.bootstrap)
+    return {"training_nearer": proportion_figure(outcome["training_nearer"], float(outcome["chance"].mean())),
+            "authenticity": proportion_figure(outcome["authentic"], None), "c_t": c_t, "distance": "Euclidean, dlib"}
+
+
+def reference(ctx: MetricContext) -> dict:
+    """The held-out real faces as queries: their training-nearer share (each left out of its own comparison) and
+    authenticity, the levels of genuinely new faces."""
+    ev = ctx.evalset
+    train, heldout = ev.head_train, ev.head_heldout
+    if not len(train) or not len(heldout):
+        return _not_applicable(ctx)
+    _, real = ctx.features("dlib")
+    identities = ev.real.identities
+    keep = np.isin(identities[heldout], identities[train])
+    queries = heldout[keep]
+    nearer, chance = training_nearer(real["descriptor"][queries], identities[queries], real["descriptor"][train],
+                                     identities[train], real["descriptor"][heldout], identities[heldout],
+                                     leave_out=np.flatnonzero(keep))
+    return {"training_nearer": proportion_figure(nearer, float(chance.mean())),
+            "authenticity": proportion_figure(authentic(real["descriptor"][queries], real["descriptor"][train]), None),
+            "distance": "Euclidean, dlib"}
+
+
+METRIC = register(Metric(
+    name="memorization",
+    description="copies of training faces: share of generated faces nearer a training than any held-out face of "
+                "the speaker, authenticity (Alaa et al. 2022), data-copying C_T (Meehan et al. 2020)",
+    requires="dlib face models (face-recognition-models package)",
+    columns=("training_nearer", "authenticity", "c_t"),
+    extractors=lambda options: ("dlib",),
+    evaluate=evaluate,
+    reference=reference,
+    applies=lambda real: None if len(real.head_train) and len(real.head_heldout) else
+    "needs real training faces (train/seen) and held-out real faces (unseen_speech) in the data",
+    per_clip=per_clip,
+))

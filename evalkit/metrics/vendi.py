@@ -1,0 +1,65 @@
+"""Vendi score (Friedman & Dieng, TMLR 2023): the effective number of distinct faces among a split's generated faces.
+
+VS = exp(-sum_i l_i log l_i), l_i the eigenvalues of K / n, with K_ab = cos(u_a, u_b) the cosine similarity of dlib
+descriptors (a positive semi-definite kernel with K_aa = 1). VS runs from 1 (every face the same) to n (mutually
+orthogonal faces); with this linear kernel it is at most the descriptor's 128 dimensions. The eigenvalues come from the
+d x d matrix U^T U / n, which has the same non-zero spectrum as K / n.
+
+Interval: bootstrap over clips, bias-corrected (a resample repeats faces, which lowers VS). The real row is the
+score of the distinct real faces of the evaluated splits; each split's row also gives its own real faces' score.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evalkit.gallery import unit_rows
+from evalkit.metrics import Metric, MetricContext, register
+from evalkit.stats import Clusters, cluster_statistic_replicates, figure, recentred_interval
+
+
+def vendi_score(features: np.ndarray) -> float:
+    """Vendi score of feature rows (n, d) under the cosine kernel (float; 1 <= VS <= min(n, d))."""
+    u = unit_rows(features)
+    eigenvalues = np.linalg.eigvalsh(u.T @ u / len(u))
+    eigenvalues = eigenvalues[eigenvalues > 1e-12]
+    eigenvalues = eigenvalues / eigenvalues.sum()  # zero rows (no descriptor) would leave the trace below 1
+    return float(np.exp(-(eigenvalues * np.log(eigenvalues)).sum()))
+
+
+def _figure(ctx: MetricContext, features: np.ndarray, clusters: Clusters, *names: str) -> dict:
+    """Vendi score with a cluster bootstrap interval re-centred on the estimate (a resample repeats faces, which
+    lowers the score: the plain percentile interval would sit below the estimate)."""
+    value = vendi_score(features)
+    replicates = cluster_statistic_replicates(lambda i: vendi_score(features[i]), [clusters], ctx.options.bootstrap,
+                                              ctx.rng("vendi", *names))
+    return figure(value, recentred_interval(value, replicates), len(features), None,
+                  f"cluster bootstrap, percentile interval re-centred on the estimate (B={ctx.options.bootstrap})",
+                  clusters.describe())
+
+
+def evaluate(ctx: MetricContext, split: str) -> dict:
+    generated, real = ctx.split_features("dlib", "descriptor", split)
+    generated_clusters, real_clusters = ctx.split_clusters(split)
+    return {"vendi": _figure(ctx, generated, generated_clusters, split),
+            "real_faces_vendi": _figure(ctx, real, real_clusters, split, "real"),
+            "kernel": "cosine of dlib descriptors"}
+
+
+def reference(ctx: MetricContext) -> dict:
+    _, real = ctx.features("dlib")
+    faces = np.unique(np.concatenate([ctx.evalset.real_index[s] for s in ctx.evalset.splits]))
+    return {"vendi": _figure(ctx, real["descriptor"][faces], ctx.real_clusters(faces), "real"),
+            "kernel": "cosine of dlib descriptors"}
+
+
+METRIC = register(Metric(
+    name="vendi",
+    description="Vendi score: effective number of distinct generated faces (cosine kernel on dlib descriptors; "
+                "compare with the real row)",
+    requires="dlib face models (face-recognition-models package)",
+    columns=("vendi",),
+    extractors=lambda options: ("dlib",),
+    evaluate=evaluate,
+    reference=reference,
+))

@@ -1,0 +1,182 @@
+"""The arithmetic of the voice→face metrics on small fixed arrays: checked against the prdc package, torch-fidelity,
+published values and brute force."""
+
+from __future__ import annotations
+
+import itertools
+from math import comb
+
+import numpy as np
+import pytest
+
+from evalkit.gallery import Gallery, unit_rows
+from evalkit.metrics.craniofacial import (
+    RATIOS,
+    column_correlations,
+    craniofacial_ratios,
+)
+from evalkit.metrics.forced_matching import elementary_symmetric, matching_probabilities
+from evalkit.metrics.memorization import data_copying
+from evalkit.metrics.retrieval import true_ranks, voice_blind_recall
+from evalkit.metrics.vendi import vendi_score
+from evalkit.metrics.voice_dependence import icc1, per_clip_similarity, permutation_test
+from evalkit.stats import GramPair, knn_manifolds
+
+
+def _sets(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(120, 16)).astype(np.float32), (rng.normal(size=(90, 16)) + 0.4).astype(np.float32)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_knn_manifolds_match_the_prdc_package(k):
+    prdc = pytest.importorskip("prdc")
+    fake, real = _sets()
+    ours = knn_manifolds(GramPair.of(fake, real), k)
+    theirs = prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
+    for name in ("precision", "recall", "density", "coverage"):  # continuous data: no boundary ties, < equals <=
+        assert getattr(ours, name).mean() == pytest.approx(theirs[name], abs=1e-9), name
+
+
+def test_knn_precision_recall_match_torch_fidelity():
+    torch = pytest.importorskip("torch")
+    metric_prc = pytest.importorskip("torch_fidelity.metric_prc")
+    fake, real = _sets(1)
+    ours = knn_manifolds(GramPair.of(fake, real), 3)
+    precision, recall = metric_prc.calculate_precision_recall_part(torch.from_numpy(fake), torch.from_numpy(real), 3)
+    assert ours.precision.mean() == pytest.approx(precision, abs=1e-6)
+    assert ours.recall.mean() == pytest.approx(recall, abs=1e-6)
+
+
+def test_identical_sets_give_full_precision_recall_coverage():
+    _, real = _sets(2)
+    same = knn_manifolds(GramPair.of(real, real), 5)
+    assert same.precision.all() and same.recall.all() and same.coverage.all()
+    assert same.density.mean() >= 1.0  # every sample lies in its own ball and its neighbours'
+
+
+def test_icc1_reproduces_shrout_and_fleiss_table_2():
+    # Shrout & Fleiss (1979), Table 2: 6 targets rated by 4 judges; ICC(1,1) = .17; F(5, 18) = 1.79
+    ratings = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]], float)
+    labels = np.repeat(np.arange(6), 4)
+    value, (low, high), details = icc1(ratings.reshape(-1, 1), labels)
+    assert value == pytest.approx(0.166, abs=1e-3)
+    assert details["msb"] / details["msw"] == pytest.approx(1.795, abs=1e-3)
+    assert (low, high) == pytest.approx((-0.133, 0.723), abs=2e-3)  # the F interval (pingouin prints the same)
+
+
+def test_icc1_limits():
+    labels = np.repeat(np.arange(3), 4)
+    assert icc1(np.ones((12, 5)), labels)[0] == 0.0  # no variation at all
+    lookup = np.repeat(np.random.default_rng(0).normal(size=(3, 5)), 4, axis=0)
+    assert icc1(lookup, labels)[:2] == (1.0, (1.0, 1.0))  # variation only between speakers
+
+
+def _brute_force_gap(u: np.ndarray, labels: np.ndarray) -> float:
+    gaps = []
+    for i in range(len(u)):
+        same = [u[i] @ u[j] for j in range(len(u)) if j != i and labels[j] == labels[i]]
+        other = [u[i] @ u[j] for j in range(len(u)) if labels[j] != labels[i]]
+        gaps.append(np.mean(same) - np.mean(other))
+    return float(np.mean(gaps))
+
+
+def test_speaker_gap_and_its_permutation_test_match_brute_force():
+    rng = np.random.default_rng(3)
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    u = unit_rows(rng.normal(size=(9, 6)) + 0.8 * np.eye(6)[labels])
+    within, between = per_clip_similarity(u, labels)
+    gap, _ = permutation_test(u, labels, 19, np.random.default_rng(0))
+    assert gap == pytest.approx(_brute_force_gap(u, labels)) == pytest.approx((within - between).mean())
+    generator = np.random.default_rng(5)
+    _, reached = permutation_test(u, labels, 200, generator)
+    replay = np.random.default_rng(5)
+    expected = sum(_brute_force_gap(u, replay.permutation(labels)) >= gap - 1e-12 for _ in range(200))
+    assert reached == expected
+
+
+def test_forced_matching_probability_is_exact():
+    rng = np.random.default_rng(4)
+    identities, faces, dims = 6, 3, 8
+    features = unit_rows(rng.normal(size=(identities * faces, dims)))
+    gallery = Gallery(identities=tuple("abcdef"), genders=("m", "m", "f", "m", "f", "f"), features=features,
+                      owner=np.repeat(np.arange(identities), faces), pool_index=np.full(identities * faces, -1),
+                      per_identity=faces, external=(), source="test")
+    queries, true_faces = rng.normal(size=(4, dims)), rng.normal(size=(2, dims))
+    true_identity = np.array([0, 2])
+    for n_way in (2, 3):
+        p = matching_probabilities(queries, true_faces, true_identity, gallery, n_way)
+        np.testing.assert_allclose(matching_probabilities(queries, true_faces, true_identity, gallery, n_way, block=3), p)
+        for q, f in itertools.product(range(4), range(2)):
+            eligible = [x for x in range(identities) if x != true_identity[f]
+                        and gallery.genders[x] == gallery.genders[true_identity[f]]]
+            true_cos = unit_rows(queries[q:q + 1]) @ unit_rows(true_faces[f:f + 1]).T
+            wins = []
+            for chosen in itertools.combinations(eligible, n_way - 1):  # every impostor set, every face of each
+                for picks in itertools.product(range(faces), repeat=n_way - 1):
+                    cos = [unit_rows(queries[q:q + 1]) @ features[x * faces + j] for x, j in zip(chosen, picks)]
+                    wins.append(all(float(true_cos[0, 0]) > float(c[0]) for c in cos))
+            assert p[q, f] == pytest.approx(np.mean(wins)), (n_way, q, f)
+
+
+def test_elementary_symmetric_polynomials():
+    p = [np.array(v) for v in (0.2, 0.5, 0.9, 0.4)]
+    for k in range(5):
+        expected = sum(np.prod(c) for c in itertools.combinations([0.2, 0.5, 0.9, 0.4], k))
+        assert float(elementary_symmetric(p, k)) == pytest.approx(expected)
+    assert float(elementary_symmetric([np.array(1.0)] * 5, 2)) == comb(5, 2)
+
+
+def test_voice_blind_recall_is_the_mean_over_all_repairings():
+    rng = np.random.default_rng(6)
+    scores, truth = rng.normal(size=(6, 4)), np.array([0, 0, 1, 1, 2, 3])
+    for k in (1, 2):
+        permuted = [(true_ranks(scores, truth[list(order)]) < k).mean() for order in itertools.permutations(range(6))]
+        assert voice_blind_recall(scores, truth, k) == pytest.approx(np.mean(permuted))
+    constant = np.tile(scores[:1], (6, 1))  # the same face for every clip scores exactly the voice-blind level
+    assert (true_ranks(constant, truth) < 2).mean() == pytest.approx(voice_blind_recall(constant, truth, 2))
+
+
+def test_vendi_score_known_values():
+    assert vendi_score(np.ones((10, 4))) == pytest.approx(1.0)
+    assert vendi_score(np.eye(6)) == pytest.approx(6.0)
+    x = np.random.default_rng(7).normal(size=(12, 5))
+    k = unit_rows(x) @ unit_rows(x).T / 12
+    eig = np.linalg.eigvalsh(k)
+    eig = eig[eig > 1e-12]
+    assert vendi_score(x) == pytest.approx(np.exp(-(eig * np.log(eig)).sum()))
+
+
+def test_data_copying_statistic():
+    rng = np.random.default_rng(8)
+    training, heldout = rng.normal(size=(200, 4)), rng.normal(size=(150, 4))
+    fresh = data_copying(rng.normal(size=(300, 4)), heldout, training, np.random.default_rng(0), 50)
+    assert fresh["ci95"][0] < 0 < fresh["ci95"][1] and fresh["chance"] == 0.0
+    copies = training[rng.integers(0, 200, 300)] + rng.normal(scale=0.01, size=(300, 4))
+    copied = data_copying(copies, heldout, training, np.random.default_rng(0), 50)
+    assert copied["ci95"][1] < -3
+    small = data_copying(rng.normal(size=(15, 4)), heldout[:15], training, np.random.default_rng(0), 50)
+    assert small["status"] == "not applicable" and small["reason"].startswith("N too small")
+
+
+def test_craniofacial_ratios_are_scale_free_and_named():
+    points = np.random.default_rng(9).uniform(0, 100, size=(3, 68, 2))
+    ratios = craniofacial_ratios(points)
+    assert ratios.shape == (3, len(RATIOS)) == (3, 10)
+    rotation = np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])
+    moved = 2.5 * points @ rotation.T + 17.0
+    np.testing.assert_allclose(craniofacial_ratios(moved), ratios, rtol=1e-9)
+    assert np.isnan(craniofacial_ratios(np.full((1, 68, 2), np.nan))).all()
+
+
+def test_correlation_within_groups_removes_group_means():
+    rng = np.random.default_rng(10)
+    groups = np.repeat(["a", "b", "c"], 20)
+    offsets = {"a": 0.0, "b": 5.0, "c": -3.0}
+    x = np.array([[offsets[g]] for g in groups]) + rng.normal(size=(60, 1))
+    y = np.array([[2 * offsets[g]] for g in groups]) + rng.normal(size=(60, 1))
+    assert column_correlations(x, y)[0] > 0.9  # driven by the group means
+    centred = [np.concatenate([v[groups == g] - v[groups == g].mean() for g in "abc"]) for v in (x[:, 0], y[:, 0])]
+    assert column_correlations(x, y, groups)[0] == pytest.approx(np.corrcoef(*centred)[0, 1])
+    assert abs(column_correlations(x, y, groups)[0]) < 0.3
+    assert np.isnan(column_correlations(np.array([[offsets[g]] for g in groups]), y, groups)[0])  # constant within
