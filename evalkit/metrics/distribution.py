@@ -104,6 +104,7 @@ def manifold_outcomes(ctx: MetricContext, extractor: str, key: str, split: str) 
     memo_key = ("manifolds", extractor, key, split)
     if memo_key not in ctx.memo:
         x, y = ctx.split_features(extractor, key, split)
+        _require(x, y, ctx.options.pr_k + 1, f"k-NN manifolds with k={ctx.options.pr_k}")
         ctx.memo[memo_key] = knn_manifolds(GramPair.of(x, y), ctx.options.pr_k)
     return ctx.memo[memo_key]
 
