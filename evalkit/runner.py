@@ -222,7 +222,8 @@ def _score(inputs: Inputs, source: FaceSource, shard: Shard, cache: FeatureCache
     """Generate the source's faces and extract their features (every process takes part in every extraction, in
     the same order); the context's metrics are computed by process 0 alone."""
     options = inputs.options
-    job = GenerationJob(inputs.pairs, options.seed, options.batch_size, shard, inputs.real.reference(inputs.pairs))
+    job = GenerationJob(inputs.pairs, options.seed, options.batch_size, shard, inputs.real.reference(inputs.pairs),
+                        options.cache_dir)
     evalset = assemble(source.faces(job), inputs.pairs, inputs.splits, inputs.real)
     ctx = MetricContext(options, evalset, run_dir, feature_source(cache, inputs.plan.extractors, evalset))
     for name in inputs.plan.extractors:

@@ -26,6 +26,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -107,14 +108,15 @@ class RealReference:
 
 @dataclass(frozen=True)
 class GenerationJob:
-    """How to generate: the clips (manifest pairs, in run order), seed, batch size, the torchrun shard, and the
-    real faces (used only by reference generators)."""
+    """How to generate: the clips (manifest pairs, in run order), seed, batch size, the torchrun shard, the real
+    faces (used only by reference generators) and the cache folder of generated faces (None: no cache)."""
 
     pairs: list[Pair]
     seed: int
     batch_size: int
     shard: Shard
     real: RealReference
+    cache_dir: Path | None = None
 
 
 class FaceSource(ABC):

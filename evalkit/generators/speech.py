@@ -22,8 +22,9 @@ from evalkit.generators.base import (
     json_sha256,
 )
 from generator.data.audio import crop_to_length, normalise, num_samples, read_audio
-from generator.data.manifest import Pair
+from generator.data.manifest import Pair, file_sha256
 from generator.errors import DataError
+from generator.runtime import code_version
 from generator.synthesis import batched
 
 FULL_SCALE = 32768.0  # read_audio returns int16 units
@@ -79,7 +80,35 @@ class SpeechSource(FaceSource):
             raise EvalError(f"{len(short)} clip(s) shorter than the generator's {seconds} s input: "
                             f"{', '.join(short[:3])}{more}")
 
+    def cache_key(self, job: GenerationJob) -> str:
+        """What the faces depend on: the generator (its hash and provenance: weights, sampling, arguments, source),
+        the bytes of every clip in order, the seed, the batch size (batch k is seeded seed + k) and the code
+        version."""
+        return json_sha256({"generator": self.info.to_dict(), "clips": [file_sha256(p.audio) for p in job.pairs],
+                            "seed": job.seed, "batch_size": job.batch_size, "code": code_version()})
+
     def faces(self, job: GenerationJob) -> np.ndarray:
+        """The faces, read back from the cache of generated faces when the same generator already made them for the
+        same clips, seed and batch size (``<cache>/faces/<key>.npy``), else generated and stored there."""
+        path = None
+        if job.cache_dir is not None:
+            key = self.cache_key(job)
+            path = job.cache_dir / "faces" / key[:2] / f"{key}.npy"
+            if job.shard.main_decides(path.is_file()):  # every process reads it (as the feature cache is read)
+                return np.load(path)
+        faces = self._generate(job)
+        if path is not None and job.shard.is_main:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(path.name + ".tmp.npy")
+                np.save(tmp, faces)
+                tmp.replace(path)
+            except OSError as exc:
+                raise EvalError(f"{job.cache_dir}: cannot write the cache of generated faces ({exc}); pick another "
+                                "--cache-dir") from None
+        return faces
+
+    def _generate(self, job: GenerationJob) -> np.ndarray:
         chunks = list(batched(job.pairs, job.batch_size))
         mine = [k for k in range(len(chunks)) if job.shard.owns(k)]
         local = {}

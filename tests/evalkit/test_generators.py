@@ -210,6 +210,43 @@ def test_bad_generators_and_arguments_are_one_line_errors(evalkit_cli, eval_mani
     error("--generated", tmp_path / "faces.csv", fragment="needs columns audio,generated")
 
 
+COUNTING = '''
+import os
+import numpy as np
+
+class Model:
+    image_size, audio_seconds = 32, 0.3
+    def generate(self, speech, seed):
+        with open(os.environ["GENERATE_LOG"], "a") as log:
+            log.write(f"{len(speech)}\\n")
+        return np.full((len(speech), 32, 32, 3), 100 + seed, dtype=np.uint8)
+
+def make():
+    return Model()
+'''
+
+
+def test_generated_faces_are_cached_by_generator_clips_seed_and_batch(evalkit_cli, eval_manifest, tmp_path,
+                                                                       monkeypatch):
+    (tmp_path / "counting_model.py").write_text(COUNTING)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    log = tmp_path / "generate.log"
+    monkeypatch.setenv("GENERATE_LOG", str(log))
+    common = ("--generator", "counting_model:make", "--metrics", "landmark_ratio")
+    assert evalkit_cli(*args(eval_manifest, tmp_path / "a", *common)).exit_code == 0
+    calls = log.read_text().splitlines()
+    assert sum(map(int, calls)) == 12 and len(list((tmp_path / "cache" / "faces").rglob("*.npy"))) == 1
+    assert evalkit_cli(*args(eval_manifest, tmp_path / "b", *common)).exit_code == 0
+    assert log.read_text().splitlines() == calls  # read back, not generated again
+    assert figures(tmp_path / "a") == figures(tmp_path / "b")
+    assert [p.read_bytes() for p in sorted((tmp_path / "a" / "generated").rglob("*.png"))] == \
+        [p.read_bytes() for p in sorted((tmp_path / "b" / "generated").rglob("*.png"))]
+    assert evalkit_cli(*args(eval_manifest, tmp_path / "c", *common, "--seed", "1")).exit_code == 0
+    assert len(log.read_text().splitlines()) == 2 * len(calls)  # another seed: generated again
+    assert evalkit_cli(*args(eval_manifest, tmp_path / "d", *common, "--batch-size", "5")).exit_code == 0
+    assert len(list((tmp_path / "cache" / "faces").rglob("*.npy"))) == 3
+
+
 def test_paired_differences_and_verdicts():
     from evalkit.comparison import paired_difference, verdict
     from evalkit.stats import Clusters, seeded_rng
