@@ -32,7 +32,6 @@ import statistics as stats
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import dlib
 import numpy as np

@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from evalkit import __version__, distributed, provenance
+from evalkit.distributed import Shard
 from evalkit.comparison import PerClip, compare, from_json, to_json
 from evalkit.errors import EvalError, FeatureUnavailable, NotApplicable
 from evalkit.evalset import (

@@ -28,7 +28,6 @@ rounding only; the descriptors match dlib's own to cosine > 0.9999 (tests/evalki
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
