@@ -21,8 +21,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from generator.build.faces import load_models
-from generator.build.pipeline import BuildOptions, build_dataset
+from generator.dataset_builder.faces import load_models
+from generator.dataset_builder.pipeline import BuildOptions, build_dataset
 
 GRID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grid-samples"
 

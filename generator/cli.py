@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from generator.build.cli import build
+from generator.dataset_builder.cli import build
 from generator.cli_support import FriendlyGroup
 
 

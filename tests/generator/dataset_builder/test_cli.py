@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from generator.build.cli import build
+from generator.dataset_builder.cli import build
 from generator.data.manifest import read_manifest
 
 

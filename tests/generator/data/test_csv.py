@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.build.sources import find_videos
+from generator.dataset_builder.sources import find_videos
 from generator.data.importers import PAIRS_CSV_COLUMNS, import_pairs_csv
 from generator.data.manifest import read_csv_rows, read_manifest
 from generator.errors import DataError

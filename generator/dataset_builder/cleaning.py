@@ -14,7 +14,7 @@ Rules (each removal is counted per identity under its reason):
   stays: ``windows_no_speech`` when less than ``--min-speech`` of its 30 ms frames are voiced according to WebRTC
   VAD, ``windows_no_pauses`` (optional heuristic for music or a third voice, off by default) when less than
   ``--min-pauses`` of its 30 ms frames are quieter than half the window's mean, i.e. the sound never pauses as one
-  person speaking does (``generator.build.speech.pause_share``). Measured on the GRID samples' 1 s windows (clean
+  person speaking does (``generator.dataset_builder.speech.pause_share``). Measured on the GRID samples' 1 s windows (clean
   single-speaker speech): median 0.33, 10th percentile 0.15, lowest 0.03; a steady chord or noise gives 0.0. A
   threshold near 0.1 keeps most clean speech; overlapping voices of similar loudness are only partly caught.
 """
@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from generator.build.extract import FACE, NO_FACE, SEVERAL_FACES, FrameRecord, VideoRecord
+from generator.dataset_builder.extract import FACE, NO_FACE, SEVERAL_FACES, FrameRecord, VideoRecord
 from generator.data.manifest import Pair
 from generator.errors import DataError
 

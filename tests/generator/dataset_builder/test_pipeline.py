@@ -8,12 +8,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from generator.build.extract import ExtractOptions, marker_path
-from generator.build.pipeline import BuildOptions, build_dataset
-from generator.build.sources import find_videos
+from generator.dataset_builder.extract import ExtractOptions, marker_path
+from generator.dataset_builder.pipeline import BuildOptions, build_dataset
+from generator.dataset_builder.sources import find_videos
 from generator.data.manifest import read_manifest
 from generator.data.split import SplitOptions
-from tests.build.media import canvas, index_frame, speech_like, with_faces, write_video
+from tests.generator.dataset_builder.media import canvas, index_frame, speech_like, with_faces, write_video
 
 OPTIONS = BuildOptions(extract=ExtractOptions(windows=3), split=SplitOptions(test_fraction=0.3))
 
@@ -28,7 +28,7 @@ def chord(seconds: float, rate: int = 44_100) -> np.ndarray:
 def videos(tmp_path_factory):
     """ann and bo talk in two videos each; plus one video with no audio, a corrupt file, a zero-length video, a
     video with nobody in it, one with two people and one with bo's face over music."""
-    from tests.build.conftest import talking_face_video
+    from tests.generator.dataset_builder.conftest import talking_face_video
 
     root = tmp_path_factory.mktemp("videos")
     for name, seed in (("ann/talk1.mp4", 1), ("ann/talk2.mp4", 2), ("bo/talk1.mp4", 3), ("bo/talk2.mp4", 4)):
@@ -123,8 +123,8 @@ def test_pause_heuristic_removes_music_without_extracting_again(videos, built, t
 
 
 def test_an_unreadable_marker_is_redone(tmp_path, make_talking_video):
-    from generator.build.extract import extract_video
-    from generator.build.sources import VideoSource
+    from generator.dataset_builder.extract import extract_video
+    from generator.dataset_builder.sources import VideoSource
 
     video = VideoSource("ann", make_talking_video(tmp_path / "talk.mp4", seconds=1.0), "talk")
     options = ExtractOptions(windows=1)

@@ -12,11 +12,11 @@ from typing import Iterator, Sequence
 
 from tqdm import tqdm
 
-from generator.build.cleaning import CleaningOptions, IdentityResult, balance, clean_identity
-from generator.build.extract import ExtractOptions, VideoRecord, extract_video
-from generator.build.report import VideoError, summary, write_report
-from generator.build.sources import Layout, VideoSource, find_videos
-from generator.build.splitting import SingleRecording, split_build
+from generator.dataset_builder.cleaning import CleaningOptions, IdentityResult, balance, clean_identity
+from generator.dataset_builder.extract import ExtractOptions, VideoRecord, extract_video
+from generator.dataset_builder.report import VideoError, summary, write_report
+from generator.dataset_builder.sources import Layout, VideoSource, find_videos
+from generator.dataset_builder.splitting import SingleRecording, split_build
 from generator.data.manifest import write_manifest
 from generator.data.split import SplitOptions
 from generator.errors import DataError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import webrtcvad
 
-from generator.build.video import Soundtrack
+from generator.dataset_builder.video import Soundtrack
 from generator.data.audio import PCM16_SCALE, SAMPLE_RATE, num_samples, to_pcm16
 
 VAD_FRAME_SECONDS = 0.03  # webrtcvad accepts 10, 20 or 30 ms frames

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generator.build.speech import pause_share, speech_fraction, vad_gain, window_starts
-from generator.build.video import Soundtrack
-from tests.build.media import speech_like
+from generator.dataset_builder.speech import pause_share, speech_fraction, vad_gain, window_starts
+from generator.dataset_builder.video import Soundtrack
+from tests.generator.dataset_builder.media import speech_like
 
 
 def track(seconds: float, offset: float = 0.0) -> Soundtrack:

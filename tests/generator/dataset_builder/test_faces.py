@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator.build import faces
-from tests.build.media import canvas, with_faces
+from generator.dataset_builder import faces
+from tests.generator.dataset_builder.media import canvas, with_faces
 
 
 def test_model_files_are_found_without_importing_the_package():

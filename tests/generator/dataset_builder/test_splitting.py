@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from generator.build.cleaning import UNSPLIT
-from generator.build.splitting import split_build
+from generator.dataset_builder.cleaning import UNSPLIT
+from generator.dataset_builder.splitting import split_build
 from generator.data.manifest import Pair
 from generator.data.split import SplitOptions
 from generator.errors import DataError

@@ -11,8 +11,8 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw
 
-from generator.build.cleaning import FACE_REASONS, IdentityResult, Rejection
-from generator.build.splitting import SplitResult
+from generator.dataset_builder.cleaning import FACE_REASONS, IdentityResult, Rejection
+from generator.dataset_builder.splitting import SplitResult
 from generator.data.audit import DEFAULT_MIN_RUN, audit_report, format_audit
 from generator.data.faces import read_image_rgb
 from generator.data.manifest import Manifest
@@ -103,7 +103,7 @@ REASONS = (
     "from the identity's robust centroid; `no_audio` no full window of audio near the frame; `no_speech` no window "
     "of the face passed the speech checks: `windows_no_speech` too little voice activity, `windows_no_pauses` no "
     "pauses (music or several voices; off unless --min-pauses is set). Rules and thresholds: "
-    "`generator/build/cleaning.py`."
+    "`generator/dataset_builder/cleaning.py`."
 )
 
 

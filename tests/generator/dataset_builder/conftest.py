@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.build.media import speech_like, with_faces, write_video
+from tests.generator.dataset_builder.media import speech_like, with_faces, write_video
 
 REPO = Path(__file__).resolve().parents[2]
 GRID_SAMPLES = REPO.parent / "shared" / "data" / "grid-samples"

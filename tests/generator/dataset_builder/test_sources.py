@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generator.build.sources import find_videos
+from generator.dataset_builder.sources import find_videos
 from generator.errors import DataError
 
 

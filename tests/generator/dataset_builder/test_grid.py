@@ -8,10 +8,10 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from generator.build.cli import build
-from generator.build.pipeline import BuildOptions, build_dataset
-from generator.build.sources import find_videos
-from generator.build.video import decode_video
+from generator.dataset_builder.cli import build
+from generator.dataset_builder.pipeline import BuildOptions, build_dataset
+from generator.dataset_builder.sources import find_videos
+from generator.dataset_builder.video import decode_video
 from generator.data.dataset import DataOptions, SpeechFaceDataset
 from generator.data.manifest import read_manifest
 

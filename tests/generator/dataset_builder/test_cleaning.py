@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator.build.cleaning import (
+from generator.dataset_builder.cleaning import (
     NO_AUDIO,
     NO_SPEECH,
     OUTLIER,
@@ -16,7 +16,7 @@ from generator.build.cleaning import (
     clean_identity,
     robust_centroid,
 )
-from generator.build.extract import FACE, NO_FACE, SEVERAL_FACES, FrameRecord, VideoRecord, Window
+from generator.dataset_builder.extract import FACE, NO_FACE, SEVERAL_FACES, FrameRecord, VideoRecord, Window
 from generator.errors import DataError
 
 OUT = Path("/build")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from generator.build.extract import ExtractOptions
-from generator.build.splitting import SINGLE_RECORDING_POLICIES
+from generator.dataset_builder.extract import ExtractOptions
+from generator.dataset_builder.splitting import SINGLE_RECORDING_POLICIES
 from generator.cli_support import FriendlyCommand
 
 DEFAULTS = ExtractOptions()
@@ -54,8 +54,8 @@ def build(source: Path, out: Path, layout: str, fps: float, detector: str, upsam
           workers: int) -> None:
     """Build a cleaned audio-face dataset from talking-face videos in INPUT (identity folders or a CSV with
     columns identity, video)."""
-    from generator.build.cleaning import CleaningOptions
-    from generator.build.pipeline import BuildOptions, build_dataset
+    from generator.dataset_builder.cleaning import CleaningOptions
+    from generator.dataset_builder.pipeline import BuildOptions, build_dataset
     from generator.data.split import SplitOptions
 
     options = BuildOptions(
