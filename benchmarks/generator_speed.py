@@ -1,6 +1,6 @@
 """Wav2Pix training and inference throughput on this machine's CPU (64 px, 1 s, batch 64).
 
-Compares the product's training step (generator.train.GanStep) and inference (generator.synthesis.generate) with a
+Compares the product's training step (generator.training.GanStep) and inference (generator.synthesis.generate) with a
 plain eager baseline written the way the original code runs: a fresh generator forward for each of the D and G
 steps, three separate discriminator calls, no detach in the D step, and inference as a plain forward under no_grad.
 Synthetic inputs of the real shapes: the speed of the networks does not depend on the values.
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from generator.model import Discriminator, Generator, ModelConfig, init_weights
 from generator.synthesis import generate
-from generator.train import Batch, GanStep, TrainConfig
+from generator.training import Batch, GanStep, TrainConfig
 
 BATCH = 64
 

@@ -130,7 +130,7 @@ def export_data(manifest: Path, out: Path, splits: tuple[str, ...], image_size: 
 def train(config_path: Path | None, resume: bool, overrides: tuple[str, ...]) -> None:
     """Train Wav2Pix; OVERRIDES are key=value (e.g. epochs=40 out=runs/x). Multi-GPU: torchrun ... wav2pix train."""
     from generator.runtime import leave_torchrun
-    from generator.train import TrainConfig, Wav2PixTrainer
+    from generator.training import TrainConfig, Wav2PixTrainer
 
     config = TrainConfig.load(config_path, list(overrides))
     try:

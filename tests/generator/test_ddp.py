@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from generator.train import TrainConfig, Wav2PixTrainer
+from generator.training import TrainConfig, Wav2PixTrainer
 
 pytestmark = pytest.mark.slow  # two fresh Python processes importing torch: about 20-40 s on 2 busy cores
 

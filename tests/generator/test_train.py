@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from generator.checkpoint import load_generator
+from generator.checkpoint import load_generator, load_tensors
 from generator.runtime import sha256_file
 from generator.data.manifest import read_manifest
 from generator.errors import CheckpointError, ConfigError
 from generator.runtime import pick_device
-from generator.train import TrainConfig, Wav2PixTrainer
+from generator.training import TrainConfig, Wav2PixTrainer
 
 EPOCHS = 3
 
@@ -133,6 +133,24 @@ def test_resume_continues_bit_exactly(run, tiny_overrides, tmp_path):
     b = load_generator(copy / "epoch_0003").model.state_dict()
     for name in a:
         assert torch.equal(a[name], b[name]), name
+
+
+def test_checkpoints_keep_the_layout_running_jobs_resume_from(run):
+    """The checkpoint layout of the code before the training split (tests/generator/checkpoint_layout.json, written
+    by that code): the same files, sidecar sections, train_state keys, dtypes and shapes, so ``--resume`` of a job
+    started before a code update reads its checkpoints."""
+    _, out, _, _ = run
+    layout = json.loads((Path(__file__).parent / "checkpoint_layout.json").read_text())
+    folder = out / "epoch_0001"
+    assert sorted(p.name for p in folder.iterdir()) == layout["files"]
+    assert sorted(json.loads((folder / "train_state.json").read_text())) == layout["train_state_json_keys"]
+    sidecar = json.loads((folder / "generator.json").read_text())
+    assert sorted(sidecar) == layout["sidecar_keys"]
+    assert sorted(sidecar["data"]) == layout["sidecar_data_keys"]
+    assert sorted(sidecar["training"]) == layout["sidecar_training_keys"]
+    state = load_tensors(folder / "train_state.safetensors")
+    written = {k: [str(v.dtype).removeprefix("torch."), list(v.shape)] for k, v in state.items()}
+    assert written == layout["train_state_tensors"]
 
 
 def test_resume_when_finished_does_nothing_more(run, tiny_overrides, tmp_path):
