@@ -12,6 +12,7 @@ from evalkit.experiments import (
     resolution,
     unseen_identities,
 )
+from evalkit.registry import Registry
 from generator.cli_support import FriendlyGroup
 
 
@@ -20,7 +21,9 @@ def experiment_group() -> None:
     """The seed's experiments; each adds a section (tables, figures) to a report folder (see --out) and renders it."""
 
 
+EXPERIMENTS: Registry[click.Command] = Registry("experiment")
 for module in (audio_length, resolution, interpolation, averages, unseen_identities):
+    EXPERIMENTS.add(str(module.command.name), module.command, origin=f"module {module.__name__}")
     experiment_group.add_command(module.command)
 
 compare_cmd = compare.command

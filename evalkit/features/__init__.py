@@ -19,6 +19,7 @@ import numpy as np
 from evalkit.distributed import Shard
 from evalkit.errors import EvalError
 from evalkit.options import RunOptions
+from evalkit.registry import Registry
 
 Features = dict[str, np.ndarray]
 
@@ -44,13 +45,14 @@ class FeatureExtractor(ABC):
 
 
 ExtractorFactory = Callable[[RunOptions], FeatureExtractor]
-EXTRACTORS: dict[str, ExtractorFactory] = {}
+EXTRACTORS: Registry[ExtractorFactory] = Registry("feature extractor")
 
 
 def register_extractor(name: str) -> Callable[[ExtractorFactory], ExtractorFactory]:
+    """Class decorator: register the extractor under ``name``; raises ``DuplicateRegistration`` when it is taken."""
+
     def register(factory: ExtractorFactory) -> ExtractorFactory:
-        EXTRACTORS[name] = factory
-        return factory
+        return EXTRACTORS.add(name, factory, origin=f"{factory.__module__}.{factory.__qualname__}")
 
     return register
 

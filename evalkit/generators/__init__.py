@@ -30,6 +30,7 @@ from evalkit.generators.base import FaceSource
 from evalkit.generators.images import ImagesSource
 from evalkit.generators.reference import REFERENCE_NAMES, ReferenceSource
 from evalkit.generators.speech import SpeechSource
+from evalkit.registry import Registry
 from generator.errors import CheckpointError, ConfigError
 from generator.runtime import sha256_file
 
@@ -57,8 +58,18 @@ def parse_generator_args(items: tuple[str, ...]) -> dict[str, object]:
 
 
 def entry_points() -> dict[str, metadata.EntryPoint]:
-    """Installed generators of the ``evalkit.generators`` entry-point group, by name."""
-    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    """Installed generators of the ``evalkit.generators`` entry-point group, by name.
+
+    Raises ``DuplicateRegistration`` when two entry points share a name, or one takes the name of a built-in
+    generator (``wav2pix``, a reference generator): ``--generator NAME`` would otherwise pick one silently."""
+    named: Registry[metadata.EntryPoint | None] = Registry("generator")
+    named.add(WAV2PIX, None, origin="evalkit (built-in)")
+    for name in REFERENCE_NAMES:
+        named.add(name, None, origin="evalkit's reference generators (built-in)")
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        package = ep.dist.name if ep.dist is not None else "an unknown package"
+        named.add(ep.name, ep, origin=f"the {ENTRY_POINT_GROUP} entry point {ep.value} of {package}")
+    return {name: ep for name, ep in named.items() if ep is not None}
 
 
 def _load_factory(spec: str) -> tuple[object, str]:
@@ -127,6 +138,8 @@ def open_source(generator: str | None, args: tuple[str, ...], checkpoint: Path |
     """The face source a run's options name (see the module docstring); raises EvalError for conflicting or bad
     choices, before anything is generated."""
     parsed = parse_generator_args(args)
+    if generator is not None and ":" not in generator:
+        entry_points()  # a name two generators claim is refused before either is picked
     if generated is not None:
         if generator is not None or checkpoint is not None or parsed:
             raise EvalError("--generated (finished faces) cannot be combined with --generator, --checkpoint or "

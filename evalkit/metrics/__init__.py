@@ -23,6 +23,7 @@ from evalkit.errors import EvalError
 from evalkit.evalset import EvalSet, RealFaces
 from evalkit.features import Features
 from evalkit.options import RunOptions
+from evalkit.registry import Registry
 from evalkit.stats import Clusters, seeded_rng
 
 
@@ -93,15 +94,15 @@ class Metric:
     """Per-clip values of the figures that are means over clips (see the module docstring)."""
 
 
-METRICS: dict[str, Metric] = {}
+METRICS: Registry[Metric] = Registry("metric")
 METRIC_MODULES = ("fid", "kid", "precision_recall", "face_fd", "face_kid", "identity_accuracy", "landmark_ratio",
                   "identity_similarity", "retrieval", "forced_matching", "voice_dependence", "face_prdc", "vendi",
                   "memorization", "craniofacial")
 
 
 def register(metric: Metric) -> Metric:
-    METRICS[metric.name] = metric
-    return metric
+    """Add ``metric`` to the registry; raises ``DuplicateRegistration`` when its name is taken."""
+    return METRICS.add(metric.name, metric, origin=f"module {metric.evaluate.__module__}")
 
 
 def all_metrics() -> dict[str, Metric]:
