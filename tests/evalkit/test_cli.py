@@ -16,7 +16,7 @@ from evalkit.features.inception import WEIGHTS_FILE
 from evalkit.metrics import all_metrics
 from evalkit.stats import read_stats
 from generator.checkpoint import INCLUDED_CHECKPOINT, save_generator
-from tests.conftest import REPO, check_cli_error, small_generator, write_csv
+from tests.support import REPO, check_cli_error, small_generator, write_csv
 
 FAST_METRICS = "landmark_ratio"
 

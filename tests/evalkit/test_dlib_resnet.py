@@ -17,7 +17,7 @@ from generator.checkpoint import load_generator
 from generator.data.audio import load_speech
 from generator.data.faces import array_to_image
 from generator.synthesis import generate
-from tests.evalkit.conftest import embedded_face
+from tests.evalkit.support import embedded_face
 
 MIN_COSINE = 0.9999
 

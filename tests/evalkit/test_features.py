@@ -24,7 +24,7 @@ from evalkit.features.vggface import (
     preprocess,
 )
 from evalkit.options import RunOptions
-from tests.evalkit.conftest import embedded_face
+from tests.evalkit.support import embedded_face
 
 
 def images(n: int, size: int = 64, seed: int = 0) -> np.ndarray:

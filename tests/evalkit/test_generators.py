@@ -14,7 +14,7 @@ import pytest
 
 from evalkit.generators import parse_generator_args
 from evalkit.generators.reference import REFERENCE_NAMES
-from tests.conftest import REPO, check_cli_error, write_csv
+from tests.support import REPO, check_cli_error, write_csv
 
 TOY = "examples.toy_generator:make_generator"
 TOY_ARGS = ("--generator-arg", "audio_seconds=0.3")

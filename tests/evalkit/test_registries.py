@@ -12,7 +12,7 @@ from evalkit.generators import entry_points, open_source
 from evalkit.generators.reference import REFERENCE_NAMES, REFERENCES, register_reference
 from evalkit.metrics import METRICS, Metric, all_metrics, register
 from evalkit.registry import DuplicateRegistration, Registry
-from tests.conftest import check_cli_error
+from tests.support import check_cli_error
 
 
 def test_a_registry_refuses_a_second_registration_and_keeps_the_first():

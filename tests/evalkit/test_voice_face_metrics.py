@@ -17,8 +17,8 @@ from evalkit.gallery import NO_FACE, split_gallery
 from evalkit.metrics import MetricContext, resolve_metrics
 from evalkit.options import RunOptions
 from evalkit.runner import Plan, evaluate_metric, validate
-from tests.evalkit.conftest import embedded_face
 from tests.evalkit.oracles import SPLIT, OracleBench, make_bench
+from tests.evalkit.support import embedded_face
 
 NEW_METRICS = ("retrieval", "forced_matching", "voice_dependence", "face_prdc", "vendi", "memorization", "craniofacial")
 

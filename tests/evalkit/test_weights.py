@@ -19,7 +19,7 @@ from evalkit.errors import EvalError, FeatureUnavailable
 from evalkit.features import make_extractor
 from evalkit.options import RunOptions
 from evalkit.weights import WEIGHTS, WeightsFile, download, ensure
-from tests.evalkit.conftest import random_inception_state
+from tests.evalkit.support import random_inception_state
 from tests.evalkit.test_features import write_keras_vgg16_notop
 
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from evalkit.cli import main
 from generator.checkpoint import load_generator
-from tests.conftest import check_cli_error, noise, write_audio
-from tests.reports.conftest import save_tiny_checkpoint
+from tests.reports.support import save_tiny_checkpoint
+from tests.support import check_cli_error, noise, write_audio
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from evalkit.cli import main
 from reports.render import render
-from tests.conftest import check_cli_error
+from tests.support import check_cli_error
 
 pytestmark = pytest.mark.slow
 

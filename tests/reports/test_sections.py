@@ -25,7 +25,7 @@ from evalkit.sections import (
     write_section,
 )
 from reports.render import render
-from tests.conftest import check_cli_error
+from tests.support import check_cli_error
 
 CELL = {"value": 0.5, "ci95": [0.25, 0.75], "n": 8, "chance": 0.5, "ci_method": "wilson"}
 

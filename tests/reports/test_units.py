@@ -12,7 +12,7 @@ from evalkit.stats import proportion_figure, wilson_interval
 from reports.run_files import read_training_log, training_log_path
 from reports.seed import seed_table
 from reports.tables import every_figure_table, headline_table
-from tests.reports.conftest import write_train_log
+from tests.reports.support import write_train_log
 
 
 def test_mover_difference_of_wilson_intervals_is_newcombes_hybrid_score_interval():

@@ -10,8 +10,12 @@ from typing import Callable, Sequence
 import av
 import numpy as np
 
+from tests.support import REPO
+
 FrameFn = Callable[[int], np.ndarray]
 TIME_BASE = Fraction(1, 60_000)  # MPEG-4 allows denominators up to 65535; exact for 25 and 30000/1001 fps
+GRID_SAMPLES = REPO.parent / "shared" / "data" / "grid-samples"
+FACE_SEQUENCE = [(90, 40, 170), (96, 44, 166), (84, 38, 172)]  # the face moves a little between frames
 
 
 @lru_cache(maxsize=1)
@@ -87,3 +91,9 @@ def _write_audio(out, stream, audio: np.ndarray, rate: int) -> None:
 def index_frame(i: int) -> np.ndarray:
     """A frame whose grey level encodes its index (i * 8 % 256): decodable back despite compression."""
     return canvas(64, 64, (8 * i % 256,) * 3)
+
+
+def talking_face_video(path: Path, seconds: float = 2.0, seed: int = 0, fps: int = 10) -> Path:
+    """A face that moves slightly, with speech-like audio, ``seconds`` long."""
+    frames = int(seconds * fps)
+    return write_video(path, lambda i: with_faces([FACE_SEQUENCE[i % 3]]), frames, fps, speech_like(seconds, seed=seed))

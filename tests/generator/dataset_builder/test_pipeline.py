@@ -28,7 +28,7 @@ def chord(seconds: float, rate: int = 44_100) -> np.ndarray:
 def videos(tmp_path_factory):
     """ann and bo talk in two videos each; plus one video with no audio, a corrupt file, a zero-length video, a
     video with nobody in it, one with two people and one with bo's face over music."""
-    from tests.generator.dataset_builder.conftest import talking_face_video
+    from tests.generator.dataset_builder.media import talking_face_video
 
     root = tmp_path_factory.mktemp("videos")
     for name, seed in (("ann/talk1.mp4", 1), ("ann/talk2.mp4", 2), ("bo/talk1.mp4", 3), ("bo/talk2.mp4", 4)):
