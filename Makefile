@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install
+.PHONY: run test install lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,13 @@ install: $(VENV)/.installed
 
 run: install
 	$(BIN)/evalkit run
+
+# ruff (rules in pyproject.toml), mypy on generator/ evalkit/ reports/, the import contracts (pyproject.toml); the
+# same checks as .pre-commit-config.yaml. Every finding fails.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install
 	CI=$${CI:-} $(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
