@@ -109,7 +109,7 @@ def copy_faces(count: int, folder: Path) -> list[Path]:
         sys.exit(f"{FACES}: only {len(sources)} face crops, asked for {count}")
     folder.mkdir()
     copies = [folder / f"{k:05d}.jpg" for k in range(count)]
-    for source, copy in zip(sources, copies):
+    for source, copy in zip(sources, copies, strict=True):
         shutil.copyfile(source, copy)
     return copies
 

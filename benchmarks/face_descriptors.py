@@ -171,8 +171,8 @@ def main() -> None:
                 s, other = timed(action)
                 seconds[name].append(s)
                 agreement.append(min_cosine(other, theirs))
-    ratio = {"descriptor": [a / b for a, b in zip(seconds["dlib_per_image"], seconds["ours"])],
-             "extractor": [a / b for a, b in zip(seconds["old_extractor"], seconds["new_extractor"])]}
+    ratio = {"descriptor": [a / b for a, b in zip(seconds["dlib_per_image"], seconds["ours"], strict=True)],
+             "extractor": [a / b for a, b in zip(seconds["old_extractor"], seconds["new_extractor"], strict=True)]}
     ms_per_image = {k: round(1000 * stats.median(v) / n, 2) for k, v in seconds.items()}
     for k, v in ms_per_image.items():
         print(f"{k:>20}: {v:7.2f} ms/image (median of {args.repeats})")

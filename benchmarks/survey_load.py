@@ -2,9 +2,9 @@
 
 Each rater consents, reads the pair task's instructions, then for every trial loads the trial page and posts its
 answers with Next, as a browser without the page's script does (images are not fetched; the script would also save
-each answer on its own as it is given). Measured per backend (SQLite in a temporary folder; PostgreSQL when a server URL is given):
-answer submissions per wall second over the whole storm, p50/p99 latency of the answer POSTs (and of the trial
-pages), CPU time per answer of the server, the client and the PostgreSQL processes, and an audit of the database
+each answer on its own as it is given). Measured per backend (SQLite in a temporary folder; PostgreSQL when a server
+URL is given): answer submissions per wall second over the whole storm, p50/p99 latency of the answer POSTs (and of the
+trial pages), CPU time per answer of the server, the client and the PostgreSQL processes, and an audit of the database
 afterwards (acknowledged answers lost or doubled). Client, server and database share this machine's CPUs, so the
 figures include the client's own cost. Each backend is measured --repeat times, the backends taking turns; the
 summary is the median run (a run on a shared machine varies by +-15 %).

@@ -35,7 +35,8 @@ def fit_logistic_regression(features: np.ndarray, labels: np.ndarray, classes: t
     x = np.asarray(features, np.float64)
     y = np.asarray(labels, np.int64)
     if len(set(y.tolist())) < 2:
-        raise EvalError(f"the identity head needs real training faces of at least 2 identities, got {len(set(y.tolist()))}")
+        raise EvalError(
+            f"the identity head needs real training faces of at least 2 identities, got {len(set(y.tolist()))}")
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0

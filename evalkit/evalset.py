@@ -66,7 +66,8 @@ def choose_splits(manifest: Manifest, requested: tuple[str, ...]) -> tuple[str, 
         return tuple(dict.fromkeys(requested))
     present = tuple(s for s in EVAL_SPLITS if s in manifest.splits)
     if not present:
-        raise EvalError(f"{manifest.path}: no evaluation split {EVAL_SPLITS} in this manifest (it has {manifest.splits})")
+        raise EvalError(
+            f"{manifest.path}: no evaluation split {EVAL_SPLITS} in this manifest (it has {manifest.splits})")
     return present
 
 
@@ -194,14 +195,15 @@ def evaluated_pairs(manifest: Manifest, splits: tuple[str, ...]) -> list[Pair]:
 
 def generated_names(pairs: list[Pair]) -> list[str]:
     """``generated/<split>/<identity>/<audio stem>.png`` per clip (unique within the run folder)."""
-    return [f"generated/{p.split}/{n}.png" for p, n in zip(pairs, _unique_split_names(pairs))]
+    return [f"generated/{p.split}/{n}.png" for p, n in zip(pairs, _unique_split_names(pairs), strict=True)]
 
 
 def _unique_split_names(pairs: list[Pair]) -> list[str]:
     names = [""] * len(pairs)
     for split in dict.fromkeys(p.split for p in pairs):
         positions = [i for i, p in enumerate(pairs) if p.split == split]
-        for i, name in zip(positions, unique_names([(pairs[i].identity, pairs[i].audio) for i in positions])):
+        names = unique_names([(pairs[i].identity, pairs[i].audio) for i in positions])
+        for i, name in zip(positions, names, strict=True):
             names[i] = name
     return names
 
@@ -228,7 +230,7 @@ def write_pairs(evalset: EvalSet, run_dir: Path) -> Path:
         writer = csv.writer(handle)
         writer.writerow(["split", "identity", "real", "generated"])
         for split in evalset.splits:
-            for generated, real in zip(evalset.generated_index[split], evalset.paired_real[split]):
+            for generated, real in zip(evalset.generated_index[split], evalset.paired_real[split], strict=True):
                 writer.writerow([split, evalset.generated.identities[generated], evalset.real.names[real],
                                  evalset.generated.names[generated]])
     return path
@@ -236,7 +238,7 @@ def write_pairs(evalset: EvalSet, run_dir: Path) -> Path:
 
 def save_images(pool: ImagePool, run_dir: Path) -> None:
     for image, name in zip(tqdm(pool.images, desc="writing images", unit="image", leave=False, disable=None),
-                           pool.names):
+                           pool.names, strict=True):
         target = run_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(target)

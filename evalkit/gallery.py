@@ -91,7 +91,8 @@ class Gallery:
     def describe(self) -> dict:
         return {"identities": len(self.identities), "faces_per_identity": self.per_identity,
                 "distractors": list(self.external), "source": self.source,
-                "genders": {name: gender or "unknown" for name, gender in zip(self.identities, self.genders)}}
+                "genders": {name: gender or "unknown"
+                            for name, gender in zip(self.identities, self.genders, strict=True)}}
 
 
 def _read_gallery_manifest(ctx: MetricContext) -> Manifest:

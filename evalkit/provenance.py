@@ -7,10 +7,10 @@ import sys
 from importlib import metadata
 
 from evalkit.features import FeatureExtractor
-from evalkit.options import RunOptions
 from evalkit.generators.base import GeneratorInfo
-from generator.runtime import code_version, sha256_file
+from evalkit.options import RunOptions
 from generator.data.manifest import Manifest
+from generator.runtime import code_version, sha256_file
 
 PACKAGES = ("wav2pix-evalkit", "torch", "torchvision", "numpy", "scipy", "pytorch-fid", "dlib-bin",
             "face-recognition-models", "h5py", "pillow", "click", "tqdm")

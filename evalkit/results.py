@@ -46,4 +46,4 @@ def summary_table(document: RunRecord) -> str:
             else:
                 table.append([name, *(format_cell(entry["rows"].get(row, {}).get(column)) for row in row_names)])
     widths = [max(len(line[c]) for line in table) for c in range(len(table[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in table)

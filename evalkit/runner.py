@@ -15,8 +15,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from evalkit import __version__, distributed, provenance
-from evalkit.distributed import Shard
 from evalkit.comparison import PerClip, compare, from_json, to_json
+from evalkit.distributed import Shard
 from evalkit.errors import EvalError, FeatureUnavailable, NotApplicable
 from evalkit.evalset import (
     EvalSet,
@@ -30,11 +30,11 @@ from evalkit.evalset import (
     write_pairs,
 )
 from evalkit.features import FeatureCache, FeatureExtractor, Features, make_extractor
+from evalkit.gallery import gallery_content_hash
 from evalkit.generators import open_source
 from evalkit.generators.base import FaceSource, GenerationJob, json_sha256
 from evalkit.generators.images import write_generated_csv
 from evalkit.generators.reference import DESCRIPTIONS, LABELS, REFERENCE_NAMES, ReferenceSource
-from evalkit.gallery import gallery_content_hash
 from evalkit.metrics import Metric, MetricContext, resolve_metrics
 from evalkit.options import RunOptions
 from evalkit.record import (

@@ -70,7 +70,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
-        raise EvalError(f"statistics do not match: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
+        raise EvalError(
+            f"statistics do not match: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
     if not all(np.all(np.isfinite(a)) for a in (mu1, mu2, sigma1, sigma2)):
         raise EvalError("statistics contain NaN or infinite values (a covariance of fewer than 2 samples?)")
     values, vectors = np.linalg.eigh((sigma1 + sigma1.T) / 2)
@@ -414,9 +415,10 @@ def half_sample_replicates(statistic: Callable[..., np.ndarray], clusters: Seque
         if shared:
             union = np.unique(np.concatenate(presents))
             chosen = rng.choice(union, len(union) // 2, replace=False)
-            rows = [c.rows(chosen[np.isin(chosen, own)]) for c, own in zip(clusters, presents)]
+            rows = [c.rows(chosen[np.isin(chosen, own)]) for c, own in zip(clusters, presents, strict=True)]
         else:
-            rows = [c.rows(rng.choice(own, len(own) // 2, replace=False)) for c, own in zip(clusters, presents)]
+            rows = [c.rows(rng.choice(own, len(own) // 2, replace=False))
+                    for c, own in zip(clusters, presents, strict=True)]
         values.append(statistic(*rows))
     return np.array(values)
 

@@ -3,8 +3,8 @@
 Why: on a shared machine, an intra-op pool as wide as the machine is slowed several times over when other processes
 hold some of the cores, because every parallel operator waits at its barrier for the thread that was descheduled
 (benchmarks/face_descriptors.py, dlib's face network on a 2-core machine shared with other jobs: 12.9 ms per image
-with 2 threads against 6.6 ms with 1 at load average 2-3, 101 ms against 30 ms at load 7-14). With no more threads than free cores, a loaded machine slows a
-run in proportion to the load instead.
+with 2 threads against 6.6 ms with 1 at load average 2-3, 101 ms against 30 ms at load 7-14). With no more threads
+than free cores, a loaded machine slows a run in proportion to the load instead.
 
 The bound is the smallest of: the process's current torch setting (``OMP_NUM_THREADS`` or ``torch.set_num_threads``,
 so a user's or a test's choice is kept), the CPUs this process may run on (affinity and a cgroup v2 ``cpu.max``

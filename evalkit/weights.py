@@ -20,7 +20,6 @@ import hashlib
 import http.client
 import os
 import re
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -149,7 +148,7 @@ def _stream(url: str, partial: Path, timeout: float) -> str:
     except http.client.IncompleteRead as exc:
         raise EvalError(f"cannot download {url}: truncated ({received + len(exc.partial)} bytes, then the connection "
                         "closed)") from None
-    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as exc:
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise EvalError(f"cannot download {url}: {reason} (no network, or no answer within {timeout:g} s)") from None
     if total is not None and received != total:

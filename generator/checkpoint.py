@@ -30,13 +30,13 @@ import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from generator.data.audio import AUDIO_SECONDS, num_samples
+from generator.data.audio import AUDIO_SECONDS, Normalisation, num_samples
 from generator.errors import CheckpointError
 from generator.model import ENCODER_CHANNELS, Generator, ModelConfig, encoder_output_length
 from generator.runtime import code_version, sha256_file
@@ -104,7 +104,7 @@ def rebase_sidecar_paths(info: dict, source: Path, target: Path) -> dict:
     sidecars) are re-expressed relative to the ``target`` folder, where the new sidecar will live."""
     info = json.loads(json.dumps(info))
     for keys in SIDECAR_PATHS:
-        holder = info
+        holder: Any = info
         for key in keys[:-1]:
             holder = holder.get(key) if isinstance(holder, dict) else None
         if isinstance(holder, dict) and isinstance(holder.get(keys[-1]), str):
@@ -126,7 +126,7 @@ class Checkpoint:
     sha256: str
     format: str
     identities: tuple[str, ...]
-    normalisation: str = "peak"
+    normalisation: Normalisation = "peak"
     output_order: str = "rgb"
     info: dict = field(default_factory=dict)
 
@@ -163,9 +163,13 @@ def load_generator(path: str | Path | None = None, device: str | torch.device = 
     else:
         raise CheckpointError(f"{path}: unknown checkpoint type (expected .safetensors, or the authors' .pth)")
     data = sidecar.get("data") or {}
+    normalisation = data.get("normalisation", "peak")
+    if normalisation not in get_args(Normalisation):
+        raise CheckpointError(f"{path}: the sidecar's data.normalisation {normalisation!r} is not one of "
+                              f"{', '.join(get_args(Normalisation))}")
     return Checkpoint(model=model.to(device).eval(), path=path, sha256=sha256_file(path), format=sidecar["format"],
                       identities=tuple(sidecar.get("identities", [])),
-                      normalisation=data.get("normalisation", "peak"), output_order=data.get("output_order", "rgb"),
+                      normalisation=cast(Normalisation, normalisation), output_order=data.get("output_order", "rgb"),
                       info=sidecar)
 
 
@@ -181,7 +185,8 @@ def _load_our_checkpoint(path: Path) -> tuple[Generator, dict]:
         raise CheckpointError(f"{sidecar_path}: not a {FORMAT} sidecar")
     expected = sidecar.get("weights_sha256")
     if expected and sha256_file(path) != expected:
-        raise CheckpointError(f"{path}: weights do not match the SHA-256 in {sidecar_path.name} (truncated or replaced)")
+        raise CheckpointError(
+            f"{path}: weights do not match the SHA-256 in {sidecar_path.name} (truncated or replaced)")
     try:
         config = ModelConfig(**sidecar["model"])
     except (KeyError, TypeError) as exc:
@@ -253,12 +258,12 @@ def authors_to_ours(state: dict[str, torch.Tensor], image_size: int) -> dict[str
             renamed["encoder.head." + key.removeprefix("audio_embedding.fc.")] = value
         elif key.startswith("aux_classifier.net."):
             renamed["classifier.layers." + key.removeprefix("aux_classifier.net.")] = value
-    for k, theirs in enumerate(_authors_decoder_paths(image_size)):
-        ours = f"decoder.layers.{3 * k}.parametrizations.weight"
+    for k, authors_layer in enumerate(_authors_decoder_paths(image_size)):
+        weight = f"decoder.layers.{3 * k}.parametrizations.weight"
         for suffix, target in (("weight_bar", "original"), ("weight_u", "0._u"), ("weight_v", "0._v")):
-            key = f"{theirs}.module.{suffix}"
+            key = f"{authors_layer}.module.{suffix}"
             if key in state:
-                renamed[f"{ours}.{target}"] = state[key]
+                renamed[f"{weight}.{target}"] = state[key]
     return renamed
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import click
 
-from generator.dataset_builder.cli import build
 from generator.cli_support import FriendlyGroup
+from generator.dataset_builder.cli import build
 
 
 @click.group(cls=FriendlyGroup)
@@ -155,10 +156,11 @@ def train(config_path: Path | None, resume: bool, overrides: tuple[str, ...]) ->
 def synthesize(checkpoint: Path | None, audio: Path, out: Path, batch_size: int, sampling: str, seed: int,
                pad_short: bool, device: str) -> None:
     """Write one PNG face per audio file (same stem)."""
-    from generator.synthesis import synthesize_files
+    from generator.synthesis import Sampling, synthesize_files
 
-    written = synthesize_files(checkpoint, audio, out, batch_size, sampling, seed, "pad" if pad_short else "error",
-                               device)
+    # click.Choice has checked sampling against the Sampling values
+    written = synthesize_files(checkpoint, audio, out, batch_size, cast(Sampling, sampling), seed,
+                               "pad" if pad_short else "error", device)
     click.echo(f"wrote {len(written)} image(s) to {out}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -157,11 +158,13 @@ class Discriminator(nn.Module):
 
 def init_weights(module: nn.Module) -> None:
     """The paper's initialisation: N(0, 0.02) for plain conv/linear weights, N(1, 0.02)/0 for BatchNorm; spectrally
-    normalised layers get PyTorch 0.4's default uniform(+-1/sqrt(dim0 * k * k)) that the original code left them with."""
+    normalised layers get PyTorch 0.4's default uniform(+-1/sqrt(dim0 * k * k)) that the original code left them
+    with."""
     for m in module.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             if hasattr(m, "parametrizations"):
-                original = m.parametrizations.weight.original
+                parametrizations = cast(nn.ModuleDict, m.parametrizations)
+                original = cast(torch.Tensor, parametrizations["weight"].original)
                 fan = original.shape[0] * math.prod(original.shape[2:])
                 bound = 1.0 / math.sqrt(fan)
                 with torch.no_grad():

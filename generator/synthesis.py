@@ -9,8 +9,9 @@ Sampling modes (reference notes §5.5, item 2):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -108,7 +109,7 @@ def synthesize_files(
                                    disable=None)):
         speech = np.stack([load_speech(f, seconds, loaded.normalisation, short) for f in chunk])
         faces = generate(model, torch.from_numpy(speech)[:, None], sampling, seed + i, loaded.output_order)
-        for f, face in zip(chunk, faces.cpu().numpy()):
+        for f, face in zip(chunk, faces.cpu().numpy(), strict=True):
             target = out / f"{f.stem}.png"
             array_to_image(face).save(target)
             written.append(target)

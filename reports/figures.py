@@ -39,7 +39,8 @@ def bar_chart(path: Path, title: str, groups: Sequence[str], series: dict[str, S
     palette = sns.color_palette("deep", len(series))
     for k, (name, cells) in enumerate(series.items()):
         x = np.arange(len(groups)) + (k - (len(series) - 1) / 2) * width
-        present = [(xi, c) for xi, c in zip(x, cells) if c is not None]
+        # a record's series shorter than its groups draws the bars it has (records are read, not validated, here)
+        present = [(xi, c) for xi, c in zip(x, cells, strict=False) if c is not None]
         if not present:
             continue
         xs, values = [p[0] for p in present], [p[1]["value"] for p in present]
@@ -62,7 +63,7 @@ def training_curves(path: Path, records: list[dict]) -> Path:
     """Per-epoch losses and discriminator scores of a ``wav2pix train`` log (train_log.jsonl)."""
     fig, axes = plt.subplots(1, len(TRAINING_PANELS), figsize=(12, 3.2))
     epochs = [r["epoch"] for r in records]
-    for ax, (title, keys) in zip(axes, TRAINING_PANELS):
+    for ax, (title, keys) in zip(axes, TRAINING_PANELS, strict=True):
         for key in keys:
             if all(key in r for r in records):
                 ax.plot(epochs, [r[key] for r in records], label=key, linewidth=1.2)

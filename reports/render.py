@@ -40,8 +40,8 @@ from reports.tables import (
     confusion_tables,
     every_figure_table,
     headline_table,
-    verdict_table,
     per_identity_table,
+    verdict_table,
 )
 
 ASSETS_DIR = "report_files"

@@ -74,5 +74,6 @@ def read_sections(report_dir: Path, assets: Path) -> list[RenderedSection]:
         out = assets / EXPERIMENTS_DIR / path.parent.name
         sections.append(RenderedSection(section.name, section.title, section.summary, section.command_line,
                                         section.tables,
-                                        [draw(spec, path.parent, out / Path(spec.file).name) for spec in section.figures]))
+                                        [draw(spec, path.parent, out / Path(spec.file).name)
+                                         for spec in section.figures]))
     return sections

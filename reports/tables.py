@@ -40,7 +40,8 @@ def headline_table(document: dict) -> Table:
                       + unavailable_note(document["results"]))
 
 
-VERDICT_FIGURES = (("landmark_ratio", "ratio", "Landmark ratio"), ("identity_accuracy", "accuracy", "Identity accuracy"),
+VERDICT_FIGURES = (("landmark_ratio", "ratio", "Landmark ratio"),
+                   ("identity_accuracy", "accuracy", "Identity accuracy"),
                    ("identity_similarity", "same_clip_cosine", "Same-clip cosine"),
                    ("retrieval", "recall@1", "Retrieval recall@1"), ("forced_matching", "1:2", "Forced matching 1:2"),
                    ("craniofacial", "ratio_error", "Craniofacial ratio error"))
@@ -138,5 +139,5 @@ def confusion_tables(document: dict) -> list[Table]:
         classes = values["confusion"]["rows_true_columns_predicted"]
         matrix = values["confusion"]["matrix"]
         tables.append(Table(f"Confusion matrix: {row} (rows true, columns predicted)", ["true \\ predicted", *classes],
-                            [[c, *map(str, counts)] for c, counts in zip(classes, matrix)]))
+                            [[c, *map(str, counts)] for c, counts in zip(classes, matrix, strict=True)]))
     return tables

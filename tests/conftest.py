@@ -7,8 +7,8 @@ the ``shared_data`` fixture, which skips with a clear reason when ``../shared/da
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pytest

@@ -5,9 +5,9 @@ fixtures."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -48,10 +48,7 @@ def write_face(path: Path, rgb: Sequence[int] | np.ndarray = (200, 120, 80), siz
     """A face image: a solid colour, or an explicit HxWxC uint8 array; format from the suffix (PNG/JPEG)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(rgb, np.ndarray):
-        img = Image.fromarray(rgb)
-    else:
-        img = Image.new("RGB", size, tuple(int(c) for c in rgb))
+    img = Image.fromarray(rgb) if isinstance(rgb, np.ndarray) else Image.new("RGB", size, tuple(int(c) for c in rgb))
     if mode != "RGB":
         img = img.convert(mode)
     img.save(path)

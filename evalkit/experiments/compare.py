@@ -87,7 +87,7 @@ def command(run_a: Path, run_b: Path, out: Path | None, as_json: bool) -> Path |
     else:
         widths = [max(len(line[c]) for line in [table.columns, *table.rows]) for c in range(len(table.columns))]
         for line in [table.columns, *table.rows]:
-            click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+            click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
         click.echo(table.note)
     if out is None:
         return None

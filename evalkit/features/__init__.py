@@ -104,7 +104,8 @@ class FeatureCache:
             np.savez(tmp, **computed)
             tmp.replace(path)
         except OSError as exc:
-            raise EvalError(f"{self.directory}: cannot write the feature cache ({exc}); pick another --cache-dir") from None
+            raise EvalError(
+                f"{self.directory}: cannot write the feature cache ({exc}); pick another --cache-dir") from None
         return computed
 
     def _extract(self, extractor: FeatureExtractor, images: np.ndarray) -> Features:

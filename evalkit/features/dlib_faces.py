@@ -37,6 +37,7 @@ from generator.runtime import pick_device, sha256_file
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 LANDMARK_POINTS = 68
+CPU = torch.device("cpu")
 CHUNK = 64  # images detected, then embedded as one batch: memory stays flat however many images there are
 
 
@@ -68,7 +69,7 @@ class DlibFaceExtractor(FeatureExtractor):
     name = "dlib"
     version = "3"  # 2: landmarks; 3: descriptors from the PyTorch port (float32 rounding differs from dlib's)
 
-    def __init__(self, detector_size: int, upsample: int, device: torch.device = torch.device("cpu")) -> None:
+    def __init__(self, detector_size: int, upsample: int, device: torch.device = CPU) -> None:
         if detector_size < 64:
             raise EvalError(f"--detector-size must be at least 64 pixels, got {detector_size}")
         if upsample < 0:
@@ -78,7 +79,8 @@ class DlibFaceExtractor(FeatureExtractor):
         self.device = device
         self.landmarks_path = dlib_model(LANDMARKS_FILE)
         self.descriptor_path = dlib_model(DESCRIPTOR_FILE)
-        self.hashes = {LANDMARKS_FILE: sha256_file(self.landmarks_path), DESCRIPTOR_FILE: sha256_file(self.descriptor_path)}
+        self.hashes = {LANDMARKS_FILE: sha256_file(self.landmarks_path),
+                       DESCRIPTOR_FILE: sha256_file(self.descriptor_path)}
         self._dlib_models: tuple | None = None
         self._network: torch.nn.Module | None = None
 

@@ -252,7 +252,7 @@ def read_dlib_resnet(path: str | Path) -> DlibResnetWeights:
     reader.expect_int(CHIP_SIZE, "input rows")
     reader.expect_int(CHIP_SIZE, "input columns")
     layers = []
-    for layer, version in zip(reversed(stack), reversed(versions)):
+    for layer, version in zip(reversed(stack), reversed(versions), strict=True):
         if layer.kind in ("tag", "skip"):
             continue
         layers.append((layer, _read_details(reader, layer)))
@@ -266,7 +266,7 @@ def _add_zero_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """dlib's ``add_prev``: the sum over the larger shape, the smaller operand padded with zeros at the ends."""
     if a.shape == b.shape:
         return a + b
-    shape = [max(x, y) for x, y in zip(a.shape, b.shape)]
+    shape = [max(x, y) for x, y in zip(a.shape, b.shape, strict=True)]
 
     def pad(t: torch.Tensor) -> torch.Tensor:
         return F.pad(t, (0, shape[3] - t.shape[3], 0, shape[2] - t.shape[2], 0, shape[1] - t.shape[1]))

@@ -60,7 +60,8 @@ def build_inception(state: dict[str, torch.Tensor], dims: int, source: Path) -> 
             model = fid_inception.InceptionV3([fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[dims]])
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise EvalError(f"{source}: weights of another architecture, not pytorch-fid's FID Inception ({first})") from None
+        raise EvalError(
+            f"{source}: weights of another architecture, not pytorch-fid's FID Inception ({first})") from None
     return model.eval()
 
 

@@ -19,8 +19,7 @@ from tqdm import tqdm
 from evalkit.errors import EvalError
 from evalkit.features import FeatureExtractor, Features, register_extractor
 from evalkit.options import RunOptions
-from generator.runtime import sha256_file
-from generator.runtime import pick_device
+from generator.runtime import pick_device, sha256_file
 
 INPUT_SIZE = 224
 BGR_MEANS = (93.5940, 104.7624, 129.1863)
@@ -104,7 +103,8 @@ def load_vggface_h5(path: str | Path) -> VGGFace16:
         if model.include_top:
             kernel, bias = _layer_weights(group, "fc6", path)
             if kernel.shape[0] != int(np.prod(POOL5_SHAPE)):
-                raise EvalError(f"{path}: fc6 kernel has shape {kernel.shape}, VGG16 expects ({int(np.prod(POOL5_SHAPE))}, 4096)")
+                raise EvalError(f"{path}: fc6 kernel has shape {kernel.shape}, "
+                                f"VGG16 expects ({int(np.prod(POOL5_SHAPE))}, 4096)")
             _assign(model.fc6.weight, dense_kernel_from_channels_last(kernel, POOL5_SHAPE), path, "fc6 kernel")
             _assign(model.fc6.bias, bias, path, "fc6 bias")
             kernel, bias = _layer_weights(group, "fc7", path)

@@ -124,7 +124,7 @@ class FaceSource(ABC):
 
     info: GeneratorInfo
 
-    def check(self, pairs: list[Pair]) -> None:
+    def check(self, pairs: list[Pair]) -> None:  # noqa: B027 (optional hook: a kind with nothing to check keeps it)
         """Raise EvalError when the clips cannot be served (missing faces, clips too short...); runs before any face
         is generated."""
 

@@ -61,7 +61,7 @@ def write_generated_csv(folder: Path, pairs: list[Pair], names: list[str]) -> Pa
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["audio", "generated"])
-        for pair, name in zip(pairs, names):
+        for pair, name in zip(pairs, names, strict=True):
             writer.writerow([Path(os.path.relpath(pair.audio, folder)).as_posix(), name])
     return path
 
@@ -98,7 +98,7 @@ class ImagesSource(FaceSource):
 
     def check(self, pairs: list[Pair]) -> None:
         files = [self._face_file(p) for p in pairs]
-        missing = [str(p.audio) for p, f in zip(pairs, files) if f is None or not f.is_file()]
+        missing = [str(p.audio) for p, f in zip(pairs, files, strict=True) if f is None or not f.is_file()]
         if missing:
             shown = ", ".join(missing[:SHOWN_MISSING])
             more = f" (and {len(missing) - SHOWN_MISSING} more)" if len(missing) > SHOWN_MISSING else ""

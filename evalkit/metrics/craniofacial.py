@@ -176,7 +176,7 @@ def evaluate(ctx: MetricContext, split: str) -> dict:
     # the chance row: every clip of real face f paired with the real face that follows f in a random cyclic order
     # of the distinct faces (never itself); clusters stay intact
     distinct = ctx.rng("craniofacial shuffle", split).permutation(np.unique(faces))
-    partner = dict(zip(distinct.tolist(), np.roll(distinct, -1).tolist()))
+    partner = dict(zip(distinct.tolist(), np.roll(distinct, -1).tolist(), strict=True))
     first_clip = {face: k for k, face in reversed(list(enumerate(faces.tolist())))}
     shuffled = np.array([first_clip[partner[face]] for face in faces.tolist()])
     result["shuffled"] = _agreement(ctx, g, r[shuffled], faces, speakers, split, "shuffled")

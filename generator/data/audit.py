@@ -9,8 +9,8 @@ hash collision cannot create an overlap. Near-silent blocks (digital silence mat
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -88,7 +88,8 @@ def find_overlaps(
 
     best: dict[tuple[int, int], tuple[int, int]] = {}
     checked: set[tuple[int, int, int]] = set()
-    for j, clip in enumerate(tqdm(clips, desc="auditing overlaps", unit="clip", disable=None if progress else True, leave=False)):
+    bar = tqdm(clips, desc="auditing overlaps", unit="clip", disable=None if progress else True, leave=False)
+    for j, clip in enumerate(bar):
         if len(clip) < block:
             continue
         window = _window_hashes(clip, block, pw, inv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -74,7 +75,8 @@ class SpeechFaceDataset(Dataset):
         if self._faces is not None:
             return self._faces[i]
         p = self.manifest.pairs[i]
-        return torch.from_numpy(load_face(p.face, self.options.image_size, self.options.fix_bgr and p.face_order == "bgr"))
+        swap = self.options.fix_bgr and p.face_order == "bgr"
+        return torch.from_numpy(load_face(p.face, self.options.image_size, swap))
 
     def wrong_index(self, i: int) -> int:
         """A uniformly random pair of another identity (the paper's cross-identity 'wrong face')."""
@@ -101,9 +103,9 @@ class SpeechFaceDataset(Dataset):
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(speech, faces, labels) of the whole dataset, preloading if needed."""
-        if self._speech is None:
+        if self._speech is None or self._faces is None:
             self.preload()
-        return self._speech, self._faces, self.labels
+        return cast(torch.Tensor, self._speech), cast(torch.Tensor, self._faces), self.labels
 
     def sample_wrong_indices(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Vectorised wrong-face draw for a batch of labels: a random pair of a different identity for each."""

@@ -27,7 +27,7 @@ class SplitSelection:
     limit: int | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "SplitSelection":
+    def parse(cls, text: str) -> SplitSelection:
         name, _, limit = text.partition(":")
         if limit and not limit.isdigit():
             raise DataError(f"bad split selection {text!r} (use NAME or NAME:COUNT)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -42,10 +43,9 @@ def read_image_rgb(path: str | Path) -> Image.Image:
     if not path.is_file():
         raise DataError(f"{path}: image file not found")
     try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = _to_rgb8(img, path)
+        with Image.open(path) as opened:
+            opened.load()
+            rgb = _to_rgb8(ImageOps.exif_transpose(opened), path)
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: not a readable image ({exc})") from None
     if rgb.width == 0 or rgb.height == 0:
@@ -85,7 +85,9 @@ def _cmyk_via_icc(img: Image.Image, path: Path) -> Image.Image:
 
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(img.info["icc_profile"]))
-        return ImageCms.profileToProfile(img, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        # not in place, so an image comes back (None is only for inPlace=True)
+        return cast(Image.Image, ImageCms.profileToProfile(img, source, ImageCms.createProfile("sRGB"),
+                                                           outputMode="RGB"))
     except (ImageCms.PyCMSError, OSError):  # a broken profile: the plain conversion, as every viewer falls back to
         return img.convert("RGB")
 
@@ -103,7 +105,7 @@ def face_to_array(img: Image.Image, size: int) -> np.ndarray:
     """Bilinear resize to size x size and scale to [-1, 1], float32 CHW."""
     if size not in IMAGE_SIZES:
         raise DataError(f"image size {size} is not supported (use one of {IMAGE_SIZES})")
-    resized = img.resize((size, size), Image.BILINEAR)
+    resized = img.resize((size, size), Image.Resampling.BILINEAR)
     arr = np.asarray(resized, dtype=np.float32)
     return ((arr - 127.5) / 127.5).transpose(2, 0, 1).copy()
 

@@ -25,7 +25,7 @@ def import_pairs_csv(path: str | Path, face_order: str = "bgr") -> list[Pair]:
     if not rows:
         raise DataError(f"{path}: pairs.csv has no rows")
     base = path.parent.resolve()
-    pairs = []
+    pairs: list[Pair] = []
     for line, row in enumerate(rows, start=2):
         face, audio = base / row["face"], base / row["audio"]
         for kind, file in (("face", face), ("audio", audio)):
@@ -44,7 +44,7 @@ def import_original_layout(root: str | Path, split: str = "train", face_order: s
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
-    pairs = []
+    pairs: list[Pair] = []
     for identity_dir in sorted(d for d in root.iterdir() if d.is_dir()):
         faces = {}
         for file in identity_dir.iterdir():

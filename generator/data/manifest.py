@@ -25,9 +25,9 @@ import hashlib
 import io
 import os
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from generator.errors import DataError
 
@@ -73,7 +73,7 @@ class Manifest:
     def splits(self) -> list[str]:
         return sorted({p.split for p in self.pairs})
 
-    def select(self, splits: str | Iterable[str]) -> "Manifest":
+    def select(self, splits: str | Iterable[str]) -> Manifest:
         wanted = {splits} if isinstance(splits, str) else set(splits)
         missing = wanted - set(self.splits)
         if missing:

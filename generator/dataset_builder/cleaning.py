@@ -14,22 +14,22 @@ Rules (each removal is counted per identity under its reason):
   stays: ``windows_no_speech`` when less than ``--min-speech`` of its 30 ms frames are voiced according to WebRTC
   VAD, ``windows_no_pauses`` (optional heuristic for music or a third voice, off by default) when less than
   ``--min-pauses`` of its 30 ms frames are quieter than half the window's mean, i.e. the sound never pauses as one
-  person speaking does (``generator.dataset_builder.speech.pause_share``). Measured on the GRID samples' 1 s windows (clean
-  single-speaker speech): median 0.33, 10th percentile 0.15, lowest 0.03; a steady chord or noise gives 0.0. A
+  person speaking does (``generator.dataset_builder.speech.pause_share``). Measured on the GRID samples' 1 s windows
+  (clean single-speaker speech): median 0.33, 10th percentile 0.15, lowest 0.03; a steady chord or noise gives 0.0. A
   threshold near 0.1 keeps most clean speech; overlapping voices of similar loudness are only partly caught.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from generator.dataset_builder.extract import FACE, NO_FACE, SEVERAL_FACES, FrameRecord, VideoRecord
 from generator.data.manifest import Pair
+from generator.dataset_builder.extract import FACE, NO_FACE, SEVERAL_FACES, FrameRecord, VideoRecord
 from generator.errors import DataError
 
 OUTLIER = "outlier"
@@ -83,7 +83,8 @@ def robust_centroid(descriptors: np.ndarray, max_distance: float) -> np.ndarray:
     return near.mean(axis=0) if len(near) else median
 
 
-def clean_identity(identity: str, records: Sequence[VideoRecord], out: Path, options: CleaningOptions) -> IdentityResult:
+def clean_identity(identity: str, records: Sequence[VideoRecord], out: Path,
+                   options: CleaningOptions) -> IdentityResult:
     """Apply the cleaning rules to one identity's extracted videos; kept pairs have split ``unsplit``."""
     result = IdentityResult(identity, videos=len(records))
     ok = [r for r in records if r.error is None]
@@ -93,18 +94,25 @@ def clean_identity(identity: str, records: Sequence[VideoRecord], out: Path, opt
     result.frames = len(frames)
     for f in frames:
         if f.status in (NO_FACE, SEVERAL_FACES):
-            _reject(result, f.status, out / f.thumbnail)
+            _reject(result, f.status, _file(out, f.thumbnail))
     with_face = [f for f in frames if f.status == FACE]
     if not with_face:
         return result
     descriptors = np.array([f.descriptor for f in with_face])
     distances = np.linalg.norm(descriptors - robust_centroid(descriptors, options.max_distance), axis=1)
-    for f, distance in zip(with_face, distances):
+    for f, distance in zip(with_face, distances, strict=True):
         if distance > options.max_distance:
-            _reject(result, OUTLIER, out / f.face)
+            _reject(result, OUTLIER, _file(out, f.face))
         else:
             _keep_windows(result, f, out, options)
     return result
+
+
+def _file(out: Path, relative: str | None) -> Path:
+    """The image file a frame record names, in the output folder; a record that names none is refused."""
+    if relative is None:
+        raise DataError(f"{out}: an extraction record names no image for a frame; delete its work/ folder and rebuild")
+    return out / relative
 
 
 def _reject(result: IdentityResult, reason: str, image: Path) -> None:
@@ -114,7 +122,7 @@ def _reject(result: IdentityResult, reason: str, image: Path) -> None:
 
 def _keep_windows(result: IdentityResult, frame: FrameRecord, out: Path, options: CleaningOptions) -> None:
     if not frame.windows:
-        _reject(result, NO_AUDIO, out / frame.face)
+        _reject(result, NO_AUDIO, _file(out, frame.face))
         return
     result.windows += len(frame.windows)
     voiced = [w for w in frame.windows if w.speech >= options.min_speech]
@@ -122,10 +130,11 @@ def _keep_windows(result: IdentityResult, frame: FrameRecord, out: Path, options
     clean = [w for w in voiced if w.pauses >= options.min_pauses]
     result.windows_no_pauses += len(voiced) - len(clean)
     if not clean:
-        _reject(result, NO_SPEECH, out / frame.face)
+        _reject(result, NO_SPEECH, _file(out, frame.face))
         return
     result.faces_kept += 1
-    result.pairs.extend(Pair(result.identity, out / frame.face, out / w.audio, UNSPLIT) for w in clean)
+    face = _file(out, frame.face)
+    result.pairs.extend(Pair(result.identity, face, out / w.audio, UNSPLIT) for w in clean)
 
 
 def balance(results: Sequence[IdentityResult], cap: int | None, equalise: bool, seed: int) -> dict[str, int]:

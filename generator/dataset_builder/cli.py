@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import click
 
-from generator.dataset_builder.extract import ExtractOptions
-from generator.dataset_builder.splitting import SINGLE_RECORDING_POLICIES
 from generator.cli_support import FriendlyCommand
+from generator.dataset_builder.extract import ExtractOptions
+from generator.dataset_builder.faces import Detector
+from generator.dataset_builder.sources import Layout
+from generator.dataset_builder.splitting import SINGLE_RECORDING_POLICIES, SingleRecording
 
 DEFAULTS = ExtractOptions()
 
@@ -49,21 +52,23 @@ DEFAULTS = ExtractOptions()
 @click.option("--workers", default=1, show_default=True, help="videos extracted in parallel")
 def build(source: Path, out: Path, layout: str, fps: float, detector: str, upsample: int, similar_faces: float,
           margin: float, align: bool, size: int, audio_context: float, windows: int, window_seconds: float,
-          vad_mode: int, min_speech: float, min_pauses: float, max_distance: float, max_pairs: int | None, equalise: bool, seed: int,
+          vad_mode: int, min_speech: float, min_pauses: float, max_distance: float, max_pairs: int | None,
+          equalise: bool, seed: int,
           test_fraction: float, seen_fraction: float, unseen_identities: tuple[str, ...], single_recording: str,
           workers: int) -> None:
     """Build a cleaned audio-face dataset from talking-face videos in INPUT (identity folders or a CSV with
     columns identity, video)."""
+    from generator.data.split import SplitOptions
     from generator.dataset_builder.cleaning import CleaningOptions
     from generator.dataset_builder.pipeline import BuildOptions, build_dataset
-    from generator.data.split import SplitOptions
 
+    # click.Choice has checked the three choices against the Literal types' values
     options = BuildOptions(
-        extract=ExtractOptions(fps, detector, upsample, similar_faces, margin, align, size, audio_context, windows,
+        extract=ExtractOptions(fps, cast(Detector, detector), upsample, similar_faces, margin, align, size, audio_context, windows,
                                window_seconds, vad_mode, seed),
         cleaning=CleaningOptions(max_distance, min_speech, min_pauses),
         split=SplitOptions(seed, test_fraction, seen_fraction, unseen_identities),
-        layout=layout, single_recording=single_recording, max_pairs=max_pairs, equalise=equalise, workers=workers,
+        layout=cast(Layout, layout), single_recording=cast(SingleRecording, single_recording), max_pairs=max_pairs, equalise=equalise, workers=workers,
     )
     result = build_dataset(source, out, options)
     for error in result.errors:

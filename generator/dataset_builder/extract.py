@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from generator.data.audio import SAMPLE_RATE, num_samples
 from generator.dataset_builder import faces
 from generator.dataset_builder.sources import VideoSource
 from generator.dataset_builder.speech import VAD_MODES, pause_share, speech_fraction, vad_gain, window_starts
 from generator.dataset_builder.video import Soundtrack, decode_video
-from generator.data.audio import SAMPLE_RATE, num_samples
 from generator.errors import DataError
 
 FACE = "face"

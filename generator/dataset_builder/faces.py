@@ -116,8 +116,8 @@ def crop_face(rgb: np.ndarray, box: Box, margin: float, size: int) -> Image.Imag
     """
     side = max(box.right - box.left, box.bottom - box.top) * (1 + 2 * margin)
     cx, cy = (box.left + box.right) / 2, (box.top + box.bottom) / 2
-    square = tuple(int(round(v)) for v in (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2))
-    return Image.fromarray(rgb).crop(square).resize((size, size), Image.BILINEAR)
+    square = (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2), round(cy + side / 2))
+    return Image.fromarray(rgb).crop(square).resize((size, size), Image.Resampling.BILINEAR)
 
 
 def aligned_face(rgb: np.ndarray, shape: dlib.full_object_detection, margin: float, size: int) -> Image.Image:

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from tqdm import tqdm
 
+from generator.data.manifest import write_manifest
+from generator.data.split import SplitOptions
 from generator.dataset_builder.cleaning import CleaningOptions, IdentityResult, balance, clean_identity
 from generator.dataset_builder.extract import ExtractOptions, VideoRecord, extract_video
 from generator.dataset_builder.report import VideoError, summary, write_report
 from generator.dataset_builder.sources import Layout, VideoSource, find_videos
 from generator.dataset_builder.splitting import SingleRecording, split_build
-from generator.data.manifest import write_manifest
-from generator.data.split import SplitOptions
 from generator.errors import DataError
 
 
@@ -42,7 +42,8 @@ class BuildResult:
     errors: list[VideoError]
 
 
-def build_dataset(source: Path, out: Path, options: BuildOptions = BuildOptions(), progress: bool = True) -> BuildResult:
+def build_dataset(source: Path, out: Path, options: BuildOptions = BuildOptions(),
+                  progress: bool = True) -> BuildResult:
     """Build a cleaned, balanced, leak-free audio-face dataset in ``out`` from the videos of ``source``."""
     options.extract.check()
     options.cleaning.check()

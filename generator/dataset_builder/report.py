@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from PIL import Image, ImageDraw
 
-from generator.dataset_builder.cleaning import FACE_REASONS, IdentityResult, Rejection
-from generator.dataset_builder.splitting import SplitResult
 from generator.data.audit import DEFAULT_MIN_RUN, audit_report, format_audit
 from generator.data.faces import read_image_rgb
 from generator.data.manifest import Manifest
+from generator.dataset_builder.cleaning import FACE_REASONS, IdentityResult, Rejection
+from generator.dataset_builder.splitting import SplitResult
 
 SHEET_TILE = 112
 SHEET_LABEL = 14
@@ -43,7 +43,7 @@ def summary(results: Sequence[IdentityResult], dropped: dict[str, int], split: S
             "pairs_cleaned": len(r.pairs) + dropped.get(r.identity, 0), "pairs_dropped_balancing":
             dropped.get(r.identity, 0), **{s: counts.get(s, {}).get(r.identity, 0) for s in SPLITS},
         }
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for row in rows.values():
         totals.update(row)
     totals["video_seconds"] = round(totals["video_seconds"], 3)
@@ -95,7 +95,8 @@ def _interleave(items: list[Rejection]) -> list[Rejection]:
 
 
 FACE_COLUMNS = ("videos", "failed_videos", "video_seconds", "frames", *FACE_REASONS, "faces_kept")
-PAIR_COLUMNS = ("windows", "windows_no_speech", "windows_no_pauses", "pairs_cleaned", "pairs_dropped_balancing", *SPLITS)
+PAIR_COLUMNS = ("windows", "windows_no_speech", "windows_no_pauses", "pairs_cleaned", "pairs_dropped_balancing",
+                *SPLITS)
 
 
 REASONS = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import webrtcvad
 
-from generator.dataset_builder.video import Soundtrack
 from generator.data.audio import PCM16_SCALE, SAMPLE_RATE, num_samples, to_pcm16
+from generator.dataset_builder.video import Soundtrack
 
 VAD_FRAME_SECONDS = 0.03  # webrtcvad accepts 10, 20 or 30 ms frames
 VAD_MODES = (0, 1, 2, 3)  # webrtcvad aggressiveness: 3 rejects the most non-speech

@@ -7,8 +7,9 @@ speech without leaking. Such identities are either held out whole as ``unseen_id
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Sequence
+from typing import Literal
 
 from generator.data.audit import DEFAULT_MIN_RUN, DEFAULT_SILENCE, Overlap, find_overlaps, load_clips
 from generator.data.manifest import Manifest, Pair, with_splits
@@ -56,7 +57,7 @@ def single_group_identities(manifest: Manifest, overlaps: Sequence[Overlap], ski
     """Identities (other than ``skip``) whose clips all fall in one group of shared audio or faces."""
     groups = group_clips(manifest, overlaps)
     per_identity: dict[str, set[str]] = {}
-    for pair, group in zip(manifest.pairs, groups):
+    for pair, group in zip(manifest.pairs, groups, strict=True):
         per_identity.setdefault(pair.identity, set()).add(group)
     return sorted(i for i, g in per_identity.items() if len(g) < 2 and i not in skip)
 

@@ -8,9 +8,10 @@ they are decoded, so a long video never sits in memory; only the callback's resu
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 import av
 import numpy as np
@@ -84,7 +85,7 @@ def _decode(container, rate: float, on_frame: Callable[[float, np.ndarray], T], 
     if picker.origin is None:
         raise DataError(f"{path}: the video stream has no frames (zero-length video)")
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    if not len(samples):
+    if audio_start is None or not len(samples):
         raise DataError(f"{path}: the audio track has no samples")
     if not np.all(np.isfinite(samples)):
         raise DataError(f"{path}: the audio track decodes to NaN or infinite samples")
@@ -105,7 +106,7 @@ class _FramePicker(Generic[T]):
         self.times = sample_times(rate)
         self.next_time = next(self.times)
         self.origin: float | None = None
-        self.previous = None  # (time on the timeline, frame)
+        self.previous: tuple[float, Any] | None = None  # (time on the timeline, PyAV video frame)
         self.results: list[T] = []
 
     def add(self, frame) -> None:
@@ -118,15 +119,20 @@ class _FramePicker(Generic[T]):
 
     def finish(self, default_frame_seconds: float) -> tuple[list[T], float]:
         """Emit the times the last frame covers; returns the results and the video's duration."""
-        time, frame = self.previous
+        time, frame = self._on_screen()
         seconds = float(frame.duration * frame.time_base) if frame.duration else default_frame_seconds
         end = time + seconds
         self._emit_until(end)
         return self.results, end
 
+    def _on_screen(self) -> tuple[float, Any]:
+        if self.previous is None:
+            raise RuntimeError("no frame added yet")  # _decode checks for frames before it finishes
+        return self.previous
+
     def _emit_until(self, end: float) -> None:
         """The previous frame is on screen until ``end``: it serves every sample time before that."""
         while self.next_time < end:
-            rgb = np.ascontiguousarray(self.previous[1].to_ndarray(format="rgb24"))
+            rgb = np.ascontiguousarray(self._on_screen()[1].to_ndarray(format="rgb24"))
             self.results.append(self.on_frame(self.next_time, rgb))
             self.next_time = next(self.times)

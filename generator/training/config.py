@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ class TrainConfig:
     sample_count: int = 8
 
     @classmethod
-    def load(cls, path: str | Path | None, overrides: list[str] = ()) -> "TrainConfig":
+    def load(cls, path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
         """Read a YAML config and apply ``key=value`` overrides (values parsed as YAML)."""
         raw: dict[str, Any] = {}
         base = Path.cwd()
@@ -76,6 +78,8 @@ class TrainConfig:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 2, "batch_size must be >= 2 (BatchNorm needs two samples)"),
             (self.checkpoint_every >= 1, "checkpoint_every must be >= 1"),
+            (len(self.betas) == 2 and all(isinstance(b, int | float) and 0 <= b < 1 for b in self.betas),
+             "betas must be two numbers in [0, 1) (Adam's beta1, beta2)"),
             (self.normalisation in ("peak", "legacy_py2"), "normalisation must be peak or legacy_py2"),
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device: auto, cpu or cuda"),
         ]
@@ -86,15 +90,13 @@ class TrainConfig:
 
     def _check_types(self) -> None:
         """Each value has its field's type; YAML reads '1e-4' (no dot) as a string, so numbers in strings are parsed."""
-        kinds = {"int": (int,), "float": (int, float), "float | None": (int, float, type(None)), "bool": (bool,),
+        kinds: dict[object, tuple[type, ...]] = {"int": (int,), "float": (int, float), "float | None": (int, float, type(None)), "bool": (bool,),
                  "str": (str,), "list[str]": (list,), "list[float]": (list,)}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type in ("float", "float | None") and isinstance(value, str):
-                try:
+                with contextlib.suppress(ValueError):  # not a number: the type check below says so
                     value = float(value)
-                except ValueError:
-                    pass
                 setattr(self, f.name, value)
             allowed = kinds.get(f.type, (object,))
             if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):

@@ -6,12 +6,14 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import cast
 
 import torch
 from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from generator.data.audio import Normalisation
 from generator.data.dataset import DataOptions, SpeechFaceDataset
 from generator.data.faces import array_to_image
 from generator.data.manifest import read_manifest
@@ -47,7 +49,7 @@ class Wav2PixTrainer:
         self.data_options = DataOptions(
             image_size=config.image_size,
             audio_seconds=config.audio_seconds,
-            normalisation=config.normalisation,
+            normalisation=cast(Normalisation, config.normalisation),  # checked by TrainConfig.validate
             fix_bgr=config.fix_bgr,
         )
         self.dataset = SpeechFaceDataset(manifest, self.data_options, seed=config.seed)
@@ -59,10 +61,11 @@ class Wav2PixTrainer:
         self.D = Discriminator(model_config).to(self.device)
         init_weights(self.G)
         init_weights(self.D)
-        betas = tuple(config.betas)
+        betas = (config.betas[0], config.betas[1])
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
-        G_run, D_run = self.G, self.D
+        G_run: torch.nn.Module = self.G
+        D_run: torch.nn.Module = self.D
         if self.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             G_run = DistributedDataParallel(self.G, device_ids=ids)

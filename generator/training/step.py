@@ -33,7 +33,7 @@ class GanStep:
     """
 
     def __init__(self, G: Generator, D: Discriminator, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-                 config: "TrainConfig", G_run: torch.nn.Module | None = None,
+                 config: TrainConfig, G_run: torch.nn.Module | None = None,
                  D_run: torch.nn.Module | None = None) -> None:
         self.G, self.D, self.opt_g, self.opt_d, self.config = G, D, opt_g, opt_d, config
         self.G_run = G_run or G

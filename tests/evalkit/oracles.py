@@ -82,7 +82,7 @@ class OracleBench:
         never returns the clip's own photo."""
         d = self.features["descriptor"].astype(np.float64)
         out = np.empty(len(self.paired), dtype=np.int64)
-        for k, (face, identity) in enumerate(zip(self.paired, self.identities)):
+        for k, (face, identity) in enumerate(zip(self.paired, self.identities, strict=True)):
             candidates = self.head_train[self.pool.identities[self.head_train] == identity]
             out[k] = candidates[np.linalg.norm(d[candidates] - d[face], axis=1).argmin()]
         return out

@@ -48,7 +48,8 @@ def test_run_writes_images_results_history_and_table(evalkit_cli, saved_checkpoi
     fid = document["results"]["fid"]["rows"]["seen"]["fid"]
     assert fid["ci95"][0] <= fid["ci95"][1] and fid["n"] == {"generated": 4, "real": 4}
     provenance = document["provenance"]
-    assert document["generator"]["sha256"] and provenance["generator_sha256"] == document["generator"]["sha256"] and len(provenance["data"]["content_sha256"]) == 64
+    assert document["generator"]["sha256"] and provenance["generator_sha256"] == document["generator"]["sha256"]
+    assert len(provenance["data"]["content_sha256"]) == 64
     assert provenance["weights"]["inception"]["sha256"] and provenance["seed"] == 0
     assert provenance["packages"]["pytorch-fid"]
     assert document["settings"]["features"]["dlib"]["upsample"] == 0
@@ -286,7 +287,8 @@ def test_fid_of_16bit_and_8bit_copies_is_zero_and_tiny_folders_are_one_error(eva
     rng = np.random.default_rng(1)
     for k in range(4):
         grey = rng.integers(0, 256, (40, 40), dtype=np.uint8)
-        for folder, image in (("eight", Image.fromarray(grey)), ("sixteen", Image.fromarray(grey.astype(np.uint16) * 257))):
+        sixteen = Image.fromarray(grey.astype(np.uint16) * 257)
+        for folder, image in (("eight", Image.fromarray(grey)), ("sixteen", sixteen)):
             (tmp_path / folder).mkdir(exist_ok=True)
             image.save(tmp_path / folder / f"{k}.png")
     common = ("--inception-weights", inception_weights, "--dims", "64", "--device", "cpu", "--cache-dir",
@@ -319,7 +321,7 @@ def test_splits_of_one_and_two_clips_give_not_applicable_rows_never_a_crash(eval
                                    inception_weights, "--inception-dims", "64"))
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "r" / "results.json").read_text())["results"]
-    for metric, figure in (("fid", "fid"), ("kid", "kid"), ("face_fd", "face_fd"), ("precision_recall", "precision")):
+    for metric in ("fid", "kid", "face_fd", "precision_recall"):
         for split, (clips, faces) in (("seen", (1, 1)), ("unseen_speech", (2, 1))):
             row = results[metric]["rows"][split]
             assert row["status"] == "not applicable", (metric, split, row)

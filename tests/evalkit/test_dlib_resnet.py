@@ -27,7 +27,8 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def real_faces(size: int) -> np.ndarray:
-    return np.stack([np.asarray(Image.open(embedded_face(person, k)).convert("RGB").resize((size, size), Image.BILINEAR))
+    return np.stack([np.asarray(Image.open(embedded_face(person, k)).convert("RGB")
+                                .resize((size, size), Image.BILINEAR))
                      for person in ("jaimealtozano", "javiermuniz") for k in (0, 7, 30)])
 
 

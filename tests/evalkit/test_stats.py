@@ -13,10 +13,10 @@ from evalkit.stats import (
     cluster_draws,
     cluster_mean_replicates,
     cluster_statistic_replicates,
-    half_sample_replicates,
     frechet_distance,
     frechet_distance_of_features,
     frechet_from_gram,
+    half_sample_replicates,
     kid_from_gram,
     knn_manifolds,
     mean_figure,
@@ -140,7 +140,8 @@ def test_vectorised_cluster_bootstrap_equals_the_loop_over_the_same_draws():
     values = rng.normal(size=60)
     (clusters,) = Clusters.joint(rng.integers(0, 13, 60).tolist(), by="group")
     fast = cluster_mean_replicates(values, clusters, 50, seeded_rng(3, "x"))
-    slow = [values[clusters.rows(d)].mean() for block in cluster_draws([clusters], 50, seeded_rng(3, "x")) for d in block]
+    draws = cluster_draws([clusters], 50, seeded_rng(3, "x"))
+    slow = [values[clusters.rows(d)].mean() for block in draws for d in block]
     np.testing.assert_allclose(fast, slow, rtol=1e-12)
     loop = cluster_statistic_replicates(lambda i: values[i].mean(), [clusters], 50, seeded_rng(3, "x"))
     np.testing.assert_allclose(fast, loop, rtol=1e-12)
@@ -322,7 +323,7 @@ def test_half_sampling_intervals_of_precision_and_recall_cover():
     for _ in range(trials):
         x, y = draw()
         estimate = _precision_recall(x, y, k)
-        replicates = half_sample_replicates(lambda i, j: _precision_recall(x[i], y[j], k),
+        replicates = half_sample_replicates(lambda i, j, x=x, y=y: _precision_recall(x[i], y[j], k),
                                             (Clusters.singletons(n), Clusters.singletons(m)), 100, rng)
         for column in range(2):
             low, high = recentred_interval(estimate[column], replicates[:, column])

@@ -106,7 +106,8 @@ def test_forced_matching_probability_is_exact():
     true_identity = np.array([0, 2])
     for n_way in (2, 3):
         p = matching_probabilities(queries, true_faces, true_identity, gallery, n_way)
-        np.testing.assert_allclose(matching_probabilities(queries, true_faces, true_identity, gallery, n_way, block=3), p)
+        blocked = matching_probabilities(queries, true_faces, true_identity, gallery, n_way, block=3)
+        np.testing.assert_allclose(blocked, p)
         for q, f in itertools.product(range(4), range(2)):
             eligible = [x for x in range(identities) if x != true_identity[f]
                         and gallery.genders[x] == gallery.genders[true_identity[f]]]
@@ -114,7 +115,8 @@ def test_forced_matching_probability_is_exact():
             wins = []
             for chosen in itertools.combinations(eligible, n_way - 1):  # every impostor set, every face of each
                 for picks in itertools.product(range(faces), repeat=n_way - 1):
-                    cos = [unit_rows(queries[q:q + 1]) @ features[x * faces + j] for x, j in zip(chosen, picks)]
+                    cos = [unit_rows(queries[q:q + 1]) @ features[x * faces + j]
+                           for x, j in zip(chosen, picks, strict=True)]
                     wins.append(all(float(true_cos[0, 0]) > float(c[0]) for c in cos))
             assert p[q, f] == pytest.approx(np.mean(wins)), (n_way, q, f)
 

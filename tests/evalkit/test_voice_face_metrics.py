@@ -127,7 +127,8 @@ def test_a_ten_percent_wider_nose_is_detected(tmp_path):
     real = extractor.extract(faces)
     assert real["detected"].all()
     scale = faces.shape[1] / 256
-    widened = np.stack([_widen_nose(face, points * scale) for face, points in zip(faces, real["landmarks"])])
+    widened = np.stack([_widen_nose(face, points * scale)
+                        for face, points in zip(faces, real["landmarks"], strict=True)])
     generated = extractor.extract(widened)
     n = len(faces)
     identities = np.repeat(["jaimealtozano", "javiermuniz"], n // 2)

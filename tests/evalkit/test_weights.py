@@ -28,7 +28,7 @@ class Files(http.server.BaseHTTPRequestHandler):
 
     files: dict[str, bytes] = {}
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         truncated = self.path.startswith("/truncated/")
         body = self.files.get(self.path.removeprefix("/truncated").lstrip("/"))
         if body is None:

@@ -12,9 +12,9 @@ from safetensors.torch import save_file
 
 import generator
 from generator.checkpoint import FORMAT, load_generator, save_generator
-from generator.runtime import sha256_file
 from generator.errors import CheckpointError
 from generator.model import Generator
+from generator.runtime import sha256_file
 
 
 def outputs(model: Generator, speech: torch.Tensor) -> list[torch.Tensor]:
@@ -44,7 +44,7 @@ def test_round_trip_is_bit_exact(tmp_path, make_generator, speech_batch, size, s
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     assert loaded.config == model.config
     speech = speech_batch(3, seconds)
-    for x, y in zip(outputs(model, speech), outputs(loaded, speech)):
+    for x, y in zip(outputs(model, speech), outputs(loaded, speech), strict=True):
         assert torch.equal(x, y)
     assert sidecar["identities"] == ["a", "b", "c"]
 
@@ -83,7 +83,7 @@ def test_float16_save_loads_as_float32(tmp_path, make_generator, speech_batch):
     assert sidecar["weights_dtype"] == "float16"
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     speech = speech_batch(2)
-    for full, half in zip(outputs(model, speech), outputs(loaded, speech)):
+    for full, half in zip(outputs(model, speech), outputs(loaded, speech), strict=True):
         assert not torch.equal(full, half)  # float16 really rounded the weights
         assert (full - half).abs().max() <= 1e-2 * full.abs().max()
     with torch.no_grad():
@@ -107,7 +107,7 @@ def test_authors_checkpoint_loads_bit_exactly(tmp_path, make_generator, speech_b
     assert loaded.config == model.config
     assert_same_state(model, loaded)
     speech = speech_batch(4, seconds)
-    for x, y in zip(outputs(model, speech), outputs(loaded, speech)):
+    for x, y in zip(outputs(model, speech), outputs(loaded, speech), strict=True):
         assert torch.equal(x, y)
     assert sidecar["format"] == "authors-pth" and len(sidecar["identities"]) == 10
     assert sidecar["data"] == {"normalisation": "legacy_py2", "output_order": "bgr"}
@@ -333,4 +333,5 @@ def test_export_rebases_the_sidecar_paths(tmp_path):
     assert rebased["data"]["manifest"] == "../run/data/m.csv"
     assert rebased["training"]["config"]["out"] == "../run"
     assert rebased["training"]["config"]["manifest"] is None
-    assert rebased["training"]["log"].endswith("abs/run/train_log.jsonl") and info["data"]["manifest"] == "../data/m.csv"
+    assert rebased["training"]["log"].endswith("abs/run/train_log.jsonl")
+    assert info["data"]["manifest"] == "../data/m.csv"

@@ -54,7 +54,7 @@ def test_png_is_the_models_eval_output(saved_checkpoint, audio_dir, tmp_path):
 def test_eval_mode_is_deterministic_and_independent_of_the_batch(saved_checkpoint, audio_dir, tmp_path):
     one = synthesize_files(saved_checkpoint, audio_dir, tmp_path / "one", batch_size=1)
     five = synthesize_files(saved_checkpoint, audio_dir, tmp_path / "five", batch_size=5, seed=9)
-    for a, b in zip(one, five):
+    for a, b in zip(one, five, strict=True):
         np.testing.assert_array_equal(read_png(a), read_png(b))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -11,10 +12,9 @@ import torch
 from PIL import Image
 
 from generator.checkpoint import load_generator, load_tensors
-from generator.runtime import sha256_file
 from generator.data.manifest import read_manifest
 from generator.errors import CheckpointError, ConfigError
-from generator.runtime import pick_device
+from generator.runtime import pick_device, sha256_file
 from generator.training import TrainConfig, Wav2PixTrainer
 
 EPOCHS = 3
@@ -36,7 +36,7 @@ def test_a_few_epochs_lower_l1(run):
     l1 = [r["g_loss_l1"] for r in log]
     assert [r["epoch"] for r in log] == [1, 2, 3]
     assert l1[-1] < l1[0] - 0.01, l1
-    assert all(b < a for a, b in zip(l1, l1[1:])), l1
+    assert all(b < a for a, b in itertools.pairwise(l1)), l1
 
 
 def test_log_has_every_loss_term_and_score(run):
@@ -71,7 +71,7 @@ def test_training_batches_pair_each_clip_with_a_wrong_face_of_another_identity(t
     for index in trainer.batches():
         batch = trainer.make_batch(index)
         assert torch.equal(batch.face, trainer.faces[index]) and torch.equal(batch.label, trainer.labels[index])
-        for wrong, label in zip(batch.wrong, batch.label.tolist()):
+        for wrong, label in zip(batch.wrong, batch.label.tolist(), strict=True):
             assert not any(torch.equal(wrong, f) for f in faces_of[label])
             assert any(torch.equal(wrong, f) for lab in range(3) if lab != label for f in faces_of[lab])
 
@@ -102,7 +102,8 @@ def test_training_sidecar_has_the_provenance(run, train_manifest):
     assert data["normalisation"] == "peak" and data["fix_bgr"] is True and data["output_order"] == "rgb"
     folder = path.parent
     # paths relative to the sidecar's folder: valid wherever the run is moved, naming no machine's folders
-    assert (folder / data["manifest"]).resolve() == train_manifest.resolve() and not Path(data["manifest"]).is_absolute()
+    assert (folder / data["manifest"]).resolve() == train_manifest.resolve()
+    assert not Path(data["manifest"]).is_absolute()
     assert (folder / sidecar["training"]["log"]).resolve() == (out / "train_log.jsonl").resolve()
     assert (folder / sidecar["training"]["config"]["out"]).resolve() == out.resolve()
     assert str(out.parent) not in json.dumps(sidecar)
@@ -188,7 +189,7 @@ def test_same_seed_same_initial_weights(tiny_overrides, tmp_path):
     a = Wav2PixTrainer(TrainConfig.load(None, tiny_overrides(tmp_path / "a", seed=5)))
     b = Wav2PixTrainer(TrainConfig.load(None, tiny_overrides(tmp_path / "b", seed=5)))
     c = Wav2PixTrainer(TrainConfig.load(None, tiny_overrides(tmp_path / "c", seed=6)))
-    assert all(torch.equal(x, y) for x, y in zip(a.G.parameters(), b.G.parameters()))
+    assert all(torch.equal(x, y) for x, y in zip(a.G.parameters(), b.G.parameters(), strict=True))
     assert not torch.equal(a.G.decoder.layers[0].parametrizations.weight.original,
                            c.G.decoder.layers[0].parametrizations.weight.original)
     assert torch.equal(a.batches()[0], b.batches()[0])
@@ -232,6 +233,8 @@ def test_shipped_config_is_the_paper_setting():
     (["manifest=m.csv", "fix_bgr=maybe"], "fix_bgr must be of type bool"),
     (["manifest=m.csv", "batch_size=8.5"], "batch_size must be of type int"),
     (["manifest=m.csv", "train_splits=train"], "train_splits must be of type list[str]"),
+    (["manifest=m.csv", "betas=[0.5]"], "betas must be two numbers in [0, 1)"),
+    (["manifest=m.csv", "betas=[0.5, 1.5]"], "betas must be two numbers in [0, 1)"),
 ])
 def test_bad_configs(overrides, fragment):
     with pytest.raises((ConfigError, CheckpointError)) as err:

@@ -91,7 +91,8 @@ def test_each_unavailable_reason_is_one_mark_and_one_note():
     document = {"splits": ["seen", "unseen_speech", "unseen_identity"], "results": results}
     table = headline_table(document)
     cells = [cell for row in table.rows for cell in row[1:]]
-    assert cells.count("unavailable¹") == 2 * 4 and cells.count("unavailable²") == 4  # fid and kid columns; identity accuracy
+    # fid and kid columns; identity accuracy
+    assert cells.count("unavailable¹") == 2 * 4 and cells.count("unavailable²") == 4
     assert not any(weights in cell for cell in cells)
     assert table.note.count(weights) == 1 and "¹ fid, kid, precision_recall unavailable: " + weights in table.note
     assert "² identity_accuracy unavailable: the vggface backbone needs --vggface-weights." in table.note

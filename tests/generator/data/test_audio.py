@@ -259,7 +259,7 @@ def test_export_keeps_16bit_clips_exact_and_other_depths_at_24_bits(corpus, tmp_
     originals = {s: read_audio(s) for s in sources}
     inputs = {s: load_speech(s, 0.3) for s in sources}
     exported = read_manifest(export_subset(manifest, [SplitSelection(split)], tmp_path / "out"))
-    copies = dict(zip(sources, (p.audio for p in exported.pairs)))  # exported in the split's order
+    copies = dict(zip(sources, (p.audio for p in exported.pairs), strict=False))  # the first 3, in the split's order
     first = copies[sources[0]]
     assert sf.info(str(first)).subtype == "PCM_16"
     np.testing.assert_array_equal(read_audio(first), originals[sources[0]])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from generator.dataset_builder.sources import find_videos
 from generator.data.importers import PAIRS_CSV_COLUMNS, import_pairs_csv
 from generator.data.manifest import read_csv_rows, read_manifest
+from generator.dataset_builder.sources import find_videos
 from generator.errors import DataError
 
 ENCODINGS = {
@@ -37,7 +37,8 @@ def test_manifest_reads_the_same_in_every_accepted_form(corpus, tmp_path, encodi
 
 
 def test_non_ascii_identity_with_bom_is_kept(tmp_path):
-    path = _write(tmp_path / "m.csv", [["identity", "note"], ["Zoë Ñúñez", "ok"]], "utf-8 with BOM (Excel CSV UTF-8)", ",")
+    path = _write(tmp_path / "m.csv", [["identity", "note"], ["Zoë Ñúñez", "ok"]], "utf-8 with BOM (Excel CSV UTF-8)",
+                  ",")
     header, rows = read_csv_rows(path, "manifest")
     assert header == ["identity", "note"] and rows[0]["identity"] == "Zoë Ñúñez"
 

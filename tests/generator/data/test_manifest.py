@@ -118,7 +118,7 @@ def test_gender_column_is_optional_per_row_and_one_value_per_identity(tmp_path, 
     assert sum(r[0] == identity for r in rows) >= 3 and any(r[0] != identity for r in rows)
     genders = [("Female" if r[0] == identity and k % 2 else "") for k, r in enumerate(rows)]
     path = make_csv(tmp_path / "g.csv", ["identity", "face", "audio", "split", "gender"],
-                    [r + [g] for r, g in zip(rows, genders)])
+                    [r + [g] for r, g in zip(rows, genders, strict=True)])
     manifest = read_manifest(path)
     assert manifest.genders == {identity: "female"}  # lower-cased; rows that leave it empty are unknown, not other
     conflicting = [r + ["female" if k == 0 else "male" if r[0] == identity else ""] for k, r in enumerate(rows)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from generator.dataset_builder.cli import build
 from generator.data.manifest import read_manifest
+from generator.dataset_builder.cli import build
 
 
 def run(*args):

@@ -8,12 +8,12 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
+from generator.data.dataset import DataOptions, SpeechFaceDataset
+from generator.data.manifest import read_manifest
 from generator.dataset_builder.cli import build
 from generator.dataset_builder.pipeline import BuildOptions, build_dataset
 from generator.dataset_builder.sources import find_videos
 from generator.dataset_builder.video import decode_video
-from generator.data.dataset import DataOptions, SpeechFaceDataset
-from generator.data.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
 SPEAKERS = 8

@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from generator.data.manifest import read_manifest
+from generator.data.split import SplitOptions
 from generator.dataset_builder.extract import ExtractOptions, marker_path
 from generator.dataset_builder.pipeline import BuildOptions, build_dataset
 from generator.dataset_builder.sources import find_videos
-from generator.data.manifest import read_manifest
-from generator.data.split import SplitOptions
 from tests.generator.dataset_builder.media import canvas, index_frame, speech_like, with_faces, write_video
 
 OPTIONS = BuildOptions(extract=ExtractOptions(windows=3), split=SplitOptions(test_fraction=0.3))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from generator.dataset_builder.cleaning import UNSPLIT
-from generator.dataset_builder.splitting import split_build
 from generator.data.manifest import Pair
 from generator.data.split import SplitOptions
+from generator.dataset_builder.cleaning import UNSPLIT
+from generator.dataset_builder.splitting import split_build
 from generator.errors import DataError
 
 SR = 16_000

@@ -53,7 +53,8 @@ def test_soundtrack_is_16k_mono_float(tmp_path):
 @pytest.mark.parametrize("level_db", [-72.0])
 def test_a_quiet_soundtrack_keeps_its_detail(tmp_path, level_db):
     """Decoded in floating point: a track 72 dB down is not rounded to 16-bit steps (tracks above full scale cannot be
-    made here: the AAC encoder clips its input; float WAV above full scale is tested in tests/generator/data/test_audio.py)."""
+    made here: the AAC encoder clips its input; float WAV above full scale is tested in
+    tests/generator/data/test_audio.py)."""
     speech = speech_like(2.0, rate=44_100)
     full = decode_video(write_video(tmp_path / "full.mp4", index_frame, 50, 25, speech), 1, lambda t, rgb: None)
     other = decode_video(write_video(tmp_path / "other.mp4", index_frame, 50, 25, speech * 10 ** (level_db / 20)), 1,
