@@ -64,11 +64,12 @@ def build(source: Path, out: Path, layout: str, fps: float, detector: str, upsam
 
     # click.Choice has checked the three choices against the Literal types' values
     options = BuildOptions(
-        extract=ExtractOptions(fps, cast(Detector, detector), upsample, similar_faces, margin, align, size, audio_context, windows,
-                               window_seconds, vad_mode, seed),
+        extract=ExtractOptions(fps, cast(Detector, detector), upsample, similar_faces, margin, align, size,
+                               audio_context, windows, window_seconds, vad_mode, seed),
         cleaning=CleaningOptions(max_distance, min_speech, min_pauses),
         split=SplitOptions(seed, test_fraction, seen_fraction, unseen_identities),
-        layout=cast(Layout, layout), single_recording=cast(SingleRecording, single_recording), max_pairs=max_pairs, equalise=equalise, workers=workers,
+        layout=cast(Layout, layout), single_recording=cast(SingleRecording, single_recording), max_pairs=max_pairs,
+        equalise=equalise, workers=workers,
     )
     result = build_dataset(source, out, options)
     for error in result.errors:

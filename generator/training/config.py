@@ -90,8 +90,9 @@ class TrainConfig:
 
     def _check_types(self) -> None:
         """Each value has its field's type; YAML reads '1e-4' (no dot) as a string, so numbers in strings are parsed."""
-        kinds: dict[object, tuple[type, ...]] = {"int": (int,), "float": (int, float), "float | None": (int, float, type(None)), "bool": (bool,),
-                 "str": (str,), "list[str]": (list,), "list[float]": (list,)}
+        kinds: dict[object, tuple[type, ...]] = {
+            "int": (int,), "float": (int, float), "float | None": (int, float, type(None)), "bool": (bool,),
+            "str": (str,), "list[str]": (list,), "list[float]": (list,)}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type in ("float", "float | None") and isinstance(value, str):
