@@ -11,6 +11,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -154,12 +155,13 @@ def fid_cmd(first: Path, second: Path, inception_weights: Path | None, dims: int
     """FID between FIRST and SECOND, each an image folder or a pytorch-fid .npz statistics file."""
     from evalkit.errors import EvalError, FeatureUnavailable
     from evalkit.features import FeatureCache, make_extractor
+    from evalkit.features.inception import InceptionExtractor
     from evalkit.fid_paths import fid_of_paths, path_statistics
     from evalkit.stats import write_stats
 
     options = RunOptions(device=device, inception_weights=inception_weights, inception_dims=dims, offline=offline)
     try:
-        extractor = make_extractor("inception", options)
+        extractor = cast(InceptionExtractor, make_extractor("inception", options))
     except FeatureUnavailable as exc:
         raise EvalError(str(exc)) from None
     cache = FeatureCache(cache_dir or default_cache_dir())

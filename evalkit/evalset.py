@@ -116,7 +116,7 @@ def _real_face(pair: Pair, size: int) -> np.ndarray:
             f"{pair.face}: real face is {image.width}x{image.height} px, smaller than the generator's {size} px "
             "output; the data does not match the generator's image size"
         )
-    return np.asarray(image.resize((size, size), Image.BILINEAR))
+    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR))
 
 
 def cluster_label(pair: Pair) -> str:

@@ -32,7 +32,7 @@ def collect(options: RunOptions, generator: GeneratorInfo, used: Manifest, extra
     generator's own description (kind, name, hash, provenance) is the record's ``generator``; here its hash only."""
     return {
         "generator_sha256": generator.sha256,
-        "data": {"manifest": str(used.path), "manifest_sha256": sha256_file(used.path),
+        "data": {"manifest": str(used.path), "manifest_sha256": sha256_file(used.path) if used.path else None,
                  "content_sha256": used.content_hash(), "pairs": len(used)},
         "weights": {name: extractor.provenance() for name, extractor in extractors.items()},
         "packages": package_versions(),

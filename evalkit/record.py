@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from evalkit.errors import EvalError
 
@@ -76,9 +76,10 @@ class RunRecord(TypedDict):
     generator: GeneratorRecord
     results: dict[str, MetricEntry]
     references: list[ReferenceEntry]
-    comparisons: dict
+    comparisons: NotRequired[dict]
     """{reference name: {metric: {split: {figure: paired difference model - reference}}}} (``evalkit.comparison``);
     a reference generator's own record has ``per_clip`` values instead."""
+    per_clip: NotRequired[dict]
     warnings: list[str]
     provenance: dict
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from tqdm import tqdm
 
@@ -41,6 +42,8 @@ from evalkit.record import (
     RECORD_VERSION,
     REFERENCES_DIR,
     RESULTS_FILE,
+    GeneratorRecord,
+    MetricEntry,
     ReferenceEntry,
     RunRecord,
     read_record,
@@ -263,8 +266,8 @@ def _record(inputs: Inputs, source: FaceSource, evalset: EvalSet, ctx: MetricCon
         "settings": {**options.to_dict(), "processes": shard.world, "image_size": info.image_size,
                      "audio_seconds": info.audio_seconds,
                      "features": {name: e.settings() for name, e in inputs.plan.extractors.items()}},
-        "generator": info.to_dict(),
-        "results": results,
+        "generator": cast(GeneratorRecord, info.to_dict()),  # GeneratorInfo.to_dict writes a GeneratorRecord
+        "results": cast(dict[str, MetricEntry], results),  # evaluate_metric writes MetricEntry documents
         "references": references,
         "warnings": ctx.warnings,
         "provenance": provenance.collect(options, info, used_pairs(inputs.manifest, inputs.splits),
@@ -298,12 +301,16 @@ def _reference_record(inputs: Inputs, name: str, shard: Shard, cache: FeatureCac
     reference = ReferenceSource(name, inputs.source.info.image_size)
     stored = inputs.options.cache_dir / "records" / f"{reference_key(inputs, reference)}.json"
     if shard.main_decides(stored.is_file()):
-        return {**read_record(stored), "run_dir": str(folder)} if folder is not None else None
+        if folder is None:
+            return None
+        cached = read_record(stored)
+        cached["run_dir"] = str(folder)
+        return cached
     evalset, ctx = _score(inputs, reference, shard, cache, folder)
     if folder is None:
         return None
-    record = {**_record(inputs, reference, evalset, ctx, shard, command_line, []),
-              "per_clip": to_json(per_clip_values(ctx, inputs.plan, inputs.splits))}
+    record = _record(inputs, reference, evalset, ctx, shard, command_line, [])
+    record["per_clip"] = to_json(per_clip_values(ctx, inputs.plan, inputs.splits))
     try:
         write_record(stored, record)
     except OSError as exc:
@@ -338,8 +345,8 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
     save_images(evalset.real, run_dir)
     write_pairs(evalset, run_dir)
     write_generated_csv(run_dir, inputs.pairs, list(evalset.generated.names))
-    document = {**_record(inputs, inputs.source, evalset, ctx, shard, command_line, entries),
-                "comparisons": comparisons}
+    document = _record(inputs, inputs.source, evalset, ctx, shard, command_line, entries)
+    document["comparisons"] = comparisons
     write_record(run_dir / RESULTS_FILE, document)
     append_history(options.history or run_dir.parent / HISTORY_FILE, document)
     return document, run_dir

@@ -3,7 +3,7 @@ heat maps, image grids and strips, curves along a parameter. Every function writ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -30,7 +30,7 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def bar_chart(path: Path, title: str, groups: Sequence[str], series: dict[str, Sequence[dict | None]],
+def bar_chart(path: Path, title: str, groups: Sequence[str], series: Mapping[str, Sequence[dict | None]],
               ylabel: str) -> Path:
     """Grouped bars of figure cells (``value``, ``ci95``, ``chance``) with their intervals as error bars; a missing
     cell leaves a gap; chance levels are drawn as dashed lines."""
@@ -100,7 +100,7 @@ def image_grid(path: Path, title: str, rows: Sequence[tuple[str, Sequence[np.nda
     return _save(fig, path)
 
 
-def curves(path: Path, title: str, x: Sequence[float], series: dict[str, Sequence[float]], xlabel: str,
+def curves(path: Path, title: str, x: Sequence[float], series: Mapping[str, Sequence[float]], xlabel: str,
            ylabel: str) -> Path:
     """Lines of ``series`` against ``x`` with markers."""
     fig, ax = plt.subplots(figsize=(6, 3.2))

@@ -21,6 +21,7 @@ from evalkit.record import (
     HEADLINE_COLUMNS,
     RESULTS_FILE,
     RecordError,
+    ReferenceEntry,
     RunRecord,
     read_record,
     read_references,
@@ -52,7 +53,7 @@ GRID_COLUMNS = 8
 class RunReport:
     """Everything the templates show of one evaluation run."""
 
-    document: dict
+    document: RunRecord
     tables: list[Table]
     baselines: Table | None
     baselines_reason: str
@@ -66,7 +67,8 @@ class RunReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def _headline_charts(document: RunRecord, references: list[tuple[dict, RunRecord]], assets: Path) -> list[Figure]:
+def _headline_charts(document: RunRecord, references: list[tuple[ReferenceEntry, RunRecord]],
+                     assets: Path) -> list[Figure]:
     groups = ["real", *document["splits"]]
     charts = []
     for column in HEADLINE_COLUMNS:
@@ -85,7 +87,7 @@ def _headline_charts(document: RunRecord, references: list[tuple[dict, RunRecord
     return charts
 
 
-def _grids(run_dir: Path, document: dict, assets: Path) -> list[Figure]:
+def _grids(run_dir: Path, document: RunRecord, assets: Path) -> list[Figure]:
     grids = []
     for identity in identities_on_disk(run_dir):
         rows = face_rows(run_dir, document["splits"], identity, GRID_COLUMNS)
@@ -95,7 +97,7 @@ def _grids(run_dir: Path, document: dict, assets: Path) -> list[Figure]:
     return grids
 
 
-def _confusions(document: dict, assets: Path) -> list[Figure]:
+def _confusions(document: RunRecord, assets: Path) -> list[Figure]:
     entry = document["results"].get("identity_accuracy")
     if entry is None or entry["status"] != "ok":
         return []
@@ -154,7 +156,7 @@ def provenance_rows(document: RunRecord) -> list[tuple[str, str]]:
     return rows
 
 
-def _counts_table(document: dict) -> Table:
+def _counts_table(document: RunRecord) -> Table:
     return Table("Evaluated data", ["Split", "Clips", "Real faces", "Identities"],
                  [[split, str(c["clips"]), str(c["real_faces"]), str(c["identities"])]
                   for split, c in document["data"].items()])

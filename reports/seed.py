@@ -3,13 +3,13 @@ unlike is not compared with unlike (10 identities and VGG-Face there; this run's
 
 from __future__ import annotations
 
-from evalkit.record import SEED_FIGURES, SEED_SOURCE, SeedFigure, metric_cell
+from evalkit.record import SEED_FIGURES, SEED_SOURCE, RunRecord, SeedFigure, metric_cell
 from evalkit.sections import Table
 
 SEED_IDENTITIES = 10
 
 
-def our_setting(document: dict) -> str:
+def our_setting(document: RunRecord) -> str:
     settings = document["settings"]
     identities = document["generator"].get("identities") or []
     seconds = settings["audio_seconds"]
@@ -20,7 +20,7 @@ def our_setting(document: dict) -> str:
                                      f"{settings['detector_size']} px, upsample {settings['detector_upsample']}")
 
 
-def _ours(document: dict, seed: SeedFigure, split: str) -> str:
+def _ours(document: RunRecord, seed: SeedFigure, split: str) -> str:
     if split not in document["splits"]:
         return "not evaluated (split not in the data)"
     seconds = document["settings"]["audio_seconds"]
@@ -29,7 +29,7 @@ def _ours(document: dict, seed: SeedFigure, split: str) -> str:
     return metric_cell(document["results"], seed.metric, seed.figure, split)
 
 
-def seed_table(document: dict) -> Table:
+def seed_table(document: RunRecord) -> Table:
     rows = [[seed.label, seed.value, seed.setting, _ours(document, seed, "seen"),
              _ours(document, seed, "unseen_speech")] for seed in SEED_FIGURES]
     return Table("The seed's published figures beside ours",

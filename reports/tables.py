@@ -9,7 +9,7 @@ the split is not in the data, the metric has no row for real faces, or it does n
 
 from __future__ import annotations
 
-from evalkit.record import HEADLINE_COLUMNS, RunRecord, format_figure, metric_cell, unavailable_marks
+from evalkit.record import HEADLINE_COLUMNS, ReferenceEntry, RunRecord, format_figure, metric_cell, unavailable_marks
 from evalkit.sections import Table
 
 HEADLINE_ROWS = (("real", "Real data"), ("seen", "Seen speech"), ("unseen_speech", "Unseen speech"),
@@ -26,7 +26,7 @@ def unavailable_note(results: dict) -> str:
     return " ".join(notes)
 
 
-def headline_table(document: dict) -> Table:
+def headline_table(document: RunRecord) -> Table:
     """Rows real data / seen speech / unseen speech / unseen identities; one column per headline figure."""
     rows = []
     for row, label in HEADLINE_ROWS:
@@ -78,7 +78,7 @@ def verdict_table(document: RunRecord) -> Table | None:
                                "craniofacial ratio error, higher for the others.")
 
 
-def baseline_table(references: list[tuple[dict, RunRecord]], splits: list[str]) -> Table:
+def baseline_table(references: list[tuple[ReferenceEntry, RunRecord]], splits: list[str]) -> Table:
     """The reference generators' runs, scored by the headline metrics: one row per generator and split."""
     rows = []
     for entry, record in references:
@@ -92,7 +92,7 @@ def baseline_table(references: list[tuple[dict, RunRecord]], splits: list[str]) 
                  ["Faces"] + [c.label for c in HEADLINE_COLUMNS], rows, note=note)
 
 
-def every_figure_table(document: dict) -> Table:
+def every_figure_table(document: RunRecord) -> Table:
     """Every figure of every computed metric, real row and splits as columns."""
     row_names = ["real", *document["splits"]]
     rows = []
@@ -109,7 +109,7 @@ def every_figure_table(document: dict) -> Table:
                  note=unavailable_note(document["results"]))
 
 
-def per_identity_table(document: dict) -> Table | None:
+def per_identity_table(document: RunRecord) -> Table | None:
     """Identity accuracy of each identity, per split (None when identity accuracy was not computed)."""
     entry = document["results"].get("identity_accuracy")
     if entry is None or entry["status"] != "ok":
@@ -127,7 +127,7 @@ def per_identity_table(document: dict) -> Table | None:
                  note="real: held-out real faces of each identity.")
 
 
-def confusion_tables(document: dict) -> list[Table]:
+def confusion_tables(document: RunRecord) -> list[Table]:
     """One confusion matrix (rows: true identity, columns: predicted) per row of faces."""
     entry = document["results"].get("identity_accuracy")
     if entry is None or entry["status"] != "ok":

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from evalkit.errors import EvalError
 from evalkit.options import RunOptions
-from evalkit.record import HEADLINE_COLUMNS, metric_cell
+from evalkit.record import HEADLINE_COLUMNS, GeneratorRecord, RunRecord, metric_cell
 from evalkit.runner import run
-from evalkit.sections import Bars, Table
+from evalkit.sections import Bars, FigureSpec, Table
 from generator.checkpoint import load_generator
 
 COMPARED_SPLITS = ("seen", "unseen_speech", "unseen_identity")
@@ -33,17 +33,20 @@ def check_varies(checkpoints: tuple[Path, ...], varied: str, fixed: str) -> dict
 
 
 def evaluate_all(checkpoints: tuple[Path, ...], options: RunOptions, folder: Path, command: str,
-                 label: Callable[[dict], str]) -> list[tuple[str, dict]]:
+                 label: Callable[[dict], str]) -> list[tuple[str, RunRecord]]:
     """``(label, results document)`` per checkpoint, in the order given."""
     documents = []
     for k, path in enumerate(checkpoints):
-        document, _ = run(replace(options, checkpoint=path, out=folder / "runs" / f"{k}", history=folder /
-                                  "history.jsonl"), command)
+        done = run(replace(options, checkpoint=path, out=folder / "runs" / f"{k}", history=folder /
+                               "history.jsonl"), command)
+        if done is None:  # a process other than 0 of a torchrun launch: experiments run in one process
+            raise EvalError("experiments run in one process; start them without torchrun")
+        document, _ = done
         documents.append((label(document["settings"]), document))
     return documents
 
 
-def comparison_table(title: str, documents: list[tuple[str, dict]], extra: dict[str, list[str]]) -> Table:
+def comparison_table(title: str, documents: list[tuple[str, RunRecord]], extra: dict[str, list[str]]) -> Table:
     """One row per checkpoint: its label, ``extra`` columns, then each headline figure per compared split."""
     splits = [s for s in COMPARED_SPLITS if any(s in d["splits"] for _, d in documents)]
     columns = ["Setting", "Checkpoint", *extra]
@@ -57,9 +60,9 @@ def comparison_table(title: str, documents: list[tuple[str, dict]], extra: dict[
     return Table(title, columns, rows)
 
 
-def comparison_charts(name: str, documents: list[tuple[str, dict]]) -> list[Bars]:
+def comparison_charts(name: str, documents: list[tuple[str, RunRecord]]) -> list[FigureSpec]:
     """Bars per checkpoint (groups) and split (series) of the landmark ratio and identity accuracy."""
-    charts = []
+    charts: list[FigureSpec] = []
     for column in (c for c in HEADLINE_COLUMNS if c.metric in CHARTED):
         series = {}
         for split in COMPARED_SPLITS:
@@ -74,10 +77,10 @@ def comparison_charts(name: str, documents: list[tuple[str, dict]]) -> list[Bars
     return charts
 
 
-def headline_data(documents: list[tuple[str, dict]]) -> dict:
+def headline_data(documents: list[tuple[str, RunRecord]]) -> dict:
     return {label: {"run_dir": d["run_dir"], "results": d["results"]} for label, d in documents}
 
 
-def generators(documents: list[tuple[str, dict]]) -> dict[str, dict]:
+def generators(documents: list[tuple[str, RunRecord]]) -> dict[str, GeneratorRecord]:
     """Each compared run's generator record, by label (the experiment's record of which checkpoints it compared)."""
     return {label: d["generator"] for label, d in documents}

@@ -12,7 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -101,7 +101,7 @@ class FeatureCache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp.npz")
-            np.savez(tmp, **computed)
+            np.savez(tmp, **cast(dict[str, Any], computed))  # names of arrays, never allow_pickle
             tmp.replace(path)
         except OSError as exc:
             raise EvalError(

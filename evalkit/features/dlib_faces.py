@@ -116,7 +116,7 @@ class DlibFaceExtractor(FeatureExtractor):
         size = self.detector_size
         whole = dlib.rectangle(0, 0, size - 1, size - 1)
         for image in images:
-            pixels = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+            pixels = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
             boxes = detector(pixels, self.upsample)
             box = max(boxes, key=lambda b: b.area()) if len(boxes) else whole
             yield Face(pixels, predictor(pixels, box), len(boxes) > 0)

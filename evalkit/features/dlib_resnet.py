@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -291,7 +292,8 @@ class DlibFaceResnet(nn.Module):
                                  padding=layer.size // 2 if layer.stride == 1 else 0)
                 gamma = torch.from_numpy(affine["gamma"])
                 conv.weight.data = torch.from_numpy(params["weight"]) * gamma.view(-1, 1, 1, 1)
-                conv.bias.data = torch.from_numpy(params["bias"]) * gamma + torch.from_numpy(affine["beta"])
+                conv.bias = nn.Parameter(torch.from_numpy(params["bias"]) * gamma
+                                         + torch.from_numpy(affine["beta"]))
                 convs.append(conv)
             elif layer.kind == "fc":
                 self.fc = nn.Linear(params["weight"].shape[0], layer.filters, bias=False)
@@ -304,7 +306,7 @@ class DlibFaceResnet(nn.Module):
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         """(N, 150, 150, 3) uint8 -> (N, 128) float32 descriptors."""
-        x = (chips.permute(0, 3, 1, 2).float() - self.means) / 256.0
+        x = (chips.permute(0, 3, 1, 2).float() - cast(torch.Tensor, self.means)) / 256.0
         x = x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
         x = F.max_pool2d(torch.relu(self.stem(x)), 3, 2)
         for i, (_, down) in enumerate(BLOCKS):

@@ -76,7 +76,9 @@ def dense_kernel_from_channels_last(kernel: np.ndarray, shape: tuple[int, int, i
     return kernel.reshape(height, width, channels, -1).transpose(3, 2, 0, 1).reshape(kernel.shape[1], -1)
 
 
-def _assign(param: nn.Parameter, value: np.ndarray, path: Path, what: str) -> None:
+def _assign(param: torch.Tensor | nn.Module, value: np.ndarray, path: Path, what: str) -> None:
+    if not isinstance(param, torch.Tensor):
+        raise TypeError(f"{what}: not a tensor")  # a layer attribute, always a Parameter here
     if tuple(param.shape) != value.shape:
         raise EvalError(f"{path}: {what} has shape {value.shape}, VGG16 expects {tuple(param.shape)}")
     param.data.copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))

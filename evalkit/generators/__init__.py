@@ -22,6 +22,7 @@ import inspect
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -82,7 +83,7 @@ def _load_factory(spec: str) -> tuple[object, str]:
             module = importlib.import_module(module_name)
         except ImportError as exc:
             raise EvalError(f"--generator {spec}: cannot import module {module_name!r} ({exc})") from None
-        factory = module
+        factory: Any = module
         for part in attribute.split("."):
             factory = getattr(factory, part, None)
             if factory is None:

@@ -7,6 +7,8 @@ so one process and N processes give the same faces.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import soundfile as sf
 from tqdm import tqdm
@@ -49,7 +51,8 @@ def prepare_speech(path, seconds: float, normalisation: str) -> np.ndarray:
 class SpeechSource(FaceSource):
     """A speech-to-face generator object (see ``evalkit.generators.base``) behind the harness's FaceSource."""
 
-    def __init__(self, model: object, kind: str, name: str, provenance: dict | None = None) -> None:
+    def __init__(self, model: Any, kind: str, name: str, provenance: dict | None = None) -> None:
+        """``model``: any object with the generator attributes (duck-typed; ``check_generator`` checks them)."""
         who = f"generator {name!r}"
         check_generator(model, who)
         self.model = model
@@ -57,16 +60,18 @@ class SpeechSource(FaceSource):
         declared = dict(model.provenance()) if callable(getattr(model, "provenance", None)) else {}
         record = {**declared, **(provenance or {})}
         identities = getattr(model, "identities", None)
+        self.seconds = float(model.audio_seconds)
+        self.normalisation: str = getattr(model, "normalisation", "peak")
         self.info = GeneratorInfo(
             kind=kind, name=name, image_size=int(model.image_size), sha256=record.get("sha256") or json_sha256(
                 {"kind": kind, "name": name, **record}),
-            audio_seconds=float(model.audio_seconds), sample_rate=SAMPLE_RATE,
-            normalisation=getattr(model, "normalisation", "peak"),
+            audio_seconds=self.seconds, sample_rate=SAMPLE_RATE,
+            normalisation=self.normalisation,
             identities=tuple(identities) if identities is not None else None, provenance=record)
 
     def check(self, pairs: list[Pair]) -> None:
         """Every clip must be a readable audio file at least ``audio_seconds`` long (read from the file headers)."""
-        seconds = self.info.audio_seconds
+        seconds = self.seconds
         short = []
         for pair in pairs:
             try:
@@ -113,7 +118,7 @@ class SpeechSource(FaceSource):
         mine = [k for k in range(len(chunks)) if job.shard.owns(k)]
         local = {}
         for k in tqdm(mine, desc="generating faces", unit="batch", disable=None):
-            speech = np.stack([prepare_speech(p.audio, self.info.audio_seconds, self.info.normalisation)
+            speech = np.stack([prepare_speech(p.audio, self.seconds, self.normalisation)
                                for p in chunks[k]])
             try:
                 faces = self.model.generate(speech, job.seed + k)

@@ -5,6 +5,7 @@ checkpoint=PATH``)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from evalkit.errors import EvalError
 from generator.checkpoint import Checkpoint, load_generator
 from generator.data.faces import array_to_image
 from generator.runtime import pick_device
-from generator.synthesis import SAMPLING_MODES, generate
+from generator.synthesis import SAMPLING_MODES, Sampling, generate
 
 NORMALISATIONS = {"peak": "peak+preemphasis", "legacy_py2": "legacy_py2+preemphasis"}
 
@@ -29,7 +30,7 @@ class Wav2PixGenerator:
         if sampling not in SAMPLING_MODES:
             raise EvalError(f"unknown sampling mode {sampling!r} (use one of {SAMPLING_MODES})")
         self.checkpoint: Checkpoint = load_generator(checkpoint, pick_device(device))
-        self.sampling = sampling
+        self.sampling = cast(Sampling, sampling)  # checked above
         config = self.checkpoint.config
         self.image_size = config.image_size
         self.audio_seconds = config.audio_seconds

@@ -13,9 +13,10 @@ compared clip by clip (paired bootstrap).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,14 +31,14 @@ from evalkit.stats import Clusters, seeded_rng
 class MetricContext:
     """What a metric sees: the options, the images and their features (computed on first request)."""
 
-    def __init__(self, options: RunOptions, evalset: EvalSet, run_dir: Path,
+    def __init__(self, options: RunOptions, evalset: EvalSet, run_dir: Path | None,
                  feature_source: Callable[[str], tuple[Features, Features]]) -> None:
         self.options = options
         self.run_dir = run_dir
         self.evalset = evalset
         self._feature_source = feature_source
         self._features: dict[str, tuple[Features, Features]] = {}
-        self.memo: dict[str, object] = {}
+        self.memo: dict[Hashable, Any] = {}  # values computed once per run, keyed by (metric, split, ...)
         self.warnings: list[str] = []
 
     def features(self, extractor: str) -> tuple[Features, Features]:
@@ -62,7 +63,7 @@ class MetricContext:
                                by=ev.generated.cluster_by)
         if joint[0].count < 2:  # one group: nothing to resample between; each side row by row (said in ci_method)
             return Clusters.singletons(len(gen)), Clusters.singletons(len(real))
-        return joint
+        return joint[0], joint[1]
 
     def real_clusters(self, rows: np.ndarray) -> Clusters:
         """Clusters of the given real faces (pool rows)."""

@@ -23,6 +23,8 @@ faces, seeded), and for ``ratio_error`` the exact mean over all pairings.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from evalkit.metrics import Metric, MetricContext, register
@@ -117,7 +119,7 @@ def _agreement(ctx: MetricContext, generated: np.ndarray, real: np.ndarray, clus
         bias = log_ratio[:, k]
         interval = interval_of(lambda i, bias=bias: bias[i].mean(), "bias", name)
         per_ratio[name] = {"r": correlation, "bias": figure(bias.mean(), interval, len(bias), 0.0, CLUSTER_BOOTSTRAP)}
-    result = {"ratios": per_ratio}
+    result: dict[str, Any] = {"ratios": per_ratio}
     for figure_name, groups in (("mean_r", None), ("mean_r_within_speaker", speakers)):
         def mean_r(i: np.ndarray, groups: np.ndarray | None = groups) -> float:
             r = column_correlations(generated[i], real[i], None if groups is None else groups[i])

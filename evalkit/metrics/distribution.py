@@ -70,7 +70,7 @@ def frechet_figure(ctx: MetricContext, extractor: str, key: str, split: str, met
         ctx.warn(f"{metric} on {split}: {min(len(x), len(y))} samples < {x.shape[1]} feature dimensions; the "
                  "covariance is singular and the distance is biased upwards (compare only at equal N)")
     generated, real = statistics(x), statistics(y)
-    if ctx.options.save_stats:
+    if ctx.options.save_stats and ctx.run_dir is not None:  # process 0 writes the run folder
         write_stats(ctx.run_dir / "stats" / f"{split}_generated_{metric}.npz", *generated)
         write_stats(ctx.run_dir / "stats" / f"{split}_real_{metric}.npz", *real)
     gram = GramPair.of(x, y)
