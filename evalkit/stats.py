@@ -250,12 +250,6 @@ def knn_manifolds(g: GramPair, k: int) -> Manifolds:
     )
 
 
-def precision_recall_flags(g: GramPair, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample precision (n,) and recall (m,) flags (``knn_manifolds``)."""
-    m = knn_manifolds(g, k)
-    return m.precision, m.recall
-
-
 def wilson_interval(successes: int, n: int) -> tuple[float, float]:
     """95 % Wilson score interval of a proportion."""
     if n == 0:

@@ -19,7 +19,6 @@ from generator.data.audit import Overlap
 from generator.data.manifest import Manifest, Pair, with_splits
 from generator.errors import DataError
 
-TRAINING_SPLITS = ("train", "seen")
 MIN_TRAINING_IDENTITIES = 2
 
 

@@ -21,7 +21,6 @@ from evalkit.stats import (
     knn_manifolds,
     mean_figure,
     percentile_interval,
-    precision_recall_flags,
     proportion_figure,
     read_stats,
     recentred_interval,
@@ -287,7 +286,7 @@ def test_precision_interval_covers_its_conditional_estimand():
     trials = 400
     for _ in range(trials):
         generated = rng.normal(0.3, 1.1, (100, dim))
-        precision, _ = precision_recall_flags(GramPair.of(generated, real), k)
+        precision = knn_manifolds(GramPair.of(generated, real), k).precision
         np.testing.assert_array_equal(precision, inside(generated))
         low, high = proportion_figure(precision, None)["ci95"]
         covered += low <= truth <= high
@@ -304,7 +303,8 @@ def test_a_single_cluster_falls_back_to_rows_and_says_so():
 
 
 def _precision_recall(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
-    precision, recall = precision_recall_flags(GramPair.of(x, y), k)
+    manifolds = knn_manifolds(GramPair.of(x, y), k)
+    precision, recall = manifolds.precision, manifolds.recall
     return np.array([precision.mean(), recall.mean()])
 
 
