@@ -1,7 +1,7 @@
 """The one rule every registry of evalkit follows: a name is registered once.
 
 Metrics (``evalkit.metrics.METRICS``), feature extractors (``evalkit.features.EXTRACTORS``), reference generators
-(``evalkit.generators.reference.REFERENCES``), experiments (``evalkit.experiments.cli``) and the generator kinds
+(``evalkit.generators.reference.BUILDERS``), experiments (``evalkit.experiments.cli``) and the generator kinds
 reached by name (built-in kinds and ``evalkit.generators`` entry points) are ``Registry`` objects. A second
 registration of a name — two plugins, or a module copied under a new file — would silently replace the first, and a
 run would score with whichever module was imported last; ``add`` refuses it, naming both places.

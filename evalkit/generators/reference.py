@@ -19,7 +19,6 @@ oracle there. Faces are the run's real faces at the evaluated size (uint8 RGB).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,29 +27,26 @@ from evalkit.generators.base import FaceSource, GenerationJob, GeneratorInfo, Re
 from evalkit.registry import Registry
 from evalkit.stats import seeded_rng
 
+DESCRIPTIONS = {
+    "mean-face": "every clip gets the pixel mean of its speaker's reference (training) faces",
+    "random-face": "every clip gets a reference face of a uniformly drawn identity (seeded)",
+    "nearest-face": "every clip gets its speaker's reference face nearest (pixels) to the clip's real face: the oracle",
+    "constant": "every clip gets one face: the reference face nearest to the mean of all reference faces",
+}
+LABELS = {"mean-face": "Per-identity mean face", "random-face": "Random face, random identity",
+          "nearest-face": "Nearest training face (oracle)", "constant": "Constant face"}
+REFERENCE_NAMES = tuple(DESCRIPTIONS)
 Builder = Callable[[GenerationJob], np.ndarray]
+BUILDERS: Registry[Builder] = Registry("reference generator")
+"""The face-drawing function of each reference generator (job -> uint8 RGB faces, one per pair)."""
 
 
-@dataclass(frozen=True)
-class Reference:
-    """A registered reference generator: its report label, its one-line description and the function that draws the
-    faces of a job (uint8 RGB (N, H, W, 3), one per pair)."""
-
-    label: str
-    description: str
-    build: Builder
-
-
-REFERENCES: Registry[Reference] = Registry("reference generator")
-
-
-def register_reference(name: str, label: str, description: str) -> Callable[[Builder], Builder]:
-    """Decorator: register a face-drawing function as the reference generator ``name``; raises
-    ``DuplicateRegistration`` when the name is taken."""
+def builds(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: register the function as the builder of reference generator ``name``; raises
+    ``DuplicateRegistration`` when the name has one."""
 
     def register(build: Builder) -> Builder:
-        REFERENCES.add(name, Reference(label, description, build), origin=f"{build.__module__}.{build.__qualname__}")
-        return build
+        return BUILDERS.add(name, build, origin=f"{build.__module__}.{build.__qualname__}")
 
     return register
 
@@ -72,8 +68,7 @@ def _pixels(pool_images: np.ndarray, index: np.ndarray) -> np.ndarray:
     return pool_images[index].reshape(len(index), -1).astype(np.float64)
 
 
-@register_reference("mean-face", "Per-identity mean face",
-                    "every clip gets the pixel mean of its speaker's reference (training) faces")
+@builds("mean-face")
 def mean_face(job: GenerationJob) -> np.ndarray:
     images = job.real.pool.images
     faces = np.empty((len(job.pairs), *images.shape[1:]), dtype=np.uint8)
@@ -82,8 +77,7 @@ def mean_face(job: GenerationJob) -> np.ndarray:
     return faces
 
 
-@register_reference("random-face", "Random face, random identity",
-                    "every clip gets a reference face of a uniformly drawn identity (seeded)")
+@builds("random-face")
 def random_face(job: GenerationJob) -> np.ndarray:
     groups = _by_identity(job)
     pools = {identity: reference_faces(job.real, identity, clips) for identity, clips in groups.items()}
@@ -96,8 +90,7 @@ def random_face(job: GenerationJob) -> np.ndarray:
     return job.real.pool.images[index]
 
 
-@register_reference("nearest-face", "Nearest training face (oracle)",
-                    "every clip gets its speaker's reference face nearest (pixels) to the clip's real face: the oracle")
+@builds("nearest-face")
 def nearest_face(job: GenerationJob) -> np.ndarray:
     images = job.real.pool.images
     index = np.empty(len(job.pairs), dtype=np.int64)
@@ -110,8 +103,7 @@ def nearest_face(job: GenerationJob) -> np.ndarray:
     return images[index]
 
 
-@register_reference("constant", "Constant face",
-                    "every clip gets one face: the reference face nearest to the mean of all reference faces")
+@builds("constant")
 def constant(job: GenerationJob) -> np.ndarray:
     images = job.real.pool.images
     candidates = np.unique(np.concatenate([reference_faces(job.real, identity, clips)
@@ -121,16 +113,11 @@ def constant(job: GenerationJob) -> np.ndarray:
     return np.repeat(images[chosen][None], len(job.pairs), axis=0)
 
 
-REFERENCE_NAMES = tuple(REFERENCES)
-DESCRIPTIONS = {name: reference.description for name, reference in REFERENCES.items()}
-LABELS = {name: reference.label for name, reference in REFERENCES.items()}
-
-
 class ReferenceSource(FaceSource):
     """One of the reference generators (see the module docstring), at the run's image size."""
 
     def __init__(self, name: str, image_size: int) -> None:
-        if name not in REFERENCES:
+        if name not in BUILDERS:
             raise EvalError(f"unknown reference generator {name!r} (use one of {', '.join(REFERENCE_NAMES)})")
         self.name = name
         record = {"reference": name, "description": DESCRIPTIONS[name]}
@@ -140,4 +127,4 @@ class ReferenceSource(FaceSource):
     def faces(self, job: GenerationJob) -> np.ndarray:
         if len(job.real.pool) == 0:
             raise EvalError(f"reference generator {self.name}: the data has no real faces to draw from")
-        return REFERENCES[self.name].build(job)
+        return BUILDERS[self.name](job)

@@ -9,7 +9,7 @@ import pytest
 from evalkit.experiments.cli import EXPERIMENTS, experiment_group
 from evalkit.features import EXTRACTORS, _load_builtin_extractors, register_extractor
 from evalkit.generators import entry_points, open_source
-from evalkit.generators.reference import REFERENCE_NAMES, REFERENCES, register_reference
+from evalkit.generators.reference import BUILDERS, DESCRIPTIONS, builds
 from evalkit.metrics import METRICS, Metric, all_metrics, register
 from evalkit.registry import DuplicateRegistration, Registry
 from tests.support import check_cli_error
@@ -48,11 +48,11 @@ def test_a_feature_extractor_name_registered_twice():
 
 
 def test_a_reference_generator_name_registered_twice():
-    constant = REFERENCES["constant"]
+    constant = BUILDERS["constant"]
     with pytest.raises(DuplicateRegistration, match=r"reference generator 'constant' is registered twice: by "
                                                     r"evalkit\.generators\.reference\.constant and by tests\.evalkit"):
-        register_reference("constant", "Other", "another")(lambda job: None)
-    assert REFERENCES["constant"] is constant and tuple(REFERENCES) == REFERENCE_NAMES
+        builds("constant")(lambda job: None)
+    assert BUILDERS["constant"] is constant and set(BUILDERS) <= set(DESCRIPTIONS)
 
 
 def test_an_experiment_name_registered_twice():
