@@ -36,19 +36,6 @@ DESCRIPTIONS = {
 LABELS = {"mean-face": "Per-identity mean face", "random-face": "Random face, random identity",
           "nearest-face": "Nearest training face (oracle)", "constant": "Constant face"}
 REFERENCE_NAMES = tuple(DESCRIPTIONS)
-Builder = Callable[[GenerationJob], np.ndarray]
-BUILDERS: Registry[Builder] = Registry("reference generator")
-"""The face-drawing function of each reference generator (job -> uint8 RGB faces, one per pair)."""
-
-
-def builds(name: str) -> Callable[[Builder], Builder]:
-    """Decorator: register the function as the builder of reference generator ``name``; raises
-    ``DuplicateRegistration`` when the name has one."""
-
-    def register(build: Builder) -> Builder:
-        return BUILDERS.add(name, build, origin=f"{build.__module__}.{build.__qualname__}")
-
-    return register
 
 
 def reference_faces(real: RealReference, identity: str, clips: np.ndarray) -> np.ndarray:
@@ -66,6 +53,21 @@ def _by_identity(job: GenerationJob) -> dict[str, np.ndarray]:
 
 def _pixels(pool_images: np.ndarray, index: np.ndarray) -> np.ndarray:
     return pool_images[index].reshape(len(index), -1).astype(np.float64)
+
+
+Builder = Callable[[GenerationJob], np.ndarray]
+BUILDERS: Registry[Builder] = Registry("reference generator")
+"""The face-drawing function of each reference generator (job -> uint8 RGB faces, one per pair)."""
+
+
+def builds(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: register the function as the builder of reference generator ``name``; raises
+    ``DuplicateRegistration`` when the name has one."""
+
+    def register(build: Builder) -> Builder:
+        return BUILDERS.add(name, build, origin=f"{build.__module__}.{build.__qualname__}")
+
+    return register
 
 
 @builds("mean-face")
