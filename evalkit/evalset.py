@@ -202,8 +202,8 @@ def _unique_split_names(pairs: list[Pair]) -> list[str]:
     names = [""] * len(pairs)
     for split in dict.fromkeys(p.split for p in pairs):
         positions = [i for i, p in enumerate(pairs) if p.split == split]
-        names = unique_names([(pairs[i].identity, pairs[i].audio) for i in positions])
-        for i, name in zip(positions, names, strict=True):
+        split_names = unique_names([(pairs[i].identity, pairs[i].audio) for i in positions])
+        for i, name in zip(positions, split_names, strict=True):
             names[i] = name
     return names
 
