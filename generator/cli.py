@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from generator.cli_support import FriendlyGroup
 from generator.dataset_builder.cli import build
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without the data layer
+    from generator.data.manifest import Manifest
 
 
 @click.group(cls=FriendlyGroup)
@@ -48,7 +51,7 @@ def import_cmd(source: Path, out: Path, layout: str | None, face_order: str, spl
 data.add_command(build)
 
 
-def _load_any(source: Path):
+def _load_any(source: Path) -> Manifest:
     from generator.data.importers import import_pairs_csv
     from generator.data.manifest import Manifest, read_manifest
 

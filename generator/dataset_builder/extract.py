@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from PIL import Image
 
 from generator.data.audio import SAMPLE_RATE, num_samples
 from generator.dataset_builder import faces
@@ -188,7 +189,7 @@ def _cut_windows(track: Soundtrack, time: float, options: ExtractOptions, rng: n
     return windows
 
 
-def _save_image(img, path: Path) -> None:
+def _save_image(img: Image.Image, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
 

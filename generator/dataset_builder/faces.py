@@ -11,7 +11,7 @@ import importlib.util
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import dlib
 import numpy as np
@@ -58,7 +58,7 @@ def _model_path(kind: str) -> str:
 
 
 @cache
-def _detector(kind: Detector):
+def _detector(kind: Detector) -> Any:  # dlib's detector objects (no type stubs)
     if kind == "hog":
         return dlib.get_frontal_face_detector()
     if kind == "cnn":
@@ -67,12 +67,12 @@ def _detector(kind: Detector):
 
 
 @cache
-def _landmarks():
+def _landmarks() -> Any:
     return dlib.shape_predictor(_model_path("landmarks"))
 
 
 @cache
-def _descriptor_model():
+def _descriptor_model() -> Any:
     return dlib.face_recognition_model_v1(_model_path("descriptor"))
 
 

@@ -62,7 +62,7 @@ def decode_video(path: Path, rate: float, on_frame: Callable[[float, np.ndarray]
         raise DataError(f"{path}: not a readable video ({exc})") from None
 
 
-def _decode(container, rate: float, on_frame: Callable[[float, np.ndarray], T], path: Path) -> Decoded[T]:
+def _decode(container: Any, rate: float, on_frame: Callable[[float, np.ndarray], T], path: Path) -> Decoded[T]:
     if not container.streams.video:
         raise DataError(f"{path}: no video stream")
     if not container.streams.audio:
@@ -93,7 +93,7 @@ def _decode(container, rate: float, on_frame: Callable[[float, np.ndarray], T], 
     return Decoded(results, Soundtrack(samples, audio_start - picker.origin), duration)
 
 
-def _frame_seconds(stream) -> float:
+def _frame_seconds(stream: Any) -> float:
     rate = stream.average_rate or stream.guessed_rate
     return float(1 / rate) if rate else 0.0
 
@@ -109,7 +109,7 @@ class _FramePicker(Generic[T]):
         self.previous: tuple[float, Any] | None = None  # (time on the timeline, PyAV video frame)
         self.results: list[T] = []
 
-    def add(self, frame) -> None:
+    def add(self, frame: Any) -> None:
         if self.origin is None:
             self.origin = frame.time
         time = frame.time - self.origin
