@@ -20,7 +20,10 @@ from sqlalchemy.engine import make_url
 from survey_app import migrate
 from survey_app.app import create_app
 from survey_app.db import create_database_engine, create_session_factory
-from survey_app.loadtest import (
+from survey_app.manifest import load_run_input
+from survey_app.models import Base, Item, Trial
+from survey_app.study_builder import StudyOptions, create_study
+from tests.survey_app.robot import (
     CSRF_META,
     QUESTION,
     START_NONCE,
@@ -29,10 +32,7 @@ from survey_app.loadtest import (
     write_png,
     write_synthetic_run,
 )
-from survey_app.loadtest import choose_answers as careful_answers
-from survey_app.manifest import load_run_input
-from survey_app.models import Base, Item, Trial
-from survey_app.study_builder import StudyOptions, create_study
+from tests.survey_app.robot import choose_answers as careful_answers
 
 __all__ = ["QUESTION", "TRIAL_ACTION", "careful_answers", "csrf_from", "trial_kind", "write_png"]
 
