@@ -22,7 +22,7 @@ from survey_app.db import (
 )
 from survey_app.export import write_export
 from survey_app.manifest import load_run_input
-from survey_app.models import Admin, ItemKind, Study
+from survey_app.models import Admin, ItemKind, Study, StudyKind
 from survey_app.server import StudyServer, check_can_listen, default_threads, default_workers
 from survey_app.study_builder import (
     DEFAULT_CONSENT_TEXT,
@@ -31,9 +31,16 @@ from survey_app.study_builder import (
     create_study,
     new_slug,
 )
+from survey_app.study_kinds import PROMPTS, KindOptions, create_kind_study
 from survey_app.views_admin import end_other_sessions
 
 SECRET_KEY_FILE = "secret_key"
+MAIN_ITEM_KIND = {  # the items a study of each kind measures with (counted in create-study's report)
+    StudyKind.FACES: ItemKind.TEST,
+    StudyKind.MATCHING: ItemKind.MATCHING,
+    StudyKind.HYPE: ItemKind.HYPE,
+    StudyKind.PAIRWISE: ItemKind.PAIRWISE,
+}
 
 
 @dataclass(frozen=True)
@@ -121,10 +128,27 @@ def migrate_command(workspace: Workspace) -> None:
 @main.command("create-study")
 @click.option(
     "--run",
-    "run_dir",
+    "run_dirs",
     required=True,
+    multiple=True,
     type=click.Path(path_type=Path),
-    help="evalkit run folder or any folder with pairs.csv.",
+    help="evalkit run folder or any folder with pairs.csv (--kind pairwise: two or more, joined on their clip ids).",
+)
+@click.option(
+    "--kind",
+    type=click.Choice([kind.value for kind in StudyKind]),
+    default=StudyKind.FACES.value,
+    show_default=True,
+    help="faces: MOS + recognition (+ lineups); matching: voice -> face forced choice, real and generated arms; "
+    "hype: real or generated?; pairwise: which run's face fits the voice (or photo) better.",
+)
+@click.option("--faces", default=2, show_default=True, help="--kind matching: faces per trial (chance 1/faces).")
+@click.option(
+    "--prompt",
+    type=click.Choice(PROMPTS),
+    default="audio",
+    show_default=True,
+    help="--kind pairwise: prompt by the clip's voice or by the person's real photo.",
 )
 @click.option("--title", default="Faces generated from speech", show_default=True)
 @click.option("--slug", default=None, help="Public study id in the rater URL (default: random).")
@@ -135,9 +159,14 @@ def migrate_command(workspace: Workspace) -> None:
 @click.option("--consent-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--consent-version", default=DEFAULT_CONSENT_VERSION, show_default=True)
 @click.pass_obj
-def create_study_command(workspace: Workspace, run_dir: Path, consent_file: Path | None, **options) -> None:
-    """Create a study from RUN_DIR/pairs.csv, copying its images into the store under opaque ids."""
-    run_input = load_run_input(run_dir)
+def create_study_command(
+    workspace: Workspace, run_dirs: tuple[Path, ...], consent_file: Path | None, **options
+) -> None:
+    """Create a study from RUN_DIR/pairs.csv, copying its images (and audio) into the store under opaque ids."""
+    kind = StudyKind(options["kind"])
+    if kind == StudyKind.FACES and len(run_dirs) != 1:
+        raise ValueError("--kind faces takes one --run (only --kind pairwise compares runs)")
+    runs = [load_run_input(run_dir) for run_dir in run_dirs]
     study_options = StudyOptions(
         title=options["title"],
         slug=options["slug"] or new_slug(),
@@ -149,11 +178,19 @@ def create_study_command(workspace: Workspace, run_dir: Path, consent_file: Path
         consent_version=options["consent_version"],
     )
     with workspace.migrated_session_factory()() as db:
-        study = create_study(db, run_input, workspace.image_store, study_options)
+        if kind == StudyKind.FACES:
+            study = create_study(db, runs[0], workspace.image_store, study_options)
+        else:
+            kind_options = KindOptions(kind=kind, faces=options["faces"], prompt=options["prompt"])
+            study = create_kind_study(db, runs, workspace.image_store, study_options, kind_options)
         db.commit()
-        tests = sum(item.kind == ItemKind.TEST for item in study.items)
+        main_kind = MAIN_ITEM_KIND[kind]
+        tests = sum(item.kind == main_kind for item in study.items)
         others = len(study.items) - tests
-        click.echo(f"study {study.slug}: {tests} test pairs, {others} other items; rater URL /s/{study.slug}")
+        click.echo(
+            f"study {study.slug} ({kind.value}): {tests} {main_kind.value} items, {others} other items; "
+            f"rater URL /s/{study.slug}"
+        )
         for note in study.source["design_notes"]:
             click.echo(f"warning: {note}", err=True)
 

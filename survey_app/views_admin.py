@@ -99,7 +99,8 @@ def end_other_sessions(admin: Admin) -> None:
 
 @admin_blueprint.route("/login", methods=["GET", "POST"])
 def login():
-    """The login form; a good password starts a session (new CSRF secret, new cookie)."""
+    """The login form; a good password starts a session (new CSRF secret, new cookie). 401: wrong name or password;
+    429: too many attempts from this address; 400: no valid CSRF token."""
     if request.method == "GET":
         return render_template("admin/login.html", failed=False)
     username = request.form.get("username", "")[:64]
@@ -124,7 +125,7 @@ def _start_session(admin: Admin) -> None:
 @admin_blueprint.post("/logout")
 @login_required
 def logout():
-    """Ends this session and every other session of this admin."""
+    """Ends this session and every other session of this admin. Not logged in: to the login page; 400: no CSRF token."""
     admin = db_session().merge(current_user._get_current_object())
     end_other_sessions(admin)
     db_session().commit()
@@ -136,7 +137,8 @@ def logout():
 @admin_blueprint.route("/password", methods=["GET", "POST"])
 @login_required
 def change_password():
-    """A new password; every other session of this admin ends, this one goes on."""
+    """A new password; every other session of this admin ends, this one goes on. 400: wrong current password, too
+    short, or the two new ones differ (the form again, saying which), or no CSRF token."""
     if request.method == "GET":
         return render_template("admin/password.html", error=None)
     db = db_session()
@@ -161,7 +163,7 @@ def change_password():
 @admin_blueprint.get("/")
 @login_required
 def index():
-    """Every study with its rater link and progress."""
+    """Every study with its rater link and progress. Not logged in: to the login page."""
     db = db_session()
     studies = db.scalars(select(Study).order_by(Study.created_at.desc())).all()
     counts = {
@@ -211,7 +213,8 @@ def _planner_argument(name: str, default: float, low: float, high: float) -> flo
 @admin_blueprint.get("/studies/<slug>")
 @login_required
 def study_detail(slug: str):
-    """One study's progress and results, the power planner and the exports."""
+    """One study's progress and results, the power planner and the exports. 404: no such study; 400: a planner
+    argument that is not a number in its range; not logged in: to the login page."""
     study = _study_or_404(slug)
     summary = build_summary(db_session(), study, current_app.config["SURVEY_BOOTSTRAP_REPLICATES"])
     observed = summary["power"] or {"sd": 1.0, "rater_icc": 0.0}
@@ -235,7 +238,8 @@ def study_detail(slug: str):
 @admin_blueprint.get("/studies/<slug>/export/<name>")
 @login_required
 def export(slug: str, name: str):
-    """One export file as a download; never stored by a browser or proxy cache (raters.csv has platform ids)."""
+    """One export file as a download; never stored by a browser or proxy cache (raters.csv has platform ids). 404: no
+    such study or file; not logged in: to the login page."""
     if name not in EXPORT_TYPES:
         abort(404)
     study = _study_or_404(slug)

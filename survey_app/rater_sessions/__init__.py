@@ -4,9 +4,14 @@ answers saved as given and revisable until the rater presses Next). The names th
 re-exported here."""
 
 from survey_app.rater_sessions.answers import (
+    AUDIO_CHECK_FAILED,
+    HYPE_VALUES,
     QUALITY_VALUES,
     RECOGNITION_VALUES,
+    TIE,
+    ClipNotPlayed,
     InvalidAnswer,
+    SessionEnded,
     TrialNotOpen,
     allowed_values,
     record_answers,
@@ -32,6 +37,11 @@ from survey_app.rater_sessions.queries import (
 )
 
 __all__ = [
+    "AUDIO_CHECK_FAILED",
+    "HYPE_VALUES",
+    "TIE",
+    "ClipNotPlayed",
+    "SessionEnded",
     "QUALITY_VALUES",
     "QUESTIONS_BY_KIND",
     "RECOGNITION_VALUES",

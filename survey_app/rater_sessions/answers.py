@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from survey_app.audio_check import AUDIO_CHECK_VALUES
 from survey_app.db import is_postgresql
 from survey_app.models import Question, utc_now
 from survey_app.rater_sessions.queries import (
@@ -34,6 +35,9 @@ from survey_app.rater_sessions.queries import (
 
 QUALITY_VALUES = ("1", "2", "3", "4", "5")
 RECOGNITION_VALUES = ("yes", "no", "not_sure")
+HYPE_VALUES = ("real", "generated")
+TIE = "tie"  # pairwise: "about the same"
+AUDIO_CHECK_FAILED = "audio_check"  # Rater.ended_reason of a failed audio check
 MAX_CLIENT_RT_MS = 24 * 3600 * 1000
 
 
@@ -43,6 +47,17 @@ class TrialNotOpen(Exception):
 
 class InvalidAnswer(ValueError):
     pass
+
+
+class ClipNotPlayed(Exception):
+    """An answer to an audio trial before a play of its clip reached the end (survey_app.playback)."""
+
+
+class SessionEnded(Exception):
+    """The rater's session ended early (a failed audio check): no more answers."""
+
+
+END_SESSION = update(RATERS).where(RATERS.c.id == bindparam("ending_rater_id")).values(ended_reason=bindparam("reason"))
 
 
 # Every save and every Next updates the rater's row while the trial is still the current one: that row's lock
@@ -131,9 +146,13 @@ def record_answers(
     the rater has moved past takes no more changes: a retried save or Next that repeats its stored answers gets them
     back, anything else raises TrialNotOpen.
     """
+    if rater.ended_reason:
+        raise SessionEnded(rater.ended_reason)
     if current is None or current.id != trial_id:
         return _answers_of_a_past_trial(db, rater, trial_id, submitted, client_rt_ms)
     questions = _validated_questions(current, submitted, client_rt_ms, allow_none=advance)
+    if current.audio_id and not current.played:
+        raise ClipNotPlayed(trial_id)
     values = {question: submitted[question.value] for question in questions}
     incomplete = advance and set(current.answers) | set(values) != set(current.questions)
     advance = advance and not incomplete  # a Next with a question unanswered still saves what it carries
@@ -141,6 +160,10 @@ def record_answers(
         if not _save(db, rater, current, values, client_rt_ms, advance):
             db.rollback()  # another request of this rater pressed Next meanwhile
             return _answers_of_a_past_trial(db, rater, trial_id, submitted, client_rt_ms)
+        if advance and current.expected_answer is not None:
+            final = (current.answers | values)[current.questions[0]]
+            if final != current.expected_answer:  # a failed audio check ends the session
+                db.execute(END_SESSION, {"ending_rater_id": rater.id, "reason": AUDIO_CHECK_FAILED})
         db.commit()
     if incomplete:
         raise InvalidAnswer("Please answer every question on this page before going on.")
@@ -189,11 +212,18 @@ def _save(
 
 
 def allowed_values(trial: TrialView, question: Question) -> tuple[str, ...]:
+    """The values a question of this trial takes (slot numbers count the faces to choose from, from 1)."""
     if question == Question.QUALITY:
         return QUALITY_VALUES
     if question == Question.RECOGNITION:
         return RECOGNITION_VALUES
-    return tuple(str(slot) for slot in range(1, len(trial.display_image_ids)))
+    if question == Question.AUDIO_CHECK:
+        return AUDIO_CHECK_VALUES
+    if question == Question.HYPE:
+        return HYPE_VALUES
+    options = len(trial.display_image_ids) - (trial.reference_image_id is not None or question == Question.LINEUP)
+    slots = tuple(str(slot) for slot in range(1, options + 1))
+    return (*slots, TIE) if question == Question.PAIRWISE else slots
 
 
 def _validated_questions(

@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from survey_app.audio_check import AUDIO_CHECK_TRIALS
 from survey_app.models import (
     Image,
     Item,
@@ -22,6 +23,7 @@ from survey_app.models import (
     Platform,
     Rater,
     Study,
+    StudyKind,
     Trial,
     utc_now,
 )
@@ -79,9 +81,15 @@ def start_session(
     ):
         raise DuplicateParticipant(identity.participant_id)
     rng = random.Random(seed)
-    lineups, pairs = _session_items(items, _fill_counts(db, study), study, rng)
-    lineup_plan = _lineup_displays(db, study, lineups, rng) if lineups else []
-    plan = lineup_plan + [(item, [item.reference_image_id, item.probe_image_id]) for item in pairs]
+    if study.kind == StudyKind.FACES:
+        lineups, pairs = _session_items(items, _fill_counts(db, study), study, rng)
+        lineup_plan = _lineup_displays(db, study, lineups, rng) if lineups else []
+        plan = lineup_plan + [(item, [item.reference_image_id, item.probe_image_id]) for item in pairs]
+        first_block = len(lineup_plan)
+    else:
+        checks, trials = _kind_session_items(items, _fill_counts(db, study), study, rng)
+        plan = [(item, _kind_display(item, rng)) for item in checks + trials]
+        first_block = len(checks)
     rater_id = db.scalar(
         insert(RATERS)
         .values(
@@ -98,7 +106,7 @@ def start_session(
             user_agent=user_agent[:300],
             viewport=viewport,
             trials_total=len(plan),
-            lineup_trials=len(lineup_plan),
+            lineup_trials=first_block,
         )
         .returning(RATERS.c.id)
     )
@@ -138,6 +146,38 @@ def _session_items(
     rng.shuffle(pair_block)
     rng.shuffle(lineup_block)
     return lineup_block, pair_block
+
+
+def _kind_session_items(
+    items: Sequence[Item], fill: Mapping[int, int], study: Study, rng: random.Random
+) -> tuple[list[Item], list[Item]]:
+    """An audio study's audio check (first: AUDIO_CHECK_TRIALS clips of different tone counts, in random order) and
+    its trials, shuffled: `test_trials_per_session` least-filled items, half of each arm for matching (a clip heard
+    once per session: the generated arm's clips differ from the real arm's) and hype, any for pairwise."""
+    by_kind_arm: dict[tuple[ItemKind, str | None], list[Item]] = {}
+    for item in items:
+        by_kind_arm.setdefault((item.kind, item.arm), []).append(item)
+    check_items = by_kind_arm.get((ItemKind.AUDIO_CHECK, None), [])
+    checks = rng.sample(check_items, min(AUDIO_CHECK_TRIALS, len(check_items)))
+    wanted = study.test_trials_per_session
+    if study.kind == StudyKind.PAIRWISE:
+        trials = pick_least_filled(by_kind_arm.get((ItemKind.PAIRWISE, study.design["prompt"]), []), fill, wanted, rng)
+    else:
+        kind = ItemKind.MATCHING if study.kind == StudyKind.MATCHING else ItemKind.HYPE
+        first = pick_least_filled(by_kind_arm.get((kind, "real"), []), fill, wanted - wanted // 2, rng)
+        heard = {item.clip for item in first if kind == ItemKind.MATCHING}
+        others = [item for item in by_kind_arm.get((kind, "generated"), []) if item.clip not in heard]
+        trials = first + pick_least_filled(others, fill, wanted // 2, rng)
+    rng.shuffle(trials)
+    return checks, trials
+
+
+def _kind_display(item: Item, rng: random.Random) -> list[str]:
+    """The images of an audio-kind trial in on-screen order: the reference photo first when the item has one (a
+    pairwise study prompted by a photo), then its faces in random order (or its one image)."""
+    options = list(item.option_image_ids or ([item.probe_image_id] if item.probe_image_id else []))
+    rng.shuffle(options)
+    return ([item.reference_image_id] if item.reference_image_id else []) + options
 
 
 def _fill_counts(db: Session, study: Study) -> dict[int, int]:

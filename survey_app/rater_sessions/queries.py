@@ -35,7 +35,12 @@ QUESTIONS_BY_KIND: dict[ItemKind, tuple[Question, ...]] = {
     ItemKind.CONTROL_DIFFERENT: (Question.QUALITY, Question.RECOGNITION),
     ItemKind.ATTENTION: (Question.QUALITY,),
     ItemKind.LINEUP: (Question.LINEUP,),
+    ItemKind.AUDIO_CHECK: (Question.AUDIO_CHECK,),
+    ItemKind.MATCHING: (Question.MATCHING,),
+    ItemKind.HYPE: (Question.HYPE,),
+    ItemKind.PAIRWISE: (Question.PAIRWISE,),
 }
+FIRST_BLOCK_KINDS = (ItemKind.LINEUP, ItemKind.AUDIO_CHECK)  # a session's first block: lineups or the audio check
 RATERS, TRIALS, ITEMS, ANSWERS, IMAGES = (model.__table__ for model in (Rater, Trial, Item, Answer, Image))
 
 
@@ -43,10 +48,8 @@ class TrialNotFound(Exception):
     """No such trial for this rater (other raters' trials are indistinguishable from missing ones)."""
 
 
-
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
 
 
 @dataclass(frozen=True)
@@ -60,11 +63,12 @@ class RaterRef:
     completed: bool
     trials_answered: int  # also the position of the current trial
     trials_total: int
-    lineup_trials: int  # the pair block starts at this position
+    lineup_trials: int  # the second block (pairs, or an audio study's trials) starts at this position
+    ended_reason: str | None  # why the session ended early (e.g. "audio_check"), None while it runs or once completed
 
     def starts_a_block(self, kind: ItemKind) -> bool:
         """Whether the current trial (of `kind`) is the first of its task, which has its own instructions."""
-        first = 0 if kind == ItemKind.LINEUP else self.lineup_trials
+        first = 0 if kind in FIRST_BLOCK_KINDS else self.lineup_trials
         return self.trials_answered == first
 
 
@@ -77,6 +81,9 @@ class TrialView:
     display_image_ids: tuple[str, ...]
     reference_image_id: str | None
     expected_quality: int | None
+    audio_id: str | None  # the clip the trial plays (audio kinds)
+    expected_answer: str | None  # audio checks: the number of tones
+    played: bool  # whether a play of the clip reached its end (survey_app.playback); answers wait for it
     answers: dict[Question, str]
 
     @property
@@ -93,6 +100,7 @@ RATER_COLUMNS = (
     RATERS.c.trials_answered,
     RATERS.c.trials_total,
     RATERS.c.lineup_trials,
+    RATERS.c.ended_reason,
 )
 TRIAL_COLUMNS = (  # one row per stored answer of the trial (question and value None when it has none)
     TRIALS.c.id,
@@ -100,6 +108,9 @@ TRIAL_COLUMNS = (  # one row per stored answer of the trial (question and value 
     TRIALS.c.display_image_ids,
     ITEMS.c.reference_image_id,
     ITEMS.c.expected_quality,
+    ITEMS.c.audio_id,
+    ITEMS.c.expected_answer,
+    TRIALS.c.played_at.is_not(None),
     ANSWERS.c.question,
     ANSWERS.c.value,
 )
@@ -107,9 +118,7 @@ RATER_BY_TOKEN_HASH = select(*RATER_COLUMNS).where(RATERS.c.token_hash == bindpa
 RATER_AND_CURRENT_TRIAL_BY_TOKEN_HASH = (
     select(*RATER_COLUMNS, *TRIAL_COLUMNS)
     .select_from(
-        RATERS.outerjoin(
-            TRIALS, and_(TRIALS.c.rater_id == RATERS.c.id, TRIALS.c.position == RATERS.c.trials_answered)
-        )
+        RATERS.outerjoin(TRIALS, and_(TRIALS.c.rater_id == RATERS.c.id, TRIALS.c.position == RATERS.c.trials_answered))
         .outerjoin(ITEMS, ITEMS.c.id == TRIALS.c.item_id)
         .outerjoin(ANSWERS, ANSWERS.c.trial_id == TRIALS.c.id)
     )
@@ -144,6 +153,8 @@ UNMARK_CURRENT_TRIAL_SHOWN = (
     )
     .values(shown_at=None)
 )
+
+
 def find_rater(db: Session, token: str) -> RaterRef | None:
     if not TOKEN_PATTERN.fullmatch(token):
         return None
@@ -194,6 +205,8 @@ def find_trial(db: Session, rater: RaterRef, trial_id: str) -> TrialView:
 
 
 def _trial_view(rows: Sequence[Sequence]) -> TrialView:
-    trial_id, kind, display, reference, expected, _, _ = rows[0]
+    trial_id, kind, display, reference, expected, audio_id, expected_answer, played, _, _ = rows[0]
     answers = {question: value for *_, question, value in rows if question is not None}
-    return TrialView(trial_id, kind, tuple(display), reference, expected, answers)
+    return TrialView(
+        trial_id, kind, tuple(display), reference, expected, audio_id, expected_answer, bool(played), answers
+    )

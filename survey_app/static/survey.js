@@ -10,7 +10,46 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("button[data-copy]")) offerCopy(button);
   const trialForm = document.getElementById("trial-form");
   if (trialForm) enhanceTrial(trialForm);
+  const voice = document.getElementById("voice");
+  if (voice && trialForm) reportPlays(voice, trialForm);
 });
+
+// Audio trials: every play and every end of the clip is reported to the server, which accepts answers only after a
+// play that lasted the clip's length on its own clock (survey_app.playback). Until then the answers look disabled.
+function reportPlays(voice, form) {
+  const audio = document.getElementById("clip");
+  const button = document.getElementById("play");
+  const note = document.getElementById("play-note");
+  if (voice.dataset.played !== "true") form.classList.add("awaiting-play");
+  let queue = Promise.resolve();
+  function report(event) {
+    const body = new FormData();
+    body.append("csrf_token", form.elements.csrf_token.value);
+    body.append("event", event);
+    if (Number.isFinite(audio.duration)) body.append("duration_ms", String(Math.round(audio.duration * 1000)));
+    queue = queue.then(async () => {
+      try {
+        const response = await fetch(voice.dataset.playsUrl, {
+          method: "POST", body, headers: { Accept: "application/json" }, credentials: "same-origin",
+        });
+        const reply = await response.json();
+        if (!response.ok) throw new Error(reply.error || response.statusText);
+        if (reply.played) {
+          form.classList.remove("awaiting-play");
+          note.textContent = "Played. You can play it again, and answer now.";
+        }
+      } catch (error) {
+        note.textContent = `${error.message}`;
+      }
+    });
+  }
+  audio.addEventListener("play", () => { note.textContent = "Playing…"; report("play"); });
+  audio.addEventListener("ended", () => report("ended"));
+  button.addEventListener("click", () => {
+    audio.currentTime = 0;
+    audio.play().catch((error) => { note.textContent = `The sound could not play (${error.message}).`; });
+  });
+}
 
 function offerCopy(button) {
   if (!navigator.clipboard) return; // only on HTTPS and localhost: the text can still be selected and copied
@@ -94,7 +133,12 @@ function enhanceTrial(form) {
       form.requestSubmit(nextButton);
       return;
     }
-    // Each key names one option of the page (quality 1-5, recognition y/n/s, lineup 1-N).
+    if (event.key === " " && document.getElementById("play")) {
+      event.preventDefault();
+      document.getElementById("play").click();
+      return;
+    }
+    // Each key names one option of the page (quality 1-5, recognition y/n/s, lineup 1-N, ...).
     const input = form.querySelector(`input[data-key="${CSS.escape(event.key)}"]`);
     if (!input || input.checked) return;
     input.checked = true;

@@ -43,9 +43,10 @@ BACKENDS = ("sqlite", "postgresql")
 
 
 def write_run_dir(
-    folder: Path, identities=IDENTITIES, photos_per_identity: int = PHOTOS_PER_IDENTITY, groups: bool = False
+    folder: Path, identities=IDENTITIES, photos_per_identity: int = PHOTOS_PER_IDENTITY, groups: bool = False, **audio
 ) -> Path:
-    return write_synthetic_run(folder, identities, photos_per_identity, groups)
+    """A synthetic run folder; `audio_seconds=...` adds the clip and audio columns (robot.write_synthetic_run)."""
+    return write_synthetic_run(folder, identities, photos_per_identity, groups, **audio)
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+import numpy as np
+import soundfile
 from PIL import Image as PilImage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -237,19 +239,41 @@ class Storm:
 
 
 def write_synthetic_run(
-    folder: Path, identities: Sequence[str], photos_per_identity: int = 2, groups: bool = False
+    folder: Path,
+    identities: Sequence[str],
+    photos_per_identity: int = 2,
+    groups: bool = False,
+    audio_seconds: float | None = None,
+    audio_format: str = "wav",
+    generated_shift: int = 0,
 ) -> Path:
-    """A run folder of tiny PNG pairs: identities alternate between the test and val splits; returns `folder`."""
-    rows = ["split,identity,real,generated" + (",group" if groups else "")]
+    """A run folder of tiny PNG pairs: identities alternate between the test and val splits; returns `folder`.
+
+    With `audio_seconds`, the contract's optional columns too: `clip` (`<split>/<identity>/clip_<n>`) and `audio`
+    (a mono 16 kHz tone of that length per clip, pitched by identity, in `audio_format`). `generated_shift` changes
+    the generated faces' shades, so that two runs of one data set differ."""
+    header = "split,identity,real,generated" + (",group" if groups else "")
+    rows = [header + (",clip,audio" if audio_seconds else "")]
     for index, identity in enumerate(identities):
+        split = ("test", "val")[index % 2]
         for photo in range(photos_per_identity):
             real, generated = f"real/{identity}_{photo}.png", f"generated/{identity}_{photo}.png"
             write_png(folder / real, 10 * index + photo)
-            write_png(folder / generated, 200 - 10 * index - photo)
-            row = f"{('test', 'val')[index % 2]},{identity},{real},{generated}"
-            rows.append(row + (f",{'a' if index % 2 else 'b'}" if groups else ""))
+            write_png(folder / generated, 200 - 10 * index - photo + generated_shift)
+            row = f"{split},{identity},{real},{generated}" + (f",{'a' if index % 2 else 'b'}" if groups else "")
+            if audio_seconds:
+                audio = f"audio/{split}/{identity}/clip_{photo}.{audio_format}"
+                write_tone(folder / audio, audio_seconds, 200 + 40 * index + photo)
+                row += f",{split}/{identity}/clip_{photo},{audio}"
+            rows.append(row)
     (folder / "pairs.csv").write_text("\n".join(rows) + "\n")
     return folder
+
+
+def write_tone(path: Path, seconds: float, hertz: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    time_s = np.arange(round(seconds * 16000)) / 16000
+    soundfile.write(str(path), (0.2 * np.sin(2 * np.pi * hertz * time_s)).astype(np.float32), 16000)
 
 
 def write_png(path: Path, shade: int) -> None:
