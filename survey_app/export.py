@@ -20,7 +20,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from survey_app.models import Rater, Study, as_utc
-from survey_app.results import AnswerRecord, RaterScreening, build_summary, load_answer_records, screen_raters
+from survey_app.results import (
+    AnswerRecord,
+    RaterScreening,
+    build_summary,
+    load_answer_records,
+    screen_raters,
+)
 
 ANSWER_COLUMNS = {
     "rater_id": "opaque rater id (raters.csv links it to platform ids)",
@@ -29,11 +35,14 @@ ANSWER_COLUMNS = {
     "item_id": "stimulus id; the same item is shown to several raters",
     "item_kind": "test (real vs generated) | control_same (real vs other photo of the same person) | "
     "control_different (real vs a different person) | attention (instructed response) | lineup (generated face "
-    "vs one photo of its person and of N-1 others, drawn per trial)",
+    "vs one photo of its person and of N-1 others, drawn per trial) | audio_check (count the tones) | matching "
+    "(a voice and N faces: pick the speaker's) | hype (one image: real or generated?) | pairwise (two runs' faces "
+    "of one clip: which fits the voice / photo better, or tie)",
     "identity": "person id from the manifest",
     "split": "data split from the manifest",
-    "question": "quality | recognition | lineup",
-    "value": "quality: 1 Bad .. 5 Identical; recognition: yes | no | not_sure; lineup: chosen slot 1..N",
+    "question": "quality | recognition | lineup | audio_check | matching | hype | pairwise",
+    "value": "quality: 1 Bad .. 5 Identical; recognition: yes | no | not_sure; lineup, matching: chosen slot 1..N; "
+    "audio_check: tones counted 1..6; hype: real | generated; pairwise: chosen slot 1 | 2, or tie",
     "reference_on_left": "pair trials: true when the baseline photo was shown on the left (always, since schema "
     "revision 0005 fixed the layout: baseline left, image to judge right)",
     "lineup_correct": "lineup trials: true when the chosen photo shows the person the face was generated from",
@@ -43,6 +52,13 @@ ANSWER_COLUMNS = {
     "JS)",
     "server_rt_ms": "milliseconds from the server first serving the trial to storing this (last) answer",
     "received_at": "UTC time the server stored the answer's value (ISO 8601)",
+    "arm": "matching: real | generated (the faces shown); hype: real | generated (the image); pairwise: the prompt, "
+    "audio | image",
+    "clip": "the run's clip id (pairs.csv `clip`) of audio-kind items",
+    "correct": "audio_check, matching, lineup and hype answers: true when right",
+    "left_system": "pairwise: the run whose face was shown first (left)",
+    "right_system": "pairwise: the run whose face was shown second (right)",
+    "chosen_system": "pairwise: the run whose face was chosen, or tie",
     "rater_excluded": "true when the rater failed screening (see results_summary.json)",
 }
 RATER_COLUMNS = {
@@ -63,6 +79,7 @@ RATER_COLUMNS = {
     "fast_answers": "answers given under 1 s after display (client clock)",
     "median_rt_ms": "median time from a page's display to its answers (client clock, else server clock)",
     "exclusion_reasons": "screening rules failed, separated by '; ' (empty: included)",
+    "ended_reason": "why the session ended early: audio_check (the tones were miscounted); empty otherwise",
 }
 CODEBOOK = {"answers.csv": ANSWER_COLUMNS, "raters.csv": RATER_COLUMNS}
 
@@ -102,6 +119,7 @@ def rater_rows(db: Session, study: Study, screening: dict[str, RaterScreening]) 
                 "fast_answers": screen.fast_answers if screen else None,
                 "median_rt_ms": screen.median_rt_ms if screen else None,
                 "exclusion_reasons": "; ".join(screen.exclusion_reasons) if screen else "",
+                "ended_reason": rater.ended_reason,
             }
         )
     return rows
@@ -245,6 +263,7 @@ def summary_markdown(summary: dict) -> str:
         *(f"- {rule}: {screening['excluded_by_rule'][key]}" for key, rule in screening["rules"].items()),
         f"- {screening['incomplete_rule']}: {screening['incomplete']}",
     ]
+    lines += _kind_markdown(summary)
     power = summary["power"]
     if power:
         plans = ", ".join(f"+-{plan['half_width']}: {plan['raters_needed']} raters" for plan in power["plans"])
@@ -254,3 +273,46 @@ def summary_markdown(summary: dict) -> str:
             f"{power['sd']:.2f}, rater ICC {power['rater_icc']:.2f}): {plans}.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _headline_line(row: dict) -> str:
+    if row["unit"] == "share":
+        value = f"{row['estimate'] * 100:.1f} % [{row['low'] * 100:.1f}, {row['high'] * 100:.1f}]"
+    else:
+        value = f"{row['estimate']:.2f} [{row['low']:.2f}, {row['high']:.2f}]"
+    chance = "" if row["chance"] is None else f" (chance {row['chance'] * 100:.0f} %)" if row["unit"] == "share" else ""
+    return f"| {row['label']} | {value}{chance} | {row['interval']} | {row['n']} | {row['raters']} |"
+
+
+def _kind_markdown(summary: dict) -> list[str]:
+    """The audio kinds' figures: the headline table, the pairwise win rates, ties and position bias, the audio
+    check's exclusions and the matching power plan."""
+    lines = []
+    kind_rows = [row for row in summary["headline"] if row["kind"] in ("matching", "hype", "bradley_terry")]
+    if kind_rows:
+        lines += ["", "| Figure | Estimate, 95 % CI | Interval | Answers | Raters |", "|---|---|---|---|---|"]
+        lines += [_headline_line(row) for row in kind_rows]
+    pairwise = summary["pairwise"]
+    if pairwise:
+        lines += ["", "| Pair of runs | Comparisons | Ties | First run's win rate (ties apart), Wilson CI |",
+                  "|---|---|---|---|"]
+        for name, pair in pairwise["pairs"].items():
+            rate = "n/a" if pair["first_win_rate"] is None else (
+                f"{pair['first_win_rate'] * 100:.1f} % {_interval(pair['wilson_ci95'], 100, 1)}"
+            )
+            lines.append(f"| {name} | {pair['n']} | {pair['ties']} | {rate} |")
+        bias, ties = pairwise["position_bias"], pairwise["ties"]
+        left = "n/a" if bias["left_share"] is None else f"{bias['left_share'] * 100:.1f} %"
+        lines += ["", f"Ties: {ties['count']} of {pairwise['n']} ({ties['handling']}). Position bias: the left face "
+                  f"was chosen in {left} of decided comparisons {_interval(bias['wilson_ci95'], 100, 1)} "
+                  f"(0.5 = none; two-sided binomial p = {_number(bias['p_value_two_sided'], 3)}). {pairwise['scale']}."]
+    matching = summary["matching"]
+    if matching and matching["power"]:
+        power = matching["power"]
+        plans = ", ".join(f"+-{plan['half_width']}: {plan['raters_needed']} raters" for plan in power["plans"])
+        lines += ["", f"Raters needed for an arm's accuracy CI of ({power['votes_per_rater']} trials per arm each, "
+                  f"observed accuracy {power['accuracy']:.2f}, rater ICC {power['rater_icc']:.2f}): {plans}."]
+    screening = summary["screening"]
+    if summary["study"]["design"].get("audio_check"):
+        lines += ["", f"Audio check: {screening['audio_check_failed']} rater(s) {screening['audio_check_rule']}."]
+    return lines
