@@ -1,0 +1,249 @@
+"""The audio-era study kinds end to end: the audio check, play-to-end on the server, matching, hype and pairwise
+studies, driven by simulated raters through `survey-app serve` on loopback, and hostile requests."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from scipy.stats import kendalltau
+from sqlalchemy import select
+
+from survey_app.db import create_session_factory
+from survey_app.export import export_files
+from survey_app.manifest import ManifestError, load_run_input
+from survey_app.models import Image, Item, ItemKind, Rater, Study, StudyKind, Trial
+from survey_app.study_builder import StudyOptions
+from survey_app.study_kinds import KindOptions, create_kind_study
+from tests.survey_app.robot import ClipRefused, ServerProcess, rate_kind_study
+
+from .conftest import IDENTITIES, csrf_from, open_trial, write_run_dir
+
+CLIP_S = 0.2  # the synthetic voices: short, so that simulated raters wait little for play-to-end
+
+
+def _build(app, runs: list[Path], slug: str, kind_options: KindOptions, **overrides) -> str:
+    options = {"title": "t", "slug": slug, "seed": 3, "test_pairs": 12, "test_trials_per_session": 8,
+               "lineup_size": 0} | overrides
+    with create_session_factory(app.extensions["survey_engine"])() as session:
+        create_kind_study(session, [load_run_input(run) for run in runs], app.config["SURVEY_IMAGE_STORE"],
+                          StudyOptions(**options), kind_options)
+        session.commit()
+    return slug
+
+
+@pytest.fixture
+def audio_run(tmp_path: Path) -> Path:
+    return write_run_dir(tmp_path / "run", groups=True, photos_per_identity=4, audio_seconds=CLIP_S)
+
+
+def _truth(app, trial_id: str) -> dict:
+    """The server's facts of a trial: the right slot or count, the systems per slot (tests only)."""
+    with app.extensions["survey_sessions"]() as session:
+        trial = session.get(Trial, trial_id)
+        item = trial.item
+        images = {image.id: image for image in session.scalars(select(Image).where(Image.study_id == item.study_id))}
+        options = trial.display_image_ids[1:] if item.reference_image_id else trial.display_image_ids
+        right = next((str(slot) for slot, image_id in enumerate(options, 1)
+                      if images[image_id].identity == item.identity), None)
+        return {"kind": item.kind, "arm": item.arm, "expected": item.expected_answer, "right": right,
+                "systems": [images[image_id].system for image_id in options], "faces": len(options)}
+
+
+def _server(tmp_path: Path, app_config: dict, monkeypatch) -> ServerProcess:
+    monkeypatch.setenv("SURVEY_APP_SECRET_KEY", app_config["SECRET_KEY"])
+    server = ServerProcess(tmp_path, app_config["SURVEY_DATABASE_URL"], 1, 8, tmp_path / "server.log")
+    server.start()
+    return server
+
+
+def _crowd(server: ServerProcess, slug: str, raters: int, decide_for: Callable[[int], Callable], **kwargs) -> list:
+    deadline = time.monotonic() + 240
+    runs: list = [None] * raters
+    errors: list[BaseException] = []
+
+    def one(index: int) -> None:
+        try:
+            runs[index] = rate_kind_study(server.base_url, slug, deadline, decide_for(index), **kwargs)
+        except BaseException as error:  # re-raised below, in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(raters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return runs
+
+
+def test_an_audio_kind_refuses_a_run_without_audio_with_one_clear_error(app, run_dir: Path) -> None:
+    with pytest.raises(ManifestError, match="no audio column.*--kind matching plays each clip's speech"):
+        _build(app, [run_dir], "no-audio", KindOptions(StudyKind.MATCHING))
+    with pytest.raises(ManifestError, match="no clip column.*joins runs on it"):
+        _build(app, [run_dir, run_dir], "no-clip", KindOptions(StudyKind.PAIRWISE, prompt="image"))
+    with pytest.raises(ManifestError, match="--faces must be between 2 and"):
+        _build(app, [write_run_dir(run_dir.parent / "a", audio_seconds=CLIP_S)], "many", KindOptions(
+            StudyKind.MATCHING, faces=len(IDENTITIES) + 1))
+
+
+def test_matching_design_uses_same_group_impostors_and_stores_it(app, audio_run: Path) -> None:
+    slug = _build(app, [audio_run], "design", KindOptions(StudyKind.MATCHING, faces=3))
+    with app.extensions["survey_sessions"]() as session:
+        study = session.scalar(select(Study).where(Study.slug == slug))
+        items = session.scalars(select(Item).where(Item.study_id == study.id, Item.kind == ItemKind.MATCHING)).all()
+        groups = {image.id: (image.identity_group, image.identity) for image in
+                  session.scalars(select(Image).where(Image.study_id == study.id))}
+    assert study.design["faces"] == 3 and study.design["items_with_same_group_impostors"] == 12
+    assert {item.arm for item in items} == {"real", "generated"} and len(items) == 24
+    for item in items:
+        faces = [groups[image_id] for image_id in item.option_image_ids]
+        assert faces[0][1] == item.identity and len({identity for _, identity in faces}) == 3
+        assert len({group for group, _ in faces}) == 1  # impostors of the speaker's group
+
+
+def test_play_events_and_answers_are_checked_on_the_server(app, audio_run: Path, start_rater) -> None:
+    """Hostile or early requests get a clear 4xx; a play that lasted the clip's length unlocks the answers."""
+    slug = _build(app, [audio_run], "plays", KindOptions(StudyKind.MATCHING))
+    client, token, csrf = start_rater(slug)
+    page = open_trial(client, token)
+    action = re.search(r'action="(/r/[^"]+/answers)"', page.text).group(1)
+    plays = re.search(r'data-plays-url="([^"]+)"', page.text).group(1)
+    truth = _truth(app, action.split("/trials/")[1].split("/")[0])
+    json = {"Accept": "application/json"}
+    answer = {"csrf_token": csrf, "audio_check": truth["expected"], "rt_ms": "1500"}
+    assert client.post(action, data=answer, headers=json).status_code == 409  # not played yet
+    for form, status in (
+        ({"event": "pause"}, 400),
+        ({"event": "play", "volume": "1"}, 400),
+        ({"event": "play", "duration_ms": "-5"}, 400),
+        ({"event": "play", "duration_ms": "99999999999"}, 400),
+        ({"event": "ended"}, 409),  # no play before it
+    ):
+        response = client.post(plays, data={"csrf_token": csrf} | form, headers=json)
+        assert response.status_code == status, (form, response.text)
+        assert response.json["error"]
+    assert client.post(plays, data={"event": "play"}).status_code == 400  # no CSRF token
+    assert client.post(plays.replace(token, "x" * 43), data={"csrf_token": csrf, "event": "play"}).status_code == 404
+    assert client.post(plays.replace("/trials/", "/trials/0"), data={"csrf_token": csrf, "event": "play"}
+                       ).status_code == 404
+    assert client.post(plays, data={"csrf_token": csrf, "event": "play"}).status_code == 200
+    assert client.post(plays, data={"csrf_token": csrf, "event": "ended"}, headers=json).status_code == 409  # too soon
+    assert client.post(action, data=answer, headers=json).status_code == 409
+    assert client.post(plays, data={"csrf_token": csrf, "event": "play", "duration_ms": "2300"}).status_code == 200
+    time.sleep(2.3)
+    ended = client.post(plays, data={"csrf_token": csrf, "event": "ended"}, headers=json)
+    assert ended.status_code == 200 and ended.json == {"plays": 2, "played": True}
+    assert client.post(action, data=answer | {"next": "1"}, headers=json).status_code == 200
+    assert client.post(plays, data={"csrf_token": csrf, "event": "play"}).status_code == 409  # a past trial
+    other_client, other_token, other_csrf = start_rater(slug)
+    assert other_client.get(plays.replace(token, other_token).replace("/plays", "/audio")).status_code == 404
+    assert client.get(plays.replace("/plays", "/audio")).headers["Content-Type"] == "audio/wav"
+
+
+@pytest.mark.slow
+def test_simulated_raters_recover_matching_accuracy_and_the_audio_check_screens(
+    tmp_path: Path, app, app_config: dict, audio_run: Path, monkeypatch
+) -> None:
+    """A population answering right with p = 0.85 (real faces) and 0.6 (generated), through the real server: each
+    arm's interval holds the true value; a rater who miscounts the tones sees no audio trial and is reported; an
+    answer before the clip ended is refused."""
+    slug = _build(app, [audio_run], "crowd", KindOptions(StudyKind.MATCHING))
+    accuracy = {"real": 0.85, "generated": 0.6}
+    server = _server(tmp_path, app_config, monkeypatch)
+    try:
+        def decide_for(index: int) -> Callable:
+            rng = random.Random(index)
+
+            def decide(trial_id: str, question: str, html: str) -> str:
+                truth = _truth(app, trial_id)
+                if question == "audio_check":
+                    return truth["expected"] if index else str(7 - int(truth["expected"]))  # rater 0 fails
+                wrong = [str(slot) for slot in range(1, truth["faces"] + 1) if str(slot) != truth["right"]]
+                return truth["right"] if rng.random() < accuracy[truth["arm"]] else rng.choice(wrong)
+
+            return decide
+
+        runs = _crowd(server, slug, 16, decide_for)
+        with pytest.raises(ClipRefused):
+            rate_kind_study(server.base_url, slug, time.monotonic() + 60, decide_for(1), play=False)
+    finally:
+        server.stop()
+    assert not runs[0].completed and len(runs[0].acknowledged) == 1 and all(run.completed for run in runs[1:])
+    with app.extensions["survey_sessions"]() as session:
+        failed = session.scalar(select(Rater).where(Rater.token_hash.is_not(None), Rater.ended_reason.is_not(None)))
+        shown_audio_trials = session.scalars(
+            select(Trial.shown_at).join(Item).where(Trial.rater_id == failed.id, Item.kind == ItemKind.MATCHING)
+        ).all()
+        summary = __import__("json").loads(export_files(session, session.scalar(
+            select(Study).where(Study.slug == slug)), 1000)["results_summary.json"])
+    assert shown_audio_trials and all(shown is None for shown in shown_audio_trials)
+    assert summary["screening"]["audio_check_failed"] == 1
+    for arm, true_share in accuracy.items():
+        figure = summary["matching"]["arms"][arm]
+        print(f"matching {arm}: {figure['share']:.3f} Wilson {figure['wilson_ci95']} bootstrap "
+              f"{figure['clustered_bootstrap_ci95']} (true {true_share}, n {figure['n']})")
+        assert figure["wilson_ci95"][0] <= true_share <= figure["wilson_ci95"][1]
+        assert figure["clustered_bootstrap_ci95"][0] <= true_share <= figure["clustered_bootstrap_ci95"][1]
+    difference = summary["matching"]["difference"]
+    print(f"difference {difference['estimate']:.3f} {difference['clustered_bootstrap_ci95']}")
+    assert difference["clustered_bootstrap_ci95"][0] <= -0.25 <= difference["clustered_bootstrap_ci95"][1]
+    kinds = {row["kind"] for row in summary["headline"]}
+    assert kinds == {"matching"} and summary["items"]
+
+
+def test_simulated_raters_recover_a_bradley_terry_order(
+    tmp_path: Path, app, app_config: dict, monkeypatch
+) -> None:
+    """Three runs of known strength (log 0, 0.8, 1.6), image-prompted, 24 raters x 12 comparisons through the real
+    server: the Bradley-Terry order is the true one (Kendall tau >= 0.9) and position bias is near none."""
+    runs = [write_run_dir(tmp_path / f"system{index}", photos_per_identity=4, audio_seconds=CLIP_S,
+                          generated_shift=index) for index in range(3)]
+    slug = _build(app, runs, "bt-order", KindOptions(StudyKind.PAIRWISE, prompt="image"), test_trials_per_session=12)
+    strength = {"system0": 0.0, "system1": 0.8, "system2": 1.6}
+    server = _server(tmp_path, app_config, monkeypatch)
+    try:
+        def decide_for(index: int) -> Callable:
+            rng = random.Random(100 + index)
+
+            def decide(trial_id: str, question: str, html: str) -> str:
+                first, second = _truth(app, trial_id)["systems"]
+                if rng.random() < 0.1:
+                    return "tie"
+                p_first = 1 / (1 + math.exp(strength[second] - strength[first]))
+                return "1" if rng.random() < p_first else "2"
+
+            return decide
+
+        _crowd(server, slug, 24, decide_for)
+    finally:
+        server.stop()
+    with app.extensions["survey_sessions"]() as session:
+        summary = __import__("json").loads(export_files(session, session.scalar(
+            select(Study).where(Study.slug == slug)), 500)["results_summary.json"])
+    scores = summary["pairwise"]["bradley_terry"]
+    tau = kendalltau([strength[name] for name in sorted(scores)], [scores[name]["score"] for name in sorted(scores)])
+    print("BT", {name: round(figure["score"], 3) for name, figure in scores.items()}, "tau", tau.statistic,
+          "ties", summary["pairwise"]["ties"]["share"], "left", summary["pairwise"]["position_bias"]["left_share"])
+    assert tau.statistic >= 0.9
+    assert summary["pairwise"]["ties"]["count"] > 0
+    assert {row["arm"] for row in summary["headline"]} == set(strength)
+
+
+def test_hype_trial_page_and_answers(app, audio_run: Path, start_rater, complete_session) -> None:
+    slug = _build(app, [audio_run], "hype", KindOptions(StudyKind.HYPE))
+    client, token, csrf = start_rater(slug)
+    page = open_trial(client, token)
+    assert "Is this a real photo" in page.text and "data-plays-url" not in page.text
+    action = re.search(r'action="(/r/[^"]+/answers)"', page.text).group(1)
+    assert client.post(action, data={"csrf_token": csrf, "hype": "maybe"}).status_code == 400
+    assert client.post(action.replace("/answers", "/plays"), data={"csrf_token": csrf, "event": "play"}
+                       ).status_code == 404  # no audio on this trial
+    assert csrf_from(page.text)
