@@ -57,7 +57,11 @@ class SessionEnded(Exception):
     """The rater's session ended early (a failed audio check): no more answers."""
 
 
-END_SESSION = update(RATERS).where(RATERS.c.id == bindparam("ending_rater_id")).values(ended_reason=bindparam("reason"))
+END_SESSION = (  # only while the trial that ends it is still the rater's current one
+    update(RATERS)
+    .where(RATERS.c.id == bindparam("ending_rater_id"), RATERS.c.trials_answered == bindparam("position"))
+    .values(ended_reason=bindparam("reason"))
+)
 
 
 # Every save and every Next updates the rater's row while the trial is still the current one: that row's lock
@@ -144,7 +148,9 @@ def record_answers(
     row counts the changes). Next needs every question of the trial answered (in this request or before): without,
     the answers it carries are saved and InvalidAnswer is raised. A trial
     the rater has moved past takes no more changes: a retried save or Next that repeats its stored answers gets them
-    back, anything else raises TrialNotOpen.
+    back, anything else raises TrialNotOpen. An audio trial takes answers only once its clip has played to the end
+    (survey_app.playback; else ClipNotPlayed); Next on an audio check with the wrong count ends the session there
+    (Rater.ended_reason), after which every answer raises SessionEnded.
     """
     if rater.ended_reason:
         raise SessionEnded(rater.ended_reason)
@@ -156,14 +162,20 @@ def record_answers(
     values = {question: submitted[question.value] for question in questions}
     incomplete = advance and set(current.answers) | set(values) != set(current.questions)
     advance = advance and not incomplete  # a Next with a question unanswered still saves what it carries
+    failed_check = advance and current.expected_answer not in (None, (current.answers | values)[current.questions[0]])
+    if failed_check:
+        # A wrong audio check ends the session where it is: the rater never moves on, so no later trial (no audio
+        # trial) is ever shown. Ended before the answer is saved: no request in between can see a next trial.
+        db.execute(
+            END_SESSION, {"ending_rater_id": rater.id, "position": rater.trials_answered, "reason": AUDIO_CHECK_FAILED}
+        )
+        advance = False
     if not values.items() <= current.answers.items() or advance:
         if not _save(db, rater, current, values, client_rt_ms, advance):
             db.rollback()  # another request of this rater pressed Next meanwhile
             return _answers_of_a_past_trial(db, rater, trial_id, submitted, client_rt_ms)
-        if advance and current.expected_answer is not None:
-            final = (current.answers | values)[current.questions[0]]
-            if final != current.expected_answer:  # a failed audio check ends the session
-                db.execute(END_SESSION, {"ending_rater_id": rater.id, "reason": AUDIO_CHECK_FAILED})
+        db.commit()
+    elif failed_check:
         db.commit()
     if incomplete:
         raise InvalidAnswer("Please answer every question on this page before going on.")

@@ -3,6 +3,7 @@ studies, driven by simulated raters through `survey-app serve` on loopback, and 
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
@@ -152,51 +153,68 @@ def test_play_events_and_answers_are_checked_on_the_server(app, audio_run: Path,
 def test_simulated_raters_recover_matching_accuracy_and_the_audio_check_screens(
     tmp_path: Path, app, app_config: dict, audio_run: Path, monkeypatch
 ) -> None:
-    """A population answering right with p = 0.85 (real faces) and 0.6 (generated), through the real server: each
-    arm's interval holds the true value; a rater who miscounts the tones sees no audio trial and is reported; an
-    answer before the clip ended is refused."""
+    """A known population through the real server: with real faces half the raters are always right and half right
+    on 2 of their 4 trials (population accuracy 0.75, raters differing: the clustered interval is the honest one),
+    with generated faces every rater is right on 2 of 4 (0.5, chance). Each arm's intervals hold the true value, the
+    arm difference's holds -0.25; a rater who miscounts the tones sees no audio trial and is reported; an answer
+    before the clip ended is refused."""
     slug = _build(app, [audio_run], "crowd", KindOptions(StudyKind.MATCHING))
-    accuracy = {"real": 0.85, "generated": 0.6}
+    right_per_arm = {"real": (4, 2), "generated": (2, 2)}  # trials answered right of 4, by rater parity
+    true_accuracy = {"real": 0.75, "generated": 0.5}
     server = _server(tmp_path, app_config, monkeypatch)
     try:
         def decide_for(index: int) -> Callable:
-            rng = random.Random(index)
+            answered = {"real": 0, "generated": 0}
 
             def decide(trial_id: str, question: str, html: str) -> str:
                 truth = _truth(app, trial_id)
                 if question == "audio_check":
                     return truth["expected"] if index else str(7 - int(truth["expected"]))  # rater 0 fails
-                wrong = [str(slot) for slot in range(1, truth["faces"] + 1) if str(slot) != truth["right"]]
-                return truth["right"] if rng.random() < accuracy[truth["arm"]] else rng.choice(wrong)
+                answered[truth["arm"]] += 1
+                right = answered[truth["arm"]] <= right_per_arm[truth["arm"]][index % 2]
+                wrong = next(str(slot) for slot in range(1, truth["faces"] + 1) if str(slot) != truth["right"])
+                return truth["right"] if right else wrong
 
             return decide
 
-        runs = _crowd(server, slug, 16, decide_for)
+        runs = _crowd(server, slug, 17, decide_for)
         with pytest.raises(ClipRefused):
             rate_kind_study(server.base_url, slug, time.monotonic() + 60, decide_for(1), play=False)
     finally:
         server.stop()
     assert not runs[0].completed and len(runs[0].acknowledged) == 1 and all(run.completed for run in runs[1:])
     with app.extensions["survey_sessions"]() as session:
-        failed = session.scalar(select(Rater).where(Rater.token_hash.is_not(None), Rater.ended_reason.is_not(None)))
-        shown_audio_trials = session.scalars(
+        failed = session.scalar(select(Rater).where(Rater.ended_reason.is_not(None)))
+        audio_trials_shown = session.scalars(
             select(Trial.shown_at).join(Item).where(Trial.rater_id == failed.id, Item.kind == ItemKind.MATCHING)
         ).all()
-        summary = __import__("json").loads(export_files(session, session.scalar(
-            select(Study).where(Study.slug == slug)), 1000)["results_summary.json"])
-    assert shown_audio_trials and all(shown is None for shown in shown_audio_trials)
-    assert summary["screening"]["audio_check_failed"] == 1
-    for arm, true_share in accuracy.items():
+        summary = json.loads(
+            export_files(session, session.scalar(select(Study).where(Study.slug == slug)), 1000)["results_summary.json"]
+        )
+    assert audio_trials_shown and all(shown is None for shown in audio_trials_shown)
+    assert summary["screening"]["audio_check_failed"] == 1 and summary["raters"]["included"] == 16
+    for arm, true_share in true_accuracy.items():
         figure = summary["matching"]["arms"][arm]
-        print(f"matching {arm}: {figure['share']:.3f} Wilson {figure['wilson_ci95']} bootstrap "
-              f"{figure['clustered_bootstrap_ci95']} (true {true_share}, n {figure['n']})")
-        assert figure["wilson_ci95"][0] <= true_share <= figure["wilson_ci95"][1]
-        assert figure["clustered_bootstrap_ci95"][0] <= true_share <= figure["clustered_bootstrap_ci95"][1]
+        print(
+            f"matching {arm}: {figure['share']:.3f} (true {true_share}, n {figure['n']}, {figure['raters']} raters) "
+            f"Wilson {_rounded(figure['wilson_ci95'])} rater x clip bootstrap {_rounded(figure['clustered_bootstrap_ci95'])}"
+        )
+        assert figure["n"] == 64 and figure["share"] == true_share
+        for bounds in (figure["wilson_ci95"], figure["clustered_bootstrap_ci95"]):
+            assert bounds[0] < true_share < bounds[1]
     difference = summary["matching"]["difference"]
-    print(f"difference {difference['estimate']:.3f} {difference['clustered_bootstrap_ci95']}")
-    assert difference["clustered_bootstrap_ci95"][0] <= -0.25 <= difference["clustered_bootstrap_ci95"][1]
-    kinds = {row["kind"] for row in summary["headline"]}
-    assert kinds == {"matching"} and summary["items"]
+    print(f"difference {difference['estimate']:.3f} {_rounded(difference['clustered_bootstrap_ci95'])}")
+    assert difference["clustered_bootstrap_ci95"][0] < -0.25 < difference["clustered_bootstrap_ci95"][1]
+    real = summary["matching"]["arms"]["real"]
+    assert real["clustered_bootstrap_ci95"][1] - real["clustered_bootstrap_ci95"][0] > (
+        real["wilson_ci95"][1] - real["wilson_ci95"][0]
+    )  # raters differ: clustering widens the interval
+    assert {row["kind"] for row in summary["headline"]} == {"matching"}
+    assert {(row["kind"], row["arm"]) for row in summary["items"]} == {("matching", "real"), ("matching", "generated")}
+
+
+def _rounded(bounds) -> list[float]:
+    return [round(bound, 3) for bound in bounds]
 
 
 def test_simulated_raters_recover_a_bradley_terry_order(
@@ -226,8 +244,9 @@ def test_simulated_raters_recover_a_bradley_terry_order(
     finally:
         server.stop()
     with app.extensions["survey_sessions"]() as session:
-        summary = __import__("json").loads(export_files(session, session.scalar(
-            select(Study).where(Study.slug == slug)), 500)["results_summary.json"])
+        summary = json.loads(
+            export_files(session, session.scalar(select(Study).where(Study.slug == slug)), 500)["results_summary.json"]
+        )
     scores = summary["pairwise"]["bradley_terry"]
     tau = kendalltau([strength[name] for name in sorted(scores)], [scores[name]["score"] for name in sorted(scores)])
     print("BT", {name: round(figure["score"], 3) for name, figure in scores.items()}, "tau", tau.statistic,
