@@ -22,7 +22,7 @@ from survey_app.db import (
 )
 from survey_app.export import write_export
 from survey_app.manifest import load_run_input
-from survey_app.models import Admin, ItemKind, Study, StudyKind
+from survey_app.models import Admin, Study, StudyKind
 from survey_app.server import StudyServer, check_can_listen, default_threads, default_workers
 from survey_app.study_builder import (
     DEFAULT_CONSENT_TEXT,
@@ -31,16 +31,11 @@ from survey_app.study_builder import (
     create_study,
     new_slug,
 )
-from survey_app.study_kinds import PROMPTS, KindOptions, create_kind_study
+from survey_app.study_kinds import MAIN_ITEM_KIND, PROMPTS, KindOptions, create_kind_study
 from survey_app.views_admin import end_other_sessions
 
 SECRET_KEY_FILE = "secret_key"
-MAIN_ITEM_KIND = {  # the items a study of each kind measures with (counted in create-study's report)
-    StudyKind.FACES: ItemKind.TEST,
-    StudyKind.MATCHING: ItemKind.MATCHING,
-    StudyKind.HYPE: ItemKind.HYPE,
-    StudyKind.PAIRWISE: ItemKind.PAIRWISE,
-}
+
 
 
 @dataclass(frozen=True)

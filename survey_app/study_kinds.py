@@ -55,6 +55,12 @@ from survey_app.study_builder import (
 PLAY_TOLERANCE_S = 0.25  # the page's play and ended reports travel separately: their server times may be this close
 AUDIO_KINDS = (StudyKind.MATCHING, StudyKind.PAIRWISE)  # a pairwise study plays audio only with prompt "audio"
 PROMPTS = ("audio", "image")
+MAIN_ITEM_KIND = {  # the items a study of each kind measures with (its progress counts them)
+    StudyKind.FACES: ItemKind.TEST,
+    StudyKind.MATCHING: ItemKind.MATCHING,
+    StudyKind.HYPE: ItemKind.HYPE,
+    StudyKind.PAIRWISE: ItemKind.PAIRWISE,
+}
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,12 @@ function reportPlays(voice, form) {
   const button = document.getElementById("play");
   const note = document.getElementById("play-note");
   if (voice.dataset.played !== "true") form.classList.add("awaiting-play");
+  form.addEventListener("submit", (event) => { // before the other submit handlers (capture): nothing is sent yet
+    if (!form.classList.contains("awaiting-play")) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    document.getElementById("save-status").textContent = "Please play the voice to the end before answering.";
+  }, true);
   let queue = Promise.resolve();
   function report(event) {
     const body = new FormData();
@@ -110,6 +116,11 @@ function enhanceTrial(form) {
         status.textContent = "";
       } catch (error) {
         note.textContent = "";
+        if (form.classList.contains("awaiting-play")) { // refused until the voice has played: not chosen yet
+          input.checked = false;
+          status.textContent = error.message;
+          return;
+        }
         status.textContent = `Not saved (${error.message}). Check your connection and try again.`;
       } finally {
         pending -= 1;

@@ -15,9 +15,13 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from survey_app.models import Admin, Answer, Rater, Trial
+from survey_app.manifest import load_run_input
+from survey_app.models import Admin, Answer, Image, ItemKind, PlayEvent, Rater, StudyKind, Trial
 from survey_app.rater_sessions import QUESTIONS_BY_KIND
+from survey_app.study_builder import StudyOptions
+from survey_app.study_kinds import KindOptions, create_kind_study
 
+from .conftest import write_run_dir
 from .test_admin import PASSWORD, PASSWORD_HASH
 
 CHROMIUM = "/usr/bin/chromium"
@@ -62,6 +66,7 @@ def _browser(tmp_path: Path, phone: bool):
         "--no-first-run",
         "--disable-dev-shm-usage",
         "--hide-scrollbars",
+        "--autoplay-policy=no-user-gesture-required",  # audio trials: play() from the test's click, headless
         f"--user-data-dir={tmp_path / ('phone' if phone else 'desktop')}",
     ):
         options.add_argument(flag)
@@ -306,3 +311,85 @@ def _walk_error_and_admin_pages(driver, db, study: str, server_url: str, tmp_pat
     driver.get(f"{server_url}/admin/password")
     assert _fits_the_width(driver)
     _screenshot(driver, tmp_path, f"{prefix}-25-admin-password")
+
+
+@pytest.fixture
+def matching_study(app, tmp_path: Path) -> str:
+    """A voice -> face matching study with 3 faces per trial over a synthetic run with 0.5 s voices."""
+    run = write_run_dir(tmp_path / "audio-run", groups=True, photos_per_identity=4, audio_seconds=0.5)
+    options = StudyOptions(title="Voices", slug="voices", seed=5, test_pairs=8, test_trials_per_session=4,
+                           lineup_size=0)
+    with app.extensions["survey_sessions"]() as session:
+        create_kind_study(session, [load_run_input(run)], app.config["SURVEY_IMAGE_STORE"], options,
+                          KindOptions(StudyKind.MATCHING, faces=3))
+        session.commit()
+    return "voices"
+
+
+def _walk_audio(driver, db, study: str, server_url: str, tmp_path: Path, prefix: str) -> None:
+    """Consent to completion code of an audio study: each audio page is played in the browser (its play and ended
+    events go to the server), then answered by a click; an answer tried before the play is refused."""
+    wait = WebDriverWait(driver, 30)
+    shots: set[str] = set()
+
+    def shot(name: str) -> None:
+        if name not in shots:
+            shots.add(name)
+            _screenshot(driver, tmp_path, f"{prefix}-audio-{len(shots):02d}-{name}")
+
+    driver.get(f"{server_url}/s/{study}?PROLIFIC_PID=audio-{prefix}&STUDY_ID=s1&SESSION_ID=x1")
+    driver.find_element(By.ID, "consent").click()
+    driver.find_element(By.ID, "start").click()
+    wait.until(lambda d: d.find_elements(By.ID, "begin"))
+    shot("instructions")
+    driver.find_element(By.ID, "begin").click()
+    for _ in range(30):
+        wait.until(lambda d: "/done" in d.current_url or d.find_elements(By.ID, "trial-form")
+                   or d.find_elements(By.ID, "start-task"))
+        assert _fits_the_width(driver), driver.current_url
+        if "/done" in driver.current_url:
+            break
+        if driver.find_elements(By.ID, "start-task"):
+            shot("task-" + driver.current_url.rsplit("/", 1)[1])
+            driver.find_element(By.ID, "start-task").click()
+            continue
+        action = driver.find_element(By.ID, "trial-form").get_attribute("action")
+        trial = db.get(Trial, re.search(r"/trials/([0-9a-f]{32})/", action).group(1))
+        item, display = trial.item, list(trial.display_image_ids)
+        question = "audio_check" if item.kind == ItemKind.AUDIO_CHECK else "matching"
+        value = item.expected_answer or str(1 + [db.get(Image, image_id).identity for image_id in display].index(
+            item.identity))
+        db.commit()
+        assert "awaiting-play" in driver.find_element(By.ID, "trial-form").get_attribute("class")
+        shot(f"{question}-before-play")
+        _answer(driver, question, value, keyboard=False)  # before the clip has played: the server refuses it
+        wait.until(lambda d: "play the voice to the end" in d.find_element(By.ID, "save-status").text.lower())
+        driver.find_element(By.ID, "play").click()
+        wait.until(lambda d: "answer now" in d.find_element(By.ID, "play-note").text)
+        _answer(driver, question, value, keyboard=False)
+        wait.until(lambda d: "saved" in d.find_element(By.CSS_SELECTOR, "fieldset[data-question]").get_attribute("class"))
+        shot(f"{question}-answered")
+        form = driver.find_element(By.ID, "trial-form")
+        driver.find_element(By.ID, "next").click()
+        wait.until(lambda d, old=form: not _is_attached(old))
+    assert driver.find_element(By.ID, "completion-code").text
+    shot("done")
+    db.expire_all()  # the trials read while walking are stale now
+    rater = db.scalar(select(Rater).where(Rater.platform_pid == f"audio-{prefix}"))
+    events = db.scalars(select(PlayEvent).join(Trial).where(Trial.rater_id == rater.id)).all()
+    assert rater.completed_at is not None and rater.viewport
+    assert all(trial.played_at is not None and trial.plays >= 1 for trial in rater.trials)
+    assert {event.event for event in events} == {"play", "ended"}
+    assert sum(bool(event.complete) for event in events) == rater.trials_total
+    assert all(event.client_duration_ms for event in events)  # the page reported the audio's duration
+    db.commit()
+
+
+def test_a_rater_completes_an_audio_study_on_a_phone(server_url, phone, matching_study, db, tmp_path: Path) -> None:
+    _walk_audio(phone, db, matching_study, server_url, tmp_path, "phone")
+
+
+def test_a_rater_completes_an_audio_study_on_a_desktop(
+    server_url, desktop, matching_study, db, tmp_path: Path
+) -> None:
+    _walk_audio(desktop, db, matching_study, server_url, tmp_path, "desktop")
