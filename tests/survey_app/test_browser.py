@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,10 @@ from survey_app.manifest import load_run_input
 from survey_app.models import Admin, Answer, Image, ItemKind, PlayEvent, Rater, StudyKind, Trial
 from survey_app.rater_sessions import QUESTIONS_BY_KIND
 from survey_app.study_builder import StudyOptions
+from survey_app.audio_check import TONE_CLIP_S
 from survey_app.study_kinds import KindOptions, create_kind_study
 
-from .conftest import write_run_dir
+from .conftest import open_trial, write_run_dir
 from .test_admin import PASSWORD, PASSWORD_HASH
 
 CHROMIUM = "/usr/bin/chromium"
@@ -385,11 +387,46 @@ def _walk_audio(driver, db, study: str, server_url: str, tmp_path: Path, prefix:
     db.commit()
 
 
-def test_a_rater_completes_an_audio_study_on_a_phone(server_url, phone, matching_study, db, tmp_path: Path) -> None:
+def test_a_rater_completes_an_audio_study_on_a_phone(
+    server_url, phone, matching_study, db, tmp_path: Path, start_rater
+) -> None:
     _walk_audio(phone, db, matching_study, server_url, tmp_path, "phone")
+    _ended_and_admin_pages(phone, db, matching_study, server_url, tmp_path, "phone", start_rater)
 
 
 def test_a_rater_completes_an_audio_study_on_a_desktop(
-    server_url, desktop, matching_study, db, tmp_path: Path
+    server_url, desktop, matching_study, db, tmp_path: Path, start_rater
 ) -> None:
     _walk_audio(desktop, db, matching_study, server_url, tmp_path, "desktop")
+    _ended_and_admin_pages(desktop, db, matching_study, server_url, tmp_path, "desktop", start_rater)
+
+
+def _ended_and_admin_pages(driver, db, study: str, server_url: str, tmp_path: Path, prefix: str, start_rater) -> None:
+    """The page of a rater who failed the audio check, and the admin's results page of the audio study."""
+    client, token, csrf = start_rater(study)
+    page = open_trial(client, token)
+    action = re.search(r'action="(/r/[^"]+/answers)"', page.text).group(1)
+    trial = db.get(Trial, action.split("/trials/")[1].split("/")[0])
+    wrong = str(7 - int(trial.item.expected_answer))
+    db.commit()
+    plays = action.replace("/answers", "/plays")
+    client.post(plays, data={"csrf_token": csrf, "event": "play"})
+    time.sleep(TONE_CLIP_S)
+    client.post(plays, data={"csrf_token": csrf, "event": "ended"})
+    assert client.post(action, data={"csrf_token": csrf, "audio_check": wrong, "next": "1"}).status_code == 302
+    driver.get(f"{server_url}/r/{token}/trial")
+    assert "/ended" in driver.current_url and "sound check did not work out" in driver.page_source
+    assert _fits_the_width(driver)
+    _screenshot(driver, tmp_path, f"{prefix}-audio-09-ended")
+    if not db.scalar(select(Admin)):
+        db.add(Admin(username="boss", password_hash=PASSWORD_HASH))
+    db.commit()
+    driver.get(f"{server_url}/admin/login")
+    driver.find_element(By.NAME, "username").send_keys("boss")
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD + Keys.ENTER)
+    WebDriverWait(driver, 20).until(lambda d: d.current_url.endswith("/admin/"))
+    driver.get(f"{server_url}/admin/studies/{study}")
+    text = driver.find_element(By.ID, "headline").text
+    assert "Voice -> face matching accuracy, real faces" in text and _fits_the_width(driver)
+    assert "ended by the audio check" in driver.find_element(By.ID, "progress").text
+    _screenshot(driver, tmp_path, f"{prefix}-audio-10-admin-study")
