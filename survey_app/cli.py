@@ -182,10 +182,9 @@ def create_study_command(
         main_kind = MAIN_ITEM_KIND[kind]
         tests = sum(item.kind == main_kind for item in study.items)
         others = len(study.items) - tests
-        click.echo(
-            f"study {study.slug} ({kind.value}): {tests} {main_kind.value} items, {others} other items; "
-            f"rater URL /s/{study.slug}"
-        )
+        measured = "test pairs" if kind == StudyKind.FACES else f"{main_kind.value} items"
+        named = study.slug if kind == StudyKind.FACES else f"{study.slug} ({kind.value})"
+        click.echo(f"study {named}: {tests} {measured}, {others} other items; rater URL /s/{study.slug}")
         for note in study.source["design_notes"]:
             click.echo(f"warning: {note}", err=True)
 

@@ -13,13 +13,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import soundfile
+from click.testing import CliRunner
 from scipy.stats import kendalltau
 from sqlalchemy import select
 
+from survey_app.cli import main
 from survey_app.db import create_session_factory
 from survey_app.export import export_files
 from survey_app.manifest import ManifestError, load_run_input
-from survey_app.models import Image, Item, ItemKind, Rater, Study, StudyKind, Trial
+from survey_app.models import (
+    AudioClip,
+    Image,
+    Item,
+    ItemKind,
+    Rater,
+    Study,
+    StudyKind,
+    Trial,
+)
 from survey_app.study_builder import StudyOptions
 from survey_app.study_kinds import KindOptions, create_kind_study
 from tests.survey_app.robot import ClipRefused, ServerProcess, rate_kind_study
@@ -30,18 +42,29 @@ CLIP_S = 0.2  # the synthetic voices: short, so that simulated raters wait littl
 
 
 def _build(app, runs: list[Path], slug: str, kind_options: KindOptions, **overrides) -> str:
-    options = {"title": "t", "slug": slug, "seed": 3, "test_pairs": 12, "test_trials_per_session": 8,
-               "lineup_size": 0} | overrides
+    options = {
+        "title": "t",
+        "slug": slug,
+        "seed": 3,
+        "test_pairs": 12,
+        "test_trials_per_session": 8,
+        "lineup_size": 0,
+    } | overrides
     with create_session_factory(app.extensions["survey_engine"])() as session:
-        create_kind_study(session, [load_run_input(run) for run in runs], app.config["SURVEY_IMAGE_STORE"],
-                          StudyOptions(**options), kind_options)
+        create_kind_study(
+            session,
+            [load_run_input(run) for run in runs],
+            app.config["SURVEY_IMAGE_STORE"],
+            StudyOptions(**options),
+            kind_options,
+        )
         session.commit()
     return slug
 
 
 @pytest.fixture
 def audio_run(tmp_path: Path) -> Path:
-    return write_run_dir(tmp_path / "run", groups=True, photos_per_identity=4, audio_seconds=CLIP_S)
+    return write_run_dir(tmp_path / "audio-run", groups=True, photos_per_identity=4, audio_seconds=CLIP_S)
 
 
 def _truth(app, trial_id: str) -> dict:
@@ -51,10 +74,17 @@ def _truth(app, trial_id: str) -> dict:
         item = trial.item
         images = {image.id: image for image in session.scalars(select(Image).where(Image.study_id == item.study_id))}
         options = trial.display_image_ids[1:] if item.reference_image_id else trial.display_image_ids
-        right = next((str(slot) for slot, image_id in enumerate(options, 1)
-                      if images[image_id].identity == item.identity), None)
-        return {"kind": item.kind, "arm": item.arm, "expected": item.expected_answer, "right": right,
-                "systems": [images[image_id].system for image_id in options], "faces": len(options)}
+        right = next(
+            (str(slot) for slot, image_id in enumerate(options, 1) if images[image_id].identity == item.identity), None
+        )
+        return {
+            "kind": item.kind,
+            "arm": item.arm,
+            "expected": item.expected_answer,
+            "right": right,
+            "systems": [images[image_id].system for image_id in options],
+            "faces": len(options),
+        }
 
 
 def _server(tmp_path: Path, app_config: dict, monkeypatch) -> ServerProcess:
@@ -67,12 +97,12 @@ def _server(tmp_path: Path, app_config: dict, monkeypatch) -> ServerProcess:
 def _crowd(server: ServerProcess, slug: str, raters: int, decide_for: Callable[[int], Callable], **kwargs) -> list:
     deadline = time.monotonic() + 240
     runs: list = [None] * raters
-    errors: list[BaseException] = []
+    errors: list[Exception] = []
 
     def one(index: int) -> None:
         try:
             runs[index] = rate_kind_study(server.base_url, slug, deadline, decide_for(index), **kwargs)
-        except BaseException as error:  # re-raised below, in the test's thread
+        except Exception as error:  # noqa: BLE001 - re-raised below, in the test's thread
             errors.append(error)
 
     threads = [threading.Thread(target=one, args=(index,)) for index in range(raters)]
@@ -91,8 +121,12 @@ def test_an_audio_kind_refuses_a_run_without_audio_with_one_clear_error(app, run
     with pytest.raises(ManifestError, match="no clip column.*joins runs on it"):
         _build(app, [run_dir, run_dir], "no-clip", KindOptions(StudyKind.PAIRWISE, prompt="image"))
     with pytest.raises(ManifestError, match="--faces must be between 2 and"):
-        _build(app, [write_run_dir(run_dir.parent / "a", audio_seconds=CLIP_S)], "many", KindOptions(
-            StudyKind.MATCHING, faces=len(IDENTITIES) + 1))
+        _build(
+            app,
+            [write_run_dir(run_dir.parent / "a", audio_seconds=CLIP_S)],
+            "many",
+            KindOptions(StudyKind.MATCHING, faces=len(IDENTITIES) + 1),
+        )
 
 
 def test_matching_design_uses_same_group_impostors_and_stores_it(app, audio_run: Path) -> None:
@@ -100,8 +134,10 @@ def test_matching_design_uses_same_group_impostors_and_stores_it(app, audio_run:
     with app.extensions["survey_sessions"]() as session:
         study = session.scalar(select(Study).where(Study.slug == slug))
         items = session.scalars(select(Item).where(Item.study_id == study.id, Item.kind == ItemKind.MATCHING)).all()
-        groups = {image.id: (image.identity_group, image.identity) for image in
-                  session.scalars(select(Image).where(Image.study_id == study.id))}
+        groups = {
+            image.id: (image.identity_group, image.identity)
+            for image in session.scalars(select(Image).where(Image.study_id == study.id))
+        }
     assert study.design["faces"] == 3 and study.design["items_with_same_group_impostors"] == 12
     assert {item.arm for item in items} == {"real", "generated"} and len(items) == 24
     for item in items:
@@ -133,8 +169,10 @@ def test_play_events_and_answers_are_checked_on_the_server(app, audio_run: Path,
         assert response.json["error"]
     assert client.post(plays, data={"event": "play"}).status_code == 400  # no CSRF token
     assert client.post(plays.replace(token, "x" * 43), data={"csrf_token": csrf, "event": "play"}).status_code == 404
-    assert client.post(plays.replace("/trials/", "/trials/0"), data={"csrf_token": csrf, "event": "play"}
-                       ).status_code == 404
+    assert (
+        client.post(plays.replace("/trials/", "/trials/0"), data={"csrf_token": csrf, "event": "play"}).status_code
+        == 404
+    )
     assert client.post(plays, data={"csrf_token": csrf, "event": "play"}).status_code == 200
     assert client.post(plays, data={"csrf_token": csrf, "event": "ended"}, headers=json).status_code == 409  # too soon
     assert client.post(action, data=answer, headers=json).status_code == 409
@@ -144,7 +182,7 @@ def test_play_events_and_answers_are_checked_on_the_server(app, audio_run: Path,
     assert ended.status_code == 200 and ended.json == {"plays": 2, "played": True}
     assert client.post(action, data=answer | {"next": "1"}, headers=json).status_code == 200
     assert client.post(plays, data={"csrf_token": csrf, "event": "play"}).status_code == 409  # a past trial
-    other_client, other_token, other_csrf = start_rater(slug)
+    other_client, other_token, _ = start_rater(slug)
     assert other_client.get(plays.replace(token, other_token).replace("/plays", "/audio")).status_code == 404
     assert client.get(plays.replace("/plays", "/audio")).headers["Content-Type"] == "audio/wav"
 
@@ -163,6 +201,7 @@ def test_simulated_raters_recover_matching_accuracy_and_the_audio_check_screens(
     true_accuracy = {"real": 0.75, "generated": 0.5}
     server = _server(tmp_path, app_config, monkeypatch)
     try:
+
         def decide_for(index: int) -> Callable:
             answered = {"real": 0, "generated": 0}
 
@@ -217,17 +256,18 @@ def _rounded(bounds) -> list[float]:
     return [round(bound, 3) for bound in bounds]
 
 
-def test_simulated_raters_recover_a_bradley_terry_order(
-    tmp_path: Path, app, app_config: dict, monkeypatch
-) -> None:
+def test_simulated_raters_recover_a_bradley_terry_order(tmp_path: Path, app, app_config: dict, monkeypatch) -> None:
     """Three runs of known strength (log 0, 0.8, 1.6), image-prompted, 24 raters x 12 comparisons through the real
     server: the Bradley-Terry order is the true one (Kendall tau >= 0.9) and position bias is near none."""
-    runs = [write_run_dir(tmp_path / f"system{index}", photos_per_identity=4, audio_seconds=CLIP_S,
-                          generated_shift=index) for index in range(3)]
+    runs = [
+        write_run_dir(tmp_path / f"system{index}", photos_per_identity=4, audio_seconds=CLIP_S, generated_shift=index)
+        for index in range(3)
+    ]
     slug = _build(app, runs, "bt-order", KindOptions(StudyKind.PAIRWISE, prompt="image"), test_trials_per_session=12)
     strength = {"system0": 0.0, "system1": 0.8, "system2": 1.6}
     server = _server(tmp_path, app_config, monkeypatch)
     try:
+
         def decide_for(index: int) -> Callable:
             rng = random.Random(100 + index)
 
@@ -249,8 +289,16 @@ def test_simulated_raters_recover_a_bradley_terry_order(
         )
     scores = summary["pairwise"]["bradley_terry"]
     tau = kendalltau([strength[name] for name in sorted(scores)], [scores[name]["score"] for name in sorted(scores)])
-    print("BT", {name: round(figure["score"], 3) for name, figure in scores.items()}, "tau", tau.statistic,
-          "ties", summary["pairwise"]["ties"]["share"], "left", summary["pairwise"]["position_bias"]["left_share"])
+    print(
+        "BT",
+        {name: round(figure["score"], 3) for name, figure in scores.items()},
+        "tau",
+        tau.statistic,
+        "ties",
+        summary["pairwise"]["ties"]["share"],
+        "left",
+        summary["pairwise"]["position_bias"]["left_share"],
+    )
     assert tau.statistic >= 0.9
     assert summary["pairwise"]["ties"]["count"] > 0
     assert {row["arm"] for row in summary["headline"]} == set(strength)
@@ -263,6 +311,101 @@ def test_hype_trial_page_and_answers(app, audio_run: Path, start_rater, complete
     assert "Is this a real photo" in page.text and "data-plays-url" not in page.text
     action = re.search(r'action="(/r/[^"]+/answers)"', page.text).group(1)
     assert client.post(action, data={"csrf_token": csrf, "hype": "maybe"}).status_code == 400
-    assert client.post(action.replace("/answers", "/plays"), data={"csrf_token": csrf, "event": "play"}
-                       ).status_code == 404  # no audio on this trial
+    assert (
+        client.post(action.replace("/answers", "/plays"), data={"csrf_token": csrf, "event": "play"}).status_code == 404
+    )  # no audio on this trial
     assert csrf_from(page.text)
+
+
+def test_faces_study_summary_has_the_contract_headline_and_items(db, study, start_rater, complete_session) -> None:
+    """Contract 2 holds for the original kind too: MOS, recognition and lineup rows; per-item MOS and lineup rows."""
+    for _ in range(3):
+        complete_session(*start_rater(study))
+    summary = json.loads(export_files(db, db.scalar(select(Study)), 200)["results_summary.json"])
+    kinds = {row["kind"] for row in summary["headline"]}
+    assert kinds == {"mos", "recognition", "lineup"}
+    keys = {"kind", "label", "split", "arm", "estimate", "low", "high", "interval", "n", "raters", "chance", "unit"}
+    for row in summary["headline"]:
+        assert set(row) == keys and row["low"] - 1e-9 <= row["estimate"] <= row["high"] + 1e-9 and row["raters"] == 3
+    mos = next(row for row in summary["headline"] if row["kind"] == "mos")
+    assert mos["unit"] == "mos" and mos["estimate"] == summary["mos"]["overall"]["mean"]
+    assert {row["kind"] for row in summary["items"]} == {"mos", "lineup"}
+    assert all(set(row) == {"clip", "split", "identity", "kind", "arm", "estimate", "n"} for row in summary["items"])
+    assert sum(row["n"] for row in summary["items"] if row["kind"] == "mos") == summary["mos"]["overall"]["n_votes"]
+
+
+def _cli(tmp_path: Path, *args: str):
+    return CliRunner().invoke(main, ["--data-dir", str(tmp_path / "data"), *args])
+
+
+def test_create_study_kinds_from_the_command_line(tmp_path: Path, audio_run: Path) -> None:
+    second = write_run_dir(
+        tmp_path / "run-b", groups=True, photos_per_identity=4, audio_seconds=CLIP_S, generated_shift=3
+    )
+    for args, expected in (
+        (["--kind", "matching", "--faces", "3"], "study m-cli (matching): 12 matching items, 4 other items"),
+        (["--kind", "hype"], "study h-cli (hype): 12 hype items, 0 other items"),
+        (["--kind", "pairwise", "--run", str(second), "--prompt", "image"], "study p-cli (pairwise): 6 pairwise"),
+    ):
+        slug = f"{args[1][0]}-cli"
+        result = _cli(tmp_path, "create-study", "--run", str(audio_run), "--slug", slug, "--pairs", "6", *args)
+        assert result.exit_code == 0, result.output
+        assert expected in result.output
+        assert len(list((tmp_path / "data" / "images").glob("*.wav"))) >= 4
+        exported = _cli(
+            tmp_path, "export", "--study", slug, "--out", str(tmp_path / slug), "--bootstrap-replicates", "50"
+        )
+        assert exported.exit_code == 0, exported.output
+        assert json.loads((tmp_path / slug / "results_summary.json").read_text())["study"]["kind"] == args[1]
+
+
+def test_create_study_refuses_bad_kind_options_with_one_clear_error(
+    tmp_path: Path, run_dir: Path, audio_run: Path
+) -> None:
+    for args, message in (
+        (["--run", str(run_dir), "--kind", "matching"], "has no audio column"),
+        (
+            ["--run", str(run_dir), "--run", str(run_dir), "--kind", "pairwise", "--prompt", "audio"],
+            "has no clip column",
+        ),
+        (["--run", str(audio_run), "--kind", "pairwise"], "needs two or more --run folders"),
+        (["--run", str(audio_run), "--run", str(audio_run)], "--kind faces takes one --run"),
+        (["--run", str(audio_run), "--run", str(audio_run), "--kind", "hype"], "--kind hype takes one --run"),
+        (["--run", str(audio_run), "--kind", "matching", "--faces", "1"], "--faces must be between 2 and"),
+        (["--run", str(audio_run), "--kind", "voices"], "Invalid value for '--kind'"),
+        (["--run", str(audio_run), "--kind", "pairwise", "--prompt", "smell"], "Invalid value for '--prompt'"),
+    ):
+        result = _cli(tmp_path, "create-study", *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_unreadable_or_duplicate_audio_rows_are_refused(tmp_path: Path) -> None:
+    run = write_run_dir(tmp_path / "run", audio_seconds=CLIP_S)
+    rows = (run / "pairs.csv").read_text().splitlines()
+    audio_path = run / rows[1].split(",")[-1]
+    audio_path.write_bytes(b"not audio")
+    with pytest.raises(ManifestError, match="is not a readable audio file"):
+        load_run_input(run)
+    (run / "pairs.csv").write_text("\n".join([rows[0], rows[2], rows[2]]) + "\n")
+    with pytest.raises(ManifestError, match="appears on more than one row"):
+        load_run_input(run)
+    (run / "pairs.csv").write_text("\n".join([rows[0], rows[2].replace("audio/", "/abs/audio/")]) + "\n")
+    with pytest.raises(ManifestError, match="must be relative"):
+        load_run_input(run)
+
+
+def test_ogg_voices_are_stored_as_wav_of_the_clip_length(app, tmp_path: Path) -> None:
+    """evalkit writes Ogg/Vorbis; the study stores 16 kHz WAV under random ids, with the duration the server uses."""
+    run = write_run_dir(tmp_path / "ogg-run", photos_per_identity=4, audio_seconds=0.5, audio_format="ogg")
+    slug = _build(app, [run], "ogg-voices", KindOptions(StudyKind.MATCHING))
+    with app.extensions["survey_sessions"]() as session:
+        clips = session.scalars(select(AudioClip).join(Study).where(Study.slug == slug)).all()
+    voices = [clip for clip in clips if clip.identity]
+    checks = [clip for clip in clips if not clip.identity]
+    assert voices and all(abs(clip.duration_s - 0.5) < 0.01 for clip in voices)
+    assert len(checks) == 4 and len({clip.duration_s for clip in checks}) == 1  # the count is not in the length
+    for clip in clips:
+        info = soundfile.info(str(app.config["SURVEY_IMAGE_STORE"] / f"{clip.id}.wav"))
+        assert info.samplerate == 16000 and info.channels == 1 and info.format == "WAV"

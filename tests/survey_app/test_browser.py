@@ -16,11 +16,20 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from survey_app.audio_check import TONE_CLIP_S
 from survey_app.manifest import load_run_input
-from survey_app.models import Admin, Answer, Image, ItemKind, PlayEvent, Rater, StudyKind, Trial
+from survey_app.models import (
+    Admin,
+    Answer,
+    Image,
+    ItemKind,
+    PlayEvent,
+    Rater,
+    StudyKind,
+    Trial,
+)
 from survey_app.rater_sessions import QUESTIONS_BY_KIND
 from survey_app.study_builder import StudyOptions
-from survey_app.audio_check import TONE_CLIP_S
 from survey_app.study_kinds import KindOptions, create_kind_study
 
 from .conftest import open_trial, write_run_dir
@@ -40,9 +49,9 @@ pytestmark = [
     ),
 ]
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium from PyPI")
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
 
 @pytest.fixture
