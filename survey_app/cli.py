@@ -37,7 +37,6 @@ from survey_app.views_admin import end_other_sessions
 SECRET_KEY_FILE = "secret_key"
 
 
-
 @dataclass(frozen=True)
 class Workspace:
     data_dir: Path
@@ -139,6 +138,11 @@ def migrate_command(workspace: Workspace) -> None:
 )
 @click.option("--faces", default=2, show_default=True, help="--kind matching: faces per trial (chance 1/faces).")
 @click.option(
+    "--exposures-ms",
+    default="",
+    help="--kind hype: fixed exposure times in ms, comma-separated (e.g. 250,500,1000), besides untimed trials.",
+)
+@click.option(
     "--prompt",
     type=click.Choice(PROMPTS),
     default="audio",
@@ -176,7 +180,12 @@ def create_study_command(
         if kind == StudyKind.FACES:
             study = create_study(db, runs[0], workspace.image_store, study_options)
         else:
-            kind_options = KindOptions(kind=kind, faces=options["faces"], prompt=options["prompt"])
+            kind_options = KindOptions(
+                kind=kind,
+                faces=options["faces"],
+                prompt=options["prompt"],
+                exposures_ms=exposure_times(options["exposures_ms"]),
+            )
             study = create_kind_study(db, runs, workspace.image_store, study_options, kind_options)
         db.commit()
         main_kind = MAIN_ITEM_KIND[kind]
@@ -187,6 +196,14 @@ def create_study_command(
         click.echo(f"study {named}: {tests} {measured}, {others} other items; rater URL /s/{study.slug}")
         for note in study.source["design_notes"]:
             click.echo(f"warning: {note}", err=True)
+
+
+def exposure_times(text: str) -> tuple[int, ...]:
+    """`--exposures-ms 250,500` as (250, 500); a ValueError that names the option for anything else."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise ValueError(f"--exposures-ms takes whole milliseconds separated by commas, not {text!r}") from error
 
 
 @main.command("create-admin")

@@ -59,6 +59,8 @@ ANSWER_COLUMNS = {
     "left_system": "pairwise: the run whose face was shown first (left)",
     "right_system": "pairwise: the run whose face was shown second (right)",
     "chosen_system": "pairwise: the run whose face was chosen, or tie",
+    "exposure_ms": "timed hype trials: how long the image was shown (ms, after a 3-2-1 countdown, then masked); "
+    "empty: untimed",
     "rater_excluded": "true when the rater failed screening (see results_summary.json)",
 }
 RATER_COLUMNS = {

@@ -219,6 +219,8 @@ class Trial(Base):
     play_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     plays: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Timed hype trials: how long the page showed the image (ms, after a 3-2-1 countdown, then a mask); None: untimed.
+    exposure_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     rater: Mapped[Rater] = relationship(back_populates="trials")
     item: Mapped[Item] = relationship()

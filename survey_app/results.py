@@ -75,6 +75,7 @@ class AnswerRecord:
     left_system: str | None  # pairwise: the run whose face was shown first (left), and second (right)
     right_system: str | None
     chosen_system: str | None  # pairwise: the run whose face was chosen, or "tie"
+    exposure_ms: int | None  # timed hype trials: the exposure; None: untimed
     expected_quality: int | None
     client_rt_ms: int | None
     server_rt_ms: int | None
@@ -171,6 +172,7 @@ def _record(answer: Answer, trial: Trial, item: Item, rater: Rater, images: dict
         left_system=systems[0],
         right_system=systems[1],
         chosen_system=(images[chosen].system if chosen else TIE) if item.kind == ItemKind.PAIRWISE else None,
+        exposure_ms=trial.exposure_ms,
         expected_quality=item.expected_quality,
         client_rt_ms=answer.client_rt_ms,
         server_rt_ms=_elapsed_ms(trial.shown_at, answer.received_at),
@@ -491,11 +493,23 @@ def matching_power(answers: Sequence[AnswerRecord], trials_per_rater: int) -> di
 
 
 def hype_summary(records: Sequence[AnswerRecord], replicates: int, seed: int) -> dict | None:
-    """HYPE-infinity (Zhou et al. 2019): the error rate over all images (50 % = indistinguishable), the fakes
-    error (generated faces judged real, the headline) and the reals error, each with its intervals."""
+    """HYPE-infinity (Zhou et al. 2019) on the untimed trials: the fakes error (generated faces judged real, the
+    headline), the reals error and the error rate over all images (50 % = indistinguishable), each with Wilson and
+    rater x item bootstrap intervals; the same figures per fixed exposure time (`by_exposure_ms`) when the study has
+    timed trials."""
     answers = [r for r in records if r.item_kind == ItemKind.HYPE]
     if not answers:
         return None
+    untimed = [r for r in answers if r.exposure_ms is None]
+    exposures = sorted({r.exposure_ms for r in answers if r.exposure_ms is not None})
+    return _hype_figures(untimed, replicates, seed) | {
+        "by_exposure_ms": {
+            str(ms): _hype_figures([r for r in answers if r.exposure_ms == ms], replicates, seed) for ms in exposures
+        }
+    }
+
+
+def _hype_figures(answers: Sequence[AnswerRecord], replicates: int, seed: int) -> dict:
     return {
         "hype_infinity_error": _proportion(answers, lambda r: not r.correct, replicates, seed),
         "generated_judged_real": _proportion(
@@ -675,17 +689,26 @@ def headline_rows(summary: dict, raters: int) -> list[dict]:
             )
     hype = summary["hype"]
     if hype:
-        for key, label, arm in (
-            ("generated_judged_real", "HYPE-infinity: generated faces judged real", "generated"),
-            ("hype_infinity_error", "HYPE-infinity error rate (all images; 0.5 = indistinguishable)", None),
-            ("real_judged_generated", "Real photos judged generated", "real"),
-        ):
-            if hype[key]:
-                rows.append(
-                    _headline(
-                        "hype", label, _share_figure(hype[key]), raters, arm=arm, chance=0.5 if arm is None else None
+        conditions = [("HYPE-infinity (untimed)", hype)] + [
+            (f"HYPE at {ms} ms", figures) for ms, figures in hype["by_exposure_ms"].items()
+        ]
+        for name, figures in conditions:
+            for key, label, arm in (
+                ("generated_judged_real", "generated faces judged real", "generated"),
+                ("hype_infinity_error", "error rate over all images (0.5 = indistinguishable)", None),
+                ("real_judged_generated", "real photos judged generated", "real"),
+            ):
+                if figures[key]:
+                    rows.append(
+                        _headline(
+                            "hype",
+                            f"{name}: {label}",
+                            _share_figure(figures[key]),
+                            raters,
+                            arm=arm,
+                            chance=0.5 if arm is None else None,
+                        )
                     )
-                )
     pairwise = summary["pairwise"]
     if pairwise:
         for name, figure in pairwise["bradley_terry"].items():

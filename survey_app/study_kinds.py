@@ -55,6 +55,7 @@ from survey_app.study_builder import (
 PLAY_TOLERANCE_S = 0.25  # the page's play and ended reports travel separately: their server times may be this close
 AUDIO_KINDS = (StudyKind.MATCHING, StudyKind.PAIRWISE)  # a pairwise study plays audio only with prompt "audio"
 PROMPTS = ("audio", "image")
+MIN_EXPOSURE_MS, MAX_EXPOSURE_MS = 50, 10000
 MAIN_ITEM_KIND = {  # the items a study of each kind measures with (its progress counts them)
     StudyKind.FACES: ItemKind.TEST,
     StudyKind.MATCHING: ItemKind.MATCHING,
@@ -70,6 +71,7 @@ class KindOptions:
     kind: StudyKind = StudyKind.FACES
     faces: int = 2
     prompt: str = "audio"
+    exposures_ms: tuple[int, ...] = ()  # hype: fixed exposure times besides untimed trials (HYPE-time's range)
 
 
 def needs_audio(kind: StudyKind, options: KindOptions) -> bool:
@@ -100,6 +102,10 @@ def check_run_inputs(runs: Sequence[RunInput], options: KindOptions) -> None:
                     f"{' --prompt audio' if options.kind == StudyKind.PAIRWISE else ''} plays each clip's speech; "
                     "re-run `evalkit run` to write it"
                 )
+    if options.exposures_ms and options.kind != StudyKind.HYPE:
+        raise ManifestError("--exposures-ms is an option of --kind hype")
+    if any(not MIN_EXPOSURE_MS <= exposure <= MAX_EXPOSURE_MS for exposure in options.exposures_ms):
+        raise ManifestError(f"--exposures-ms takes times from {MIN_EXPOSURE_MS} to {MAX_EXPOSURE_MS} ms")
     if options.kind == StudyKind.MATCHING:
         identities = {pair.identity for pair in runs[0].pairs}
         if not 2 <= options.faces <= len(identities):
@@ -200,6 +206,12 @@ def create_kind_study(
         study.items.extend(_matching_items(runs[0], options, kind_options.faces, images, audio, rng, design))
     elif kind == StudyKind.HYPE:
         study.items.extend(_hype_items(runs[0], options, images, rng, notes))
+        design |= {
+            "exposures_ms": [None, *sorted(set(kind_options.exposures_ms))],
+            "exposure_protocol": "untimed, and per fixed exposure: a 3-2-1 countdown (500 ms each), the image for the "
+            "exposure time, then a noise mask (HYPE, Zhou et al. 2019); conditions balanced within each session and "
+            "arm; timing is the page's (needs its script)",
+        }
     else:
         study.items.extend(_pairwise_items(runs, options, kind_options.prompt, images, audio, rng, design))
     db.flush()

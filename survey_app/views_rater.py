@@ -323,6 +323,7 @@ def _audio_kind_trial(token: str, rater: RaterRef, shown: TrialView) -> str:
         audio_url=url_for("rater.trial_audio", token=token, trial_id=shown.id) if shown.audio_id else None,
         plays_url=url_for("rater.play_event", token=token, trial_id=shown.id),
         played=shown.played,
+        exposure_ms=shown.exposure_ms,
         pairwise_question=PAIRWISE_QUESTIONS.get((study.design or {}).get("prompt", ""), ""),
         hype_labels=HYPE_LABELS,
         hype_keys=HYPE_KEYS,

@@ -86,10 +86,12 @@ def start_session(
         lineup_plan = _lineup_displays(db, study, lineups, rng) if lineups else []
         plan = lineup_plan + [(item, [item.reference_image_id, item.probe_image_id]) for item in pairs]
         first_block = len(lineup_plan)
+        exposures: dict[int, int | None] = {}
     else:
         checks, trials = _kind_session_items(items, _fill_counts(db, study), study, rng)
         plan = [(item, _kind_display(item, rng)) for item in checks + trials]
         first_block = len(checks)
+        exposures = _exposures(trials, (study.design or {}).get("exposures_ms") or [None], rng)
     rater_id = db.scalar(
         insert(RATERS)
         .values(
@@ -117,6 +119,7 @@ def start_session(
             "item_id": item.id,
             "position": position,
             "display_image_ids": display,
+            "exposure_ms": exposures.get(item.id),
         }
         for position, (item, display) in enumerate(plan)
     ]
@@ -170,6 +173,18 @@ def _kind_session_items(
         trials = first + pick_least_filled(others, fill, wanted // 2, rng)
     rng.shuffle(trials)
     return checks, trials
+
+
+def _exposures(trials: Sequence[Item], conditions: Sequence[int | None], rng: random.Random) -> dict[int, int | None]:
+    """Each trial's exposure condition (hype: None is untimed), balanced within each arm: the arm's trials take the
+    conditions in turn, from a random start."""
+    exposures: dict[int, int | None] = {}
+    for arm in sorted({item.arm or "" for item in trials}):
+        offset = rng.randrange(len(conditions))
+        arm_trials = [item for item in trials if (item.arm or "") == arm]
+        for position, item in enumerate(arm_trials):
+            exposures[item.id] = conditions[(position + offset) % len(conditions)]
+    return exposures
 
 
 def _kind_display(item: Item, rng: random.Random) -> list[str]:

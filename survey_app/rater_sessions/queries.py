@@ -84,6 +84,7 @@ class TrialView:
     audio_id: str | None  # the clip the trial plays (audio kinds)
     expected_answer: str | None  # audio checks: the number of tones
     played: bool  # whether a play of the clip reached its end (survey_app.playback); answers wait for it
+    exposure_ms: int | None  # timed hype trials: how long the page shows the image
     answers: dict[Question, str]
 
     @property
@@ -111,6 +112,7 @@ TRIAL_COLUMNS = (  # one row per stored answer of the trial (question and value 
     ITEMS.c.audio_id,
     ITEMS.c.expected_answer,
     TRIALS.c.played_at.is_not(None),
+    TRIALS.c.exposure_ms,
     ANSWERS.c.question,
     ANSWERS.c.value,
 )
@@ -205,8 +207,17 @@ def find_trial(db: Session, rater: RaterRef, trial_id: str) -> TrialView:
 
 
 def _trial_view(rows: Sequence[Sequence]) -> TrialView:
-    trial_id, kind, display, reference, expected, audio_id, expected_answer, played, _, _ = rows[0]
+    trial_id, kind, display, reference, expected, audio_id, expected_answer, played, exposure_ms, _, _ = rows[0]
     answers = {question: value for *_, question, value in rows if question is not None}
     return TrialView(
-        trial_id, kind, tuple(display), reference, expected, audio_id, expected_answer, bool(played), answers
+        trial_id,
+        kind,
+        tuple(display),
+        reference,
+        expected,
+        audio_id,
+        expected_answer,
+        bool(played),
+        exposure_ms,
+        answers,
     )

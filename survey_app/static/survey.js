@@ -12,7 +12,32 @@ document.addEventListener("DOMContentLoaded", () => {
   if (trialForm) enhanceTrial(trialForm);
   const voice = document.getElementById("voice");
   if (voice && trialForm) reportPlays(voice, trialForm);
+  const timed = document.getElementById("timed");
+  if (timed) timeExposure(timed);
 });
+
+// Timed hype trials (HYPE, Zhou et al. 2019): a 3-2-1 countdown of 500 ms steps, the face for its exposure time, then
+// a noise mask in its place. The face is shown once; the answer follows.
+function timeExposure(timed) {
+  const button = document.getElementById("show-face");
+  const countdown = document.getElementById("countdown");
+  const figure = timed.querySelector("figure");
+  const mask = timed.querySelector(".mask");
+  const image = figure.querySelector("img");
+  const step = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+  button.addEventListener("click", async () => {
+    button.hidden = true;
+    for (const number of ["3", "2", "1"]) {
+      countdown.textContent = number;
+      await step(500);
+    }
+    countdown.textContent = "";
+    figure.hidden = false;
+    await step(Number(timed.dataset.exposureMs));
+    image.style.visibility = "hidden";
+    mask.hidden = false;
+  }, { once: true });
+}
 
 // Audio trials: every play and every end of the clip is reported to the server, which accepts answers only after a
 // play that lasted the clip's length on its own clock (survey_app.playback). Until then the answers look disabled.

@@ -32,12 +32,15 @@ from survey_app.models import (
     StudyKind,
     Trial,
 )
+from survey_app.rater_sessions import QUESTIONS_BY_KIND
+from survey_app.results import build_summary
 from survey_app.study_builder import StudyOptions
 from survey_app.study_kinds import KindOptions, create_kind_study
 from tests.survey_app.robot import ClipRefused, ServerProcess, rate_kind_study
 
 from .conftest import IDENTITIES, csrf_from, open_trial, write_run_dir
 
+QUESTION_OF = {kind: questions[0].value for kind, questions in QUESTIONS_BY_KIND.items()}
 CLIP_S = 0.2  # the synthetic voices: short, so that simulated raters wait little for play-to-end
 
 
@@ -409,3 +412,86 @@ def test_ogg_voices_are_stored_as_wav_of_the_clip_length(app, tmp_path: Path) ->
     for clip in clips:
         info = soundfile.info(str(app.config["SURVEY_IMAGE_STORE"] / f"{clip.id}.wav"))
         assert info.samplerate == 16000 and info.channels == 1 and info.format == "WAV"
+
+
+def test_timed_hype_trials_are_balanced_and_reported_per_exposure(
+    app, audio_run: Path, start_rater, complete_session
+) -> None:
+    """--exposures-ms 250,500: each rater's trials of each arm take untimed, 250 and 500 ms in turn; HYPE-infinity
+    uses the untimed ones and each exposure has its own figures."""
+    slug = _build(
+        app, [audio_run], "timed", KindOptions(StudyKind.HYPE, exposures_ms=(500, 250)), test_trials_per_session=12
+    )
+
+    def judge(kind: str, questions: list[str], html: str) -> dict[str, str]:
+        return {"hype": "real"}
+
+    for _ in range(3):
+        client, token, csrf = start_rater(slug)
+        page = open_trial(client, token)
+        if "data-exposure-ms" in page.text:
+            assert "Show the face" in page.text
+        complete_session(client, token, csrf, judge)
+    with app.extensions["survey_sessions"]() as session:
+        study = session.scalar(select(Study).where(Study.slug == slug))
+        rows = session.execute(select(Trial.rater_id, Item.arm, Trial.exposure_ms).join(Item)).all()
+        summary = json.loads(export_files(session, study, 200)["results_summary.json"])
+    assert study.design["exposures_ms"] == [None, 250, 500]
+    for rater_id in {row[0] for row in rows}:
+        for arm in ("real", "generated"):
+            exposures = [row[2] for row in rows if row[0] == rater_id and row[1] == arm]
+            assert sorted(exposures, key=str) == sorted([None, 250, 500] * 2, key=str)
+    hype = summary["hype"]
+    assert hype["generated_judged_real"]["share"] == 1.0 and hype["generated_judged_real"]["n"] == 6
+    assert set(hype["by_exposure_ms"]) == {"250", "500"}
+    labels = [row["label"] for row in summary["headline"]]
+    assert "HYPE at 250 ms: generated faces judged real" in labels
+    assert "HYPE-infinity (untimed): generated faces judged real" in labels
+
+
+def test_exposures_belong_to_hype_and_stay_in_range(tmp_path: Path, audio_run: Path) -> None:
+    for args, message in (
+        (["--kind", "matching", "--exposures-ms", "250"], "--exposures-ms is an option of --kind hype"),
+        (["--kind", "hype", "--exposures-ms", "5"], "--exposures-ms takes times from 50 to 10000 ms"),
+        (["--kind", "hype", "--exposures-ms", "fast"], "--exposures-ms takes whole milliseconds"),
+    ):
+        result = _cli(tmp_path, "create-study", "--run", str(audio_run), *args)
+        assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_an_audio_prompted_pairwise_session(app, tmp_path: Path, start_rater) -> None:
+    """--prompt audio: the audio check first, then pairs of two runs' faces under a voice that must play to the end;
+    a tie is an answer; the summary counts it as half a win each way."""
+    runs = [
+        write_run_dir(tmp_path / name, photos_per_identity=2, audio_seconds=CLIP_S, generated_shift=shift)
+        for name, shift in (("model-a", 0), ("model-b", 9))
+    ]
+    slug = _build(app, runs, "voices-ab", KindOptions(StudyKind.PAIRWISE, prompt="audio"), test_trials_per_session=2)
+    client, token, csrf = start_rater(slug)
+    json_reply = {"Accept": "application/json"}
+    kinds = []
+    while True:
+        page = open_trial(client, token)
+        if page.status_code == 302:
+            break
+        action = re.search(r'action="(/r/[^"]+/answers)"', page.text).group(1)
+        truth = _truth(app, action.split("/trials/")[1].split("/")[0])
+        kinds.append(truth["kind"])
+        plays = re.search(r'data-plays-url="([^"]+)"', page.text).group(1)
+        client.post(plays, data={"csrf_token": csrf, "event": "play"})
+        time.sleep(2.3 if truth["kind"] == ItemKind.AUDIO_CHECK else CLIP_S)
+        assert client.post(plays, data={"csrf_token": csrf, "event": "ended"}).json["played"]
+        value = truth["expected"] if truth["kind"] == ItemKind.AUDIO_CHECK else "tie"
+        if truth["kind"] == ItemKind.PAIRWISE:
+            assert "Which face fits the voice better?" in page.text and "About the same" in page.text
+            assert (
+                client.post(action, data={"csrf_token": csrf, "pairwise": "3"}, headers=json_reply).status_code == 400
+            )
+        answer = {"csrf_token": csrf, "next": "1", "rt_ms": "2000", str(QUESTION_OF[truth["kind"]]): value}
+        assert client.post(action, data=answer, headers=json_reply).status_code == 200
+    assert kinds == [ItemKind.AUDIO_CHECK] * 2 + [ItemKind.PAIRWISE] * 2
+    with app.extensions["survey_sessions"]() as session:
+        summary = build_summary(session, session.scalar(select(Study).where(Study.slug == slug)), 100)
+    pairwise = summary["pairwise"]
+    assert pairwise["ties"]["count"] == 2 and pairwise["pairs"]["model-a vs model-b"]["first_win_rate"] is None
+    assert abs(pairwise["bradley_terry"]["model-a"]["score"]) < 1e-6  # two ties: equal strengths

@@ -439,3 +439,47 @@ def _ended_and_admin_pages(driver, db, study: str, server_url: str, tmp_path: Pa
     assert "Voice -> face matching accuracy, real faces" in text and _fits_the_width(driver)
     assert "ended by the audio check" in driver.find_element(By.ID, "progress").text
     _screenshot(driver, tmp_path, f"{prefix}-audio-10-admin-study")
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_a_timed_hype_trial_shows_the_face_for_its_exposure_then_a_mask(
+    request, server_url, app, db, tmp_path: Path, size: str
+) -> None:
+    run = write_run_dir(tmp_path / "hype-run", photos_per_identity=4)
+    options = StudyOptions(title="Real?", slug="real-or-not", seed=2, test_pairs=6, test_trials_per_session=6,
+                           lineup_size=0)
+    with app.extensions["survey_sessions"]() as session:
+        create_kind_study(session, [load_run_input(run)], app.config["SURVEY_IMAGE_STORE"], options,
+                          KindOptions(StudyKind.HYPE, exposures_ms=(300,)))
+        session.commit()
+    driver = request.getfixturevalue(size)
+    wait = WebDriverWait(driver, 20)
+    driver.get(f"{server_url}/s/real-or-not")
+    driver.find_element(By.ID, "consent").click()
+    driver.find_element(By.ID, "start").click()
+    wait.until(lambda d: d.find_elements(By.ID, "begin"))
+    driver.find_element(By.ID, "begin").click()
+    wait.until(lambda d: d.find_elements(By.ID, "start-task"))
+    _screenshot(driver, tmp_path, f"{size}-hype-01-task")
+    driver.find_element(By.ID, "start-task").click()
+    for page_number in range(6):
+        wait.until(lambda d: d.find_elements(By.ID, "trial-form"))
+        assert _fits_the_width(driver)
+        timed = driver.find_elements(By.ID, "timed")
+        if timed:
+            _screenshot(driver, tmp_path, f"{size}-hype-02-timed-before")
+            driver.find_element(By.ID, "show-face").click()
+            wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#timed figure").is_displayed())
+            wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#timed .mask").is_displayed())
+            _screenshot(driver, tmp_path, f"{size}-hype-03-timed-masked")
+        else:
+            _screenshot(driver, tmp_path, f"{size}-hype-04-untimed")
+        _answer(driver, "hype", "real" if page_number % 2 else "generated", keyboard=False)
+        wait.until(lambda d: "saved" in d.find_element(By.CSS_SELECTOR, "fieldset[data-question]").get_attribute("class"))
+        form = driver.find_element(By.ID, "trial-form")
+        driver.find_element(By.ID, "next").click()
+        wait.until(lambda d, old=form: not _is_attached(old))
+    wait.until(lambda d: "/done" in d.current_url)
+    db.expire_all()
+    exposures = db.scalars(select(Trial.exposure_ms)).all()
+    assert len(exposures) == 6 and set(exposures) == {None, 300}  # per arm (3 trials each) 2 + 1 or 1 + 2

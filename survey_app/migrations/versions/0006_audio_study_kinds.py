@@ -7,7 +7,7 @@ Revises: 0005
 - audio_clips: voice clips and audio-check clips, stored as WAV under random ids, with their duration.
 - images: `system`, the run a generated face comes from (pairwise studies).
 - items: `probe_image_id` may be empty (audio checks, matching and pairwise items show several faces); `arm`, `clip`, `audio_id`, `option_image_ids`, `expected_answer`.
-- trials: `play_started_at`, `played_at`, `plays` (the server's play-to-end rule).
+- trials: `play_started_at`, `played_at`, `plays` (the server's play-to-end rule), `exposure_ms` (timed hype trials).
 - raters: `ended_reason` (a session ended early, e.g. by a failed audio check).
 - play_events: each play/ended event a page reported, with the server's verdict.
 Migrate with the server stopped.
@@ -54,6 +54,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("play_started_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("played_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("plays", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("exposure_ms", sa.Integer(), nullable=True))
     with op.batch_alter_table("raters", schema=None) as batch_op:
         batch_op.add_column(sa.Column("ended_reason", sa.String(length=32), nullable=True))
     op.create_table(
@@ -76,6 +77,7 @@ def downgrade() -> None:
     with op.batch_alter_table("raters", schema=None) as batch_op:
         batch_op.drop_column("ended_reason")
     with op.batch_alter_table("trials", schema=None) as batch_op:
+        batch_op.drop_column("exposure_ms")
         batch_op.drop_column("plays")
         batch_op.drop_column("played_at")
         batch_op.drop_column("play_started_at")
