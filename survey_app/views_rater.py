@@ -359,10 +359,7 @@ def answer(token: str, trial_id: str):
     the form sent by the Next button also ends the trial. JSON reply for scripts, else a redirect to the next page.
     400: unknown fields, values or a question left unanswered by Next; 404: unknown token or trial; 409: a trial the
     rater has left, an audio trial whose clip has not played to the end, or a session that has ended."""
-    if set(request.form) - ANSWER_FORM_FIELDS or request.files:
-        abort(400, "This page sent something unexpected: please reload it.")
-    if any(len(values) > 1 for values in request.form.listvalues()):
-        abort(400, "This page sent something unexpected: please reload it.")
+    _refuse_unexpected_fields(ANSWER_FORM_FIELDS)
     submitted = {name: value for name, value in request.form.items() if name in QUESTION_FIELDS}
     raw_rt = request.form.get("rt_ms") or None
     if raw_rt is not None and not RT_MS_PATTERN.fullmatch(raw_rt):
@@ -389,6 +386,12 @@ def answer(token: str, trial_id: str):
     if wants_json():
         return jsonify(answers=stored, next=next_url)
     return redirect(next_url)
+
+
+def _refuse_unexpected_fields(allowed: set[str]) -> None:
+    """400 for a form with a field the page does not send, a field sent twice, or a file."""
+    if set(request.form) - allowed or request.files or any(len(values) > 1 for values in request.form.listvalues()):
+        abort(400, "This page sent something unexpected: please reload it.")
 
 
 @rater_blueprint.get("/r/<token>/trials/<trial_id>/images/<int:slot>")
@@ -426,12 +429,7 @@ def play_event(token: str, trial_id: str):
     """Records a `play` or `ended` event of the current trial's clip; JSON {plays, played}. 400: unknown fields or
     event, a malformed duration; 404: unknown token or trial, or a trial without audio; 409: not the current trial,
     an `ended` the server cannot count as a complete play, or a session that has ended."""
-    if (
-        set(request.form) - PLAY_FORM_FIELDS
-        or request.files
-        or any(len(values) > 1 for values in request.form.listvalues())
-    ):
-        abort(400, "This page sent something unexpected: please reload it.")
+    _refuse_unexpected_fields(PLAY_FORM_FIELDS)
     event = request.form.get("event", "")
     raw_duration = request.form.get("duration_ms") or None
     if event not in PLAY_EVENTS:

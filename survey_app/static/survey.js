@@ -60,11 +60,7 @@ function reportPlays(voice, form) {
     if (Number.isFinite(audio.duration)) body.append("duration_ms", String(Math.round(audio.duration * 1000)));
     queue = queue.then(async () => {
       try {
-        const response = await fetch(voice.dataset.playsUrl, {
-          method: "POST", body, headers: { Accept: "application/json" }, credentials: "same-origin",
-        });
-        const reply = await response.json();
-        if (!response.ok) throw new Error(reply.error || response.statusText);
+        const reply = await postForJson(voice.dataset.playsUrl, body);
         if (reply.played) {
           form.classList.remove("awaiting-play");
           note.textContent = "Played. You can play it again, and answer now.";
@@ -80,6 +76,16 @@ function reportPlays(voice, form) {
     audio.currentTime = 0;
     audio.play().catch((error) => { note.textContent = `The sound could not play (${error.message}).`; });
   });
+}
+
+// POSTs a form and returns the JSON reply; a refusal throws the server's message.
+async function postForJson(url, body) {
+  const response = await fetch(url, {
+    method: "POST", body, headers: { Accept: "application/json" }, credentials: "same-origin",
+  });
+  const reply = await response.json();
+  if (!response.ok) throw new Error(reply.error || response.statusText);
+  return reply;
 }
 
 function offerCopy(button) {
@@ -129,11 +135,7 @@ function enhanceTrial(form) {
     note.textContent = "Saving…";
     queue = queue.then(async () => {
       try {
-        const response = await fetch(form.action, {
-          method: "POST", body, headers: { Accept: "application/json" }, credentials: "same-origin",
-        });
-        const reply = await response.json();
-        if (!response.ok) throw new Error(reply.error || response.statusText);
+        await postForJson(form.action, body);
         if (input.checked) {
           fieldset.classList.add("saved");
           note.textContent = "Saved. You can still change it.";

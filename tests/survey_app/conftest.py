@@ -23,6 +23,7 @@ from survey_app.db import create_database_engine, create_session_factory
 from survey_app.manifest import load_run_input
 from survey_app.models import Base, Item, Trial
 from survey_app.study_builder import StudyOptions, create_study
+from survey_app.study_kinds import KindOptions, create_kind_study
 from tests.survey_app.robot import (
     CSRF_META,
     QUESTION,
@@ -47,6 +48,28 @@ def write_run_dir(
 ) -> Path:
     """A synthetic run folder; `audio_seconds=...` adds the clip and audio columns (robot.write_synthetic_run)."""
     return write_synthetic_run(folder, identities, photos_per_identity, groups, **audio)
+
+
+def build_kind_study(app, runs: list[Path], slug: str, kind_options: KindOptions, **overrides) -> str:
+    """A matching, hype or pairwise study over `runs` in the app's database; its slug."""
+    options = {
+        "title": "t",
+        "slug": slug,
+        "seed": 3,
+        "test_pairs": 12,
+        "test_trials_per_session": 8,
+        "lineup_size": 0,
+    } | overrides
+    with app.extensions["survey_sessions"]() as session:
+        create_kind_study(
+            session,
+            [load_run_input(run) for run in runs],
+            app.config["SURVEY_IMAGE_STORE"],
+            StudyOptions(**options),
+            kind_options,
+        )
+        session.commit()
+    return slug
 
 
 @pytest.fixture

@@ -161,23 +161,29 @@ def rate_study(
     run = run if run is not None else RaterRun()
     session = HttpSession(base_url, deadline, run)
     try:
-        landing, _ = session.request("GET", f"/s/{slug}")
-        html = _expect(landing, (200,), "consent page").text
-        csrf = CSRF_META.search(html).group(1)
-        consent = {
-            "csrf_token": csrf,
-            "consent": "agree",
-            "consent_version": CONSENT_VERSION.search(html).group(1),
-            "start_nonce": START_NONCE.search(html).group(1),
-        }
-        started, _ = session.request("POST", f"/s/{slug}/start", consent)
-        run.token = TOKEN_IN_LOCATION.search(_expect(started, (302,), "start").headers["Location"]).group(1)
+        csrf = _consent(session, slug, run)
         while _answer_current_trial(session, run, csrf, on_acknowledged):
             pass
         run.completed = True
         return run
     finally:
         session.close()
+
+
+def _consent(session: HttpSession, slug: str, run: RaterRun) -> str:
+    """Opens the study link and consents; sets `run.token` and returns the CSRF token."""
+    landing, _ = session.request("GET", f"/s/{slug}")
+    html = _expect(landing, (200,), "consent page").text
+    csrf = CSRF_META.search(html).group(1)
+    consent = {
+        "csrf_token": csrf,
+        "consent": "agree",
+        "consent_version": CONSENT_VERSION.search(html).group(1),
+        "start_nonce": START_NONCE.search(html).group(1),
+    }
+    started, _ = session.request("POST", f"/s/{slug}/start", consent)
+    run.token = TOKEN_IN_LOCATION.search(_expect(started, (302,), "start").headers["Location"]).group(1)
+    return csrf
 
 
 def _answer_current_trial(
@@ -443,17 +449,7 @@ def rate_kind_study(
     run = RaterRun()
     session = HttpSession(base_url, deadline, run)
     try:
-        landing, _ = session.request("GET", f"/s/{slug}")
-        html = _expect(landing, (200,), "consent page").text
-        csrf = CSRF_META.search(html).group(1)
-        consent = {
-            "csrf_token": csrf,
-            "consent": "agree",
-            "consent_version": CONSENT_VERSION.search(html).group(1),
-            "start_nonce": START_NONCE.search(html).group(1),
-        }
-        started, _ = session.request("POST", f"/s/{slug}/start", consent)
-        run.token = TOKEN_IN_LOCATION.search(_expect(started, (302,), "start").headers["Location"]).group(1)
+        csrf = _consent(session, slug, run)
         while True:
             page, _ = session.request("GET", f"/r/{run.token}/trial")
             if _expect(page, (200, 302), "trial page").status == 302:

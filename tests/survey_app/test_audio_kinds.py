@@ -19,7 +19,6 @@ from scipy.stats import kendalltau
 from sqlalchemy import select
 
 from survey_app.cli import main
-from survey_app.db import create_session_factory
 from survey_app.export import export_files
 from survey_app.manifest import ManifestError, load_run_input
 from survey_app.models import (
@@ -34,35 +33,17 @@ from survey_app.models import (
 )
 from survey_app.rater_sessions import QUESTIONS_BY_KIND
 from survey_app.results import build_summary
-from survey_app.study_builder import StudyOptions
-from survey_app.study_kinds import KindOptions, create_kind_study
+from survey_app.study_kinds import KindOptions
 from tests.survey_app.robot import ClipRefused, ServerProcess, rate_kind_study
 
-from .conftest import IDENTITIES, csrf_from, open_trial, write_run_dir
+from .conftest import IDENTITIES, build_kind_study, csrf_from, open_trial, write_run_dir
 
 QUESTION_OF = {kind: questions[0].value for kind, questions in QUESTIONS_BY_KIND.items()}
 CLIP_S = 0.2  # the synthetic voices: short, so that simulated raters wait little for play-to-end
 
 
 def _build(app, runs: list[Path], slug: str, kind_options: KindOptions, **overrides) -> str:
-    options = {
-        "title": "t",
-        "slug": slug,
-        "seed": 3,
-        "test_pairs": 12,
-        "test_trials_per_session": 8,
-        "lineup_size": 0,
-    } | overrides
-    with create_session_factory(app.extensions["survey_engine"])() as session:
-        create_kind_study(
-            session,
-            [load_run_input(run) for run in runs],
-            app.config["SURVEY_IMAGE_STORE"],
-            StudyOptions(**options),
-            kind_options,
-        )
-        session.commit()
-    return slug
+    return build_kind_study(app, runs, slug, kind_options, **overrides)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from survey_app.audio_check import TONE_CLIP_S
-from survey_app.manifest import load_run_input
 from survey_app.models import (
     Admin,
     Answer,
@@ -29,10 +28,9 @@ from survey_app.models import (
     Trial,
 )
 from survey_app.rater_sessions import QUESTIONS_BY_KIND
-from survey_app.study_builder import StudyOptions
-from survey_app.study_kinds import KindOptions, create_kind_study
+from survey_app.study_kinds import KindOptions
 
-from .conftest import open_trial, write_run_dir
+from .conftest import build_kind_study, open_trial, write_run_dir
 from .test_admin import PASSWORD, PASSWORD_HASH
 
 CHROMIUM = "/usr/bin/chromium"
@@ -176,18 +174,8 @@ def _walk(driver, db, study: str, server_url: str, tmp_path: Path, prefix: str, 
     shot("instructions")
     driver.find_element(By.ID, "begin").click()
     for page_number in range(60):
-        wait.until(
-            lambda d: "/done" in d.current_url
-            or d.find_elements(By.ID, "trial-form")
-            or d.find_elements(By.ID, "start-task")
-        )
-        assert _fits_the_width(driver), driver.current_url
-        if "/done" in driver.current_url:
+        if not _to_next_trial(driver, wait, shot):
             break
-        if driver.find_elements(By.ID, "start-task"):
-            shot("task-" + driver.current_url.rsplit("/", 1)[1])
-            driver.find_element(By.ID, "start-task").click()
-            continue
         images = driver.find_elements(By.CSS_SELECTOR, "figure img, .option img")
         assert images and all(driver.execute_script("return arguments[0].naturalWidth", img) > 0 for img in images)
         answers = _kind_answers(db, driver, page_number)
@@ -225,6 +213,24 @@ def _walk(driver, db, study: str, server_url: str, tmp_path: Path, prefix: str, 
     code = driver.find_element(By.ID, "completion-code").text
     shot("done")
     return code
+
+
+def _to_next_trial(driver, wait, shot) -> bool:
+    """Waits for the next page and clicks through a task's instructions (screenshotting them); False at the
+    completion page. Every page must fit the width."""
+    while True:
+        wait.until(
+            lambda d: (
+                "/done" in d.current_url or d.find_elements(By.ID, "trial-form") or d.find_elements(By.ID, "start-task")
+            )
+        )
+        assert _fits_the_width(driver), driver.current_url
+        if "/done" in driver.current_url:
+            return False
+        if not driver.find_elements(By.ID, "start-task"):
+            return True
+        shot("task-" + driver.current_url.rsplit("/", 1)[1])
+        driver.find_element(By.ID, "start-task").click()
 
 
 def _answer(driver, question: str, value: str, keyboard: bool) -> None:
@@ -293,6 +299,18 @@ def test_a_rater_completes_the_study_on_a_desktop_with_the_keyboard(
     _walk_error_and_admin_pages(desktop, db, four_face_study, server_url, tmp_path, "desktop")
 
 
+def _log_in_as_admin(driver, db, server_url: str, on_login_page) -> None:
+    """Logs in as the admin "boss" (created when missing); `on_login_page()` runs on the login form."""
+    if not db.scalar(select(Admin)):
+        db.add(Admin(username="boss", password_hash=PASSWORD_HASH))
+    db.commit()
+    driver.get(f"{server_url}/admin/login")
+    on_login_page()
+    driver.find_element(By.NAME, "username").send_keys("boss")
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD + Keys.ENTER)
+    WebDriverWait(driver, 20).until(lambda d: d.current_url.endswith("/admin/"))
+
+
 def _direct_done_page(driver, server_url: str, token: str, tmp_path: Path, prefix: str) -> None:
     driver.get(f"{server_url}/r/{token}/done")
     assert "send it to the person who invited you" in driver.find_element(By.ID, "code-help").text
@@ -304,14 +322,7 @@ def _walk_error_and_admin_pages(driver, db, study: str, server_url: str, tmp_pat
     driver.get(f"{server_url}/r/{'A' * 43}/trial")
     assert "Page not found" in driver.page_source and _fits_the_width(driver)
     _screenshot(driver, tmp_path, f"{prefix}-20-error")
-    if not db.scalar(select(Admin)):
-        db.add(Admin(username="boss", password_hash=PASSWORD_HASH))
-    db.commit()
-    driver.get(f"{server_url}/admin/login")
-    _screenshot(driver, tmp_path, f"{prefix}-21-admin-login")
-    driver.find_element(By.NAME, "username").send_keys("boss")
-    driver.find_element(By.NAME, "password").send_keys(PASSWORD + Keys.ENTER)
-    WebDriverWait(driver, 20).until(lambda d: d.current_url.endswith("/admin/"))
+    _log_in_as_admin(driver, db, server_url, lambda: _screenshot(driver, tmp_path, f"{prefix}-21-admin-login"))
     assert _fits_the_width(driver)
     _screenshot(driver, tmp_path, f"{prefix}-22-admin-index")
     driver.get(f"{server_url}/admin/studies/{study}")
@@ -328,13 +339,9 @@ def _walk_error_and_admin_pages(driver, db, study: str, server_url: str, tmp_pat
 def matching_study(app, tmp_path: Path) -> str:
     """A voice -> face matching study with 3 faces per trial over a synthetic run with 0.5 s voices."""
     run = write_run_dir(tmp_path / "audio-run", groups=True, photos_per_identity=4, audio_seconds=0.5)
-    options = StudyOptions(title="Voices", slug="voices", seed=5, test_pairs=8, test_trials_per_session=4,
-                           lineup_size=0)
-    with app.extensions["survey_sessions"]() as session:
-        create_kind_study(session, [load_run_input(run)], app.config["SURVEY_IMAGE_STORE"], options,
-                          KindOptions(StudyKind.MATCHING, faces=3))
-        session.commit()
-    return "voices"
+    return build_kind_study(
+        app, [run], "voices", KindOptions(StudyKind.MATCHING, faces=3), seed=5, test_pairs=8, test_trials_per_session=4
+    )
 
 
 def _walk_audio(driver, db, study: str, server_url: str, tmp_path: Path, prefix: str) -> None:
@@ -355,21 +362,15 @@ def _walk_audio(driver, db, study: str, server_url: str, tmp_path: Path, prefix:
     shot("instructions")
     driver.find_element(By.ID, "begin").click()
     for _ in range(30):
-        wait.until(lambda d: "/done" in d.current_url or d.find_elements(By.ID, "trial-form")
-                   or d.find_elements(By.ID, "start-task"))
-        assert _fits_the_width(driver), driver.current_url
-        if "/done" in driver.current_url:
+        if not _to_next_trial(driver, wait, shot):
             break
-        if driver.find_elements(By.ID, "start-task"):
-            shot("task-" + driver.current_url.rsplit("/", 1)[1])
-            driver.find_element(By.ID, "start-task").click()
-            continue
         action = driver.find_element(By.ID, "trial-form").get_attribute("action")
         trial = db.get(Trial, re.search(r"/trials/([0-9a-f]{32})/", action).group(1))
         item, display = trial.item, list(trial.display_image_ids)
         question = "audio_check" if item.kind == ItemKind.AUDIO_CHECK else "matching"
-        value = item.expected_answer or str(1 + [db.get(Image, image_id).identity for image_id in display].index(
-            item.identity))
+        value = item.expected_answer or str(
+            1 + [db.get(Image, image_id).identity for image_id in display].index(item.identity)
+        )
         db.commit()
         assert "awaiting-play" in driver.find_element(By.ID, "trial-form").get_attribute("class")
         shot(f"{question}-before-play")
@@ -378,7 +379,9 @@ def _walk_audio(driver, db, study: str, server_url: str, tmp_path: Path, prefix:
         driver.find_element(By.ID, "play").click()
         wait.until(lambda d: "answer now" in d.find_element(By.ID, "play-note").text)
         _answer(driver, question, value, keyboard=False)
-        wait.until(lambda d: "saved" in d.find_element(By.CSS_SELECTOR, "fieldset[data-question]").get_attribute("class"))
+        wait.until(
+            lambda d: "saved" in d.find_element(By.CSS_SELECTOR, "fieldset[data-question]").get_attribute("class")
+        )
         shot(f"{question}-answered")
         form = driver.find_element(By.ID, "trial-form")
         driver.find_element(By.ID, "next").click()
@@ -427,13 +430,7 @@ def _ended_and_admin_pages(driver, db, study: str, server_url: str, tmp_path: Pa
     assert "/ended" in driver.current_url and "sound check did not work out" in driver.page_source
     assert _fits_the_width(driver)
     _screenshot(driver, tmp_path, f"{prefix}-audio-09-ended")
-    if not db.scalar(select(Admin)):
-        db.add(Admin(username="boss", password_hash=PASSWORD_HASH))
-    db.commit()
-    driver.get(f"{server_url}/admin/login")
-    driver.find_element(By.NAME, "username").send_keys("boss")
-    driver.find_element(By.NAME, "password").send_keys(PASSWORD + Keys.ENTER)
-    WebDriverWait(driver, 20).until(lambda d: d.current_url.endswith("/admin/"))
+    _log_in_as_admin(driver, db, server_url, lambda: None)
     driver.get(f"{server_url}/admin/studies/{study}")
     text = driver.find_element(By.ID, "headline").text
     assert "Voice -> face matching accuracy, real faces" in text and _fits_the_width(driver)
@@ -446,12 +443,10 @@ def test_a_timed_hype_trial_shows_the_face_for_its_exposure_then_a_mask(
     request, server_url, app, db, tmp_path: Path, size: str
 ) -> None:
     run = write_run_dir(tmp_path / "hype-run", photos_per_identity=4)
-    options = StudyOptions(title="Real?", slug="real-or-not", seed=2, test_pairs=6, test_trials_per_session=6,
-                           lineup_size=0)
-    with app.extensions["survey_sessions"]() as session:
-        create_kind_study(session, [load_run_input(run)], app.config["SURVEY_IMAGE_STORE"], options,
-                          KindOptions(StudyKind.HYPE, exposures_ms=(300,)))
-        session.commit()
+    build_kind_study(
+        app, [run], "real-or-not", KindOptions(StudyKind.HYPE, exposures_ms=(300,)), seed=2, test_pairs=6,
+        test_trials_per_session=6,
+    )
     driver = request.getfixturevalue(size)
     wait = WebDriverWait(driver, 20)
     driver.get(f"{server_url}/s/real-or-not")
@@ -475,7 +470,9 @@ def test_a_timed_hype_trial_shows_the_face_for_its_exposure_then_a_mask(
         else:
             _screenshot(driver, tmp_path, f"{size}-hype-04-untimed")
         _answer(driver, "hype", "real" if page_number % 2 else "generated", keyboard=False)
-        wait.until(lambda d: "saved" in d.find_element(By.CSS_SELECTOR, "fieldset[data-question]").get_attribute("class"))
+        wait.until(
+            lambda d: "saved" in d.find_element(By.CSS_SELECTOR, "fieldset[data-question]").get_attribute("class")
+        )
         form = driver.find_element(By.ID, "trial-form")
         driver.find_element(By.ID, "next").click()
         wait.until(lambda d, old=form: not _is_attached(old))
