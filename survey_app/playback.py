@@ -21,6 +21,11 @@ from survey_app.study_kinds import PLAY_TOLERANCE_S
 
 PLAY_EVENTS = ("play", "ended")
 MAX_CLIENT_DURATION_MS = 10 * 60 * 1000
+MAX_PLAYS_PER_TRIAL = 100  # replays are allowed, without end they would only fill the play_events table
+
+
+class TooManyPlays(Exception):
+    """More than MAX_PLAYS_PER_TRIAL plays of one trial's clip: a script, not a listener."""
 
 
 class PlayRefused(Exception):
@@ -38,7 +43,8 @@ def record_play_event(
 ) -> PlayState:
     """Stores one play event of the rater's current audio trial `trial` and returns the trial's play state,
     committing. `ended` after a play that lasted at least the clip's duration - PLAY_TOLERANCE_S on the server's
-    clock marks the trial played; any other `ended` is stored and raises PlayRefused. The caller has checked
+    clock marks the trial played; any other `ended` is stored and raises PlayRefused; a play beyond
+    MAX_PLAYS_PER_TRIAL raises TooManyPlays. The caller has checked
     that `trial` is the current one, has audio and `event` is one of PLAY_EVENTS."""
     now = utc_now()
     row = db.execute(
@@ -49,6 +55,8 @@ def record_play_event(
     started, played_at, plays, duration_s = row
     complete = None
     changes: dict = {}
+    if event == "play" and plays >= MAX_PLAYS_PER_TRIAL:
+        raise TooManyPlays(trial.id)
     if event == "play":
         changes = {"play_started_at": now, "plays": plays + 1}
         plays += 1

@@ -41,6 +41,7 @@ from survey_app.playback import (
     MAX_CLIENT_DURATION_MS,
     PLAY_EVENTS,
     PlayRefused,
+    TooManyPlays,
     record_play_event,
 )
 from survey_app.rater_sessions import (
@@ -428,7 +429,7 @@ def trial_audio(token: str, trial_id: str):
 def play_event(token: str, trial_id: str):
     """Records a `play` or `ended` event of the current trial's clip; JSON {plays, played}. 400: unknown fields or
     event, a malformed duration; 404: unknown token or trial, or a trial without audio; 409: not the current trial,
-    an `ended` the server cannot count as a complete play, or a session that has ended."""
+    an `ended` the server cannot count as a complete play, or a session that has ended; 429: too many plays."""
     _refuse_unexpected_fields(PLAY_FORM_FIELDS)
     event = request.form.get("event", "")
     raw_duration = request.form.get("duration_ms") or None
@@ -457,6 +458,8 @@ def play_event(token: str, trial_id: str):
         state = record_play_event(db, rater, current, event, int(raw_duration) if raw_duration else None)
     except PlayRefused:
         abort(409, "The voice did not play to the end: please play it again.")
+    except TooManyPlays:
+        abort(429, "This clip has been played too many times.")
     return jsonify(plays=state.plays, played=state.played)
 
 

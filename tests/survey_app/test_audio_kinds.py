@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from scipy.stats import kendalltau
 from sqlalchemy import select
 
+from survey_app import playback
 from survey_app.cli import main
 from survey_app.export import export_files
 from survey_app.manifest import ManifestError, load_run_input
@@ -130,7 +131,7 @@ def test_matching_design_uses_same_group_impostors_and_stores_it(app, audio_run:
         assert len({group for group, _ in faces}) == 1  # impostors of the speaker's group
 
 
-def test_play_events_and_answers_are_checked_on_the_server(app, audio_run: Path, start_rater) -> None:
+def test_play_events_and_answers_are_checked_on_the_server(app, audio_run: Path, start_rater, monkeypatch) -> None:
     """Hostile or early requests get a clear 4xx; a play that lasted the clip's length unlocks the answers."""
     slug = _build(app, [audio_run], "plays", KindOptions(StudyKind.MATCHING))
     client, token, csrf = start_rater(slug)
@@ -166,6 +167,10 @@ def test_play_events_and_answers_are_checked_on_the_server(app, audio_run: Path,
     assert ended.status_code == 200 and ended.json == {"plays": 2, "played": True}
     assert client.post(action, data=answer | {"next": "1"}, headers=json).status_code == 200
     assert client.post(plays, data={"csrf_token": csrf, "event": "play"}).status_code == 409  # a past trial
+    monkeypatch.setattr(playback, "MAX_PLAYS_PER_TRIAL", 1)  # the second trial's second play is one too many
+    following = re.search(r'data-plays-url="([^"]+)"', open_trial(client, token).text).group(1)
+    assert client.post(following, data={"csrf_token": csrf, "event": "play"}).status_code == 200
+    assert client.post(following, data={"csrf_token": csrf, "event": "play"}, headers=json).status_code == 429
     other_client, other_token, _ = start_rater(slug)
     assert other_client.get(plays.replace(token, other_token).replace("/plays", "/audio")).status_code == 404
     assert client.get(plays.replace("/plays", "/audio")).headers["Content-Type"] == "audio/wav"
