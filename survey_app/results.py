@@ -601,46 +601,58 @@ def _headline(kind: str, label: str, figure: dict, raters: int, **fields) -> dic
         "arm": None,
         "chance": None,
         "unit": "share",
-        "interval": "rater x item cluster bootstrap",
+        "interval": CLUSTER_INTERVAL,
         "raters": raters,
     } | fields
     return row | {"estimate": figure["estimate"], "low": figure["low"], "high": figure["high"], "n": figure["n"]}
 
 
-def _share_figure(share: dict) -> dict:
-    bounds = share["clustered_bootstrap_ci95"] or share["wilson_ci95"]
-    return {"estimate": share["share"], "low": bounds[0], "high": bounds[1], "n": share["n"]}
+CLUSTER_INTERVAL = "rater x item cluster bootstrap"
 
 
-def headline_rows(summary: dict, raters: int) -> list[dict]:
-    """The study's figures as the contract's `headline` rows, for every kind."""
-    rows = []
-    mos = summary["mos"]["overall"]
-    if mos and mos["clustered_bootstrap_ci95"]:
-        bounds = mos["clustered_bootstrap_ci95"]
-        rows.append(
-            _headline(
-                "mos",
-                "MOS of generated faces against the real photo (1-5)",
-                {"estimate": mos["mean"], "low": bounds[0], "high": bounds[1], "n": mos["n_votes"]},
-                raters,
-                unit="mos",
-                arm="generated",
-            )
+def _share_row(kind: str, label: str, share: dict, **fields) -> dict:
+    """A headline row of a `_proportion` figure: its clustered interval, or Wilson's when there is none (one vote)."""
+    clustered = share["clustered_bootstrap_ci95"]
+    bounds, interval = (clustered, CLUSTER_INTERVAL) if clustered else (share["wilson_ci95"], "Wilson")
+    figure = {"estimate": share["share"], "low": bounds[0], "high": bounds[1], "n": share["n"]}
+    return _headline(kind, label, figure, share["raters"], interval=interval, **fields)
+
+
+def _mos_rows(summary: dict) -> list[dict]:
+    groups = [(None, summary["mos"]["overall"])] + list(summary["mos"]["by_split"].items())
+    return [
+        _headline(
+            "mos",
+            "MOS of generated faces against the real photo (1-5)" + (f", split {split}" if split else ""),
+            {
+                "estimate": mos["mean"],
+                "low": mos["clustered_bootstrap_ci95"][0],
+                "high": mos["clustered_bootstrap_ci95"][1],
+                "n": mos["n_votes"],
+            },
+            mos["n_raters"],
+            unit="mos",
+            arm="generated",
+            split=split,
         )
+        for split, mos in groups
+        if mos and mos["clustered_bootstrap_ci95"]
+    ]
+
+
+def _faces_rows(summary: dict, raters: int) -> list[dict]:
+    """The faces study's rows: MOS (overall and per split), the recognition "yes" share, lineup accuracy."""
+    rows = _mos_rows(summary)
     recognition = summary["recognition"]["overall"]
     if recognition and recognition["yes"]["wilson_ci95"]:
         yes = recognition["yes"]
+        low, high = yes["wilson_ci95"]
+        figure = {"estimate": yes["share"], "low": low, "high": high, "n": recognition["n"]}
         rows.append(
             _headline(
                 "recognition",
                 "Share of 'yes, I would recognise the person'",
-                {
-                    "estimate": yes["share"],
-                    "low": yes["wilson_ci95"][0],
-                    "high": yes["wilson_ci95"][1],
-                    "n": recognition["n"],
-                },
+                figure,
                 raters,
                 interval="Wilson",
                 arm="generated",
@@ -649,81 +661,94 @@ def headline_rows(summary: dict, raters: int) -> list[dict]:
     lineup = summary["lineup"]
     if lineup:
         low, high = lineup["wilson_ci95"]
+        figure = {"estimate": lineup["accuracy"], "low": low, "high": high, "n": lineup["n"]}
         rows.append(
             _headline(
                 "lineup",
                 f"Lineup accuracy (1 of {round(1 / lineup['chance'])})",
-                {"estimate": lineup["accuracy"], "low": low, "high": high, "n": lineup["n"]},
+                figure,
                 raters,
                 interval="Wilson",
                 chance=lineup["chance"],
                 arm="generated",
             )
         )
-    matching = summary["matching"]
-    if matching:
-        for arm, figure in matching["arms"].items():
-            if figure:
-                rows.append(
-                    _headline(
-                        "matching",
-                        f"Voice -> face matching accuracy, {arm} faces (1 of {matching['faces']})",
-                        _share_figure(figure),
-                        raters,
-                        arm=arm,
-                        chance=matching["chance"],
-                    )
-                )
-        difference = matching["difference"]
-        if difference and difference["clustered_bootstrap_ci95"]:
-            low, high = difference["clustered_bootstrap_ci95"]
-            n = sum(figure["n"] for figure in matching["arms"].values() if figure)
-            rows.append(
-                _headline(
-                    "matching",
-                    "Matching accuracy, generated minus real faces",
-                    {"estimate": difference["estimate"], "low": low, "high": high, "n": n},
-                    raters,
-                    arm="generated - real",
-                )
-            )
-    hype = summary["hype"]
-    if hype:
-        conditions = [("HYPE-infinity (untimed)", hype)] + [
-            (f"HYPE at {ms} ms", figures) for ms, figures in hype["by_exposure_ms"].items()
+    return rows
+
+
+def _matching_rows(matching: dict, raters: int) -> list[dict]:
+    """Accuracy per arm (overall and per split) against chance, and the generated - real difference."""
+    rows = []
+    for arm, figure in matching["arms"].items():
+        if not figure:
+            continue
+        label = f"Voice -> face matching accuracy, {arm} faces (1 of {matching['faces']})"
+        rows.append(_share_row("matching", label, figure, arm=arm, chance=matching["chance"]))
+        rows += [
+            _share_row("matching", f"{label}, split {split}", share, arm=arm, chance=matching["chance"], split=split)
+            for split, share in figure["by_split"].items()
+            if share
         ]
-        for name, figures in conditions:
-            for key, label, arm in (
-                ("generated_judged_real", "generated faces judged real", "generated"),
-                ("hype_infinity_error", "error rate over all images (0.5 = indistinguishable)", None),
-                ("real_judged_generated", "real photos judged generated", "real"),
-            ):
-                if figures[key]:
-                    rows.append(
-                        _headline(
-                            "hype",
-                            f"{name}: {label}",
-                            _share_figure(figures[key]),
-                            raters,
-                            arm=arm,
-                            chance=0.5 if arm is None else None,
-                        )
-                    )
-    pairwise = summary["pairwise"]
-    if pairwise:
-        for name, figure in pairwise["bradley_terry"].items():
-            low, high = figure["clustered_bootstrap_ci95"] or (figure["score"], figure["score"])
-            rows.append(
-                _headline(
-                    "bradley_terry",
-                    f"Bradley-Terry score of {name}",
-                    {"estimate": figure["score"], "low": low, "high": high, "n": pairwise["n"]},
-                    raters,
-                    arm=name,
-                    unit="score",
-                    chance=0.0,
-                )
+    difference = matching["difference"]
+    if difference and difference["clustered_bootstrap_ci95"]:
+        low, high = difference["clustered_bootstrap_ci95"]
+        n = sum(figure["n"] for figure in matching["arms"].values() if figure)
+        figure = {"estimate": difference["estimate"], "low": low, "high": high, "n": n}
+        rows.append(
+            _headline(
+                "matching", "Matching accuracy, generated minus real faces", figure, raters, arm="generated - real"
             )
+        )
+    return rows
+
+
+def _hype_rows(hype: dict) -> list[dict]:
+    """HYPE-infinity's three shares, and the same per fixed exposure."""
+    conditions = [("HYPE-infinity (untimed)", hype)] + [
+        (f"HYPE at {ms} ms", figures) for ms, figures in hype["by_exposure_ms"].items()
+    ]
+    return [
+        _share_row("hype", f"{name}: {label}", figures[key], arm=arm, chance=0.5 if arm is None else None)
+        for name, figures in conditions
+        for key, label, arm in (
+            ("generated_judged_real", "generated faces judged real", "generated"),
+            ("hype_infinity_error", "error rate over all images (0.5 = indistinguishable)", None),
+            ("real_judged_generated", "real photos judged generated", "real"),
+        )
+        if figures[key]
+    ]
+
+
+def _bradley_terry_rows(pairwise: dict, raters: int) -> list[dict]:
+    return [
+        _headline(
+            "bradley_terry",
+            f"Bradley-Terry score of {name}",
+            {
+                "estimate": figure["score"],
+                "low": figure["clustered_bootstrap_ci95"][0],
+                "high": figure["clustered_bootstrap_ci95"][1],
+                "n": pairwise["n"],
+            },
+            raters,
+            arm=name,
+            unit="score",
+            chance=0.0,
+        )
+        for name, figure in pairwise["bradley_terry"].items()
+        if figure["clustered_bootstrap_ci95"]
+    ]
+
+
+def headline_rows(summary: dict, raters: int) -> list[dict]:
+    """The study's figures as the contract's `headline` rows, for every kind; `raters`: the included raters."""
+    rows = _faces_rows(summary, raters)
+    if summary["matching"]:
+        rows += _matching_rows(summary["matching"], raters)
+    if summary["hype"]:
+        rows += _hype_rows(summary["hype"])
+    if summary["pairwise"]:
+        rows += _bradley_terry_rows(summary["pairwise"], raters)
     return rows
 
 
