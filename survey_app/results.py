@@ -610,12 +610,17 @@ def _headline(kind: str, label: str, figure: dict, raters: int, **fields) -> dic
 CLUSTER_INTERVAL = "rater x item cluster bootstrap"
 
 
+SHARE_INTERVAL = "rater x item cluster bootstrap, widened to Wilson where Wilson is wider"
+
+
 def _share_row(kind: str, label: str, share: dict, **fields) -> dict:
-    """A headline row of a `_proportion` figure: its clustered interval, or Wilson's when there is none (one vote)."""
-    clustered = share["clustered_bootstrap_ci95"]
-    bounds, interval = (clustered, CLUSTER_INTERVAL) if clustered else (share["wilson_ci95"], "Wilson")
-    figure = {"estimate": share["share"], "low": bounds[0], "high": bounds[1], "n": share["n"]}
-    return _headline(kind, label, figure, share["raters"], interval=interval, **fields)
+    """A headline row of a `_proportion` figure. Its interval is the union of the clustered bootstrap's and Wilson's:
+    the bootstrap carries the clustering but collapses to a point when every answer agrees (all right, or one
+    rater), where Wilson still says how little n answers tell."""
+    wilson, clustered = share["wilson_ci95"], share["clustered_bootstrap_ci95"] or share["wilson_ci95"]
+    low, high = min(wilson[0], clustered[0]), max(wilson[1], clustered[1])
+    figure = {"estimate": share["share"], "low": low, "high": high, "n": share["n"]}
+    return _headline(kind, label, figure, share["raters"], interval=SHARE_INTERVAL, **fields)
 
 
 def _mos_rows(summary: dict) -> list[dict]:
