@@ -25,13 +25,12 @@ from survey_app.manifest import load_run_input
 from survey_app.models import Admin, Study, StudyKind
 from survey_app.server import StudyServer, check_can_listen, default_threads, default_workers
 from survey_app.study_builder import (
-    DEFAULT_CONSENT_TEXT,
     DEFAULT_CONSENT_VERSION,
     StudyOptions,
     create_study,
     new_slug,
 )
-from survey_app.study_kinds import MAIN_ITEM_KIND, PROMPTS, KindOptions, create_kind_study
+from survey_app.study_kinds import DEFAULT_CONSENT_TEXTS, MAIN_ITEM_KIND, PROMPTS, KindOptions, create_kind_study
 from survey_app.views_admin import end_other_sessions
 
 SECRET_KEY_FILE = "secret_key"
@@ -151,8 +150,19 @@ def migrate_command(workspace: Workspace) -> None:
 )
 @click.option("--title", default="Faces generated from speech", show_default=True)
 @click.option("--slug", default=None, help="Public study id in the rater URL (default: random).")
-@click.option("--pairs", "test_pairs", default=32, show_default=True, help="Real/generated pairs in the study (0: all)")
-@click.option("--trials-per-session", default=32, show_default=True, help="Test pairs each rater sees.")
+@click.option(
+    "--pairs",
+    "test_pairs",
+    default=32,
+    show_default=True,
+    help="Real/generated pairs in the study (matching, pairwise: clips; hype: generated faces, as many real) (0: all)",
+)
+@click.option(
+    "--trials-per-session",
+    default=32,
+    show_default=True,
+    help="Test pairs each rater sees (other kinds: trials of the kind, besides the audio check).",
+)
 @click.option("--lineup-size", default=0, show_default=True, help="Real faces per lineup trial (0: no lineup task).")
 @click.option("--seed", default=None, type=int, help="Seed of pair selection and controls (default: random, stored).")
 @click.option("--consent-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
@@ -165,6 +175,8 @@ def create_study_command(
     kind = StudyKind(options["kind"])
     if kind == StudyKind.FACES and len(run_dirs) != 1:
         raise ValueError("--kind faces takes one --run (only --kind pairwise compares runs)")
+    if kind != StudyKind.FACES and options["lineup_size"]:
+        raise ValueError("--lineup-size is an option of --kind faces")
     runs = [load_run_input(run_dir) for run_dir in run_dirs]
     study_options = StudyOptions(
         title=options["title"],
@@ -173,7 +185,7 @@ def create_study_command(
         test_pairs=options["test_pairs"],
         test_trials_per_session=options["trials_per_session"],
         lineup_size=options["lineup_size"],
-        consent_text=consent_file.read_text(encoding="utf-8") if consent_file else DEFAULT_CONSENT_TEXT,
+        consent_text=consent_file.read_text(encoding="utf-8") if consent_file else DEFAULT_CONSENT_TEXTS[kind],
         consent_version=options["consent_version"],
     )
     with workspace.migrated_session_factory()() as db:

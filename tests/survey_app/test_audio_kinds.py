@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from survey_app import playback
 from survey_app.cli import main
+from survey_app.db import create_database_engine, default_database_url
 from survey_app.export import export_files
 from survey_app.manifest import ManifestError, load_run_input
 from survey_app.models import (
@@ -346,6 +347,12 @@ def test_create_study_kinds_from_the_command_line(tmp_path: Path, audio_run: Pat
         )
         assert exported.exit_code == 0, exported.output
         assert json.loads((tmp_path / slug / "results_summary.json").read_text())["study"]["kind"] == args[1]
+    engine = create_database_engine(default_database_url(tmp_path / "data"))
+    with engine.connect() as connection:
+        consent = dict(connection.execute(select(Study.slug, Study.consent_text)).all())
+    engine.dispose()
+    assert "recordings of people's voices, each with several faces" in consent["m-cli"]  # each kind says what it does
+    assert "some real photographs and some generated" in consent["h-cli"]
 
 
 def test_create_study_refuses_bad_kind_options_with_one_clear_error(
@@ -362,6 +369,10 @@ def test_create_study_refuses_bad_kind_options_with_one_clear_error(
         (["--run", str(audio_run), "--run", str(audio_run), "--kind", "hype"], "--kind hype takes one --run"),
         (["--run", str(audio_run), "--kind", "matching", "--faces", "1"], "--faces must be between 2 and"),
         (["--run", str(audio_run), "--kind", "voices"], "Invalid value for '--kind'"),
+        (
+            ["--run", str(audio_run), "--kind", "hype", "--lineup-size", "2"],
+            "--lineup-size is an option of --kind faces",
+        ),
         (["--run", str(audio_run), "--kind", "pairwise", "--prompt", "smell"], "Invalid value for '--prompt'"),
     ):
         result = _cli(tmp_path, "create-study", *args)
