@@ -53,6 +53,7 @@ from survey_app.study_builder import (
     validate_common_options,
 )
 
+SPEECH_RMS_DBFS = -26.0  # the voices' playback level
 PLAY_TOLERANCE_S = 0.25  # the page's play and ended reports travel separately: their server times may be this close
 AUDIO_KINDS = (StudyKind.MATCHING, StudyKind.PAIRWISE)  # a pairwise study plays audio only with prompt "audio"
 PROMPTS = ("audio", "image")
@@ -136,7 +137,8 @@ def check_run_inputs(runs: Sequence[RunInput], options: KindOptions) -> None:
 
 
 class AudioStore:
-    """Writes voice clips (mono, resampled to AUDIO_RATE) and tone clips as 16-bit WAV files named by random ids."""
+    """Writes voice clips (mono, resampled to AUDIO_RATE, at SPEECH_RMS_DBFS) and tone clips as 16-bit WAV files named
+    by random ids."""
 
     def __init__(self, db: Session, study: Study, store: Path, run_folder: Path) -> None:
         self.db, self.study, self.store, self.run_folder = db, study, store, run_folder
@@ -151,10 +153,10 @@ class AudioStore:
         except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
             raise ManifestError(f"{pair.audio} is not a readable audio file") from error
         clip = self._write(
-            _resampled(samples.mean(axis=1), rate),
+            _level_normalized(_resampled(samples.mean(axis=1), rate)),
             pair.identity,
             pair.clip or pair.audio.stem,
-            pair.audio.relative_to(self.run_folder).as_posix(),
+            Path(os.path.relpath(pair.audio, self.run_folder)).as_posix(),
         )
         self.by_source[pair.audio] = clip
         return clip
@@ -182,6 +184,17 @@ def _resampled(samples: np.ndarray, rate: int) -> np.ndarray:
         return samples
     length = max(1, round(len(samples) * AUDIO_RATE / rate))
     return np.interp(np.linspace(0, len(samples) - 1, length), np.arange(len(samples)), samples).astype(np.float32)
+
+
+def _level_normalized(samples: np.ndarray) -> np.ndarray:
+    """The clip scaled to SPEECH_RMS_DBFS RMS (P.808 plays speech at -26 dBov), its peak kept under 0.99: no voice is
+    louder than another, and the tone check (-23 dBFS RMS while a tone sounds) plays at about their level. Silence
+    stays silence."""
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    if rms == 0:
+        return samples
+    gain = min(10 ** (SPEECH_RMS_DBFS / 20) / rms, 0.99 / float(np.abs(samples).max()))
+    return (samples * gain).astype(np.float32)
 
 
 def audio_check_items(audio: AudioStore, rng: random.Random) -> list[Item]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 import threading
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 from click.testing import CliRunner
@@ -328,7 +330,8 @@ def _cli(tmp_path: Path, *args: str):
     return CliRunner().invoke(main, ["--data-dir", str(tmp_path / "data"), *args])
 
 
-def test_create_study_kinds_from_the_command_line(tmp_path: Path, audio_run: Path) -> None:
+def test_create_study_kinds_from_the_command_line(tmp_path: Path, audio_run: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
     second = write_run_dir(
         tmp_path / "run-b", groups=True, photos_per_identity=4, audio_seconds=CLIP_S, generated_shift=3
     )
@@ -338,7 +341,8 @@ def test_create_study_kinds_from_the_command_line(tmp_path: Path, audio_run: Pat
         (["--kind", "pairwise", "--run", str(second), "--prompt", "image"], "study p-cli (pairwise): 6 pairwise"),
     ):
         slug = f"{args[1][0]}-cli"
-        result = _cli(tmp_path, "create-study", "--run", str(audio_run), "--slug", slug, "--pairs", "6", *args)
+        relative = os.path.relpath(audio_run)  # "audio-run", as a user types it: relative to the working folder
+        result = _cli(tmp_path, "create-study", "--run", relative, "--slug", slug, "--pairs", "6", *args)
         assert result.exit_code == 0, result.output
         assert expected in result.output
         assert len(list((tmp_path / "data" / "images").glob("*.wav"))) >= 4
@@ -409,6 +413,9 @@ def test_ogg_voices_are_stored_as_wav_of_the_clip_length(app, tmp_path: Path) ->
     for clip in clips:
         info = soundfile.info(str(app.config["SURVEY_IMAGE_STORE"] / f"{clip.id}.wav"))
         assert info.samplerate == 16000 and info.channels == 1 and info.format == "WAV"
+    for clip in voices:  # every voice at the same level, -26 dBFS RMS (the inputs are at -17 dBFS)
+        samples, _ = soundfile.read(str(app.config["SURVEY_IMAGE_STORE"] / f"{clip.id}.wav"))
+        assert abs(20 * np.log10(np.sqrt(np.mean(samples**2))) + 26) < 0.2
 
 
 def test_timed_hype_trials_are_balanced_and_reported_per_exposure(
