@@ -6,12 +6,7 @@ import socket
 import pytest
 
 from survey_app.app import create_app
-from survey_app.server import (
-    StudyServer,
-    check_can_listen,
-    default_threads,
-    open_listeners,
-)
+from survey_app.server import StudyServer, check_can_listen, default_threads, open_listeners
 
 
 def test_one_listening_socket_per_worker_on_one_port_without_nagle_delays() -> None:
