@@ -1,4 +1,5 @@
-"""The rater robot: load and behaviour testing over real HTTP with scripted raters, a `survey-app serve` process, and an audit of the stored answers.
+"""The rater robot: load and behaviour testing over real HTTP with scripted raters, a `survey-app serve` process,
+and an audit of the stored answers.
 
 Used by the concurrency and crash tests and by benchmarks/survey_load.py. A scripted rater (stdlib http.client)
 does what a browser does: it opens the study link, consents, reads a task's instructions when the server sends it

@@ -6,7 +6,7 @@ from werkzeug.security import generate_password_hash
 from survey_app.models import Admin
 from survey_app.stats import votes_for_half_width
 
-from .conftest import csrf_from
+from .support import csrf_from
 
 PASSWORD = "correct horse battery"
 PASSWORD_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")  # cheap for tests only

@@ -22,7 +22,7 @@ from survey_app.cli import main
 from survey_app.models import Admin
 from tests.survey_app.robot import ServerProcess
 
-from .conftest import csrf_from
+from .support import csrf_from
 from .test_admin import PASSWORD, PASSWORD_HASH
 
 

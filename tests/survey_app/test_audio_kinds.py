@@ -40,7 +40,7 @@ from survey_app.results import build_summary
 from survey_app.study_kinds import KindOptions
 from tests.survey_app.robot import ClipRefused, ServerProcess, rate_kind_study
 
-from .conftest import IDENTITIES, build_kind_study, csrf_from, open_trial, write_run_dir
+from .support import IDENTITIES, build_kind_study, csrf_from, open_trial, write_run_dir
 
 QUESTION_OF = {kind: questions[0].value for kind, questions in QUESTIONS_BY_KIND.items()}
 CLIP_S = 0.2  # the synthetic voices: short, so that simulated raters wait little for play-to-end
@@ -90,7 +90,7 @@ def _crowd(server: ServerProcess, slug: str, raters: int, decide_for: Callable[[
     def one(index: int) -> None:
         try:
             runs[index] = rate_kind_study(server.base_url, slug, deadline, decide_for(index), **kwargs)
-        except Exception as error:  # noqa: BLE001 - re-raised below, in the test's thread
+        except Exception as error:
             errors.append(error)
 
     threads = [threading.Thread(target=one, args=(index,)) for index in range(raters)]
@@ -228,7 +228,8 @@ def test_simulated_raters_recover_matching_accuracy_and_the_audio_check_screens(
         figure = summary["matching"]["arms"][arm]
         print(
             f"matching {arm}: {figure['share']:.3f} (true {true_share}, n {figure['n']}, {figure['raters']} raters) "
-            f"Wilson {_rounded(figure['wilson_ci95'])} rater x clip bootstrap {_rounded(figure['clustered_bootstrap_ci95'])}"
+            f"Wilson {_rounded(figure['wilson_ci95'])} "
+            f"rater x clip bootstrap {_rounded(figure['clustered_bootstrap_ci95'])}"
         )
         assert figure["n"] == 64 and figure["share"] == true_share
         for bounds in (figure["wilson_ci95"], figure["clustered_bootstrap_ci95"]):

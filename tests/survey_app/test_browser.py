@@ -30,7 +30,7 @@ from survey_app.models import (
 from survey_app.rater_sessions import QUESTIONS_BY_KIND
 from survey_app.study_kinds import KindOptions
 
-from .conftest import build_kind_study, open_trial, write_run_dir
+from .support import build_kind_study, open_trial, write_run_dir
 from .test_admin import PASSWORD, PASSWORD_HASH
 
 CHROMIUM = "/usr/bin/chromium"
@@ -47,9 +47,9 @@ pytestmark = [
     ),
 ]
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium from PyPI")
-from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.common.by import By  # noqa: E402 (after the importorskip above)
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
 @pytest.fixture
@@ -246,7 +246,7 @@ def _is_attached(element) -> bool:
     try:
         element.is_enabled()
         return True
-    except Exception:  # noqa: BLE001 - selenium raises StaleElementReferenceException once the page has changed
+    except Exception:
         return False
 
 

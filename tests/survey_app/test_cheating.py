@@ -24,7 +24,7 @@ from survey_app.stats import wilson_interval
 from survey_app.study_builder import StudyOptions, create_study
 from tests.survey_app.robot import write_synthetic_run
 
-from .conftest import QUESTION, TRIAL_ACTION, open_trial, trial_kind
+from .support import QUESTION, TRIAL_ACTION, open_trial, trial_kind
 
 RATERS = 12
 LINEUPS_PER_SESSION = 16

@@ -28,7 +28,7 @@ from tests.survey_app.robot import (
     audit_answers,
 )
 
-from .conftest import write_run_dir
+from .support import write_run_dir
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,7 @@ import pytest
 
 from survey_app.manifest import ManifestError, load_run_input
 
-from .conftest import IDENTITIES, PHOTOS_PER_IDENTITY, write_png
-
+from .support import IDENTITIES, PHOTOS_PER_IDENTITY, write_png
 
 RECORD = {"evalkit_version": "0.1.0", "created": "2026-11-30T08:00:00+00:00", "splits": ["seen"],
           "generator": {"kind": "wav2pix", "name": "g.safetensors", "sha256": "ab" * 32, "image_size": 64,

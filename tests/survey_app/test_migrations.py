@@ -8,7 +8,7 @@ from survey_app import migrate
 from survey_app.db import create_database_engine
 from survey_app.models import Base, Rater
 
-from .conftest import QUESTION, TRIAL_ACTION, careful_answers, open_trial, trial_kind
+from .support import QUESTION, TRIAL_ACTION, careful_answers, open_trial, trial_kind
 
 
 def test_upgrade_to_head_builds_exactly_the_models_schema(empty_database_url: str) -> None:

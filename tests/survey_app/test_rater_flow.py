@@ -15,7 +15,7 @@ from survey_app.rater_sessions import (
 )
 from tests.survey_app.robot import START_NONCE
 
-from .conftest import QUESTION, TRIAL_ACTION, csrf_from, open_trial, trial_kind
+from .support import QUESTION, TRIAL_ACTION, csrf_from, open_trial, trial_kind
 
 JSON = {"Accept": "application/json"}
 
@@ -55,7 +55,7 @@ def test_each_task_has_its_instructions_before_its_first_trial(app, study, start
             assert task.status_code == 200 and 'id="start-task"' in task.text
             page = client.get(f"/r/{token}/trial?intro=done")
         kind = trial_kind(app, page.text)
-        answers = {question: "1" for question in QUESTION.findall(page.text)}
+        answers = dict.fromkeys(QUESTION.findall(page.text), "1")
         answers |= {"recognition": "no"} if "recognition" in answers else {}
         if kind == "attention":
             answers["quality"] = re.search(r"please select (\d)", page.text).group(1)

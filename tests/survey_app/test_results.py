@@ -8,7 +8,7 @@ from survey_app.export import ANSWER_COLUMNS, RATER_COLUMNS, export_files
 from survey_app.models import Answer, Image, ItemKind, Study, Trial
 from survey_app.results import SCREENING_RULES, build_summary, load_answer_records
 
-from .conftest import careful_answers
+from .support import careful_answers
 
 
 def straight_liner(kind: str, questions: list[str], html: str) -> dict[str, str]:

@@ -1,3 +1,4 @@
+import contextlib
 import io
 import re
 import socket
@@ -14,7 +15,7 @@ from survey_app.db import create_database_engine
 from survey_app.models import Answer, Image, Rater
 from tests.survey_app.robot import START_NONCE, ServerProcess
 
-from .conftest import QUESTION, TRIAL_ACTION, csrf_from, open_trial
+from .support import QUESTION, TRIAL_ACTION, csrf_from, open_trial
 
 
 def test_every_post_requires_a_valid_csrf_token(app, study, start_rater) -> None:
@@ -262,10 +263,9 @@ def test_a_chunked_body_over_the_limit_is_refused_by_the_real_server(
                     f"POST {action} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nConnection: close\r\n"
                     "Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
                 )
-                try:
+                # the server may answer and close before reading it all
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     connection.sendall(head.encode() + _chunked(body))
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the server answered and closed before reading it all
                 statuses.append(int(connection.makefile("rb").readline().split()[1]))
     finally:
         server.stop()

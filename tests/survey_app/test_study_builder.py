@@ -10,7 +10,7 @@ from survey_app.manifest import ManifestError, load_run_input
 from survey_app.models import Image, ItemKind, Study
 from survey_app.study_builder import StudyOptions, create_study, select_balanced_pairs
 
-from .conftest import IDENTITIES, write_run_dir
+from .support import IDENTITIES, write_run_dir
 
 
 def test_selection_alternates_splits_and_spreads_identities(run_dir: Path) -> None:
