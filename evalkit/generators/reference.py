@@ -13,6 +13,8 @@ oracle there. Faces are the run's real faces at the evaluated size (uint8 RGB).
 ``nearest-face`` every clip gets its speaker's reference face nearest (pixel L2) to the clip's own real face: the
                 oracle (on training-split clips it is the clip's own face)
 ``constant``    every clip gets one face: the reference face nearest (pixel L2) to the mean of all reference faces
+``voice-only``  no face: a ridge map from the clip's voice embedding to a face descriptor, fitted on the training
+                splits (``evalkit.generators.voice_only``); scored by the descriptor-level metrics only
 =============  =================================================================================================
 """
 
@@ -25,15 +27,19 @@ import numpy as np
 from evalkit.errors import EvalError
 from evalkit.generators.base import FaceSource, GenerationJob, GeneratorInfo, RealReference, json_sha256
 from evalkit.stats import seeded_rng
+from generator.data.manifest import Pair
 
 DESCRIPTIONS = {
     "mean-face": "every clip gets the pixel mean of its speaker's reference (training) faces",
     "random-face": "every clip gets a reference face of a uniformly drawn identity (seeded)",
     "nearest-face": "every clip gets its speaker's reference face nearest (pixels) to the clip's real face: the oracle",
     "constant": "every clip gets one face: the reference face nearest to the mean of all reference faces",
+    "voice-only": "no image: a ridge map from the clip's voice embedding (resemblyzer) to a face descriptor, fitted on "
+                  "the training splits; scored by the descriptor-level metrics (what a voice alone predicts)",
 }
 LABELS = {"mean-face": "Per-identity mean face", "random-face": "Random face, random identity",
-          "nearest-face": "Nearest training face (oracle)", "constant": "Constant face"}
+          "nearest-face": "Nearest training face (oracle)", "constant": "Constant face",
+          "voice-only": "Voice only (ridge on voice embeddings)"}
 REFERENCE_NAMES = tuple(DESCRIPTIONS)
 
 
@@ -97,6 +103,21 @@ def constant(job: GenerationJob) -> np.ndarray:
 
 BUILDERS: dict[str, Callable[[GenerationJob], np.ndarray]] = {
     "mean-face": mean_face, "random-face": random_face, "nearest-face": nearest_face, "constant": constant}
+
+
+def reference_source(name: str, image_size: int, training: list[Pair], training_faces: np.ndarray,
+                     audio_seconds: float | None) -> FaceSource:
+    """The reference generator ``name`` at the run's image size; the voice-only one also needs the clips of the
+    training splits (``training``), their real faces' pool indices and the speech length the model reads.
+
+    Raises:
+        EvalError: an unknown name.
+    """
+    if name == "voice-only":
+        from evalkit.generators.voice_only import VoiceOnlySource  # imports the feature layer, which imports this
+
+        return VoiceOnlySource(image_size, training, training_faces, audio_seconds, DESCRIPTIONS[name])
+    return ReferenceSource(name, image_size)
 
 
 class ReferenceSource(FaceSource):

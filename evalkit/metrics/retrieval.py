@@ -112,4 +112,5 @@ METRIC = register(Metric(
     evaluate=evaluate,
     reference=reference,
     per_clip=per_clip,
+    descriptor_only=True,
 ))

@@ -19,6 +19,12 @@ out):
   speakers give 1.
 
 The real row applies the same figures to the distinct real faces of the evaluated splits, grouped by identity.
+
+Intervals of the per-clip means (``within_speaker_cosine``, ``speaker_gap``) resample whole clusters (the manifest's
+``group``, else the real face: ``MetricContext.split_clusters``), as every per-clip figure of evalkit does: clips that
+share a recording or a face are not independent draws. With a single cluster, rows are resampled and the method says
+so. The permutation test permutes labels over clips and the ICC's F interval counts clips as measurements; both assume
+clips independent within a speaker (stated in their ``test`` / ``ci_method``).
 """
 
 from __future__ import annotations
@@ -100,17 +106,21 @@ def icc1(x: np.ndarray, labels: np.ndarray) -> tuple[float, tuple[float, float],
     return float(value), (float(interval[0]), float(interval[1])), details
 
 
-def _grouped(features: np.ndarray, identities: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """Unit rows and 0-based labels of the identities with at least MIN_CLIPS rows; kept and dropped names."""
+def _grouped(features: np.ndarray, identities: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str]]:
+    """Unit rows and 0-based labels of the identities with at least MIN_CLIPS rows, the mask of those rows; kept and
+    dropped names."""
     names, counts = np.unique(identities, return_counts=True)
     kept = names[counts >= MIN_CLIPS]
     rows = np.isin(identities, kept)
     labels = np.searchsorted(kept, identities[rows])
-    return unit_rows(features[rows]), labels, kept.tolist(), names[counts < MIN_CLIPS].tolist()
+    return unit_rows(features[rows]), labels, rows, kept.tolist(), names[counts < MIN_CLIPS].tolist()
 
 
-def _figures(ctx: MetricContext, features: np.ndarray, identities: np.ndarray, *names: str) -> dict:
-    u, labels, kept, dropped = _grouped(features, identities)
+def _figures(ctx: MetricContext, features: np.ndarray, identities: np.ndarray, clusters: Clusters, *names: str
+             ) -> dict:
+    """The figures of rows ``features`` (n, d) of ``identities`` (n,) whose dependence ``clusters`` describes."""
+    u, labels, rows, kept, dropped = _grouped(features, identities)
     if len(kept) < 2:
         return {"status": "not applicable",
                 "reason": f"needs at least 2 speakers with {MIN_CLIPS}+ clips, got {len(kept)}"}
@@ -120,19 +130,19 @@ def _figures(ctx: MetricContext, features: np.ndarray, identities: np.ndarray, *
     gap_value, reached = permutation_test(u, labels, permutations, ctx.rng("voice_dependence", *names))
 
     def averaged(values: np.ndarray, chance: float, what: str) -> dict:
-        return mean_figure(values, chance, Clusters.singletons(len(values)), ctx.options.bootstrap,
+        return mean_figure(values, chance, clusters.subset(rows), ctx.options.bootstrap,
                            ctx.rng("voice_dependence", what, *names))
 
     value, interval, details = icc1(u, labels)
     return {
         "icc": {**figure(value, interval, {"speakers": len(kept), "clips": len(u)}, 0.0,
-                         "F interval (Shrout & Fleiss 1979)"), "form": "ICC(1), one-way random, single measurement",
-                **details},
+                         "F interval (Shrout & Fleiss 1979; clips as independent measurements)"),
+                "form": "ICC(1), one-way random, single measurement", **details},
         "speaker_gap": averaged(gap, 0.0, "gap"),
         "p_value": {**figure((1 + reached) / (1 + permutations), wilson_interval(reached, permutations), len(u), None,
                              "Monte-Carlo error of the permutation p-value (Wilson)"),
                     "permutations": permutations, "statistic": gap_value,
-                    "test": "one-sided permutation of speaker labels over clips"},
+                    "test": "one-sided permutation of speaker labels over clips (clips exchangeable under the null)"},
         "within_speaker_cosine": averaged(within, float(between.mean()), "within"),
         "speakers_left_out": dropped,
     }
@@ -145,9 +155,8 @@ def per_clip(ctx: MetricContext, split: str) -> dict[str, np.ndarray]:
     identities = ctx.evalset.generated.identities[index]
     gap = np.full(len(index), np.nan)
     within_all = np.full(len(index), np.nan)
-    u, labels, kept, _ = _grouped(generated["descriptor"][index], identities)
+    u, labels, rows, kept, _ = _grouped(generated["descriptor"][index], identities)
     if len(kept) >= 2:
-        rows = np.isin(identities, kept)
         within, between = per_clip_similarity(u, labels)
         gap[rows], within_all[rows] = within - between, within
     return {"speaker_gap": gap, "within_speaker_cosine": within_all}
@@ -156,13 +165,14 @@ def per_clip(ctx: MetricContext, split: str) -> dict[str, np.ndarray]:
 def evaluate(ctx: MetricContext, split: str) -> dict:
     generated, _ = ctx.features("dlib")
     index = ctx.evalset.generated_index[split]
-    return _figures(ctx, generated["descriptor"][index], ctx.evalset.generated.identities[index], split)
+    return _figures(ctx, generated["descriptor"][index], ctx.evalset.generated.identities[index],
+                    ctx.split_clusters(split)[0], split)
 
 
 def reference(ctx: MetricContext) -> dict:
     _, real = ctx.features("dlib")
     faces = np.unique(np.concatenate([ctx.evalset.real_index[s] for s in ctx.evalset.splits]))
-    return _figures(ctx, real["descriptor"][faces], ctx.evalset.real.identities[faces], "real")
+    return _figures(ctx, real["descriptor"][faces], ctx.evalset.real.identities[faces], ctx.real_clusters(faces), "real")
 
 
 METRIC = register(Metric(
@@ -175,4 +185,5 @@ METRIC = register(Metric(
     evaluate=evaluate,
     reference=reference,
     per_clip=per_clip,
+    descriptor_only=True,
 ))
