@@ -485,10 +485,20 @@ def proportion_figure(flags: np.ndarray, chance: float | None, clusters: Cluster
 
 
 def mean_figure(values: np.ndarray, chance: float | None, clusters: Clusters, replicates: int,
-                rng: np.random.Generator) -> dict:
-    """A mean of per-row values with the percentile interval of a (cluster) bootstrap."""
+                rng: np.random.Generator, bounds: tuple[float, float] | None = None) -> dict:
+    """A mean of per-row values with the percentile interval of a (cluster) bootstrap. For values bounded in
+    ``bounds`` (low, high) that all sit on one bound (a forced-matching probability of 1 for every clip, a mean rank
+    of 1), the bootstrap gives a zero-width interval; there the interval is ``bound_interval`` scaled to the bounds:
+    a Bernoulli variable at the ends has the largest variance a variable in [low, high] can have for its mean, so the
+    binomial bound over the clusters is conservative for the mean."""
     values = np.asarray(values, np.float64)
     check_sample_size(values.size, "a mean", 1)
+    if bounds is not None and (np.all(values == bounds[0]) or np.all(values == bounds[1])):
+        low, high = bounds
+        share = float(values[0] == high)
+        unit = bound_interval(share, clusters)
+        return figure(values.mean(), (low + (high - low) * unit[0], low + (high - low) * unit[1]), int(values.size),
+                      chance, f"{AT_BOUND}, scaled to [{low:g}, {high:g}]", clusters.describe())
     clusters, note = clusters.resamplable()
     interval = percentile_interval(cluster_mean_replicates(values, clusters, replicates, rng))
     method = "bootstrap, percentile" if clusters.independent else CLUSTER_PERCENTILE

@@ -113,7 +113,7 @@ def evaluate(ctx: MetricContext, split: str) -> dict:
     for n_way in computed["n_ways"]:
         values, chance = computed[n_way]
         cell = mean_figure(values, chance, ctx.split_clusters(split)[0], ctx.options.bootstrap,
-                           ctx.rng("forced_matching", split, str(n_way)))
+                           ctx.rng("forced_matching", split, str(n_way)), bounds=(0.0, 1.0))
         result[_name(n_way)] = {**cell, "chance_uniform": 1 / n_way, "n_way": n_way}
     speakers = list(computed["eligible"])
     result["impostors"] = {

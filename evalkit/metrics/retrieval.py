@@ -79,7 +79,7 @@ def _figures(ctx: MetricContext, scores: np.ndarray, truth: np.ndarray, gallery:
     share = np.bincount(truth, minlength=n_identities) / len(truth)
     order = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1) + 1.0  # each identity's 1-based rank
     result["mean_rank"] = mean_figure(ranks + 1.0, float((order @ share).mean()), clusters, ctx.options.bootstrap,
-                                      ctx.rng("retrieval rank", *names))
+                                      ctx.rng("retrieval rank", *names), bounds=(1.0, float(n_identities)))
     result["gallery"] = {**gallery.describe(), "score": ctx.options.gallery_score,
                          "omitted": [f"recall@{k}" for k in RANKS if k >= n_identities]}
     return result
