@@ -1,5 +1,5 @@
 """Reference generators: trivial face sources that every figure is read against (``--generator NAME``; ``evalkit
-run`` scores all four beside the evaluated generator, into ``RUN_DIR/references/<name>/``).
+run`` scores all five beside the evaluated generator, into ``RUN_DIR/references/<name>/``).
 
 Each draws on the **reference faces** of an identity: its real faces of the training splits (``train``, ``seen``);
 for an identity with none (an unseen identity), the real faces of its evaluated clips, which makes the generator an
