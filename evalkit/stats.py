@@ -458,7 +458,7 @@ def bound_interval(value: float, clusters: Clusters) -> tuple[float, float]:
     Bernoulli draw: the clusters count is the sample size that assumes nothing about dependence within them (the
     design effect at its largest, the cluster size; Korn & Graubard 1998, Survey Methodology 24:193)."""
     count = len(np.unique(clusters.codes))
-    return wilson_interval(int(round(value)) * count, count)
+    return wilson_interval(round(value) * count, count)
 
 
 def proportion_figure(flags: np.ndarray, chance: float | None, clusters: Clusters | None = None,

@@ -103,6 +103,7 @@ def constant(job: GenerationJob) -> np.ndarray:
 
 BUILDERS: dict[str, Callable[[GenerationJob], np.ndarray]] = {
     "mean-face": mean_face, "random-face": random_face, "nearest-face": nearest_face, "constant": constant}
+FACE_REFERENCE_NAMES = tuple(BUILDERS)  # the references that draw faces (voice-only predicts a descriptor only)
 
 
 def reference_source(name: str, image_size: int, training: list[Pair], training_faces: np.ndarray,

@@ -80,7 +80,8 @@ class VoiceEncoderFeatures(FeatureExtractor):
             raise FeatureUnavailable(f"resemblyzer is not installed ({exc}); install it with: {INSTALL}") from None
         self.weights = Path(resemblyzer.__file__).parent / "pretrained.pt"
         if not self.weights.is_file():
-            raise FeatureUnavailable(f"{self.weights}: resemblyzer's packaged weights are missing; reinstall: {INSTALL}")
+            raise FeatureUnavailable(f"{self.weights}: resemblyzer's packaged weights are missing; reinstall: "
+                                     f"{INSTALL}")
         self.package = importlib.metadata.version("resemblyzer")
         self.weights_sha256 = sha256_file(self.weights)
 
@@ -150,7 +151,7 @@ def fit_ridge(embeddings: np.ndarray, descriptors: np.ndarray, speakers: np.ndar
         "alpha": alpha, "alphas": list(ALPHAS), "at_grid_edge": alpha in (ALPHAS[0], ALPHAS[-1]),
         "cv_mse": [float(-s) for s in search.cv_results_["mean_test_score"]],
         "cv": f"GroupKFold({folds}) by {'speaker' if by_speaker else 'manifest group (else face)'}, mean squared error",
-        "training_clips": int(len(embeddings)), "training_speakers": sorted(set(np.asarray(speakers).tolist())),
+        "training_clips": len(embeddings), "training_speakers": sorted(set(np.asarray(speakers).tolist())),
     }
 
 
@@ -198,10 +199,11 @@ class VoiceOnlySource(DescriptorSource):
             self.unavailable = str(exc)
         if self.encoder is not None and not self.training:
             self.unavailable = "no clips of a training split (train, seen) to fit the voice-to-face map on"
+        encoder = self.encoder.provenance() if self.encoder else {"unavailable": self.unavailable}
+        ridge = {"alphas": list(ALPHAS), "cv_folds": CV_FOLDS, "speaker_folds_from": SPEAKER_FOLDS_FROM,
+                 "target": "dlib descriptor of the clip's real face", "fit_on": "train, seen"}
         self.settings = {"reference": VOICE_ONLY, "description": description, "audio_seconds": self.seconds,
-                         "voice_encoder": self.encoder.provenance() if self.encoder else {"unavailable": self.unavailable},
-                         "ridge": {"alphas": list(ALPHAS), "cv_folds": CV_FOLDS, "speaker_folds_from": SPEAKER_FOLDS_FROM,
-                                   "target": "dlib descriptor of the clip's real face", "fit_on": "train, seen"}}
+                         "voice_encoder": encoder, "ridge": ridge}
 
     @property
     def info(self) -> GeneratorInfo:

@@ -172,7 +172,8 @@ def evaluate(ctx: MetricContext, split: str) -> dict:
 def reference(ctx: MetricContext) -> dict:
     _, real = ctx.features("dlib")
     faces = np.unique(np.concatenate([ctx.evalset.real_index[s] for s in ctx.evalset.splits]))
-    return _figures(ctx, real["descriptor"][faces], ctx.evalset.real.identities[faces], ctx.real_clusters(faces), "real")
+    return _figures(ctx, real["descriptor"][faces], ctx.evalset.real.identities[faces], ctx.real_clusters(faces),
+                    "real")
 
 
 METRIC = register(Metric(

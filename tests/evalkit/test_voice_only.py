@@ -33,6 +33,7 @@ from tests.evalkit.conftest import embedded_face
 from tests.evalkit.oracles import SPLIT, OracleBench, make_bench
 from tests.evalkit.test_voice_face_metrics import covers, score
 
+
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory) -> OracleBench:
     embedded_face()  # skips when the embedded set is absent
@@ -70,7 +71,7 @@ def test_voice_only_row_on_the_embedded_data_reports_what_it_computes(bench):
     """Retrieval and forced matching of the predicted descriptors: the reported recall@1 is the share of clips whose
     true speaker has the best identity score (recomputed here), its interval covers it, and whether it beats the
     voice-blind chance is whatever the interval says (no threshold made up for the test)."""
-    source, predicted, real, features = predict(bench.options, bench.options.data, SPLIT)
+    source, predicted, _, _ = predict(bench.options, bench.options.data, SPLIT)
     assert predicted.shape == (len(bench.paired), 128) and np.all(np.isfinite(predicted))
     assert source.fit["training_speakers"] == ["jaimealtozano", "javiermuniz"]
     assert source.fit["cv"].startswith("GroupKFold(5) by manifest group")  # 2 speakers: folds of whole groups
@@ -125,7 +126,7 @@ def test_the_ridge_is_fitted_on_training_speakers_only(tmp_path, monkeypatch):
 
     monkeypatch.setattr(voice_only, "fit_ridge", spy)
     source, predicted, real, features = predict(options, manifest, "unseen_identity")
-    embeddings, descriptors, speakers = seen[0]
+    embeddings, _, speakers = seen[0]
     assert sorted(set(speakers.tolist())) == fitted and not set(speakers.tolist()) & set(held_out)
     assert len(embeddings) == len(source.training) == sum(p.identity in fitted for p in source.training)
     assert source.fit["cv"] == "GroupKFold(5) by speaker, mean squared error"
@@ -149,7 +150,8 @@ def test_without_resemblyzer_the_row_is_unavailable_with_the_install_line(monkey
 
     monkeypatch.setattr(builtins, "__import__", no_resemblyzer)
     source = VoiceOnlySource(64, [], np.zeros(0, np.int64), None, "test")
-    assert source.unavailable.startswith("resemblyzer is not installed") and "--no-deps resemblyzer" in source.unavailable
+    assert source.unavailable.startswith("resemblyzer is not installed")
+    assert "--no-deps resemblyzer" in source.unavailable
     assert source.info.name == VOICE_ONLY and source.info.provenance["voice_encoder"] == {"unavailable":
                                                                                          source.unavailable}
 
@@ -196,7 +198,10 @@ def manifold_context(x: np.ndarray, y: np.ndarray, group_size: int, tmp_path: Pa
     """A context with generated features x and real features y, clips and faces in groups of ``group_size`` (one
     group code space: group k holds clips and faces k * size ...)."""
     n, m = len(x), len(y)
-    labels = lambda count: np.array([f"g{k // group_size}" for k in range(count)])  # noqa: E731
+
+    def labels(count: int) -> np.ndarray:
+        return np.array([f"g{k // group_size}" for k in range(count)])
+
     evalset = EvalSet((SPLIT,), ImagePool(np.zeros((n, 0, 0, 3), np.uint8), np.array(["a"] * n), (), labels(n),
                                           "group"),
                       ImagePool(np.zeros((m, 0, 0, 3), np.uint8), np.array(["a"] * m), (), labels(m), "group"),
