@@ -4,6 +4,9 @@ figures that sit on a bound (a share of 0 or 1, a density of 0, a forced-matchin
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +157,34 @@ def test_without_resemblyzer_the_row_is_unavailable_with_the_install_line(monkey
     assert "--no-deps resemblyzer" in source.unavailable
     assert source.info.name == VOICE_ONLY and source.info.provenance["voice_encoder"] == {"unavailable":
                                                                                          source.unavailable}
+
+
+NO_NETWORK_EMBEDDING = """
+import socket
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(args)
+    raise OSError("network refused by the test")
+socket.socket.connect = socket.socket.connect_ex = socket.getaddrinfo = socket.create_connection = refuse
+import numpy as np
+from evalkit.generators.voice_only import VoiceEncoderFeatures
+speech = np.random.default_rng(0).normal(0, 0.1, (2, 16000)).astype(np.float32)
+embedding = VoiceEncoderFeatures().extract(speech)["embedding"]
+assert embedding.shape == (2, 256) and np.allclose(np.linalg.norm(embedding, axis=1), 1, atol=1e-5)
+print("connection attempts:", len(attempts))
+"""
+
+
+def test_the_voice_encoder_imports_loads_and_embeds_without_any_connection_attempt():
+    """In a fresh interpreter (nothing imported yet) whose sockets refuse and count every connection or look-up:
+    importing resemblyzer and librosa, loading the packaged weights and embedding speech attempt none."""
+    pytest.importorskip("resemblyzer", reason="install with: " + voice_only.INSTALL)
+    repo = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, "-c", NO_NETWORK_EMBEDDING], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": path}, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "connection attempts: 0" in done.stdout
 
 
 def test_default_gallery_is_recorded_out_of_domain(bench):
