@@ -74,7 +74,7 @@ def verdict_table(document: RunRecord, reference: str = "mean-face") -> Table | 
     summary = (f"The model beats {name_of} on {verdicts.count(words['better'])} of {len(rows)} figures, is worse on "
                f"{verdicts.count(words['worse'])} and not distinguishable on {verdicts.count('no difference')}. ")
     title = {"mean-face": "the per-identity mean face",
-             "voice-only": "what a voice alone predicts (ridge map from voice embeddings to face descriptors)"}
+             "voice-only": "what a voice alone predicts, a ridge map from voice embeddings to face descriptors"}
     return Table(f"Verdict: the model against {title[reference]} (same clips, paired)",
                  ["Figure", "Split", "Model", name_of[4:].capitalize(), f"Model − {name_of[4:]} [95 %]", "Verdict"],
                  rows, note=summary + "Differences are means over the same clips; intervals from a cluster bootstrap "
