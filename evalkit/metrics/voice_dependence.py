@@ -7,9 +7,9 @@ out):
   across a speaker's clips). Chance: the mean over clips of the mean cosine to clips of other speakers, which a face
   that ignores the voice also reaches within a speaker.
 - ``speaker_gap``: mean over clips of (cosine to the same speaker's other clips - cosine to other speakers' clips);
-  chance 0. ``p_value``: one-sided permutation test of the gap, speaker labels permuted over clips
-  (``RunOptions.permutations`` times, seeded), p = (1 + #{permuted gap >= observed}) / (1 + permutations)
-  (Phipson & Smyth 2010, never 0). A constant face gives gap 0 and p = 1.
+  chance 0. ``p_value``: one-sided permutation test of the gap, speaker labels permuted over whole clusters (below)
+  ``RunOptions.permutations`` times, seeded, p = (1 + #{permuted gap >= observed}) / (1 + permutations) (Phipson &
+  Smyth 2010, never 0). A constant face gives gap 0 and p = 1.
 - ``icc``: ICC(1), one-way random effects, single measurement (Shrout & Fleiss 1979, Psychol. Bull. 86:420), speakers
   as targets and clips as measurements, on the descriptor's total variance: MSB and MSW are the one-way ANOVA mean
   squares summed over the descriptor dimensions, ICC = (MSB - MSW) / (MSB + (k0 - 1) MSW) with
@@ -23,8 +23,9 @@ The real row applies the same figures to the distinct real faces of the evaluate
 Intervals of the per-clip means (``within_speaker_cosine``, ``speaker_gap``) resample whole clusters (the manifest's
 ``group``, else the real face: ``MetricContext.split_clusters``), as every per-clip figure of evalkit does: clips that
 share a recording or a face are not independent draws. With a single cluster, rows are resampled and the method says
-so. The permutation test permutes labels over clips and the ICC's F interval counts clips as measurements; both assume
-clips independent within a speaker (stated in their ``test`` / ``ci_method``).
+so. The permutation test permutes speaker labels over whole clusters when each cluster belongs to one speaker (else
+over clips; ``test`` says which): with few clusters its smallest p-value is correspondingly large, as it should be.
+The ICC's F interval counts clips as measurements (stated in its ``ci_method``).
 """
 
 from __future__ import annotations
@@ -58,25 +59,57 @@ def per_clip_similarity(u: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
 
 
 def _mean_gap(u: np.ndarray, labels: np.ndarray, groups: int) -> float:
-    """Mean over rows of (within - between), from class sums alone (the permutation test's statistic)."""
+    """Mean over rows of (within - between), from class sums alone (the permutation test's statistic). Rows of a
+    label with fewer than 2 rows are left out, as speakers with one clip are (a permutation over clusters can leave a
+    speaker one row); NaN when no label has 2 rows or one label holds every row (no comparison)."""
     sums = _class_sums(u, labels, groups)
     counts = np.bincount(labels, minlength=groups)
+    kept = counts >= 2
+    if not kept.any() or counts.max() == len(u):
+        return float("nan")
     total = sums.sum(axis=0)
     own = np.bincount(labels, weights=np.einsum("ij,ij->i", u, u), minlength=groups)
-    within = ((np.einsum("ij,ij->i", sums, sums) - own) / (counts - 1)).sum()
-    between = (np.einsum("ij,ij->i", sums, total - sums) / (len(u) - counts)).sum()
-    return float((within - between) / len(u))
+    within = ((np.einsum("ij,ij->i", sums, sums) - own)[kept] / (counts[kept] - 1)).sum()
+    between = (np.einsum("ij,ij->i", sums, total - sums)[kept] / (len(u) - counts[kept])).sum()
+    return float((within - between) / counts[kept].sum())
 
 
-def permutation_test(u: np.ndarray, labels: np.ndarray, permutations: int, rng: np.random.Generator
-                     ) -> tuple[float, int]:
-    """(observed mean gap, number of label permutations whose gap reaches it); p = (1 + reached) / (1 + P)."""
+def permutation_units(labels: np.ndarray, clusters: np.ndarray | None) -> tuple[np.ndarray | None, str]:
+    """The units the permutation test exchanges: whole clusters (the cluster code of each row, remapped to 0..C-1)
+    when every cluster holds rows of one speaker and there are more clusters than speakers, else clips (None); and
+    the test's description."""
+    if clusters is not None:
+        codes = np.unique(clusters, return_inverse=True)[1].ravel()
+        first = np.unique(codes, return_index=True)[1]
+        if np.array_equal(labels[first][codes], labels) and len(first) > labels.max() + 1 \
+                and len(first) < len(labels):
+            return codes, ("one-sided permutation of speaker labels over whole clusters (the manifest's groups, else "
+                           "the faces: the exchangeable units under the null; clips of a cluster are not independent)")
+    return None, "one-sided permutation of speaker labels over clips (every clip its own cluster)"
+
+
+def permutation_test(u: np.ndarray, labels: np.ndarray, permutations: int, rng: np.random.Generator,
+                     units: np.ndarray | None = None) -> tuple[float, int]:
+    """(observed mean gap, number of label permutations whose gap reaches it); p = (1 + reached) / (1 + P).
+
+    ``units`` (n,) cluster codes 0..C-1, each cluster of one speaker (``permutation_units``): the C cluster labels
+    are permuted and every row takes its cluster's (a restricted permutation; Good 2005, Permutation, Parametric and
+    Bootstrap Tests of Hypotheses, §3.5); None: the clips' labels are permuted. A permuted statistic that is
+    undefined (NaN) counts as reaching the observed one (conservative)."""
     groups = labels.max() + 1
     observed = _mean_gap(u, labels, groups)
     # a permuted gap equal to the observed one up to rounding counts as reaching it (a constant face: all equal)
     tolerance = 1e-9 * max(1.0, abs(observed))
-    reached = sum(_mean_gap(u, rng.permutation(labels), groups) >= observed - tolerance for _ in range(permutations))
-    return observed, int(reached)
+    if units is None:
+        draws = (rng.permutation(labels) for _ in range(permutations))
+    else:
+        unit_labels = labels[np.unique(units, return_index=True)[1]]
+        draws = (rng.permutation(unit_labels)[units] for _ in range(permutations))
+    reached = 0
+    for permuted in draws:
+        gap = _mean_gap(u, permuted, groups)
+        reached += bool(np.isnan(gap) or gap >= observed - tolerance)
+    return observed, reached
 
 
 def icc1(x: np.ndarray, labels: np.ndarray) -> tuple[float, tuple[float, float], dict]:
@@ -127,7 +160,8 @@ def _figures(ctx: MetricContext, features: np.ndarray, identities: np.ndarray, c
     within, between = per_clip_similarity(u, labels)
     gap = within - between
     permutations = ctx.options.permutations
-    gap_value, reached = permutation_test(u, labels, permutations, ctx.rng("voice_dependence", *names))
+    units, test = permutation_units(labels, clusters.subset(rows).codes)
+    gap_value, reached = permutation_test(u, labels, permutations, ctx.rng("voice_dependence", *names), units)
 
     def averaged(values: np.ndarray, chance: float, what: str) -> dict:
         return mean_figure(values, chance, clusters.subset(rows), ctx.options.bootstrap,
@@ -142,7 +176,7 @@ def _figures(ctx: MetricContext, features: np.ndarray, identities: np.ndarray, c
         "p_value": {**figure((1 + reached) / (1 + permutations), wilson_interval(reached, permutations), len(u), None,
                              "Monte-Carlo error of the permutation p-value (Wilson)"),
                     "permutations": permutations, "statistic": gap_value,
-                    "test": "one-sided permutation of speaker labels over clips (clips exchangeable under the null)"},
+                    "test": test},
         "within_speaker_cosine": averaged(within, float(between.mean()), "within"),
         "speakers_left_out": dropped,
     }
