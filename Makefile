@@ -11,6 +11,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e '.[test,postgres]'
+	$(BIN)/pip install -q --no-deps resemblyzer==0.1.4  # voice-only reference; see setup.cfg for why --no-deps
 	touch $@
 
 install: $(VENV)/.installed

@@ -15,6 +15,7 @@ from typing import cast
 
 import click
 
+from evalkit.generators.reference import REFERENCE_NAMES
 from evalkit.options import (
     EMBEDDED_DATA,
     EMBEDDED_GALLERY,
@@ -49,7 +50,8 @@ def main() -> None:
               help="faces a model already made: an audio,generated CSV, a run folder, or a folder mirroring the "
                    "manifest's audio paths")
 @click.option("--references", default=None,
-              help="reference generators scored beside it, comma-separated, or 'none' [default: all four]")
+              help=f"reference generators scored beside it, comma-separated, or 'none' [default: all of "
+                   f"{', '.join(REFERENCE_NAMES)}]")
 @click.option("--data", type=click.Path(path_type=Path), default=EMBEDDED_DATA, show_default="embedded set",
               help="manifest CSV, or a folder holding manifest.csv")
 @click.option("--splits", default=None, help="comma-separated splits [default: seen, unseen_speech, unseen_identity "
@@ -70,7 +72,9 @@ def main() -> None:
               help="images are resized (bilinear) to this size before dlib face detection")
 @click.option("--detector-upsample", type=int, default=0, show_default=True, help="dlib HOG detector upsamplings")
 @click.option("--gallery", type=click.Path(path_type=Path), default=EMBEDDED_GALLERY, show_default="8 GRID speakers",
-              help="manifest of real faces of distractor identities for retrieval and forced matching")
+              help="manifest (identity,face[,gender] columns; audio not read) of real faces of distractor "
+                   "identities for retrieval and forced matching, e.g. --gallery my_data/gallery/manifest.csv; the "
+                   "default GRID studio faces are out of domain for in-the-wild data (easy distractors)")
 @click.option("--gallery-score", type=click.Choice(GALLERY_SCORES), default="mean", show_default=True,
               help="an identity's score: mean or best cosine over its gallery faces")
 @click.option("--bootstrap", type=int, default=200, show_default=True, help="bootstrap replicates per interval")
@@ -91,7 +95,6 @@ def run_cmd(generator: str | None, generator_args: tuple[str, ...], checkpoint: 
             history: Path | None, save_stats: bool, offline: bool, as_json: bool) -> None:
     """Generate a face for every clip of the evaluated splits, compute the metrics with 95 % intervals, score the
     reference generators the same way, and write the run folder and its report."""
-    from evalkit.generators.reference import REFERENCE_NAMES
     from evalkit.results import summary_table
     from evalkit.runner import run
 

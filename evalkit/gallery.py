@@ -11,6 +11,12 @@ sees its own clip's real face in the gallery (leave-one-out): that photo is repl
 The identity score of a query face q for identity X, from its M gallery faces g_1..g_M (cosine of feature rows):
 ``mean``: (1/M) sum_i cos(q, g_i) (SF2F's similarity to the identity's faces); ``best``: max_i cos(q, g_i)
 (nearest face). Genders, where the manifests give them (``gender`` column), select forced-matching impostors.
+
+The default gallery is **out of domain** for in-the-wild data such as the embedded YouTube set: GRID's faces are
+studio recordings (frontal, even light, one plain background, one camera), so its distractors are easier to reject
+than faces of the data's own domain, and recall@K and 1:N overstate what an in-domain gallery would give. The gallery's
+``domain`` (in every retrieval and forced-matching row) and a run warning say so; ``--gallery MANIFEST`` with real faces
+of the data's domain (any manifest: ``identity,face`` columns, optional ``gender``; audio is not read) removes it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from evalkit.errors import EvalError
 from evalkit.evalset import load_real_faces
 from evalkit.features import FeatureCache, make_extractor
 from evalkit.metrics import MetricContext
+from evalkit.options import EMBEDDED_GALLERY, RunOptions
 from generator.data.manifest import Manifest, file_sha256, read_manifest
 from generator.errors import DataError
 
@@ -53,6 +60,7 @@ class Gallery:
     per_identity: int
     external: tuple[str, ...]
     source: str
+    domain: str = ""
 
     def __len__(self) -> int:
         return len(self.identities)
@@ -90,9 +98,25 @@ class Gallery:
 
     def describe(self) -> dict:
         return {"identities": len(self.identities), "faces_per_identity": self.per_identity,
-                "distractors": list(self.external), "source": self.source,
+                "distractors": list(self.external), "source": self.source, "domain": self.domain,
                 "genders": {name: gender or "unknown"
                             for name, gender in zip(self.identities, self.genders, strict=True)}}
+
+
+DEFAULT_GALLERY_DOMAIN = ("out of domain: the default gallery's distractors are GRID studio faces (frontal, even "
+                          "light, plain background), easier to reject than faces of in-the-wild data; recall@K and 1:N "
+                          "overstate what an in-domain gallery gives (pass --gallery MANIFEST with faces of the data's "
+                          "domain)")
+USER_GALLERY_DOMAIN = "the --gallery manifest's faces (their domain is as chosen by the user)"
+
+
+def gallery_domain(options: RunOptions) -> str:
+    """What the run record says of the gallery's domain: the default gallery's is stated (GRID studio faces) unless
+    the evaluated data are that gallery's own manifest; a user's gallery is described as theirs."""
+    default = Path(options.gallery).resolve() == EMBEDDED_GALLERY.resolve()
+    if default and Path(options.data).resolve() != EMBEDDED_GALLERY.resolve():
+        return DEFAULT_GALLERY_DOMAIN
+    return "in domain: the gallery is the evaluated data's own manifest" if default else USER_GALLERY_DOMAIN
 
 
 def _read_gallery_manifest(ctx: MetricContext) -> Manifest:
@@ -199,6 +223,8 @@ def split_gallery(ctx: MetricContext, split: str, extractor: str = "dlib", key: 
         identities=tuple(names), genders=tuple(genders.get(n, "") for n in names), features=np.concatenate(rows),
         owner=np.array(owner, dtype=np.int64), pool_index=np.concatenate(pool_index).astype(np.int64),
         per_identity=per_identity, external=tuple(sorted(set(external_identities.tolist()) - set(candidates))),
-        source=str(ctx.options.gallery))
+        source=str(ctx.options.gallery), domain=gallery_domain(ctx.options))
+    if gallery.domain == DEFAULT_GALLERY_DOMAIN:
+        ctx.warn(f"retrieval and forced matching: the gallery is {DEFAULT_GALLERY_DOMAIN}")
     ctx.memo[memo_key] = gallery
     return gallery

@@ -156,23 +156,26 @@ def format_figure(cell: dict) -> str:
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def unavailable_marks(results: dict) -> dict[tuple[str, str], str]:
-    """A superscript number per distinct (status, reason) of the metrics not computed, in the order of the metrics: a
-    cell shows ``unavailable¹``, the table's note gives reason 1 once (not the whole sentence in every cell)."""
-    reasons = dict.fromkeys((entry["status"], entry.get("reason", "")) for entry in results.values()
+def unavailable_marks(*results: dict) -> dict[tuple[str, str], str]:
+    """A superscript number per distinct (status, reason) of the metrics not computed, in the order of the metrics
+    (of every results dict given, for a table that mixes several records): a cell shows ``unavailable¹``, the table's
+    note gives reason 1 once (not the whole sentence in every cell)."""
+    reasons = dict.fromkeys((entry["status"], entry.get("reason", "")) for each in results for entry in each.values()
                             if entry["status"] != "ok")
     return {key: str(k).translate(SUPERSCRIPTS) for k, key in enumerate(reasons, start=1)}
 
 
-def metric_cell(results: dict, metric: str, figure: str, row: str) -> str:
+def metric_cell(results: dict, metric: str, figure: str, row: str,
+                marks: dict[tuple[str, str], str] | None = None) -> str:
     """One cell of a results dict (a run record's ``results``, or a reference generator's): the formatted figure, or
     why there is none (metric not selected, unavailable or not applicable with a numbered mark, split not evaluated,
-    no real-data row, not applicable to the split)."""
+    no real-data row, not applicable to the split). ``marks``: the table's marks when it mixes records (default:
+    this record's own)."""
     entry = results.get(metric)
     if entry is None:
         return "not computed (metric not selected for this run)"
     if entry["status"] != "ok":
-        return f"{entry['status']}{unavailable_marks(results)[entry['status'], entry.get('reason', '')]}"
+        return f"{entry['status']}{(marks or unavailable_marks(results))[entry['status'], entry.get('reason', '')]}"
     values = entry["rows"].get(row)
     if values is None:
         return "— (no real-data row: the metric compares generated with real faces)" if row == "real" \

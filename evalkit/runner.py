@@ -35,9 +35,11 @@ from evalkit.gallery import gallery_content_hash
 from evalkit.generators import open_source
 from evalkit.generators.base import FaceSource, GenerationJob, json_sha256
 from evalkit.generators.images import write_generated_csv
-from evalkit.generators.reference import DESCRIPTIONS, LABELS, REFERENCE_NAMES, ReferenceSource
+from evalkit.generators.reference import DESCRIPTIONS, LABELS, REFERENCE_NAMES, reference_source
+from evalkit.generators.voice_only import NOT_APPLICABLE as DESCRIPTOR_ONLY
+from evalkit.generators.voice_only import DescriptorSource
 from evalkit.metrics import Metric, MetricContext, resolve_metrics
-from evalkit.options import RunOptions
+from evalkit.options import HEAD_TRAIN_SPLITS, RunOptions
 from evalkit.record import (
     RECORD_VERSION,
     REFERENCES_DIR,
@@ -229,7 +231,9 @@ def _score(inputs: Inputs, source: FaceSource, shard: Shard, cache: FeatureCache
     job = GenerationJob(inputs.pairs, options.seed, options.batch_size, shard, inputs.real.reference(inputs.pairs),
                         options.cache_dir)
     evalset = assemble(source.faces(job), inputs.pairs, inputs.splits, inputs.real)
-    ctx = MetricContext(options, evalset, run_dir, feature_source(cache, inputs.plan.extractors, evalset))
+    features = (source.feature_source(job, cache, inputs.plan.extractors, evalset.real.images)
+                if isinstance(source, DescriptorSource) else feature_source(cache, inputs.plan.extractors, evalset))
+    ctx = MetricContext(options, evalset, run_dir, features)
     for name in inputs.plan.extractors:
         ctx.features(name)
     return evalset, ctx
@@ -281,7 +285,23 @@ SCORING_SETTINGS = ("splits", "metrics", "seed", "bootstrap", "kid_subset_size",
                     "gallery_faces", "matching_n", "permutations")
 
 
-def reference_key(inputs: Inputs, reference: ReferenceSource) -> str:
+def descriptor_plan(inputs: Inputs, source: DescriptorSource) -> Plan:
+    """The plan of a descriptor-only reference: the ``descriptor_only`` metrics (unavailable, with the reason, when it
+    cannot predict), every other metric not applicable."""
+    plan = inputs.plan
+    skipped = dict(plan.skipped)
+    for metric in plan.metrics:
+        if metric.name in skipped:
+            continue
+        if not metric.descriptor_only:
+            skipped[metric.name] = (NOT_APPLICABLE, DESCRIPTOR_ONLY)
+        elif source.unavailable:
+            skipped[metric.name] = ("unavailable", source.unavailable)
+    needed = {n for m in plan.metrics if m.name not in skipped for n in m.extractors(inputs.options)}
+    return Plan(plan.metrics, {n: e for n, e in plan.extractors.items() if n in needed}, skipped)
+
+
+def reference_key(inputs: Inputs, reference: FaceSource) -> str:
     """Content key of a reference generator's record: code version, generator, data bytes, scoring settings and
     feature extractors (with their weights hashes). Equal keys give equal records."""
     settings = inputs.options.to_dict()
@@ -298,7 +318,11 @@ def _reference_record(inputs: Inputs, name: str, shard: Shard, cache: FeatureCac
                       command_line: str) -> RunRecord | None:
     """A reference generator's record (process 0; None elsewhere), reused from the record cache when its key
     matches, else computed through the same harness as the evaluated generator and stored there."""
-    reference = ReferenceSource(name, inputs.source.info.image_size)
+    training = [p for p in inputs.manifest.pairs if p.split in HEAD_TRAIN_SPLITS]
+    reference = reference_source(name, inputs.source.info.image_size, training, inputs.real.paired(training),
+                                 inputs.source.info.audio_seconds)
+    if isinstance(reference, DescriptorSource):
+        inputs = replace(inputs, plan=descriptor_plan(inputs, reference))
     stored = inputs.options.cache_dir / "records" / f"{reference_key(inputs, reference)}.json"
     if shard.main_decides(stored.is_file()):
         if folder is None:

@@ -432,13 +432,37 @@ def figure(value: float, interval: tuple[float, float], n: int | dict, chance: f
 
 WILSON = "wilson"
 CLUSTER_PERCENTILE = "cluster bootstrap, percentile"
+AT_BOUND = ("Wilson over clusters (every row agrees: each cluster one draw; resampling cannot give an interval at a "
+            "bound)")
+POISSON_ZERO_UPPER = 3.688879454113936  # exact 95 % upper bound of a Poisson mean after a zero count: -ln(0.025)
+
+
+def at_bound(flags: np.ndarray) -> bool:
+    """Every flag is 0, or every flag is 1: the share sits on a bound of [0, 1]."""
+    flags = np.asarray(flags, dtype=bool)
+    return bool(flags.size) and bool(flags.all() or not flags.any())
+
+
+def bound_interval(value: float, clusters: Clusters) -> tuple[float, float]:
+    """95 % interval of a share that sits at 0 or 1 (every row agrees), with dependent rows: Wilson's score interval
+    (Wilson 1927) with each cluster as one draw, i.e. [0, W(0, C)] or [W(C, C), 1] for C clusters.
+
+    Why: a resampling interval is degenerate or wrong there. A cluster bootstrap of all-equal flags gives [0, 0]; at
+    a bound the bootstrap is inconsistent (Andrews 2000, Econometrica 68:399); and a half-sample of a k-NN manifold has
+    larger radii, so its replicates leave the bound and re-centring them on the estimate gives a wide one-sided
+    interval (precision 0 [0, 0.81]). When every row agrees, every row of a cluster agrees, so a cluster is one
+    Bernoulli draw: the clusters count is the sample size that assumes nothing about dependence within them (the
+    design effect at its largest, the cluster size; Korn & Graubard 1998, Survey Methodology 24:193)."""
+    count = len(np.unique(clusters.codes))
+    return wilson_interval(round(value) * count, count)
 
 
 def proportion_figure(flags: np.ndarray, chance: float | None, clusters: Clusters | None = None,
                       replicates: int = 0, rng: np.random.Generator | None = None, condition: str = "") -> dict:
     """A share of per-row flags with its 95 % interval: Wilson's score interval when the rows are independent
-    (no clusters, or one row per cluster); otherwise the percentile interval of a cluster bootstrap (whole clusters
-    resampled, ``replicates`` times with ``rng``). ``condition`` is appended to the method's name (e.g. what the
+    (no clusters, or one row per cluster); at 0 or 1 with clusters, Wilson over the clusters (``bound_interval``);
+    otherwise the percentile interval of a cluster bootstrap (whole clusters resampled, ``replicates`` times with
+    ``rng``). ``condition`` is appended to the method's name (e.g. what the
     interval holds fixed)."""
     flags = np.asarray(flags, dtype=bool)
     check_sample_size(flags.size, "a proportion", 1)
@@ -446,6 +470,8 @@ def proportion_figure(flags: np.ndarray, chance: float | None, clusters: Cluster
     condition = note + condition
     if clusters is None or clusters.independent:
         interval, method, described = wilson_interval(int(flags.sum()), flags.size), WILSON, None
+    elif at_bound(flags):
+        interval, method, described = bound_interval(flags.mean(), clusters), AT_BOUND, clusters.describe()
     else:
         if rng is None:
             raise EvalError("a cluster bootstrap needs a random generator")
@@ -455,10 +481,20 @@ def proportion_figure(flags: np.ndarray, chance: float | None, clusters: Cluster
 
 
 def mean_figure(values: np.ndarray, chance: float | None, clusters: Clusters, replicates: int,
-                rng: np.random.Generator) -> dict:
-    """A mean of per-row values with the percentile interval of a (cluster) bootstrap."""
+                rng: np.random.Generator, bounds: tuple[float, float] | None = None) -> dict:
+    """A mean of per-row values with the percentile interval of a (cluster) bootstrap. For values bounded in
+    ``bounds`` (low, high) that all sit on one bound (a forced-matching probability of 1 for every clip, a mean rank
+    of 1), the bootstrap gives a zero-width interval; there the interval is ``bound_interval`` scaled to the bounds:
+    a Bernoulli variable at the ends has the largest variance a variable in [low, high] can have for its mean, so the
+    binomial bound over the clusters is conservative for the mean."""
     values = np.asarray(values, np.float64)
     check_sample_size(values.size, "a mean", 1)
+    if bounds is not None and (np.all(values == bounds[0]) or np.all(values == bounds[1])):
+        low, high = bounds
+        share = float(values[0] == high)
+        unit = bound_interval(share, clusters)
+        return figure(values.mean(), (low + (high - low) * unit[0], low + (high - low) * unit[1]), int(values.size),
+                      chance, f"{AT_BOUND}, scaled to [{low:g}, {high:g}]", clusters.describe())
     clusters, note = clusters.resamplable()
     interval = percentile_interval(cluster_mean_replicates(values, clusters, replicates, rng))
     method = "bootstrap, percentile" if clusters.independent else CLUSTER_PERCENTILE

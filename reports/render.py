@@ -168,9 +168,9 @@ def run_report(run_dir: Path, document: RunRecord, assets: Path) -> RunReport:
     per_identity = per_identity_table(document)
     return RunReport(
         document=document,
-        tables=[t for t in (verdict_table(document), headline_table(document), seed_table(document),
-                            _counts_table(document)) if t is not None],
-        baselines=baseline_table(references, document["splits"]) if references else None,
+        tables=[t for t in (verdict_table(document), verdict_table(document, "voice-only"), headline_table(document),
+                            seed_table(document), _counts_table(document)) if t is not None],
+        baselines=baseline_table(document, references) if references else None,
         baselines_reason="" if references else "no reference generator was scored in this run (--references none)",
         details=[t for t in [every_figure_table(document), per_identity] if t is not None]
         + confusion_tables(document),

@@ -9,19 +9,31 @@ the split is not in the data, the metric has no row for real faces, or it does n
 
 from __future__ import annotations
 
-from evalkit.record import HEADLINE_COLUMNS, ReferenceEntry, RunRecord, format_figure, metric_cell, unavailable_marks
+from collections.abc import Mapping
+
+from evalkit.record import (
+    HEADLINE_COLUMNS,
+    Column,
+    ReferenceEntry,
+    RunRecord,
+    format_figure,
+    metric_cell,
+    unavailable_marks,
+)
 from evalkit.sections import Table
 
 HEADLINE_ROWS = (("real", "Real data"), ("seen", "Seen speech"), ("unseen_speech", "Unseen speech"),
                  ("unseen_identity", "Unseen identities"))
 
 
-def unavailable_note(results: dict) -> str:
+def unavailable_note(*results: dict) -> str:
     """Each reason behind a mark, once, with the metrics it concerns (unavailable: weights missing; not
-    applicable: the data lacks the metric's inputs)."""
+    applicable: the data lacks the metric's inputs, or a descriptor-only reference draws no image), over every
+    results dict given (marks numbered as ``unavailable_marks(*results)``)."""
     notes = []
-    for (status, reason), mark in unavailable_marks(results).items():
-        metrics = [m for m, entry in results.items() if (entry["status"], entry.get("reason")) == (status, reason)]
+    for (status, reason), mark in unavailable_marks(*results).items():
+        metrics = dict.fromkeys(m for each in results for m, entry in each.items()
+                                if (entry["status"], entry.get("reason", "")) == (status, reason))
         notes.append(f"{mark} {', '.join(metrics)} {status}: {reason.rstrip('.')}.")
     return " ".join(notes)
 
@@ -44,16 +56,20 @@ VERDICT_FIGURES = (("landmark_ratio", "ratio", "Landmark ratio"),
                    ("identity_accuracy", "accuracy", "Identity accuracy"),
                    ("identity_similarity", "same_clip_cosine", "Same-clip cosine"),
                    ("retrieval", "recall@1", "Retrieval recall@1"), ("forced_matching", "1:2", "Forced matching 1:2"),
+                   ("voice_dependence", "speaker_gap", "Speaker gap (voice dependence)"),
                    ("craniofacial", "ratio_error", "Craniofacial ratio error"))
-VERDICT_REFERENCE = "mean-face"
+VERDICT_REFERENCES = {"mean-face": "the mean face", "voice-only": "the voice-only map"}
 
 
-def verdict_table(document: RunRecord) -> Table | None:
-    """The verdict first: per headline figure and split, the model, the per-identity mean face, the paired
-    difference with its interval, and whether the model beats the mean face (from the record's ``comparisons``)."""
-    comparison = document.get("comparisons", {}).get(VERDICT_REFERENCE)
+def verdict_table(document: RunRecord, reference: str = "mean-face") -> Table | None:
+    """The verdict first: per headline figure and split, the model, the reference generator (the per-identity mean
+    face; the voice-only ridge map for the figures it has), the paired difference with its interval, and whether the
+    model beats the reference (from the record's ``comparisons``)."""
+    comparison = document.get("comparisons", {}).get(reference)
     if not comparison:
         return None
+    name_of = VERDICT_REFERENCES[reference]
+    words = {"better": f"beats {name_of}", "worse": f"worse than {name_of}", "no difference": "no difference"}
     rows = []
     for metric, name, label in VERDICT_FIGURES:
         for split in document["splits"]:
@@ -62,34 +78,44 @@ def verdict_table(document: RunRecord) -> Table | None:
                 continue
             low, high = cell["ci95"]
             rows.append([label, split.replace("_", " "), f"{cell['model']:.3g}", f"{cell['reference']:.3g}",
-                         f"{cell['value']:+.3g} [{low:+.3g}, {high:+.3g}]",
-                         {"better": "beats the mean face", "worse": "worse than the mean face",
-                          "no difference": "no difference"}[cell["verdict"]]])
+                         f"{cell['value']:+.3g} [{low:+.3g}, {high:+.3g}]", words[cell["verdict"]]])
     if not rows:
         return None
     verdicts = [row[-1] for row in rows]
-    summary = (f"The model beats the per-identity mean face on {verdicts.count('beats the mean face')} of "
-               f"{len(rows)} figures, is worse on {verdicts.count('worse than the mean face')} and not "
-               f"distinguishable on {verdicts.count('no difference')}. ")
-    return Table("Verdict: the model against the per-identity mean face (same clips, paired)",
-                 ["Figure", "Split", "Model", "Mean face", "Model − mean face [95 %]", "Verdict"], rows,
-                 note=summary + "Differences are means over the same clips; intervals from a cluster bootstrap of "
-                               "the paired per-clip differences (whole groups resampled). Lower is better for the "
-                               "craniofacial ratio error, higher for the others.")
+    summary = (f"The model beats {name_of} on {verdicts.count(words['better'])} of {len(rows)} figures, is worse on "
+               f"{verdicts.count(words['worse'])} and not distinguishable on {verdicts.count('no difference')}. ")
+    title = {"mean-face": "the per-identity mean face",
+             "voice-only": "what a voice alone predicts, a ridge map from voice embeddings to face descriptors"}
+    return Table(f"Verdict: the model against {title[reference]} (same clips, paired)",
+                 ["Figure", "Split", "Model", name_of[4:].capitalize(), f"Model − {name_of[4:]} [95 %]", "Verdict"],
+                 rows, note=summary + "Differences are means over the same clips; intervals from a cluster bootstrap "
+                                      "of the paired per-clip differences (whole groups resampled). Lower is better "
+                                      "for the craniofacial ratio error, higher for the others.")
 
 
-def baseline_table(references: list[tuple[ReferenceEntry, RunRecord]], splits: list[str]) -> Table:
-    """The reference generators' runs, scored by the headline metrics: one row per generator and split."""
+BASELINE_COLUMNS = HEADLINE_COLUMNS + (
+    Column("retrieval", "recall@1", "Retrieval recall@1"), Column("forced_matching", "1:2", "Forced matching 1:2"),
+    Column("voice_dependence", "speaker_gap", "Speaker gap (voice dependence)"),
+)
+
+
+def baseline_table(document: RunRecord, references: list[tuple[ReferenceEntry, RunRecord]]) -> Table:
+    """The evaluated generator, then the reference generators' runs, scored by the headline metrics and the
+    voice→face figures: one row per generator and split."""
+    generators: list[tuple[Mapping[str, object], RunRecord]] = [({"label": "Evaluated generator"}, document),
+                                                                *references]
+    results = [record["results"] for _, record in generators]
+    marks = unavailable_marks(*results)
     rows = []
-    for entry, record in references:
-        for split in splits:
+    for entry, record in generators:
+        for split in document["splits"]:
             label = f"{entry['label']}: {split.replace('_', ' ')}"
-            rows.append([label] + [metric_cell(record["results"], c.metric, c.figure, split)
-                                   for c in HEADLINE_COLUMNS])
+            rows.append([label] + [metric_cell(record["results"], c.metric, c.figure, split, marks)
+                                   for c in BASELINE_COLUMNS])
     note = " ".join(f"{entry['label']}: {entry['description']}." for entry, _ in references)
-    note += " " + unavailable_note(references[0][1]["results"])
-    return Table("Reference generators, scored by the same metrics on the same clips",
-                 ["Faces"] + [c.label for c in HEADLINE_COLUMNS], rows, note=note)
+    note += " " + unavailable_note(*results)
+    return Table("Reference generators beside the evaluated one, scored by the same metrics on the same clips",
+                 ["Faces"] + [c.label for c in BASELINE_COLUMNS], rows, note=note)
 
 
 def every_figure_table(document: RunRecord) -> Table:

@@ -29,7 +29,7 @@ import yaml
 from evalkit.errors import EvalError
 from evalkit.generators.base import FaceSource
 from evalkit.generators.images import ImagesSource
-from evalkit.generators.reference import REFERENCE_NAMES, ReferenceSource
+from evalkit.generators.reference import FACE_REFERENCE_NAMES, REFERENCE_NAMES, ReferenceSource
 from evalkit.generators.speech import SpeechSource
 from evalkit.registry import Registry
 from generator.errors import CheckpointError, ConfigError
@@ -152,6 +152,9 @@ def open_source(generator: str | None, args: tuple[str, ...], checkpoint: Path |
         raise EvalError(f"--checkpoint is the wav2pix generator's; with --generator {generator} use "
                         "--generator-arg to pass its files")
     if generator in REFERENCE_NAMES:
+        if generator not in FACE_REFERENCE_NAMES:
+            raise EvalError(f"--generator {generator}: a descriptor-only reference draws no face, so it cannot be the "
+                            f"evaluated generator; it is scored beside one (--references {generator})")
         unknown = sorted(set(parsed) - {"image_size"})
         if unknown:
             raise EvalError(f"reference generator {generator} takes only --generator-arg image_size=N, not {unknown}")

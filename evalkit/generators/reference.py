@@ -1,5 +1,5 @@
 """Reference generators: trivial face sources that every figure is read against (``--generator NAME``; ``evalkit
-run`` scores all four beside the evaluated generator, into ``RUN_DIR/references/<name>/``).
+run`` scores all five beside the evaluated generator, into ``RUN_DIR/references/<name>/``).
 
 Each draws on the **reference faces** of an identity: its real faces of the training splits (``train``, ``seen``);
 for an identity with none (an unseen identity), the real faces of its evaluated clips, which makes the generator an
@@ -13,6 +13,8 @@ oracle there. Faces are the run's real faces at the evaluated size (uint8 RGB).
 ``nearest-face`` every clip gets its speaker's reference face nearest (pixel L2) to the clip's own real face: the
                 oracle (on training-split clips it is the clip's own face)
 ``constant``    every clip gets one face: the reference face nearest (pixel L2) to the mean of all reference faces
+``voice-only``  no face: a ridge map from the clip's voice embedding to a face descriptor, fitted on the training
+                splits (``evalkit.generators.voice_only``); scored by the descriptor-level metrics only
 =============  =================================================================================================
 """
 
@@ -26,15 +28,19 @@ from evalkit.errors import EvalError
 from evalkit.generators.base import FaceSource, GenerationJob, GeneratorInfo, RealReference, json_sha256
 from evalkit.registry import Registry
 from evalkit.stats import seeded_rng
+from generator.data.manifest import Pair
 
 DESCRIPTIONS = {
     "mean-face": "every clip gets the pixel mean of its speaker's reference (training) faces",
     "random-face": "every clip gets a reference face of a uniformly drawn identity (seeded)",
     "nearest-face": "every clip gets its speaker's reference face nearest (pixels) to the clip's real face: the oracle",
     "constant": "every clip gets one face: the reference face nearest to the mean of all reference faces",
+    "voice-only": "no image: a ridge map from the clip's voice embedding (resemblyzer) to a face descriptor, fitted on "
+                  "the training splits; scored by the descriptor-level metrics (what a voice alone predicts)",
 }
 LABELS = {"mean-face": "Per-identity mean face", "random-face": "Random face, random identity",
-          "nearest-face": "Nearest training face (oracle)", "constant": "Constant face"}
+          "nearest-face": "Nearest training face (oracle)", "constant": "Constant face",
+          "voice-only": "Voice only (ridge on voice embeddings)"}
 REFERENCE_NAMES = tuple(DESCRIPTIONS)
 
 
@@ -113,6 +119,24 @@ def constant(job: GenerationJob) -> np.ndarray:
     pixels = _pixels(images, candidates)
     chosen = candidates[np.argmin(((pixels - pixels.mean(axis=0)) ** 2).sum(axis=1))]
     return np.repeat(images[chosen][None], len(job.pairs), axis=0)
+
+
+FACE_REFERENCE_NAMES = tuple(BUILDERS)  # the references that draw faces (voice-only predicts a descriptor only)
+
+
+def reference_source(name: str, image_size: int, training: list[Pair], training_faces: np.ndarray,
+                     audio_seconds: float | None) -> FaceSource:
+    """The reference generator ``name`` at the run's image size; the voice-only one also needs the clips of the
+    training splits (``training``), their real faces' pool indices and the speech length the model reads.
+
+    Raises:
+        EvalError: an unknown name.
+    """
+    if name == "voice-only":
+        from evalkit.generators.voice_only import VoiceOnlySource  # imports the feature layer, which imports this
+
+        return VoiceOnlySource(image_size, training, training_faces, audio_seconds, DESCRIPTIONS[name])
+    return ReferenceSource(name, image_size)
 
 
 class ReferenceSource(FaceSource):

@@ -93,6 +93,9 @@ class Metric:
     """Why the metric cannot be computed on this data (None when it can); checked before any face is generated."""
     per_clip: Callable[[MetricContext, str], dict[str, np.ndarray]] | None = None
     """Per-clip values of the figures that are means over clips (see the module docstring)."""
+    descriptor_only: bool = False
+    """It reads nothing of a generated face but its dlib descriptor, and means something for a predicted descriptor
+    (a point estimate, not a sample of faces): a descriptor-only reference (the voice-only ridge) is scored by it."""
 
 
 METRICS: Registry[Metric] = Registry("metric")

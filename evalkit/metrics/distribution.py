@@ -16,9 +16,13 @@ import numpy as np
 from evalkit.errors import NotApplicable
 from evalkit.metrics import MetricContext
 from evalkit.stats import (
+    AT_BOUND,
     HALF_SAMPLING,
+    POISSON_ZERO_UPPER,
+    Clusters,
     GramPair,
     Manifolds,
+    bound_interval,
     cluster_statistic_replicates,
     figure,
     frechet_distance,
@@ -123,8 +127,9 @@ def manifold_figures(ctx: MetricContext, extractor: str, key: str, split: str) -
     generated vs real features. All four depend on both sets, so their intervals come from half-sampling both sets
     (``stats.half_sample_replicates``; whole groups, without replacement: a bootstrap with replacement would shrink
     the k-NN radii); when a half would hold k or fewer points, each interval is conditional on the other set (its
-    manifold held fixed: Wilson or a cluster bootstrap). ``tests/evalkit/test_stats.py`` checks the coverage of
-    precision and recall by simulation."""
+    manifold held fixed: Wilson or a cluster bootstrap). A share at 0 or 1 (every sample agrees) or a density of 0
+    gets the interval of ``_at_bound`` instead: resampling gives none there. ``tests/evalkit/test_stats.py`` checks
+    the coverage of precision and recall by simulation."""
     x, y = ctx.split_features(extractor, key, split)
     o = ctx.options
     k = o.pr_k
@@ -147,23 +152,50 @@ def manifold_figures(ctx: MetricContext, extractor: str, key: str, split: str) -
         replicates = replicates[np.all(np.isfinite(replicates), axis=1)]
         if len(replicates) >= 2:
             method = f"{HALF_SAMPLING} (B={len(replicates)})"
-            described = generated_clusters.describe()
             cells = {}
             for column, name in enumerate(MANIFOLD_FIGURES):
                 value = float(getattr(m, name).mean())
+                clusters = generated_clusters if name in ("precision", "density") else real_clusters
+                if value == 0.0 or (value == 1.0 and name != "density"):  # on a bound (density has none above)
+                    cells[name] = _at_bound(m, name, clusters, sizes)
+                    continue
                 low, high = recentred_interval(value, replicates[:, column])
                 share = name != "density"
                 cells[name] = figure(value, (max(0.0, low), min(1.0, high) if share else high), sizes, None,
-                                     method, described, proportion=share)
+                                     method, generated_clusters.describe(), proportion=share)
             return {**cells, "k": k}
+    density = _at_bound(m, "density", generated_clusters, sizes) if not m.density.any() else {
+        **mean_figure(m.density, None, generated_clusters, o.bootstrap, ctx.rng("density", split)),
+        "conditional": "on the real faces' k-NN manifold"}
     return {
         "precision": proportion_figure(m.precision, None, generated_clusters, o.bootstrap,
-                                       ctx.rng("precision", split), ", conditional on the real faces' k-NN manifold"),
+                                       ctx.rng("precision", split), CONDITIONAL["precision"]),
         "recall": proportion_figure(m.recall, None, real_clusters, o.bootstrap, ctx.rng("recall", split),
-                                    ", conditional on the generated faces' k-NN manifold"),
-        "density": {**mean_figure(m.density, None, generated_clusters, o.bootstrap, ctx.rng("density", split)),
-                    "conditional": "on the real faces' k-NN manifold"},
+                                    CONDITIONAL["recall"]),
+        "density": density,
         "coverage": proportion_figure(m.coverage, None, real_clusters, o.bootstrap, ctx.rng("coverage", split),
-                                      ", conditional on the generated faces"),
+                                      CONDITIONAL["coverage"]),
         "k": k,
     }
+
+
+CONDITIONAL = {"precision": ", conditional on the real faces' k-NN manifold",
+               "density": ", conditional on the real faces' k-NN manifold",
+               "recall": ", conditional on the generated faces' k-NN manifold",
+               "coverage": ", conditional on the generated faces"}
+DENSITY_AT_ZERO = ("exact Poisson upper bound after a zero count (Garwood 1936), each cluster one observation of the "
+                   "mean count: [0, 3.69 / (k C)]")
+
+
+def _at_bound(m: Manifolds, name: str, clusters: Clusters, sizes: dict) -> dict:
+    """The figure of a manifold share at 0 or 1, or of a density of 0 (every sample outside every ball), where no
+    resampling interval holds (``stats.bound_interval``): Wilson over the side's clusters; for the density, the exact
+    Poisson bound of a zero count over the clusters. Conditional on the other set's manifold: at a bound half-samples
+    (whose k-NN radii are larger) cannot say how the manifold varies."""
+    value = float(getattr(m, name).mean())
+    share = name != "density"
+    if share:
+        interval, method = bound_interval(value, clusters), AT_BOUND
+    else:
+        interval, method = (0.0, POISSON_ZERO_UPPER / (m.k * len(np.unique(clusters.codes)))), DENSITY_AT_ZERO
+    return figure(value, interval, sizes, None, method + CONDITIONAL[name], clusters.describe(), proportion=share)

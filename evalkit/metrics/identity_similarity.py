@@ -71,4 +71,5 @@ METRIC = register(Metric(
     extractors=lambda options: ("dlib",),
     evaluate=evaluate,
     per_clip=per_clip,
+    descriptor_only=True,
 ))

@@ -79,7 +79,7 @@ def _figures(ctx: MetricContext, scores: np.ndarray, truth: np.ndarray, gallery:
     share = np.bincount(truth, minlength=n_identities) / len(truth)
     order = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1) + 1.0  # each identity's 1-based rank
     result["mean_rank"] = mean_figure(ranks + 1.0, float((order @ share).mean()), clusters, ctx.options.bootstrap,
-                                      ctx.rng("retrieval rank", *names))
+                                      ctx.rng("retrieval rank", *names), bounds=(1.0, float(n_identities)))
     result["gallery"] = {**gallery.describe(), "score": ctx.options.gallery_score,
                          "omitted": [f"recall@{k}" for k in RANKS if k >= n_identities]}
     return result
@@ -105,11 +105,13 @@ def reference(ctx: MetricContext) -> dict:
 METRIC = register(Metric(
     name="retrieval",
     description="recall@K of the true speaker among the gallery's N identities (dlib descriptors, cosine; chance: "
-                "a voice-blind generator's level; higher is better)",
+                "a voice-blind generator's level; higher is better; the default gallery's GRID studio distractors "
+                "are out of domain for in-the-wild faces, hence easy: see --gallery)",
     requires="dlib face models (face-recognition-models package)",
     columns=("recall@1", "recall@5"),
     extractors=lambda options: ("dlib",),
     evaluate=evaluate,
     reference=reference,
     per_clip=per_clip,
+    descriptor_only=True,
 ))

@@ -7,9 +7,9 @@ out):
   across a speaker's clips). Chance: the mean over clips of the mean cosine to clips of other speakers, which a face
   that ignores the voice also reaches within a speaker.
 - ``speaker_gap``: mean over clips of (cosine to the same speaker's other clips - cosine to other speakers' clips);
-  chance 0. ``p_value``: one-sided permutation test of the gap, speaker labels permuted over clips
-  (``RunOptions.permutations`` times, seeded), p = (1 + #{permuted gap >= observed}) / (1 + permutations)
-  (Phipson & Smyth 2010, never 0). A constant face gives gap 0 and p = 1.
+  chance 0. ``p_value``: one-sided permutation test of the gap, speaker labels permuted over whole clusters (below)
+  ``RunOptions.permutations`` times, seeded, p = (1 + #{permuted gap >= observed}) / (1 + permutations) (Phipson &
+  Smyth 2010, never 0). A constant face gives gap 0 and p = 1.
 - ``icc``: ICC(1), one-way random effects, single measurement (Shrout & Fleiss 1979, Psychol. Bull. 86:420), speakers
   as targets and clips as measurements, on the descriptor's total variance: MSB and MSW are the one-way ANOVA mean
   squares summed over the descriptor dimensions, ICC = (MSB - MSW) / (MSB + (k0 - 1) MSW) with
@@ -19,6 +19,13 @@ out):
   speakers give 1.
 
 The real row applies the same figures to the distinct real faces of the evaluated splits, grouped by identity.
+
+Intervals of the per-clip means (``within_speaker_cosine``, ``speaker_gap``) resample whole clusters (the manifest's
+``group``, else the real face: ``MetricContext.split_clusters``), as every per-clip figure of evalkit does: clips that
+share a recording or a face are not independent draws. With a single cluster, rows are resampled and the method says
+so. The permutation test permutes speaker labels over whole clusters when each cluster belongs to one speaker (else
+over clips; ``test`` says which): with few clusters its smallest p-value is correspondingly large, as it should be.
+The ICC's F interval counts clips as measurements (stated in its ``ci_method``).
 """
 
 from __future__ import annotations
@@ -52,25 +59,57 @@ def per_clip_similarity(u: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
 
 
 def _mean_gap(u: np.ndarray, labels: np.ndarray, groups: int) -> float:
-    """Mean over rows of (within - between), from class sums alone (the permutation test's statistic)."""
+    """Mean over rows of (within - between), from class sums alone (the permutation test's statistic). Rows of a
+    label with fewer than 2 rows are left out, as speakers with one clip are (a permutation over clusters can leave a
+    speaker one row); NaN when no label has 2 rows or one label holds every row (no comparison)."""
     sums = _class_sums(u, labels, groups)
     counts = np.bincount(labels, minlength=groups)
+    kept = counts >= 2
+    if not kept.any() or counts.max() == len(u):
+        return float("nan")
     total = sums.sum(axis=0)
     own = np.bincount(labels, weights=np.einsum("ij,ij->i", u, u), minlength=groups)
-    within = ((np.einsum("ij,ij->i", sums, sums) - own) / (counts - 1)).sum()
-    between = (np.einsum("ij,ij->i", sums, total - sums) / (len(u) - counts)).sum()
-    return float((within - between) / len(u))
+    within = ((np.einsum("ij,ij->i", sums, sums) - own)[kept] / (counts[kept] - 1)).sum()
+    between = (np.einsum("ij,ij->i", sums, total - sums)[kept] / (len(u) - counts[kept])).sum()
+    return float((within - between) / counts[kept].sum())
 
 
-def permutation_test(u: np.ndarray, labels: np.ndarray, permutations: int, rng: np.random.Generator
-                     ) -> tuple[float, int]:
-    """(observed mean gap, number of label permutations whose gap reaches it); p = (1 + reached) / (1 + P)."""
+def permutation_units(labels: np.ndarray, clusters: np.ndarray | None) -> tuple[np.ndarray | None, str]:
+    """The units the permutation test exchanges: whole clusters (the cluster code of each row, remapped to 0..C-1)
+    when every cluster holds rows of one speaker and there are more clusters than speakers, else clips (None); and
+    the test's description."""
+    if clusters is not None:
+        codes = np.unique(clusters, return_inverse=True)[1].ravel()
+        first = np.unique(codes, return_index=True)[1]
+        if np.array_equal(labels[first][codes], labels) and len(first) > labels.max() + 1 \
+                and len(first) < len(labels):
+            return codes, ("one-sided permutation of speaker labels over whole clusters (the manifest's groups, else "
+                           "the faces: the exchangeable units under the null; clips of a cluster are not independent)")
+    return None, "one-sided permutation of speaker labels over clips (every clip its own cluster)"
+
+
+def permutation_test(u: np.ndarray, labels: np.ndarray, permutations: int, rng: np.random.Generator,
+                     units: np.ndarray | None = None) -> tuple[float, int]:
+    """(observed mean gap, number of label permutations whose gap reaches it); p = (1 + reached) / (1 + P).
+
+    ``units`` (n,) cluster codes 0..C-1, each cluster of one speaker (``permutation_units``): the C cluster labels
+    are permuted and every row takes its cluster's (a restricted permutation; Good 2005, Permutation, Parametric and
+    Bootstrap Tests of Hypotheses, §3.5); None: the clips' labels are permuted. A permuted statistic that is
+    undefined (NaN) counts as reaching the observed one (conservative)."""
     groups = labels.max() + 1
     observed = _mean_gap(u, labels, groups)
     # a permuted gap equal to the observed one up to rounding counts as reaching it (a constant face: all equal)
     tolerance = 1e-9 * max(1.0, abs(observed))
-    reached = sum(_mean_gap(u, rng.permutation(labels), groups) >= observed - tolerance for _ in range(permutations))
-    return observed, int(reached)
+    if units is None:
+        draws = (rng.permutation(labels) for _ in range(permutations))
+    else:
+        unit_labels = labels[np.unique(units, return_index=True)[1]]
+        draws = (rng.permutation(unit_labels)[units] for _ in range(permutations))
+    reached = 0
+    for permuted in draws:
+        gap = _mean_gap(u, permuted, groups)
+        reached += bool(np.isnan(gap) or gap >= observed - tolerance)
+    return observed, reached
 
 
 def icc1(x: np.ndarray, labels: np.ndarray) -> tuple[float, tuple[float, float], dict]:
@@ -100,39 +139,44 @@ def icc1(x: np.ndarray, labels: np.ndarray) -> tuple[float, tuple[float, float],
     return float(value), (float(interval[0]), float(interval[1])), details
 
 
-def _grouped(features: np.ndarray, identities: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """Unit rows and 0-based labels of the identities with at least MIN_CLIPS rows; kept and dropped names."""
+def _grouped(features: np.ndarray, identities: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str]]:
+    """Unit rows and 0-based labels of the identities with at least MIN_CLIPS rows, the mask of those rows; kept and
+    dropped names."""
     names, counts = np.unique(identities, return_counts=True)
     kept = names[counts >= MIN_CLIPS]
     rows = np.isin(identities, kept)
     labels = np.searchsorted(kept, identities[rows])
-    return unit_rows(features[rows]), labels, kept.tolist(), names[counts < MIN_CLIPS].tolist()
+    return unit_rows(features[rows]), labels, rows, kept.tolist(), names[counts < MIN_CLIPS].tolist()
 
 
-def _figures(ctx: MetricContext, features: np.ndarray, identities: np.ndarray, *names: str) -> dict:
-    u, labels, kept, dropped = _grouped(features, identities)
+def _figures(ctx: MetricContext, features: np.ndarray, identities: np.ndarray, clusters: Clusters, *names: str
+             ) -> dict:
+    """The figures of rows ``features`` (n, d) of ``identities`` (n,) whose dependence ``clusters`` describes."""
+    u, labels, rows, kept, dropped = _grouped(features, identities)
     if len(kept) < 2:
         return {"status": "not applicable",
                 "reason": f"needs at least 2 speakers with {MIN_CLIPS}+ clips, got {len(kept)}"}
     within, between = per_clip_similarity(u, labels)
     gap = within - between
     permutations = ctx.options.permutations
-    gap_value, reached = permutation_test(u, labels, permutations, ctx.rng("voice_dependence", *names))
+    units, test = permutation_units(labels, clusters.subset(rows).codes)
+    gap_value, reached = permutation_test(u, labels, permutations, ctx.rng("voice_dependence", *names), units)
 
     def averaged(values: np.ndarray, chance: float, what: str) -> dict:
-        return mean_figure(values, chance, Clusters.singletons(len(values)), ctx.options.bootstrap,
+        return mean_figure(values, chance, clusters.subset(rows), ctx.options.bootstrap,
                            ctx.rng("voice_dependence", what, *names))
 
     value, interval, details = icc1(u, labels)
     return {
         "icc": {**figure(value, interval, {"speakers": len(kept), "clips": len(u)}, 0.0,
-                         "F interval (Shrout & Fleiss 1979)"), "form": "ICC(1), one-way random, single measurement",
-                **details},
+                         "F interval (Shrout & Fleiss 1979; clips as independent measurements)"),
+                "form": "ICC(1), one-way random, single measurement", **details},
         "speaker_gap": averaged(gap, 0.0, "gap"),
         "p_value": {**figure((1 + reached) / (1 + permutations), wilson_interval(reached, permutations), len(u), None,
                              "Monte-Carlo error of the permutation p-value (Wilson)"),
                     "permutations": permutations, "statistic": gap_value,
-                    "test": "one-sided permutation of speaker labels over clips"},
+                    "test": test},
         "within_speaker_cosine": averaged(within, float(between.mean()), "within"),
         "speakers_left_out": dropped,
     }
@@ -145,9 +189,8 @@ def per_clip(ctx: MetricContext, split: str) -> dict[str, np.ndarray]:
     identities = ctx.evalset.generated.identities[index]
     gap = np.full(len(index), np.nan)
     within_all = np.full(len(index), np.nan)
-    u, labels, kept, _ = _grouped(generated["descriptor"][index], identities)
+    u, labels, rows, kept, _ = _grouped(generated["descriptor"][index], identities)
     if len(kept) >= 2:
-        rows = np.isin(identities, kept)
         within, between = per_clip_similarity(u, labels)
         gap[rows], within_all[rows] = within - between, within
     return {"speaker_gap": gap, "within_speaker_cosine": within_all}
@@ -156,13 +199,15 @@ def per_clip(ctx: MetricContext, split: str) -> dict[str, np.ndarray]:
 def evaluate(ctx: MetricContext, split: str) -> dict:
     generated, _ = ctx.features("dlib")
     index = ctx.evalset.generated_index[split]
-    return _figures(ctx, generated["descriptor"][index], ctx.evalset.generated.identities[index], split)
+    return _figures(ctx, generated["descriptor"][index], ctx.evalset.generated.identities[index],
+                    ctx.split_clusters(split)[0], split)
 
 
 def reference(ctx: MetricContext) -> dict:
     _, real = ctx.features("dlib")
     faces = np.unique(np.concatenate([ctx.evalset.real_index[s] for s in ctx.evalset.splits]))
-    return _figures(ctx, real["descriptor"][faces], ctx.evalset.real.identities[faces], "real")
+    return _figures(ctx, real["descriptor"][faces], ctx.evalset.real.identities[faces], ctx.real_clusters(faces),
+                    "real")
 
 
 METRIC = register(Metric(
@@ -175,4 +220,5 @@ METRIC = register(Metric(
     evaluate=evaluate,
     reference=reference,
     per_clip=per_clip,
+    descriptor_only=True,
 ))

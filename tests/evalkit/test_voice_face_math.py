@@ -19,7 +19,7 @@ from evalkit.metrics.forced_matching import elementary_symmetric, matching_proba
 from evalkit.metrics.memorization import data_copying
 from evalkit.metrics.retrieval import true_ranks, voice_blind_recall
 from evalkit.metrics.vendi import vendi_score
-from evalkit.metrics.voice_dependence import icc1, per_clip_similarity, permutation_test
+from evalkit.metrics.voice_dependence import icc1, per_clip_similarity, permutation_test, permutation_units
 from evalkit.stats import GramPair, knn_manifolds
 
 
@@ -182,3 +182,20 @@ def test_correlation_within_groups_removes_group_means():
     assert column_correlations(x, y, groups)[0] == pytest.approx(np.corrcoef(*centred)[0, 1])
     assert abs(column_correlations(x, y, groups)[0]) < 0.3
     assert np.isnan(column_correlations(np.array([[offsets[g]] for g in groups]), y, groups)[0])  # constant within
+
+
+def test_permutation_over_clusters_does_not_mistake_cohesive_recordings_for_voice_dependence():
+    """Faces that depend on the recording (each cluster's clips alike) but not on the speaker: permuting clip labels
+    calls it voice dependence (p tiny), permuting whole clusters does not (6 clusters: p cannot go below ~2/20)."""
+    rng = np.random.default_rng(7)
+    cluster_of = np.repeat(np.arange(6), 10)  # 3 clusters per speaker, 10 near-identical clips each
+    labels = (cluster_of >= 3).astype(np.int64)
+    u = unit_rows(rng.normal(size=(6, 16))[cluster_of] + 0.05 * rng.normal(size=(60, 16)))
+    units, test = permutation_units(labels, cluster_of)
+    assert units is not None and "whole clusters" in test
+    _, reached_clips = permutation_test(u, labels, 199, np.random.default_rng(0))
+    _, reached_clusters = permutation_test(u, labels, 199, np.random.default_rng(0), units)
+    assert (1 + reached_clips) / 200 < 0.01
+    assert (1 + reached_clusters) / 200 > 0.09
+    assert permutation_units(labels, np.arange(60))[0] is None  # every clip its own cluster: clips permuted
+    assert permutation_units(labels, np.zeros(60, np.int64))[0] is None  # a cluster spanning speakers: clips
