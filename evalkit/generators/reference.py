@@ -35,6 +35,7 @@ DESCRIPTIONS = {
 LABELS = {"mean-face": "Per-identity mean face", "random-face": "Random face, random identity",
           "nearest-face": "Nearest training face (oracle)", "constant": "Constant face"}
 REFERENCE_NAMES = tuple(DESCRIPTIONS)
+ORACLES = frozenset({"nearest-face"})  # they see each clip's real face: bounds, not trivial generators to beat
 
 
 def reference_faces(real: RealReference, identity: str, clips: np.ndarray) -> np.ndarray:
