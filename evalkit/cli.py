@@ -104,7 +104,8 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print results.json instead of the table")
 @click.option("--study-results", type=click.Path(path_type=Path), default=None, help=STUDY_RESULTS_HELP)
 def run_cmd(generator: str | None, generator_args: tuple[str, ...], checkpoint: Path | None,
-            generated: Path | None, references: str | None, data: Path, splits: str | None, metrics: str | None, out: Path | None,
+            generated: Path | None, references: str | None, data: Path, splits: str | None, metrics: str | None,
+            out: Path | None,
             device: str, seed: int, sampling: str, batch_size: int, inception_weights: Path | None,
             inception_dims: int, identity_backbone: str, vggface_weights: Path | None, detector_size: int,
             detector_upsample: int, gallery: Path, gallery_score: str, bootstrap: int, cache_dir: Path | None,

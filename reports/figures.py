@@ -3,9 +3,9 @@ training curves, confusion heat maps, image grids, curves along a parameter. Eve
 returns it.
 
 A figure is drawn only when its inputs changed: each PNG carries the SHA-256 of what it was drawn from (its drawing
-function, its arguments and this module's source) in a ``tEXt`` chunk, and a figure whose file already carries the same key is
-kept. matplotlib and seaborn are imported on the first figure actually drawn, so re-rendering a report whose figures
-are current imports neither (``evalkit report`` in about a second; see benchmarks/report_render.py).
+function, its arguments and this module's source) in a ``tEXt`` chunk, and a figure whose file already carries the
+same key is kept. matplotlib and seaborn are imported on the first figure actually drawn, so re-rendering a report
+whose figures are current imports neither (``evalkit report`` in about a second: benchmarks/report_render.py).
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def read_sections(report_dir: Path, assets: Path) -> list[RenderedSection]:
     for path in sorted((Path(report_dir) / EXPERIMENTS_DIR).glob(f"*/{SECTION_FILE}")):
         section = read_section(path)
         out = assets / EXPERIMENTS_DIR / path.parent.name
+        drawn = [draw(spec, path.parent, out / Path(spec.file).name) for spec in section.figures]
         sections.append(RenderedSection(section.name, section.title, section.summary, section.command_line,
-                                        section.tables,
-                                        [draw(spec, path.parent, out / Path(spec.file).name) for spec in section.figures]))
+                                        section.tables, drawn))
     return sections

@@ -105,7 +105,8 @@ def _chart(study: dict, document: RunRecord, assets: Path) -> Figure | None:
 def study_report(study: dict, document: RunRecord, assets: Path) -> StudyReport:
     tables = [human_table(study), beside_table(study, document)]
     agreement = agreement_table(study)
+    source = study["source"]
     return StudyReport(study["study"].get("title") or "human study",
-                       f"{study['source']['path']} (sha256 {study['source']['sha256'][:12]}…, {study['source']['format']})",
+                       f"{source['path']} (sha256 {source['sha256'][:12]}…, {source['format']})",
                        tables + ([agreement] if agreement else []), _chart(study, document, assets),
                        "" if agreement else study["agreement_note"])

@@ -131,5 +131,5 @@ def confusion_tables(document: dict) -> list[Table]:
         classes = values["confusion"]["rows_true_columns_predicted"]
         matrix = values["confusion"]["matrix"]
         tables.append(Table(f"Confusion matrix: {row} (rows true, columns predicted)", ["true \\ predicted", *classes],
-                            [[c, *map(str, counts)] for c, counts in zip(classes, matrix)]))
+                            [[c, *map(str, counts)] for c, counts in zip(classes, matrix, strict=True)]))
     return tables

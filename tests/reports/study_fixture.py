@@ -57,7 +57,8 @@ def simulated_summary(clips: dict[str, list[str]], seed: int = 0, answers_per_it
                                 0.5),
                      _share_row("matching", "Voice-to-face matching 1 of 2", split, "real", matched_real, n, 0.5)]
         legacy_mos[split] = {"n_votes": n, "n_raters": RATERS, "n_items": len(ids), "mean": mean,
-                             "t_ci95": [mean - half, mean + half], "clustered_bootstrap_ci95": [mean - half, mean + half]}
+                             "t_ci95": [mean - half, mean + half],
+                             "clustered_bootstrap_ci95": [mean - half, mean + half]}
         legacy_recognition[split] = {"n": n, "yes": {"count": recognised, "share": recognised / n,
                                                      "wilson_ci95": list(wilson_interval(recognised, n))}}
     return {"study": {"slug": "fixture", "title": "Simulated raters (test fixture)",
