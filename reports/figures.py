@@ -66,8 +66,8 @@ def figure_key(name: str, args: tuple, kwargs: dict) -> str:
 def stored_key(path: Path) -> str | None:
     """The key a PNG written by this module was drawn from (None: no such file or no key)."""
     try:
-        with Image.open(path) as image:
-            return image.text.get(KEY_CHUNK) if hasattr(image, "text") else None
+        with Image.open(path) as image:  # the chunk precedes the pixels: ``info`` has it without decoding them
+            return image.info.get(KEY_CHUNK)
     except (FileNotFoundError, UnidentifiedImageError, OSError):
         return None
 

@@ -16,14 +16,15 @@ GALLERY_CSV = "gallery.csv"
 
 @dataclass(frozen=True)
 class GalleryRow:
-    """One clip: the three faces (paths in the run folder; ``nearest`` None when not found), the speech file (None
-    when the run folder has none) and the distances as text."""
+    """One clip: the three faces (paths relative to the run folder, as the record and gallery.csv give them;
+    ``nearest`` empty when not found), the speech file (empty when the run folder has none) and the distances as
+    text."""
 
     clip: str
-    real: Path
-    generated: Path
-    nearest: Path | None
-    audio: Path | None
+    real: str
+    generated: str
+    nearest: str
+    audio: str
     real_distance: str
     nearest_text: str
 
@@ -39,16 +40,17 @@ class GalleryBlock:
 
 @dataclass(frozen=True)
 class FullGallery:
-    """Every clip's row (``gallery.csv``), for ``gallery.html`` (which links the files instead of embedding them)."""
+    """Every clip's row (``gallery.csv``), for ``gallery.html`` (which links the files instead of embedding them, so
+    it does not check that each one is there)."""
 
     blocks: list[GalleryBlock]
     note: str
 
 
-def _row(run_dir: Path, row: dict, threshold: float) -> GalleryRow:
-    """A gallery row from a record or CSV row (CSV values are strings; empty: no value)."""
-    audio = run_dir / row["audio"] if row.get("audio") and (run_dir / row["audio"]).is_file() else None
-    nearest = row.get("nearest") or None
+def _row(row: dict, threshold: float, audio: bool) -> GalleryRow:
+    """A gallery row from a record or CSV row (CSV values are strings; empty: no value); ``audio``: whether the
+    speech file is there."""
+    nearest = row.get("nearest") or ""
     if nearest:
         distance = float(row["nearest_distance"])
         own = str(row["own_face"]).lower() == "true"
@@ -59,14 +61,14 @@ def _row(run_dir: Path, row: dict, threshold: float) -> GalleryRow:
         nearest_text = "no nearest face (see the note)"
     real_distance = f"distance to the real face {number(float(row['real_distance']))}" \
         if row.get("real_distance") not in (None, "") else ""
-    return GalleryRow(row["clip"], run_dir / row["real"], run_dir / row["generated"],
-                      run_dir / nearest if nearest else None, audio, real_distance, nearest_text)
+    return GalleryRow(row["clip"], row["real"], row["generated"], nearest, row["audio"] if audio else "",
+                      real_distance, nearest_text)
 
 
-def _blocks(run_dir: Path, rows: list[dict], threshold: float) -> list[GalleryBlock]:
+def _blocks(rows: list[GalleryRow], splits: list[str], identities: list[str]) -> list[GalleryBlock]:
     blocks: dict[tuple[str, str], list[GalleryRow]] = {}
-    for row in rows:
-        blocks.setdefault((row["split"], row["identity"]), []).append(_row(run_dir, row, threshold))
+    for row, split, identity in zip(rows, splits, identities, strict=True):
+        blocks.setdefault((split, identity), []).append(row)
     return [GalleryBlock(split, identity, members) for (split, identity), members in blocks.items()]
 
 
@@ -88,7 +90,9 @@ def gallery_blocks(run_dir: Path, document: RunRecord) -> tuple[list[GalleryBloc
         return [], "This run record predates the paired gallery; run evalkit run again to get one."
     note = (f"A fixed sample: {gallery['per_identity']} clips per split and identity, drawn with seed "
             f"{gallery['seed']}. " + describe(gallery))
-    return _blocks(run_dir, gallery["sample"], gallery["same_person_distance"]), note
+    sample = gallery["sample"]
+    rows = [_row(row, gallery["same_person_distance"], (Path(run_dir) / row["audio"]).is_file()) for row in sample]
+    return _blocks(rows, [row["split"] for row in sample], [row["identity"] for row in sample]), note
 
 
 def read_full_gallery(run_dir: Path, document: RunRecord) -> FullGallery | None:
@@ -99,4 +103,6 @@ def read_full_gallery(run_dir: Path, document: RunRecord) -> FullGallery | None:
         return None
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return FullGallery(_blocks(Path(run_dir), rows, gallery["same_person_distance"]), describe(gallery))
+    shown = [_row(row, gallery["same_person_distance"], True) for row in rows]
+    return FullGallery(_blocks(shown, [row["split"] for row in rows], [row["identity"] for row in rows]),
+                       describe(gallery))

@@ -242,12 +242,16 @@ def render(run_dir: Path) -> Path:
     full = read_full_gallery(run_dir, document) if document is not None else None
     if full is not None:
         (run_dir / FULL_GALLERY).write_text(env.get_template("gallery.html.j2").render(
-            title=f"Paired gallery: {run_dir.name}", gallery=full, link=relative), encoding="utf-8")
+            title=f"Paired gallery: {run_dir.name}", gallery=full), encoding="utf-8")
     run = run_report(run_dir, document, assets) if document is not None else None
     context = {"title": f"wav2pix evalkit report: {run_dir.name}", "run": run, "sections": sections}
     (run_dir / "report.md").write_text(env.get_template("report.md.j2").render(
         **context, image=relative, audio=relative), encoding="utf-8")
     html = run_dir / "report.html"
-    html.write_text(env.get_template("report.html.j2").render(**context, image=data_uri, audio=data_uri),
-                    encoding="utf-8")
+
+    def run_file(name: str) -> str:
+        return data_uri(run_dir / name)
+
+    html.write_text(env.get_template("report.html.j2").render(**context, image=data_uri, audio=data_uri,
+                                                              run_file=run_file), encoding="utf-8")
     return html
