@@ -33,7 +33,9 @@ def _estimate(row: dict) -> str:
 
 
 def _name(row: dict) -> str:
-    return row["label"] + (f" ({row['arm']})" if row["arm"] else "")
+    """A headline row's figure without its split (the export may name the split in the label)."""
+    label = row["label"].removesuffix(f", split {row['split']}") if row["split"] else row["label"]
+    return label + (f" ({row['arm']})" if row["arm"] else "")
 
 
 def human_table(study: dict) -> Table:

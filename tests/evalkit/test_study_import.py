@@ -48,9 +48,9 @@ def test_a_wrong_shape_is_one_clear_error(tmp_path, change, message):
 
 def test_a_row_whose_interval_misses_its_estimate_or_with_a_bad_unit_is_refused(tmp_path):
     summary = simulated_summary(CLIPS)
-    bad = [dict(summary["headline"][0], low=4.5), dict(summary["headline"][0], unit="percent"),
+    bad = [dict(summary["headline"][0], low=4.5, high=4.0), dict(summary["headline"][0], unit="percent"),
            dict(summary["headline"][0], n=True), dict(summary["headline"][0], estimate=float("nan"))]
-    for row, message in zip(bad, ["does not hold the estimate", "unit 'percent'", "field 'n'", "field 'estimate'"],
+    for row, message in zip(bad, ["is reversed", "unit 'percent'", "field 'n'", "field 'estimate'"],
                             strict=True):
         folder = tmp_path / message.replace(" ", "_").replace("'", "")
         folder.mkdir()
