@@ -27,12 +27,32 @@ from evalkit.options import (
 )
 from generator.cli_support import FriendlyGroup
 
+STUDY_RESULTS_HELP = ("folder written by `survey-app export` (its results_summary.json): the study's figures and "
+                      "their agreement per item with this run's metrics join the report")
+
 
 def _names(value: str | None) -> tuple[str, ...]:
     return tuple(n.strip() for n in value.split(",") if n.strip()) if value else ()
 
 
-@click.group(cls=FriendlyGroup)
+class EvalkitGroup(FriendlyGroup):
+    """The ``evalkit`` group; the experiment commands (which load torch) are imported only when one is invoked or
+    listed (click's lazy-loading pattern), so ``evalkit report`` starts without them."""
+
+    LAZY = {"experiment": "experiment_group", "compare": "compare_cmd"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.LAZY:
+            from evalkit.experiments import cli as experiments
+
+            return getattr(experiments, self.LAZY[name])
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=EvalkitGroup)
 @click.version_option(package_name="wav2pix-evalkit")
 def main() -> None:
     """Benchmark harness for speech-to-face generators."""
@@ -86,13 +106,14 @@ def main() -> None:
               "Fréchet distance under RUN/stats/ (float64 d x d each: 32 MB at 2048 dimensions)")
 @click.option("--offline", is_flag=True, help=f"never download weights (also {OFFLINE_ENV}=1)")
 @click.option("--json", "as_json", is_flag=True, help="print results.json instead of the table")
+@click.option("--study-results", type=click.Path(path_type=Path), default=None, help=STUDY_RESULTS_HELP)
 def run_cmd(generator: str | None, generator_args: tuple[str, ...], checkpoint: Path | None,
             generated: Path | None, references: str | None, data: Path, splits: str | None, metrics: str | None,
             out: Path | None,
             device: str, seed: int, sampling: str, batch_size: int, inception_weights: Path | None,
             inception_dims: int, identity_backbone: str, vggface_weights: Path | None, detector_size: int,
             detector_upsample: int, gallery: Path, gallery_score: str, bootstrap: int, cache_dir: Path | None,
-            history: Path | None, save_stats: bool, offline: bool, as_json: bool) -> None:
+            history: Path | None, save_stats: bool, offline: bool, as_json: bool, study_results: Path | None) -> None:
     """Generate a face for every clip of the evaluated splits, compute the metrics with 95 % intervals, score the
     reference generators the same way, and write the run folder and its report."""
     from evalkit.results import summary_table
@@ -110,6 +131,11 @@ def run_cmd(generator: str | None, generator_args: tuple[str, ...], checkpoint: 
         cache_dir=cache_dir or default_cache_dir(), history=history, save_stats=save_stats,
         offline=offline,
     )
+    export = None
+    if study_results is not None:  # read and checked before anything is generated
+        from evalkit.study import read_study_export
+
+        export = read_study_export(study_results)
     outcome = run(options, shlex.join(sys.argv))
     if outcome is None:  # a helper process of a torchrun launch; process 0 reports
         return
@@ -127,6 +153,8 @@ def run_cmd(generator: str | None, generator_args: tuple[str, ...], checkpoint: 
         for (status, reason), names in skipped.items():
             click.echo(f"{status} ({', '.join(names)}): {reason}")
         click.echo(f"results: {run_dir / 'results.json'}")
+    if export is not None:
+        _import_study(run_dir, export)
     from reports.render import render
 
     click.echo(f"report: {render(run_dir)}", err=as_json)
@@ -210,12 +238,26 @@ def weights_fetch_cmd(names: tuple[str, ...]) -> None:
         click.echo(f"{name}: {path}")
 
 
+def _import_study(run_dir: Path, export: dict) -> None:
+    """Store a study export's figures and agreement beside the run (``human_study.json``)."""
+    from evalkit.record import RESULTS_FILE, read_record
+    from evalkit.study import import_study
+
+    click.echo(f"human study: {import_study(run_dir, read_record(run_dir / RESULTS_FILE), export)}", err=True)
+
+
 @main.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-def report_cmd(run_dir: Path) -> None:
-    """Write RUN_DIR/report.md and a self-contained RUN_DIR/report.html from its run record (nothing is computed)."""
+@click.option("--study-results", type=click.Path(path_type=Path), default=None, help=STUDY_RESULTS_HELP)
+def report_cmd(run_dir: Path, study_results: Path | None) -> None:
+    """Write RUN_DIR/report.md and a self-contained RUN_DIR/report.html from its run record (nothing is computed
+    but a given study's agreement with the run, which is stored as RUN_DIR/human_study.json first)."""
     from reports.render import render
 
+    if study_results is not None:
+        from evalkit.study import read_study_export
+
+        _import_study(run_dir, read_study_export(study_results))
     html = render(run_dir)
     click.echo(f"report: {html}")
     click.echo(f"report: {html.with_suffix('.md')}")
@@ -229,14 +271,3 @@ def _render_written_folder(result: object) -> None:
         from reports.render import render
 
         click.echo(f"report: {render(result)}")
-
-
-def _register_experiment_commands() -> None:
-    """``experiment`` and ``compare`` join ``main`` from their own modules."""
-    from evalkit.experiments.cli import compare_cmd, experiment_group
-
-    main.add_command(experiment_group)
-    main.add_command(compare_cmd)
-
-
-_register_experiment_commands()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from evalkit.record import VERDICT_COLUMNS
 from evalkit.stats import Clusters, cluster_mean_replicates, figure, percentile_interval, seeded_rng
 
 LOWER_IS_BETTER = frozenset({"ratio_error", "rank", "training_nearer"})
@@ -71,3 +72,30 @@ def from_json(stored: dict) -> PerClip:
     return {m: {s: {f: np.array([np.nan if v is None else v for v in values], dtype=np.float64)
                     for f, values in figures.items()} for s, figures in splits.items()}
             for m, splits in stored.items()}
+
+
+def best_reference_verdict(comparisons: dict, splits: list[str], labels: dict[str, str],
+                           oracles: frozenset[str]) -> list[dict]:
+    """The verdict rows of a run record: per verdict figure (``record.VERDICT_COLUMNS``) and split, the trivial
+    reference generator (``oracles``, which see each clip's real face, are left out) with the best mean on the clips
+    both have (highest; lowest where lower is better), and the paired difference model - that reference with its
+    interval and verdict (``comparisons[name][metric][split][figure]``). ``labels``: each reference generator's
+    display name. Figures no trivial reference was compared on are left out."""
+    comparisons = {name: by_metric for name, by_metric in comparisons.items() if name not in oracles}
+    rows = []
+    for column in VERDICT_COLUMNS:
+        for split in splits:
+            cells = {name: by_metric.get(column.metric, {}).get(split, {}).get(column.figure)
+                     for name, by_metric in comparisons.items()}
+            cells = {name: cell for name, cell in cells.items() if cell and "value" in cell}
+            if not cells:
+                continue
+            lower = column.figure in LOWER_IS_BETTER
+            best = (min if lower else max)(cells, key=lambda name: cells[name]["reference"])
+            cell = cells[best]
+            rows.append({"metric": column.metric, "figure": column.figure, "label": column.label, "split": split,
+                         "reference": best, "reference_label": labels.get(best, best), "model": cell["model"],
+                         "reference_value": cell["reference"], "difference": cell["value"], "ci95": cell["ci95"],
+                         "n": cell["n"], "ci_method": cell["ci_method"], "lower_is_better": lower,
+                         "verdict": cell["verdict"]})
+    return rows

@@ -8,7 +8,6 @@ splits present (``train``, ``seen``) and tested on the real faces of ``unseen_sp
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,23 +216,6 @@ def assemble(faces: np.ndarray, pairs: list[Pair], splits: tuple[str, ...], real
     generated_index = {s: np.flatnonzero(split_of == s) for s in splits}
     return EvalSet(splits, generated, real.pool, generated_index, real.split_index,
                    {s: paired[generated_index[s]] for s in splits}, real.head_train, real.head_heldout)
-
-
-PAIRS_FILE = "pairs.csv"
-
-
-def write_pairs(evalset: EvalSet, run_dir: Path) -> Path:
-    """``pairs.csv`` (split, identity, real, generated; paths relative to the run folder): each generated face with
-    the real face paired with its clip, the input of ``survey-app create-study --run RUN_DIR``."""
-    path = run_dir / PAIRS_FILE
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["split", "identity", "real", "generated"])
-        for split in evalset.splits:
-            for generated, real in zip(evalset.generated_index[split], evalset.paired_real[split], strict=True):
-                writer.writerow([split, evalset.generated.identities[generated], evalset.real.names[real],
-                                 evalset.generated.names[generated]])
-    return path
 
 
 def save_images(pool: ImagePool, run_dir: Path) -> None:

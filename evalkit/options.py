@@ -6,8 +6,6 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from evalkit.generators.reference import REFERENCE_NAMES
-
 EMBEDDED_DATA = Path(__file__).parent / "eval_data" / "wav2pix-youtubers" / "manifest.csv"
 EMBEDDED_GALLERY = Path(__file__).parent / "eval_data" / "grid-samples" / "manifest.csv"
 GALLERY_SCORES = ("mean", "best")
@@ -17,6 +15,13 @@ HEAD_HELDOUT_SPLIT = "unseen_speech"
 IDENTITY_BACKBONES = ("dlib-resnet", "vggface")
 INCEPTION_DIMS = (64, 192, 768, 2048)
 OFFLINE_ENV = "EVALKIT_OFFLINE"  # set to 1: never download weights (as --offline)
+
+
+def all_references() -> tuple[str, ...]:
+    """Every reference generator's name (imported when needed: the generators package loads torch)."""
+    from evalkit.generators.reference import REFERENCE_NAMES
+
+    return REFERENCE_NAMES
 
 
 def default_cache_dir() -> Path:
@@ -35,7 +40,7 @@ class RunOptions:
     generator: str | None = None
     generator_args: tuple[str, ...] = ()
     generated: Path | None = None
-    references: tuple[str, ...] = REFERENCE_NAMES
+    references: tuple[str, ...] = field(default_factory=all_references)
     data: Path = EMBEDDED_DATA
     splits: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()

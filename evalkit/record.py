@@ -26,6 +26,8 @@ from evalkit.errors import EvalError
 RESULTS_FILE = "results.json"
 REFERENCES_DIR = "references"
 PAIRS_FILE = "pairs.csv"
+STUDY_FILE = "human_study.json"
+STUDY_VERSION = 1
 RECORD_VERSION = 3
 
 
@@ -79,9 +81,17 @@ class RunRecord(TypedDict):
     comparisons: NotRequired[dict]
     """{reference name: {metric: {split: {figure: paired difference model - reference}}}} (``evalkit.comparison``);
     a reference generator's own record has ``per_clip`` values instead."""
-    per_clip: NotRequired[dict]
     warnings: list[str]
     provenance: dict
+    verdict: NotRequired[list[dict]]
+    """Per verdict figure and split: the best reference generator and the paired difference (``comparison.
+    best_reference_verdict``)."""
+    per_clip: NotRequired[dict]
+    """{metric: {split: {figure: [value per clip, None where undefined]}}}, clips in ``clips[split]`` order."""
+    clips: NotRequired[dict[str, list[str]]]
+    """Each split's clip ids (``<split>/<identity>/<stem>``, as in pairs.csv) in run order."""
+    gallery: NotRequired[dict]
+    """The paired gallery's sample and how its nearest training faces were found (``evalkit.paired_gallery``)."""
 
 
 class RecordError(EvalError):
@@ -108,6 +118,22 @@ def read_record(path: Path) -> RunRecord:
     if not isinstance(record, dict) or not {"results", "splits", "provenance"} <= set(record):
         raise RecordError(f"{path}: not an evalkit run record (no results, splits and provenance)")
     return record  # type: ignore[return-value]
+
+
+def read_study(run_dir: Path) -> dict | None:
+    """The run folder's human study (``human_study.json``, written by ``evalkit.study.import_study``), or None
+    without one; raises RecordError when it is not JSON or was written by another version."""
+    path = Path(run_dir) / STUDY_FILE
+    if not path.is_file():
+        return None
+    try:
+        study = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{path}: not JSON ({exc}); import the study again with --study-results") from None
+    if not isinstance(study, dict) or study.get("study_version") != STUDY_VERSION:
+        raise RecordError(f"{path}: not a human-study record of version {STUDY_VERSION}; import the study again "
+                          "with --study-results")
+    return study
 
 
 def read_references(run_dir: Path, record: RunRecord) -> list[tuple[ReferenceEntry, RunRecord]]:
@@ -156,32 +182,61 @@ def format_figure(cell: dict) -> str:
 SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def unavailable_marks(*results: dict) -> dict[tuple[str, str], str]:
-    """A superscript number per distinct (status, reason) of the metrics not computed, in the order of the metrics
-    (of every results dict given, for a table that mixes several records): a cell shows ``unavailable¹``, the table's
-    note gives reason 1 once (not the whole sentence in every cell)."""
-    reasons = dict.fromkeys((entry["status"], entry.get("reason", "")) for each in results for entry in each.values()
+def unavailable_marks(results: dict) -> dict[tuple[str, str], str]:
+    """A superscript number per distinct (status, reason) of the metrics not computed, in the order of the metrics: a
+    cell shows ``unavailable¹``, the table's note gives reason 1 once (not the whole sentence in every cell)."""
+    reasons = dict.fromkeys((entry["status"], entry.get("reason", "")) for entry in results.values()
                             if entry["status"] != "ok")
     return {key: str(k).translate(SUPERSCRIPTS) for k, key in enumerate(reasons, start=1)}
 
 
-def metric_cell(results: dict, metric: str, figure: str, row: str,
-                marks: dict[tuple[str, str], str] | None = None) -> str:
+class Footnotes:
+    """The notes of one table: each distinct reason why a cell holds no figure is written once in the table's note,
+    and the cells carry its superscript number (``unavailable¹``, ``not evaluated²``) instead of the sentence.
+    ``results``: the unavailable metrics' reasons are numbered first, in the order of the metrics."""
+
+    def __init__(self, results: dict | None = None) -> None:
+        self._marks: dict[str, str] = {}
+        for status, reason in unavailable_marks(results or {}):
+            self.unavailable(results or {}, status, reason)
+
+    def mark(self, text: str) -> str:
+        """The superscript number of ``text`` (a full sentence), numbered on first use."""
+        return self._marks.setdefault(text, str(len(self._marks) + 1).translate(SUPERSCRIPTS))
+
+    def unavailable(self, results: dict, status: str, reason: str) -> str:
+        """The mark of a metric status and reason; its note names every metric of ``results`` it concerns."""
+        metrics = [m for m, entry in results.items() if (entry["status"], entry.get("reason", "")) == (status, reason)]
+        return self.mark(f"{', '.join(metrics)} {status}: {reason.rstrip('.')}.")
+
+    def note(self) -> str:
+        return " ".join(f"{mark} {text}" for text, mark in self._marks.items())
+
+
+def metric_cell(results: dict, metric: str, figure: str, row: str, notes: Footnotes | None = None) -> str:
     """One cell of a results dict (a run record's ``results``, or a reference generator's): the formatted figure, or
-    why there is none (metric not selected, unavailable or not applicable with a numbered mark, split not evaluated,
-    no real-data row, not applicable to the split). ``marks``: the table's marks when it mixes records (default:
-    this record's own)."""
+    why there is none (metric not selected, unavailable or not applicable, split not evaluated, no real-data row, not
+    applicable to the split). With ``notes``, every reason is a short word and a numbered mark explained once in the
+    table's note; without, unavailable metrics are marked (``unavailable_marks``) and other reasons spelled out."""
     entry = results.get(metric)
     if entry is None:
-        return "not computed (metric not selected for this run)"
+        return f"not computed{notes.mark('not computed: metric not selected for this run.')}" if notes else \
+            "not computed (metric not selected for this run)"
     if entry["status"] != "ok":
-        return f"{entry['status']}{(marks or unavailable_marks(results))[entry['status'], entry.get('reason', '')]}"
+        status, reason = entry["status"], entry.get("reason", "")
+        mark = notes.unavailable(results, status, reason) if notes else unavailable_marks(results)[status, reason]
+        return f"{status}{mark}"
     values = entry["rows"].get(row)
+    if values is None and row == "real":
+        return f"—{notes.mark('—: no real-data row (the metric compares generated with real faces).')}" if notes \
+            else "— (no real-data row: the metric compares generated with real faces)"
     if values is None:
-        return "— (no real-data row: the metric compares generated with real faces)" if row == "real" \
-            else "not evaluated (split not in this run)"
+        return f"not evaluated{notes.mark('not evaluated: split not in this run.')}" if notes else \
+            "not evaluated (split not in this run)"
     if values.get("status") == "not applicable":
-        return f"not applicable ({values['reason']})"
+        reason = values["reason"]
+        return f"not applicable{notes.mark(f'not applicable: {reason}.')}" if notes else \
+            f"not applicable ({reason})"
     cell = values.get(figure)
     return format_figure(cell) if isinstance(cell, dict) else "not reported"
 
@@ -204,7 +259,20 @@ HEADLINE_COLUMNS = (
     Column("identity_similarity", "same_clip_cosine", "Identity similarity (same-clip cosine)"),
 )
 
-SEED_SOURCE = "Wav2Pix posters / CVPR-W abstract, as collected in shared/reference/wav2pix-paper-system.md §10"
+# The figures of the verdict: means over clips (paired with the reference generators' on the same clips).
+VERDICT_COLUMNS = (
+    Column("landmark_ratio", "ratio", "Landmark ratio"),
+    Column("identity_accuracy", "accuracy", "Identity accuracy"),
+    Column("identity_similarity", "same_clip_cosine", "Same-clip cosine"),
+    Column("retrieval", "recall@1", "Retrieval recall@1"),
+    Column("forced_matching", "1:2", "Forced matching 1:2"),
+    Column("craniofacial", "ratio_error", "Craniofacial ratio error"),
+)
+
+SEED_SOURCE = ("A. Duarte, F. Roldan, M. Tubau, J. Escur, S. Pascual, A. Salvador, E. Mohedano, K. McGuinness, "
+               "J. Torres, X. Giro-i-Nieto, \"Wav2Pix: Speech-conditioned face generation using generative "
+               "adversarial networks\", ICASSP 2019 (arXiv:1903.10195); figures as stated on the authors' ICASSP and "
+               "CVPR-W 2019 posters (github.com/imatge-upc/wav2pix, gh-pages)")
 
 
 @dataclass(frozen=True)

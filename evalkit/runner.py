@@ -16,7 +16,8 @@ from typing import cast
 from tqdm import tqdm
 
 from evalkit import __version__, distributed, provenance
-from evalkit.comparison import PerClip, compare, from_json, to_json
+from evalkit.clip_files import write_clip_files
+from evalkit.comparison import PerClip, best_reference_verdict, compare, from_json, to_json
 from evalkit.distributed import Shard
 from evalkit.errors import EvalError, FeatureUnavailable, NotApplicable
 from evalkit.evalset import (
@@ -28,18 +29,18 @@ from evalkit.evalset import (
     evaluated_pairs,
     load_real_faces,
     save_images,
-    write_pairs,
 )
 from evalkit.features import FeatureCache, FeatureExtractor, Features, make_extractor
 from evalkit.gallery import gallery_content_hash
 from evalkit.generators import open_source
 from evalkit.generators.base import FaceSource, GenerationJob, json_sha256
 from evalkit.generators.images import write_generated_csv
-from evalkit.generators.reference import DESCRIPTIONS, LABELS, REFERENCE_NAMES, reference_source
+from evalkit.generators.reference import DESCRIPTIONS, LABELS, LEARNED, ORACLES, REFERENCE_NAMES, reference_source
 from evalkit.generators.voice_only import NOT_APPLICABLE as DESCRIPTOR_ONLY
 from evalkit.generators.voice_only import DescriptorSource
 from evalkit.metrics import Metric, MetricContext, resolve_metrics
 from evalkit.options import HEAD_TRAIN_SPLITS, RunOptions
+from evalkit.paired_gallery import paired_gallery
 from evalkit.record import (
     RECORD_VERSION,
     REFERENCES_DIR,
@@ -367,10 +368,23 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
         return None
     save_images(evalset.generated, run_dir)
     save_images(evalset.real, run_dir)
-    write_pairs(evalset, run_dir)
+    clips = write_clip_files(evalset, inputs.pairs, inputs.source.info.audio_seconds, inputs.manifest.genders,
+                             run_dir, options.cache_dir)
     write_generated_csv(run_dir, inputs.pairs, list(evalset.generated.names))
+    dlib = inputs.plan.extractors.get("dlib")
+    descriptors = None
+    if dlib:
+        generated_features, real_features = ctx.features("dlib")
+        descriptors = (generated_features["descriptor"], real_features["descriptor"])
+    gallery = paired_gallery(evalset, clips, descriptors, dlib.settings().get("descriptor", "dlib") if dlib else "",
+                             options.seed, run_dir)
+    verdict = best_reference_verdict(comparisons, list(inputs.splits), LABELS, ORACLES | LEARNED)
     document = _record(inputs, inputs.source, evalset, ctx, shard, command_line, entries)
     document["comparisons"] = comparisons
+    document["verdict"] = verdict
+    document["per_clip"] = to_json(model_per_clip)
+    document["clips"] = clips
+    document["gallery"] = gallery
     write_record(run_dir / RESULTS_FILE, document)
     append_history(options.history or run_dir.parent / HISTORY_FILE, document)
     return document, run_dir

@@ -68,10 +68,13 @@ class Bars(_Spec):
 
 @dataclass(frozen=True)
 class ImageGrid(_Spec):
-    """Labelled rows of faces: ``rows`` is ``[[label, [PNG path relative to the experiment folder, ...]], ...]``."""
+    """Labelled rows of faces: ``rows`` is ``[[label, [PNG path relative to the experiment folder, ...]], ...]``; the
+    report puts a player for each of ``voices`` under the grid."""
 
     kind: ClassVar[str] = "image_grid"
     rows: list[tuple[str, list[str]]]
+    voices: list[tuple[str, str]] = field(default_factory=list)
+    """Speech to hear beside the faces: ``[[label, audio file relative to the experiment folder], ...]``."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,8 @@ def figure_from_dict(data: dict) -> FigureSpec:
     values = dict(data)
     spec = FIGURE_KINDS[values.pop("kind")](**values)
     if isinstance(spec, ImageGrid):
-        spec = ImageGrid(spec.file, spec.title, spec.caption, [(label, list(paths)) for label, paths in spec.rows])
+        spec = ImageGrid(spec.file, spec.title, spec.caption, [(label, list(paths)) for label, paths in spec.rows],
+                         [(label, path) for label, path in spec.voices])
     return spec
 
 
@@ -134,8 +138,9 @@ def write_section(folder: Path, section: Section) -> Path:
     for spec in section.figures:
         if isinstance(spec, ImageGrid):
             missing = [p for _, paths in spec.rows for p in paths if not (folder / p).is_file()]
+            missing += [p for _, p in spec.voices if not (folder / p).is_file()]
             if missing:
-                raise ValueError(f"image grid {spec.file}: faces {missing[:3]} are not in {folder}")
+                raise ValueError(f"image grid {spec.file}: files {missing[:3]} are not in {folder}")
     path = folder / SECTION_FILE
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(section.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")

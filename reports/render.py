@@ -1,10 +1,13 @@
-"""``report.md`` and a self-contained ``report.html`` (images as data URIs, no network) for a run folder.
+"""``report.md`` and a self-contained ``report.html`` (images and speech as data URIs, no network) for a run folder,
+and ``gallery.html``, the full paired gallery (every clip; it links the run folder's files instead of embedding them).
 
 The folder's run record (``results.json`` from ``evalkit run``, and the reference generators' records under
-``references/``) gives the headline table, the seed's figures beside ours, the reference generators' rows,
-per-identity results, confusion matrices, image grids, bar charts, training curves and provenance; each
-``experiments/<name>/experiment.json`` adds a section. Nothing is computed here: every number comes from the records.
-Figures are drawn into ``report_files/``; the Markdown links them there.
+``references/``) gives the verdict (in words, as a table and as one chart), the headline table, the seed's figures
+beside ours, the reference generators' rows, the paired gallery with each clip's speech, the human study
+(``human_study.json`` from ``evalkit report --study-results``), per-identity results, confusion matrices, bar charts,
+training curves and provenance; each ``experiments/<name>/experiment.json`` adds a section. Nothing is computed here:
+every number comes from the records. Figures are drawn into ``report_files/``; the Markdown links them and the speech
+files there.
 """
 
 from __future__ import annotations
@@ -20,33 +23,35 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from evalkit.record import (
     HEADLINE_COLUMNS,
     RESULTS_FILE,
+    VERDICT_COLUMNS,
     RecordError,
     ReferenceEntry,
     RunRecord,
     read_record,
     read_references,
+    read_study,
 )
 from evalkit.sections import Table
 from reports import figures
-from reports.run_files import (
-    face_rows,
-    identities_on_disk,
-    read_training_log,
-    training_log_path,
-)
+from reports.gallery import GalleryBlock, gallery_blocks, read_full_gallery
+from reports.run_files import read_training_log, training_log_path
 from reports.sections import Figure, RenderedSection, read_sections
 from reports.seed import seed_table
+from reports.study import StudyReport, study_report
 from reports.tables import (
     baseline_table,
     confusion_tables,
     every_figure_table,
     headline_table,
     per_identity_table,
+    verdict_summary,
     verdict_table,
+    voice_only_verdict_table,
 )
 
 ASSETS_DIR = "report_files"
-GRID_COLUMNS = 8
+FULL_GALLERY = "gallery.html"
+MIME = {".png": "image/png", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".wav": "audio/wav", ".flac": "audio/flac"}
 
 
 @dataclass
@@ -54,12 +59,17 @@ class RunReport:
     """Everything the templates show of one evaluation run."""
 
     document: RunRecord
+    verdict: list[str]
+    verdict_chart: Figure | None
     tables: list[Table]
     baselines: Table | None
     baselines_reason: str
     details: list[Table]
     charts: list[Figure]
-    grids: list[Figure]
+    gallery: list[GalleryBlock]
+    gallery_note: str
+    full_gallery: str | None
+    study: StudyReport | None
     confusions: list[Figure]
     training: Figure | None
     training_reason: str
@@ -87,14 +97,27 @@ def _headline_charts(document: RunRecord, references: list[tuple[ReferenceEntry,
     return charts
 
 
-def _grids(run_dir: Path, document: RunRecord, assets: Path) -> list[Figure]:
-    grids = []
-    for identity in identities_on_disk(run_dir):
-        rows = face_rows(run_dir, document["splits"], identity, GRID_COLUMNS)
-        path = figures.image_grid(assets / f"grid_{identity}.png", identity, rows)
-        grids.append(Figure(path, f"{identity}: real faces, then faces generated from speech of each split "
-                                  f"(first {GRID_COLUMNS} by file name; real and generated are not paired)."))
-    return grids
+def _verdict_chart(document: RunRecord, references: list[tuple[ReferenceEntry, RunRecord]],
+                   assets: Path) -> Figure | None:
+    """The one figure to look at: each verdict figure of the model and of every reference generator, per split, with
+    each generator's own 95 % interval."""
+    generators = [("this model", document), *((entry["label"], record) for entry, record in references)]
+    splits = document["splits"]
+    panels = []
+    for column in VERDICT_COLUMNS:
+        if document["results"].get(column.metric, {}).get("status") != "ok":
+            continue
+        series = {name: [record["results"].get(column.metric, {}).get("rows", {}).get(split, {}).get(column.figure)
+                         for split in splits] for name, record in generators}
+        if any(series["this model"]):
+            panels.append((column.label + (" (lower is better)" if column.figure == "ratio_error" else ""),
+                           [split.replace("_", " ") for split in splits], series))
+    if not panels or not references:
+        return None
+    path = figures.small_multiples(assets / "verdict.png", panels)
+    return Figure(path, "The model (first bar) against the reference generators on the same clips: each generator's "
+                        "value with its own 95 % interval; dashed segments: the model's chance level. The verdict "
+                        "uses the paired interval of each difference (table below), narrower than these.")
 
 
 def _confusions(document: RunRecord, assets: Path) -> list[Figure]:
@@ -166,16 +189,23 @@ def run_report(run_dir: Path, document: RunRecord, assets: Path) -> RunReport:
     references = read_references(run_dir, document)
     training, training_reason = _training(document, assets)
     per_identity = per_identity_table(document)
+    gallery, gallery_note = gallery_blocks(run_dir, document)
+    study = read_study(run_dir)
     return RunReport(
         document=document,
-        tables=[t for t in (verdict_table(document), verdict_table(document, "voice-only"), headline_table(document),
+        verdict=verdict_summary(document),
+        verdict_chart=_verdict_chart(document, references, assets),
+        tables=[t for t in (verdict_table(document), voice_only_verdict_table(document), headline_table(document),
                             seed_table(document), _counts_table(document)) if t is not None],
         baselines=baseline_table(document, references) if references else None,
         baselines_reason="" if references else "no reference generator was scored in this run (--references none)",
         details=[t for t in [every_figure_table(document), per_identity] if t is not None]
         + confusion_tables(document),
         charts=_headline_charts(document, references, assets),
-        grids=_grids(run_dir, document, assets),
+        gallery=gallery,
+        gallery_note=gallery_note,
+        full_gallery=FULL_GALLERY if (run_dir / FULL_GALLERY).is_file() else None,
+        study=study_report(study, document, assets) if study is not None else None,
         confusions=_confusions(document, assets),
         training=training,
         training_reason=training_reason,
@@ -193,22 +223,39 @@ def _environment() -> Environment:
 
 
 def data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    """A file as a ``data:`` URI (PNG images, Ogg/WAV/FLAC speech), so that the HTML needs no other file."""
+    path = Path(path)
+    return f"data:{MIME[path.suffix.lower()]};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def render(run_dir: Path) -> Path:
-    """Write ``report.md`` and ``report.html`` into ``run_dir``; returns the HTML report's path."""
+    """Write ``report.md``, ``report.html`` and (when the run has a paired gallery) ``gallery.html`` into
+    ``run_dir``; returns the HTML report's path. Raises RecordError for a folder without a readable record."""
     run_dir = Path(run_dir).resolve()
     results = run_dir / RESULTS_FILE
     assets = run_dir / ASSETS_DIR
     sections: list[RenderedSection] = read_sections(run_dir, assets)
     if not results.is_file() and not sections:
         raise RecordError(f"{run_dir}: no {RESULTS_FILE} and no experiment sections; not a run or experiment folder")
-    run = run_report(run_dir, read_record(results), assets) if results.is_file() else None
-    context = {"title": f"wav2pix evalkit report: {run_dir.name}", "run": run, "sections": sections}
     env = _environment()
+
+    def relative(path: Path) -> str:
+        return Path(os.path.relpath(path, run_dir)).as_posix()
+
+    document = read_record(results) if results.is_file() else None
+    full = read_full_gallery(run_dir, document) if document is not None else None
+    if full is not None:
+        (run_dir / FULL_GALLERY).write_text(env.get_template("gallery.html.j2").render(
+            title=f"Paired gallery: {run_dir.name}", gallery=full), encoding="utf-8")
+    run = run_report(run_dir, document, assets) if document is not None else None
+    context = {"title": f"wav2pix evalkit report: {run_dir.name}", "run": run, "sections": sections}
     (run_dir / "report.md").write_text(env.get_template("report.md.j2").render(
-        **context, image=lambda path: Path(os.path.relpath(path, run_dir)).as_posix()), encoding="utf-8")
+        **context, image=relative, audio=relative), encoding="utf-8")
     html = run_dir / "report.html"
-    html.write_text(env.get_template("report.html.j2").render(**context, image=data_uri), encoding="utf-8")
+
+    def run_file(name: str) -> str:
+        return data_uri(run_dir / name)
+
+    html.write_text(env.get_template("report.html.j2").render(**context, image=data_uri, audio=data_uri,
+                                                              run_file=run_file), encoding="utf-8")
     return html

@@ -1,33 +1,11 @@
-"""What a report reads from a run folder besides results.json: the saved face images and the training log."""
+"""What a report reads from a run folder besides results.json: the training log."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
-
-from generator.data.faces import read_image_rgb
-
 TRAIN_LOG = "train_log.jsonl"
-
-
-def _images(folder: Path, limit: int) -> list[np.ndarray]:
-    return [np.asarray(read_image_rgb(p)) for p in sorted(folder.glob("*.png"))[:limit]]
-
-
-def face_rows(run_dir: Path, splits: list[str], identity: str, limit: int) -> list[tuple[str, list[np.ndarray]]]:
-    """Up to ``limit`` real faces of the identity, then up to ``limit`` generated faces per split (sorted by name)."""
-    rows = [("real", _images(run_dir / "real" / identity, limit))]
-    rows += [(f"generated: {split}", _images(run_dir / "generated" / split / identity, limit)) for split in splits]
-    return [(label, images) for label, images in rows if images]
-
-
-def identities_on_disk(run_dir: Path) -> list[str]:
-    """Identities with saved real or generated faces."""
-    folders = [p for p in (run_dir / "real").glob("*") if p.is_dir()]
-    folders += [p for p in (run_dir / "generated").glob("*/*") if p.is_dir()]
-    return sorted({p.name for p in folders})
 
 
 def training_log_path(checkpoint: dict) -> Path | None:

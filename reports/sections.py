@@ -26,10 +26,11 @@ from reports import figures
 
 @dataclass(frozen=True)
 class Figure:
-    """A drawn figure: a PNG file and its caption."""
+    """A drawn figure: a PNG file, its caption, and speech to hear beside it (``(label, audio file)``)."""
 
     path: Path
     caption: str
+    voices: tuple[tuple[str, Path], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ def draw(spec: FigureSpec, folder: Path, out: Path) -> Figure:
     elif isinstance(spec, ImageGrid):
         path = figures.image_grid(out, spec.title, [(label, [_face(folder / p) for p in paths])
                                                     for label, paths in spec.rows])
+        return Figure(path, spec.caption, tuple((label, folder / p) for label, p in spec.voices))
     else:
         raise TypeError(f"not a figure spec: {spec!r}")
     return Figure(path, spec.caption)
@@ -72,8 +74,7 @@ def read_sections(report_dir: Path, assets: Path) -> list[RenderedSection]:
     for path in sorted((Path(report_dir) / EXPERIMENTS_DIR).glob(f"*/{SECTION_FILE}")):
         section = read_section(path)
         out = assets / EXPERIMENTS_DIR / path.parent.name
+        drawn = [draw(spec, path.parent, out / Path(spec.file).name) for spec in section.figures]
         sections.append(RenderedSection(section.name, section.title, section.summary, section.command_line,
-                                        section.tables,
-                                        [draw(spec, path.parent, out / Path(spec.file).name)
-                                         for spec in section.figures]))
+                                        section.tables, drawn))
     return sections

@@ -3,7 +3,7 @@ unlike is not compared with unlike (10 identities and VGG-Face there; this run's
 
 from __future__ import annotations
 
-from evalkit.record import SEED_FIGURES, SEED_SOURCE, RunRecord, SeedFigure, metric_cell
+from evalkit.record import SEED_FIGURES, SEED_SOURCE, Footnotes, RunRecord, SeedFigure, metric_cell
 from evalkit.sections import Table
 
 SEED_IDENTITIES = 10
@@ -20,20 +20,22 @@ def our_setting(document: RunRecord) -> str:
                                      f"{settings['detector_size']} px, upsample {settings['detector_upsample']}")
 
 
-def _ours(document: RunRecord, seed: SeedFigure, split: str) -> str:
+def _ours(document: RunRecord, seed: SeedFigure, split: str, notes: Footnotes) -> str:
     if split not in document["splits"]:
-        return "not evaluated (split not in the data)"
+        return f"not evaluated{notes.mark('not evaluated: split not in the data.')}"
     seconds = document["settings"]["audio_seconds"]
     if seed.audio_seconds is not None and seconds is not None and seed.audio_seconds != seconds:
-        return (f"not measured: this generator uses {seconds:g} s audio (see evalkit experiment audio-length)")
-    return metric_cell(document["results"], seed.metric, seed.figure, split)
+        reason = f"not measured: this generator uses {seconds:g} s audio (see evalkit experiment audio-length)."
+        return f"not measured{notes.mark(reason)}"
+    return metric_cell(document["results"], seed.metric, seed.figure, split, notes)
 
 
 def seed_table(document: RunRecord) -> Table:
-    rows = [[seed.label, seed.value, seed.setting, _ours(document, seed, "seen"),
-             _ours(document, seed, "unseen_speech")] for seed in SEED_FIGURES]
+    notes = Footnotes()
+    rows = [[seed.label, seed.value, seed.setting, _ours(document, seed, "seen", notes),
+             _ours(document, seed, "unseen_speech", notes)] for seed in SEED_FIGURES]
     return Table("The seed's published figures beside ours",
                  ["Figure", "Wav2Pix (published)", "Wav2Pix setting", "Ours: seen speech", "Ours: unseen speech"],
                  rows, note=f"Published values: {SEED_SOURCE}. Our setting: {our_setting(document)}. With "
                             f"{SEED_IDENTITIES} identities chance is 10 %; with 2 it is 50 %, so identity accuracies "
-                            "are not comparable across the two settings.")
+                            f"are not comparable across the two settings. {notes.note()}")

@@ -1,55 +1,81 @@
 """The report's tables as plain data (:class:`evalkit.sections.Table`: title, column names, rows of strings), built
 from a results.json document (cells formatted by :func:`evalkit.record.metric_cell`).
 
-Cells read ``value [95 % interval]``; proportions are shown in per cent. A figure that could not be computed says
-why: a metric whose weights are not installed shows ``unavailable`` with a numbered mark explained once in the table's
-note;
-the split is not in the data, the metric has no row for real faces, or it does not apply to the split.
+Cells read ``value [95 % interval]``; proportions are shown in per cent. A cell without a figure says why in one word
+with a numbered mark (``unavailable¹``, ``not evaluated²``), and the table's note gives each reason once
+(:class:`evalkit.record.Footnotes`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from evalkit.record import (
     HEADLINE_COLUMNS,
     Column,
+    Footnotes,
     ReferenceEntry,
     RunRecord,
     format_figure,
     metric_cell,
-    unavailable_marks,
+    number,
 )
 from evalkit.sections import Table
 
 HEADLINE_ROWS = (("real", "Real data"), ("seen", "Seen speech"), ("unseen_speech", "Unseen speech"),
                  ("unseen_identity", "Unseen identities"))
-
-
-def unavailable_note(*results: dict) -> str:
-    """Each reason behind a mark, once, with the metrics it concerns (unavailable: weights missing; not
-    applicable: the data lacks the metric's inputs, or a descriptor-only reference draws no image), over every
-    results dict given (marks numbered as ``unavailable_marks(*results)``)."""
-    notes = []
-    for (status, reason), mark in unavailable_marks(*results).items():
-        metrics = dict.fromkeys(m for each in results for m, entry in each.items()
-                                if (entry["status"], entry.get("reason", "")) == (status, reason))
-        notes.append(f"{mark} {', '.join(metrics)} {status}: {reason.rstrip('.')}.")
-    return " ".join(notes)
+VERDICT_WORDS = {"better": "beats it", "worse": "worse", "no difference": "no difference"}
 
 
 def headline_table(document: RunRecord) -> Table:
     """Rows real data / seen speech / unseen speech / unseen identities; one column per headline figure."""
+    notes = Footnotes(document["results"])
     rows = []
     for row, label in HEADLINE_ROWS:
         if row != "real" and row not in document["splits"]:
-            rows.append([label] + ["not evaluated (split not in the data)"] * len(HEADLINE_COLUMNS))
+            rows.append([label] + [f"not evaluated{notes.mark('not evaluated: split not in the data.')}"]
+                        * len(HEADLINE_COLUMNS))
             continue
-        rows.append([label] + [metric_cell(document["results"], c.metric, c.figure, row) for c in HEADLINE_COLUMNS])
+        rows.append([label] + [metric_cell(document["results"], c.metric, c.figure, row, notes)
+                               for c in HEADLINE_COLUMNS])
     return Table("Headline results (95 % intervals)", ["Faces"] + [c.label for c in HEADLINE_COLUMNS], rows,
                  note="Identity accuracy of real data: the identity classifier on held-out real faces. Landmark ratio: "
-                      "share of images where dlib finds a face and its 68 landmarks. "
-                      + unavailable_note(document["results"]))
+                      "share of images where dlib finds a face and its 68 landmarks. " + notes.note())
+
+
+def verdict_table(document: RunRecord) -> Table | None:
+    """The verdict first: per verdict figure and split, the model, the best reference generator on the same clips,
+    the paired difference with its interval, and whether the model beats it (the record's ``verdict``)."""
+    verdict = document.get("verdict")
+    if not verdict:
+        return None
+    rows = [[row["label"], row["split"].replace("_", " "), number(row["model"]),
+             f"{row['reference_label']}: {number(row['reference_value'])}",
+             f"{row['difference']:+.3g} [{row['ci95'][0]:+.3g}, {row['ci95'][1]:+.3g}]",
+             VERDICT_WORDS[row["verdict"]]] for row in verdict]
+    return Table("Verdict: the model against the best trivial generator, figure by figure (same clips, paired)",
+                 ["Figure", "Split", "Model", "Best trivial generator", "Model − best [95 %]", "Verdict"], rows,
+                 note="Best trivial generator: of the reference generators scored on the same clips (the oracle, "
+                      "which sees each clip's real face, left out), the one with the best mean on this figure. "
+                      "Differences are means over the same clips; intervals from a cluster "
+                      "bootstrap of the paired per-clip differences (whole groups resampled). Lower is better for "
+                      "the craniofacial ratio error, higher for the others.")
+
+
+def verdict_summary(document: RunRecord) -> list[str]:
+    """The verdict in words, one sentence per split (empty when the record has no verdict)."""
+    verdict = document.get("verdict") or []
+    sentences = []
+    for split in dict.fromkeys(row["split"] for row in verdict):
+        rows = [row for row in verdict if row["split"] == split]
+        by = {word: [row["label"] for row in rows if row["verdict"] == word] for word in VERDICT_WORDS}
+        parts = [f"beats the best trivial generator on {len(by['better'])} of {len(rows)} figures"
+                 + (f" ({', '.join(by['better'])})" if by["better"] else "")]
+        if by["worse"]:
+            parts.append(f"is worse on {len(by['worse'])} ({', '.join(by['worse'])})")
+        if by["no difference"]:
+            parts.append(f"cannot be told apart on {len(by['no difference'])}")
+        sentences.append(f"{split.replace('_', ' ').capitalize()}: the model " + ", ".join(parts[:-1])
+                         + (" and " if len(parts) > 1 else "") + parts[-1] + ".")
+    return sentences
 
 
 VERDICT_FIGURES = (("landmark_ratio", "ratio", "Landmark ratio"),
@@ -58,18 +84,17 @@ VERDICT_FIGURES = (("landmark_ratio", "ratio", "Landmark ratio"),
                    ("retrieval", "recall@1", "Retrieval recall@1"), ("forced_matching", "1:2", "Forced matching 1:2"),
                    ("voice_dependence", "speaker_gap", "Speaker gap (voice dependence)"),
                    ("craniofacial", "ratio_error", "Craniofacial ratio error"))
-VERDICT_REFERENCES = {"mean-face": "the mean face", "voice-only": "the voice-only map"}
 
 
-def verdict_table(document: RunRecord, reference: str = "mean-face") -> Table | None:
-    """The verdict first: per headline figure and split, the model, the reference generator (the per-identity mean
-    face; the voice-only ridge map for the figures it has), the paired difference with its interval, and whether the
-    model beats the reference (from the record's ``comparisons``)."""
-    comparison = document.get("comparisons", {}).get(reference)
+def voice_only_verdict_table(document: RunRecord) -> Table | None:
+    """The model against the voice-only reference (a ridge map from voice embeddings to face descriptors, fitted on
+    the training splits; ``evalkit.generators.voice_only``): per figure it has and split, both means, the paired
+    difference with its interval and the verdict (from the record's ``comparisons``). None without that reference."""
+    comparison = document.get("comparisons", {}).get("voice-only")
     if not comparison:
         return None
-    name_of = VERDICT_REFERENCES[reference]
-    words = {"better": f"beats {name_of}", "worse": f"worse than {name_of}", "no difference": "no difference"}
+    words = {"better": "beats the voice-only map", "worse": "worse than the voice-only map",
+             "no difference": "no difference"}
     rows = []
     for metric, name, label in VERDICT_FIGURES:
         for split in document["splits"]:
@@ -82,15 +107,15 @@ def verdict_table(document: RunRecord, reference: str = "mean-face") -> Table | 
     if not rows:
         return None
     verdicts = [row[-1] for row in rows]
-    summary = (f"The model beats {name_of} on {verdicts.count(words['better'])} of {len(rows)} figures, is worse on "
-               f"{verdicts.count(words['worse'])} and not distinguishable on {verdicts.count('no difference')}. ")
-    title = {"mean-face": "the per-identity mean face",
-             "voice-only": "what a voice alone predicts, a ridge map from voice embeddings to face descriptors"}
-    return Table(f"Verdict: the model against {title[reference]} (same clips, paired)",
-                 ["Figure", "Split", "Model", name_of[4:].capitalize(), f"Model − {name_of[4:]} [95 %]", "Verdict"],
+    summary = (f"The model beats the voice-only map on {verdicts.count(words['better'])} of {len(rows)} figures, is "
+               f"worse on {verdicts.count(words['worse'])} and not distinguishable on "
+               f"{verdicts.count('no difference')}. ")
+    return Table("Verdict: the model against what a voice alone predicts, a ridge map from voice embeddings to face "
+                 "descriptors (same clips, paired)",
+                 ["Figure", "Split", "Model", "Voice-only map", "Model − voice-only map [95 %]", "Verdict"],
                  rows, note=summary + "Differences are means over the same clips; intervals from a cluster bootstrap "
-                                      "of the paired per-clip differences (whole groups resampled). Lower is better "
-                                      "for the craniofacial ratio error, higher for the others.")
+                                      "of the paired per-clip differences (whole groups resampled). The voice-only "
+                                      "map draws no image, so only descriptor-level figures are compared.")
 
 
 BASELINE_COLUMNS = HEADLINE_COLUMNS + (
@@ -102,37 +127,35 @@ BASELINE_COLUMNS = HEADLINE_COLUMNS + (
 def baseline_table(document: RunRecord, references: list[tuple[ReferenceEntry, RunRecord]]) -> Table:
     """The evaluated generator, then the reference generators' runs, scored by the headline metrics and the
     voice→face figures: one row per generator and split."""
-    generators: list[tuple[Mapping[str, object], RunRecord]] = [({"label": "Evaluated generator"}, document),
-                                                                *references]
-    results = [record["results"] for _, record in generators]
-    marks = unavailable_marks(*results)
+    generators = [({"label": "Evaluated generator"}, document), *references]
+    notes = Footnotes()
     rows = []
     for entry, record in generators:
         for split in document["splits"]:
             label = f"{entry['label']}: {split.replace('_', ' ')}"
-            rows.append([label] + [metric_cell(record["results"], c.metric, c.figure, split, marks)
+            rows.append([label] + [metric_cell(record["results"], c.metric, c.figure, split, notes)
                                    for c in BASELINE_COLUMNS])
     note = " ".join(f"{entry['label']}: {entry['description']}." for entry, _ in references)
-    note += " " + unavailable_note(*results)
     return Table("Reference generators beside the evaluated one, scored by the same metrics on the same clips",
-                 ["Faces"] + [c.label for c in BASELINE_COLUMNS], rows, note=note)
+                 ["Faces"] + [c.label for c in BASELINE_COLUMNS], rows, note=f"{note} {notes.note()}")
 
 
 def every_figure_table(document: RunRecord) -> Table:
     """Every figure of every computed metric, real row and splits as columns."""
+    notes = Footnotes(document["results"])
     row_names = ["real", *document["splits"]]
     rows = []
     for metric, entry in document["results"].items():
         if entry["status"] != "ok":
-            rows.append([metric, *[metric_cell(document["results"], metric, "", row) for row in row_names]])
+            rows.append([metric, *[metric_cell(document["results"], metric, "", row, notes) for row in row_names]])
             continue
         figures = dict.fromkeys(name for values in entry["rows"].values() for name, cell in values.items()
                                 if isinstance(cell, dict) and "value" in cell)
         for figure in figures:
-            rows.append([f"{metric}.{figure}", *(metric_cell(document["results"], metric, figure, row)
+            rows.append([f"{metric}.{figure}", *(metric_cell(document["results"], metric, figure, row, notes)
                                                   for row in row_names)])
     return Table("Every figure (95 % intervals, N in results.json)", ["Figure", *row_names], rows,
-                 note=unavailable_note(document["results"]))
+                 note=notes.note())
 
 
 def per_identity_table(document: RunRecord) -> Table | None:

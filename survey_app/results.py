@@ -574,7 +574,8 @@ def pairwise_summary(records: Sequence[AnswerRecord], replicates: int, seed: int
             }
             for name in systems
         },
-        "scale": "Bradley-Terry log-strength (natural log, mean 0 over the runs); P(i beats j) = 1 / (1 + exp(s_j - s_i))",
+        "scale": "Bradley-Terry log-strength (natural log, mean 0 over the runs); "
+                 "P(i beats j) = 1 / (1 + exp(s_j - s_i))",
         "pairs": pairs,
         "n": len(answers),
         "ties": {

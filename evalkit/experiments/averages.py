@@ -21,6 +21,7 @@ from evalkit.experiments.common import (
     load_model,
     run_options,
     save_faces,
+    save_voices,
     settings,
     speech_batch,
     start,
@@ -73,14 +74,17 @@ def command(checkpoint: Path | None, counts: str, draws: int, split: str, space:
     if not identities:
         raise EvalError(f"split {split!r} has no clips of the checkpoint's identities {list(loaded.identities)}")
     rng = seeded_rng(options.seed, NAME)
-    faces, owners, groups = [], [], []
+    faces, owners, groups, heard = [], [], [], []
     for identity in identities:
         clips = [p.audio for p in pairs if p.identity == identity]
         for n in sizes:
             if n > len(clips):
                 raise EvalError(f"--n {n} is more than the {len(clips)} clips of {identity} in split {split!r}")
-            for _ in range(draws):
+            for draw in range(draws):
                 chosen = [clips[k] for k in rng.choice(len(clips), n, replace=False)]
+                if n == sizes[0] and draw == 0:
+                    heard += [(f"{identity}: clip {c + 1} of its first N = {n} face ({clip.name})", clip)
+                              for c, clip in enumerate(chosen)]
                 faces.append(averaged_face(loaded, chosen, space))
                 owners.append(identity)
                 groups.append(f"N={n}")
@@ -100,10 +104,12 @@ def command(checkpoint: Path | None, counts: str, draws: int, split: str, space:
                  {label: [results[metric].get("rows", {}).get(g, {}).get(figure) for g in split_items]
                   for label, metric, figure in (("landmark ratio", "landmark_ratio", "ratio"),
                                                 ("identity accuracy", "identity_accuracy", "accuracy"))}, "share")
-    grid = ImageGrid("faces.png", "First draw per N", "Faces from the first draw of each N (columns: N ascending).",
+    grid = ImageGrid("faces.png", "First draw per N", "Faces from the first draw of each N (columns: N ascending); "
+                     f"each identity's speech behind its N = {sizes[0]} face is playable under the grid.",
                      save_faces(folder, "faces", [(identity, [faces[k] for k in range(len(faces))
                                                               if owners[k] == identity][::draws])
-                                                  for identity in identities]))
+                                                  for identity in identities]),
+                     save_voices(folder, heard, loaded.config.audio_seconds))
     section = Section(NAME, "averages of N clips", f"Speech of one identity from split {split!r}, {space}s of N "
                       "randomly drawn clips averaged, one face per average.", command_line(),
                       settings(options, generator=loaded.describe(), n=sizes, draws=draws, split=split, space=space),

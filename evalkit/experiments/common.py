@@ -14,12 +14,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from evalkit.errors import EvalError
 from evalkit.options import EMBEDDED_DATA, RunOptions, default_cache_dir
 from evalkit.runner import make_run_dir, validate
 from evalkit.sections import Section, section_dir, write_section
 from generator.checkpoint import Checkpoint, load_generator
 from generator.data.audio import load_speech
 from generator.data.faces import array_to_image
+from generator.errors import DataError
 from generator.model import Generator
 from generator.runtime import pick_device
 from generator.synthesis import generate, set_sampling_mode
@@ -94,6 +96,24 @@ def save_faces(folder: Path, name: str, rows: list[tuple[str, list[np.ndarray]]]
             Image.fromarray(np.asarray(face, dtype=np.uint8)).save(folder / relative)
             paths.append(relative)
         stored.append((label, paths))
+    return stored
+
+
+def save_voices(folder: Path, clips: list[tuple[str, Path]], seconds: float) -> list[tuple[str, str]]:
+    """Listening copies (``evalkit.clip_files``: the generator's crop of ``seconds``, Ogg/Vorbis) of labelled clips,
+    as ``folder/voices/NN.ogg``; returns ``(label, path relative to folder)`` pairs (an ``ImageGrid``'s voices).
+    Raises EvalError for an unreadable or silent clip."""
+    from evalkit.clip_files import encode_ogg, listening_wave
+
+    (folder / "voices").mkdir(parents=True, exist_ok=True)
+    stored = []
+    for k, (label, clip) in enumerate(clips):
+        relative = f"voices/{k:02d}.ogg"
+        try:
+            (folder / relative).write_bytes(encode_ogg(listening_wave(clip, seconds)))
+        except DataError as exc:
+            raise EvalError(str(exc)) from None
+        stored.append((label, relative))
     return stored
 
 

@@ -22,6 +22,7 @@ from evalkit.experiments.common import (
     load_model,
     run_options,
     save_faces,
+    save_voices,
     settings,
     speech_batch,
     start,
@@ -92,8 +93,11 @@ def command(checkpoint: Path | None, identities: str | None, split: str, steps: 
                   ["α", f"P({pair[0]})", f"P({pair[1]})", "face and landmarks found"],
                   [[f"{a:.2f}", percent(probability[pair[0]][k]), percent(probability[pair[1]][k]),
                     "yes" if detected[k] else "no"] for k, a in enumerate(grid)])
-    strip = ImageGrid("strip.png", f"α from 0 ({pair[1]}) to 1 ({pair[0]})", "Faces along α.",
-                      save_faces(folder, "strip", [(space, list(faces))]))
+    voices = save_voices(folder, [(f"a: {pair[0]}, α = 1 ({clip_a.name})", clip_a),
+                                  (f"b: {pair[1]}, α = 0 ({clip_b.name})", clip_b)], loaded.config.audio_seconds)
+    strip = ImageGrid("strip.png", f"α from 0 ({pair[1]}) to 1 ({pair[0]})",
+                      "Faces along α; the two voices mixed are playable under the strip.",
+                      save_faces(folder, "strip", [(space, list(faces))]), voices)
     curve = Curves("curves.png", "Identity probability and detection along α",
                    "Identity probabilities and dlib detection along α.", grid.tolist(),
                    {f"P({pair[0]})": probability[pair[0]].tolist(), f"P({pair[1]})": probability[pair[1]].tolist(),

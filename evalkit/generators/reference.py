@@ -42,6 +42,8 @@ LABELS = {"mean-face": "Per-identity mean face", "random-face": "Random face, ra
           "nearest-face": "Nearest training face (oracle)", "constant": "Constant face",
           "voice-only": "Voice only (ridge on voice embeddings)"}
 REFERENCE_NAMES = tuple(DESCRIPTIONS)
+ORACLES = frozenset({"nearest-face"})  # they see each clip's real face: bounds, not trivial generators to beat
+LEARNED = frozenset({"voice-only"})  # fitted to the training data: a baseline with its own verdict, not a trivial one
 
 
 def reference_faces(real: RealReference, identity: str, clips: np.ndarray) -> np.ndarray:

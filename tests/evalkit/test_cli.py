@@ -91,9 +91,10 @@ def test_run_folder_is_a_survey_study_input(evalkit_cli, saved_checkpoint, eval_
     assert run_input.run_metadata["data"] == record["provenance"]["data"]
     assert run_input.run_metadata["code_version"] == record["provenance"]["code_version"]
     rows = (out / "pairs.csv").read_text().splitlines()
-    assert rows[0] == "split,identity,real,generated"
-    assert any(r.startswith("unseen_speech,bob,real/bob/") and r.endswith(",generated/unseen_speech/bob/clip_3_1.png")
-               for r in rows)
+    assert rows[0] == "split,identity,real,generated,clip,audio,group"
+    assert any(r.startswith("unseen_speech,bob,real/bob/") and r.endswith(
+        ",generated/unseen_speech/bob/clip_3_1.png,unseen_speech/bob/clip_3_1,audio/unseen_speech/bob/clip_3_1.ogg,")
+        for r in rows)
 
 
 def figures(out: Path) -> dict:

@@ -47,3 +47,16 @@ def run_copy(run_dir, tmp_path) -> Path:
     import shutil
 
     return Path(shutil.copytree(run_dir, tmp_path / "run"))
+
+
+@pytest.fixture
+def study_run(run_copy) -> Path:
+    """A copy of the run with a simulated study imported (``human_study.json``)."""
+    from evalkit.record import RESULTS_FILE, read_record
+    from evalkit.study import import_study, read_study_export
+    from tests.reports.study_fixture import write_study_export
+
+    document = read_record(run_copy / RESULTS_FILE)
+    export = read_study_export(write_study_export(run_copy.parent / "study", document["clips"]))
+    import_study(run_copy, document, export)
+    return run_copy

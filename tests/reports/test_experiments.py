@@ -43,6 +43,19 @@ def drawn(report_dir: Path, name: str, spec: dict) -> Path:
     return path
 
 
+def check_voices(report_dir: Path, name: str, spec: dict, count: int) -> None:
+    """The grid's voices are Ogg/Vorbis files in the experiment folder, linked in report.md and embedded in the HTML."""
+    import soundfile as sf
+
+    assert len(spec["voices"]) == count
+    for label, path in spec["voices"]:
+        file = report_dir / "experiments" / name / path
+        assert sf.info(str(file)).subtype == "VORBIS"
+        assert f"[{label}](experiments/{name}/{path})" in (report_dir / "report.md").read_text()
+    assert (report_dir / "report.html").read_text().count('<audio controls preload="metadata" src="data:audio/ogg') \
+        >= count
+
+
 def common(eval_set: Path, out: Path) -> list:
     return ["--data", eval_set, "--out", out, "--device", "cpu", "--bootstrap", "20",
             "--cache-dir", out.parent / "features"]
@@ -69,6 +82,7 @@ def test_interpolation_adds_strip_probabilities_and_detection(isolated_home, che
     assert curves["x"] == data["alpha"] and curves["series"]["P(alice)"] == data["probability"]["alice"]
     drawn(out, "interpolation", strip)
     drawn(out, "interpolation", curves)
+    check_voices(out, "interpolation", strip, 2)
 
 
 def test_averages_scores_each_n(isolated_home, checkpoint, eval_set, tmp_path):
@@ -85,6 +99,7 @@ def test_averages_scores_each_n(isolated_home, checkpoint, eval_set, tmp_path):
     assert [(label, len(faces)) for label, faces in grid["rows"]] == [("alice", 2), ("bob", 2)]
     drawn(out, "averages", bars)
     drawn(out, "averages", grid)
+    check_voices(out, "averages", grid, 2)  # each identity's clip behind its N = 1 face
     bad = experiment("averages", "--checkpoint", checkpoint, "--n", "50", *common(eval_set, out))
     check_cli_error(bad, "--n 50 is more than the")
 

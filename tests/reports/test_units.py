@@ -9,9 +9,10 @@ from evalkit.experiments.scoring import options_from_settings
 from evalkit.options import RunOptions
 from evalkit.record import format_figure, metric_cell
 from evalkit.stats import proportion_figure, wilson_interval
+from reports import figures
 from reports.run_files import read_training_log, training_log_path
 from reports.seed import seed_table
-from reports.tables import every_figure_table, headline_table
+from reports.tables import every_figure_table, headline_table, verdict_summary, verdict_table
 from tests.reports.support import write_train_log
 
 
@@ -57,7 +58,8 @@ def test_seed_figures_are_set_beside_ours_only_at_the_same_audio_length():
     }
     rows = {row[1]: row for row in seed_table(document).rows}
     assert rows["89.12 %"][3].startswith("90.0 %")
-    assert rows["90.25 %"][3].startswith("not measured: this generator uses 0.7 s audio")
+    assert rows["90.25 %"][3] == rows["81.16 %"][3] == "not measured¹"
+    assert seed_table(document).note.count("¹ not measured: this generator uses 0.7 s audio") == 1
     assert rows["50.08 %"][2].endswith("chance 10 %")
     assert rows["50.08 %"][3].startswith("not computed")
     assert rows["50.08 %"][4].startswith("not evaluated")
@@ -98,3 +100,36 @@ def test_each_unavailable_reason_is_one_mark_and_one_note():
     assert "² identity_accuracy unavailable: the vggface backbone needs --vggface-weights." in table.note
     every = every_figure_table(document)
     assert sum(weights in cell for row in every.rows for cell in row) == 0 and every.note.count(weights) == 1
+
+
+def _verdict_row(label: str, split: str, verdict: str) -> dict:
+    return {"metric": "m", "figure": "f", "label": label, "split": split, "reference": "mean-face",
+            "reference_label": "Per-identity mean face", "model": 0.8, "reference_value": 0.9, "difference": -0.1,
+            "ci95": [-0.2, -0.05], "n": 10, "ci_method": "m", "lower_is_better": False, "verdict": verdict}
+
+
+def test_the_verdict_is_told_in_words_and_as_a_table():
+    document = {"verdict": [_verdict_row("Landmark ratio", "seen", "worse"),
+                            _verdict_row("Identity accuracy", "seen", "better"),
+                            _verdict_row("Same-clip cosine", "seen", "no difference"),
+                            _verdict_row("Landmark ratio", "unseen_speech", "no difference")]}
+    assert verdict_summary(document) == [
+        "Seen: the model beats the best trivial generator on 1 of 3 figures (Identity accuracy), is worse on 1 "
+        "(Landmark ratio) and cannot be told apart on 1.",
+        "Unseen speech: the model beats the best trivial generator on 0 of 1 figures and cannot be told apart on 1."]
+    table = verdict_table(document)
+    assert table.rows[0] == ["Landmark ratio", "seen", "0.8", "Per-identity mean face: 0.9", "-0.1 [-0.2, -0.05]",
+                             "worse"]
+    assert verdict_table({}) is None and verdict_summary({}) == []
+
+
+def test_a_figure_is_drawn_once_for_the_same_inputs(tmp_path, monkeypatch):
+    cell = {"value": 0.5, "ci95": [0.4, 0.6], "chance": 0.5}
+    path = figures.bar_chart(tmp_path / "bars.png", "t", ["a"], {"s": [cell]}, "y")
+    drawn = path.read_bytes()
+    real = figures._pyplot
+    monkeypatch.setattr(figures, "_pyplot", lambda: pytest.fail("drawn again"))
+    assert figures.bar_chart(tmp_path / "bars.png", "t", ["a"], {"s": [cell]}, "y").read_bytes() == drawn
+    monkeypatch.setattr(figures, "_pyplot", real)
+    figures.bar_chart(tmp_path / "bars.png", "t", ["a"], {"s": [{**cell, "value": 0.55}]}, "y")
+    assert path.read_bytes() != drawn and figures.stored_key(path) is not None

@@ -6,7 +6,8 @@ Revises: 0005
 - studies: `kind` (faces for every older study) and `design` (the kind's design as built).
 - audio_clips: voice clips and audio-check clips, stored as WAV under random ids, with their duration.
 - images: `system`, the run a generated face comes from (pairwise studies).
-- items: `probe_image_id` may be empty (audio checks, matching and pairwise items show several faces); `arm`, `clip`, `audio_id`, `option_image_ids`, `expected_answer`.
+- items: `probe_image_id` may be empty (audio checks, matching and pairwise items show several faces); `arm`, `clip`,
+  `audio_id`, `option_image_ids`, `expected_answer`.
 - trials: `play_started_at`, `played_at`, `plays` (the server's play-to-end rule), `exposure_ms` (timed hype trials).
 - raters: `ended_reason` (a session ended early, e.g. by a failed audio check).
 - play_events: each play/ended event a page reported, with the server's verdict.
