@@ -3,6 +3,8 @@
 Weights: ``--inception-weights FILE``, or pytorch-fid's own torch-hub cache file, downloaded there when absent with
 its hash checked (``evalkit.weights``; not with ``--offline``). The state dict is read from disk (``weights_only``) and
 handed to pytorch-fid's constructor; without the file the FID-family metrics are reported as unavailable, with why.
+pytorch-fid is imported only to build the network (its import pulls in torchvision, seconds on a busy machine), so a
+run without the weights does not pay for it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from unittest import mock
 
 import numpy as np
 import torch
-from pytorch_fid import inception as fid_inception
 from tqdm import tqdm
 
 from evalkit.errors import EvalError, FeatureUnavailable
@@ -25,7 +27,10 @@ from evalkit.options import INCEPTION_DIMS, RunOptions
 from evalkit.weights import WEIGHTS, ensure
 from generator.runtime import pick_device, sha256_file
 
-WEIGHTS_FILE = fid_inception.FID_WEIGHTS_URL.rsplit("/", 1)[-1]
+if TYPE_CHECKING:
+    from pytorch_fid.inception import InceptionV3
+
+WEIGHTS_FILE = WEIGHTS["inception"].url.rsplit("/", 1)[-1]
 BATCH_SIZE = 50
 
 
@@ -49,12 +54,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 @contextmanager
 def _weights_from_memory(state: dict[str, torch.Tensor]) -> Iterator[None]:
     """pytorch-fid fetches its weights with ``load_state_dict_from_url``; serve them from memory instead."""
+    from pytorch_fid import inception as fid_inception
+
     with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *args, **kwargs: state):
         yield
 
 
-def build_inception(state: dict[str, torch.Tensor], dims: int, source: Path) -> fid_inception.InceptionV3:
+def build_inception(state: dict[str, torch.Tensor], dims: int, source: Path) -> InceptionV3:
     """pytorch-fid's InceptionV3 up to the block of ``dims``, with ``state`` loaded strictly."""
+    from pytorch_fid import inception as fid_inception
+
     try:
         with _weights_from_memory(state):
             model = fid_inception.InceptionV3([fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[dims]])

@@ -24,6 +24,7 @@ import numpy as np
 
 from evalkit.errors import EvalError
 from evalkit.generators.base import FaceSource, GenerationJob, GeneratorInfo, RealReference, json_sha256
+from evalkit.options import REFERENCE_NAMES
 from evalkit.stats import seeded_rng
 
 DESCRIPTIONS = {
@@ -34,7 +35,8 @@ DESCRIPTIONS = {
 }
 LABELS = {"mean-face": "Per-identity mean face", "random-face": "Random face, random identity",
           "nearest-face": "Nearest training face (oracle)", "constant": "Constant face"}
-REFERENCE_NAMES = tuple(DESCRIPTIONS)
+if tuple(DESCRIPTIONS) != REFERENCE_NAMES:
+    raise ImportError("evalkit.options.REFERENCE_NAMES and the reference generators described here differ")
 
 
 def reference_faces(real: RealReference, identity: str, clips: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ The real row applies the same figures to the distinct real faces of the evaluate
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 from scipy import stats as scipy_stats
 
 from evalkit.gallery import unit_rows
@@ -62,15 +63,38 @@ def _mean_gap(u: np.ndarray, labels: np.ndarray, groups: int) -> float:
     return float((within - between) / len(u))
 
 
+PERMUTATION_BLOCK = 4_000_000  # (permutation, row) label entries handled at a time
+
+
+def _permuted_gaps(u: np.ndarray, permuted: np.ndarray, groups: int) -> np.ndarray:
+    """``_mean_gap`` for each row of label permutations ``permuted`` (P, n), at once: the class sums of every
+    permutation are one sparse (P * groups, n) indicator matrix times u; the class sizes do not change."""
+    p, n = permuted.shape
+    codes = (np.arange(p)[:, None] * groups + permuted).ravel()
+    indicator = sparse.csr_matrix((np.ones(p * n), (codes, np.tile(np.arange(n), p))), shape=(p * groups, n))
+    sums = (indicator @ u).reshape(p, groups, -1)
+    own = (indicator @ np.einsum("ij,ij->i", u, u)).reshape(p, groups)
+    counts = np.bincount(permuted[0], minlength=groups)
+    total = u.sum(axis=0)
+    within = ((np.einsum("pgd,pgd->pg", sums, sums) - own) / (counts - 1)).sum(axis=1)
+    between = (np.einsum("pgd,pgd->pg", sums, total - sums) / (n - counts)).sum(axis=1)
+    return (within - between) / n
+
+
 def permutation_test(u: np.ndarray, labels: np.ndarray, permutations: int, rng: np.random.Generator
                      ) -> tuple[float, int]:
-    """(observed mean gap, number of label permutations whose gap reaches it); p = (1 + reached) / (1 + P)."""
+    """(observed mean gap, number of label permutations whose gap reaches it); p = (1 + reached) / (1 + P).
+    The permutations are drawn one by one from ``rng`` (``rng.permutation(labels)``) and scored in blocks."""
     groups = labels.max() + 1
     observed = _mean_gap(u, labels, groups)
     # a permuted gap equal to the observed one up to rounding counts as reaching it (a constant face: all equal)
     tolerance = 1e-9 * max(1.0, abs(observed))
-    reached = sum(_mean_gap(u, rng.permutation(labels), groups) >= observed - tolerance for _ in range(permutations))
-    return observed, int(reached)
+    step = max(1, PERMUTATION_BLOCK // len(labels))
+    reached = 0
+    for start in range(0, permutations, step):
+        permuted = np.stack([rng.permutation(labels) for _ in range(min(step, permutations - start))])
+        reached += int((_permuted_gaps(u, permuted, groups) >= observed - tolerance).sum())
+    return observed, reached
 
 
 def icc1(x: np.ndarray, labels: np.ndarray) -> tuple[float, tuple[float, float], dict]:
