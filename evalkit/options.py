@@ -6,7 +6,6 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-
 EMBEDDED_DATA = Path(__file__).parent / "eval_data" / "wav2pix-youtubers" / "manifest.csv"
 EMBEDDED_GALLERY = Path(__file__).parent / "eval_data" / "grid-samples" / "manifest.csv"
 GALLERY_SCORES = ("mean", "best")

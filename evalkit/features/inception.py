@@ -24,6 +24,7 @@ from tqdm import tqdm
 from evalkit.errors import EvalError, FeatureUnavailable
 from evalkit.features import FeatureExtractor, Features, register_extractor
 from evalkit.options import INCEPTION_DIMS, RunOptions
+from evalkit.threads import FreeCores, cpu_threads
 from evalkit.weights import WEIGHTS, ensure
 from generator.runtime import pick_device, sha256_file
 
@@ -97,10 +98,11 @@ class InceptionExtractor(FeatureExtractor):
         rows = []
         for start in tqdm(range(0, len(images), BATCH_SIZE), desc=f"inception-{self.dims} features", unit="batch",
                           disable=None):
-            batch = torch.from_numpy(images[start : start + BATCH_SIZE]).to(self.device)
+            batch = torch.from_numpy(np.array(images[start : start + BATCH_SIZE])).to(self.device)
             # contiguous as pytorch-fid's ToTensor makes it: a permuted view runs the convolutions channels-last,
             # which rounds differently (features off by ~1e-7, statistics by ~5e-7)
-            pooled = self.model(batch.permute(0, 3, 1, 2).contiguous().float() / 255.0)[0]
+            with cpu_threads(FreeCores().threads() if self.device.type == "cpu" else 1):
+                pooled = self.model(batch.permute(0, 3, 1, 2).contiguous().float() / 255.0)[0]
             if pooled.shape[2:] != (1, 1):
                 pooled = torch.nn.functional.adaptive_avg_pool2d(pooled, (1, 1))
             rows.append(pooled.flatten(1).cpu().numpy())

@@ -12,7 +12,6 @@ import soundfile as sf
 from tqdm import tqdm
 
 from evalkit.errors import EvalError
-from evalkit.streaming import stored_array
 from evalkit.generators.base import (
     SAMPLE_RATE,
     FaceSource,
@@ -22,6 +21,8 @@ from evalkit.generators.base import (
     check_generator,
     json_sha256,
 )
+from evalkit.streaming import stored_array
+from evalkit.threads import FreeCores, cpu_threads
 from generator.data.audio import crop_to_length, normalise, num_samples, read_audio
 from generator.data.manifest import Pair, file_sha256
 from generator.errors import DataError
@@ -123,11 +124,16 @@ class SpeechSource(FaceSource):
         mine = [k for k in range(len(chunks)) if job.shard.owns(k)]
         local = {}
         start = 0
+        free_cores = FreeCores()  # sampled while clips are read, read before each batch (evalkit.threads)
         for k in tqdm(mine, desc="generating faces", unit="batch", disable=None):
-            speech = np.stack([prepare_speech(p.audio, self.info.audio_seconds, self.info.normalisation)
-                               for p in chunks[k]])
+            clips = []
+            for pair in chunks[k]:
+                clips.append(prepare_speech(pair.audio, self.info.audio_seconds, self.info.normalisation))
+                free_cores.sample()
+            speech = np.stack(clips)
             try:
-                faces = self.model.generate(speech, job.seed + k)
+                with cpu_threads(free_cores.threads()):
+                    faces = self.model.generate(speech, job.seed + k)
             except Exception as exc:  # the user's model failing: one line naming it, not its traceback
                 raise EvalError(f"{self.who}: generate() failed: {type(exc).__name__}: {exc}") from None
             faces = check_faces(faces, len(chunks[k]), self.info.image_size, self.who)

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from evalkit.features import FeatureCache
-from evalkit.metrics import voice_dependence
-from evalkit.metrics import distribution
+from evalkit.metrics import distribution, voice_dependence
 from evalkit.stats import (
     Clusters,
     GramPair,
@@ -174,3 +173,55 @@ def test_the_command_layer_starts_without_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert result.stdout.strip() == "[]"
+
+
+def test_weighted_mann_whitney_u_is_scipys_on_the_resampled_values():
+    from scipy.stats import mannwhitneyu
+
+    from evalkit.metrics.memorization import weighted_u
+
+    rng = np.random.default_rng(4)
+    generated, heldout = rng.integers(0, 9, 30).astype(float), rng.integers(0, 9, 25).astype(float)  # many ties
+    for _ in range(5):
+        i, j = rng.integers(0, 30, 30), rng.integers(0, 25, 25)
+        weights = np.bincount(i, minlength=30)[None].astype(float), np.bincount(j, minlength=25)[None].astype(float)
+        expected = mannwhitneyu(generated[i], heldout[j], alternative="less").statistic
+        assert weighted_u(generated, heldout, *weights)[0] == expected
+
+
+def test_data_copying_interval_is_the_per_replicate_rank_tests():
+    """C_T and its bootstrap interval as the loop of scipy rank tests over the same resamples computed them."""
+    from scipy.cluster.vq import kmeans2
+    from scipy.stats import mannwhitneyu
+
+    from evalkit.metrics.memorization import MIN_CELL, data_copying, squared_distances
+    from evalkit.stats import percentile_interval
+
+    rng = np.random.default_rng(6)
+    training, generated, heldout = rng.normal(size=(60, 4)), rng.normal(size=(90, 4)), rng.normal(size=(80, 4))
+    result = data_copying(generated, heldout, training, seeded_rng(0, "ct"), 40)
+    # the loop, replayed: the same k-means cells, the same draws
+    replay = seeded_rng(0, "ct")
+    centroids, training_cell = kmeans2(training, result["cells"], minit="++", rng=replay)
+    cells = [squared_distances(rows, centroids).argmin(axis=1) for rows in (generated, heldout)]
+    distances = []
+    for rows, cell in zip((generated, heldout), cells, strict=True):
+        d = squared_distances(rows, training)
+        d[cell[:, None] != training_cell[None, :]] = np.inf
+        distances.append(np.sqrt(d.min(axis=1)))
+
+    def statistic(i: np.ndarray, j: np.ndarray) -> float:
+        z, weights = [], []
+        for c in range(result["cells"]):
+            g, h = distances[0][i][cells[0][i] == c], distances[1][j][cells[1][j] == c]
+            if len(g) >= MIN_CELL and len(h) >= MIN_CELL:
+                u = mannwhitneyu(g, h, alternative="less").statistic
+                z.append((u - len(g) * len(h) / 2) / np.sqrt(len(g) * len(h) * (len(g) + len(h) + 1) / 12))
+                weights.append(len(h) / len(j))
+        return float(np.dot(weights, z) / np.sum(weights)) if z else float("nan")
+
+    value = statistic(np.arange(90), np.arange(80))
+    assert result["value"] == pytest.approx(value, rel=1e-12)
+    loop = cluster_statistic_replicates(statistic, [Clusters.singletons(90), Clusters.singletons(80)], 40, replay)
+    expected = percentile_interval(np.where(np.isfinite(loop), loop, value))
+    np.testing.assert_allclose(result["ci95"], expected, rtol=1e-12)
