@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from evalkit.threads import cpu_threads
+
 from evalkit.errors import EvalError
 
 
@@ -52,5 +54,6 @@ def fit_logistic_regression(features: np.ndarray, labels: np.ndarray, classes: t
         loss.backward()
         return loss
 
-    optimiser.step(closure)
+    with cpu_threads(1):  # a few hundred rows: one thread; a pool on a busy machine made this 100x slower (17 s)
+        optimiser.step(closure)
     return LinearHead(tuple(classes), mean, scale, weight.detach().numpy().copy(), bias.detach().numpy().copy())

@@ -399,8 +399,8 @@ WEIGHT_BLOCK_BYTES = 64 * 2**20  # float64 working memory of one block of vector
 
 
 def _weights(rows: np.ndarray, n: int) -> np.ndarray:
-    """How often each of n rows occurs in a resample (float64 (n,))."""
-    return np.bincount(rows, minlength=n).astype(np.float64)
+    """How often each of n rows occurs in a resample (int32 (n,); stacked into float64 a block at a time)."""
+    return np.bincount(rows, minlength=n).astype(np.int32)
 
 
 def _weighted_blocks(weights: list[tuple[np.ndarray, np.ndarray]], per_replicate: int
@@ -410,7 +410,8 @@ def _weighted_blocks(weights: list[tuple[np.ndarray, np.ndarray]], per_replicate
     step = max(1, WEIGHT_BLOCK_BYTES // (8 * max(1, per_replicate)))
     for start in range(0, len(weights), step):
         block = weights[start : start + step]
-        yield slice(start, start + len(block)), np.stack([w for w, _ in block]), np.stack([w for _, w in block])
+        yield (slice(start, start + len(block)), np.stack([w for w, _ in block]).astype(np.float64),
+               np.stack([w for _, w in block]).astype(np.float64))
 
 
 def _quadratic(weights: np.ndarray, matrix: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
@@ -447,50 +448,52 @@ def frechet_replicates(g: GramPair, clusters: Sequence[Clusters], replicates: in
         raise EvalError("a Fréchet distance needs at least 2 samples on each side of every resample")
     diag_x, diag_y = np.diag(g.xx), np.diag(g.yy)
     values = np.empty(len(weights))
-    for rows, wx, wy in _weighted_blocks(weights, min(n, m) ** 2):
-        nb, mb = wx.sum(axis=1), wy.sum(axis=1)
-        within_x, within_y = _quadratic(wx, g.xx), _quadratic(wy, g.yy)
-        mean_gap = within_x / nb**2 + within_y / mb**2 - 2 * _quadratic(wx, g.xy, wy) / (nb * mb)
-        trace_x = (wx @ diag_x - within_x / nb) / (nb - 1)
-        trace_y = (wy @ diag_y - within_y / mb) / (mb - 1)
-        with threadpool_limits(limits=1, user_api="blas"):  # small products: one thread beats contended ones
+    # small products and eigenproblems: one BLAS thread beats threads contending for busy cores (measured: 5x)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for rows, wx, wy in _weighted_blocks(weights, min(n, m) ** 2):
+            nb, mb = wx.sum(axis=1), wy.sum(axis=1)
+            within_x, within_y = _quadratic(wx, g.xx), _quadratic(wy, g.yy)
+            mean_gap = within_x / nb**2 + within_y / mb**2 - 2 * _quadratic(wx, g.xy, wy) / (nb * mb)
+            trace_x = (wx @ diag_x - within_x / nb) / (nb - 1)
+            trace_y = (wy @ diag_y - within_y / mb) / (mb - 1)
             small = np.stack([_centred_cross_spectrum_matrix(g.xy, a, b) if n >= m else
                               _centred_cross_spectrum_matrix(g.xy.T, b, a) for a, b in zip(wx, wy, strict=True)])
-        roots = np.array([_psd_sqrt_eigenvalues(e).sum() for e in np.linalg.eigvalsh(small)])
-        trace_covmean = roots / np.sqrt((nb - 1) * (mb - 1))
-        values[rows] = np.maximum(0.0, mean_gap + trace_x + trace_y - 2 * trace_covmean)
+            roots = np.array([_psd_sqrt_eigenvalues(e).sum() for e in np.linalg.eigvalsh(small)])
+            trace_covmean = roots / np.sqrt((nb - 1) * (mb - 1))
+            values[rows] = np.maximum(0.0, mean_gap + trace_x + trace_y - 2 * trace_covmean)
     return values
 
 
 def kid_replicates(g: GramPair, subset_size: int, subsets: int, subset_rng: np.random.Generator,
                    clusters: Sequence[Clusters], replicates: int, rng: np.random.Generator) -> np.ndarray:
     """``kid_from_gram(g, subset_size, subsets, subset_rng, i, j)`` over the cluster-bootstrap resamples (i, j) of
-    ``cluster_resamples``. Resamples that fit in one subset on both sides (the unbiased MMD^2 of the whole resample)
-    are vectorised: with row multiplicities w, the sum over pairs of distinct positions is w^T K w - w . diag(K);
-    larger resamples draw their subsets from ``subset_rng`` in replicate order, as the loop does. Same values as the
-    loop to float64 rounding (tests/evalkit/test_stats.py)."""
+    ``cluster_resamples``, vectorised: each resample's subsets are drawn from ``subset_rng`` exactly as
+    ``kid_from_gram`` draws them (one pass over the whole resample when both sides fit in a subset), and each subset's
+    unbiased MMD^2 comes from its row multiplicities w: the sum over pairs of distinct positions is
+    w^T K w - w . diag(K). Same values as the loop to float64 rounding (tests/evalkit/test_speed.py)."""
     n, m = g.sizes
-    resamples = list(cluster_resamples(clusters, replicates, rng))
-    values = np.empty(len(resamples))
-    whole: list[int] = []
-    for k, (i, j) in enumerate(resamples):
-        if len(i) <= subset_size and len(j) <= subset_size:
-            whole.append(k)
-        else:
-            values[k] = kid_from_gram(g, subset_size, subsets, subset_rng, i, j)
-    if not whole:
-        return values
+    draws: list[tuple[np.ndarray, np.ndarray]] = []
+    owner: list[int] = []
+    for k, (i, j) in enumerate(cluster_resamples(clusters, replicates, rng)):
+        size = min(subset_size, len(i), len(j))
+        if size < 2:
+            raise EvalError(f"KID needs at least 2 samples on each side, got {len(i)} and {len(j)}")
+        pairs = [(i, j)] if len(i) <= subset_size and len(j) <= subset_size else [
+            (subset_rng.choice(i, size, replace=False), subset_rng.choice(j, size, replace=False))
+            for _ in range(subsets)]
+        draws.extend((_weights(a, n), _weights(b, m)) for a, b in pairs)
+        owner.extend([k] * len(pairs))
     kxx, kyy, kxy = (_polynomial_kernel(k, g.dim) for k in (g.xx, g.yy, g.xy))
-    weights = [(_weights(resamples[k][0], n), _weights(resamples[k][1], m)) for k in whole]
-    if any(w.sum() < 2 for pair in weights for w in pair):
-        raise EvalError("KID needs at least 2 samples on each side of every resample")
-    target = np.array(whole)
-    for rows, wx, wy in _weighted_blocks(weights, n + m):
-        nb, mb = wx.sum(axis=1), wy.sum(axis=1)
-        within_x = (_quadratic(wx, kxx) - wx @ np.diag(kxx)) / (nb * (nb - 1))
-        within_y = (_quadratic(wy, kyy) - wy @ np.diag(kyy)) / (mb * (mb - 1))
-        values[target[rows]] = within_x + within_y - 2 * _quadratic(wx, kxy, wy) / (nb * mb)
-    return values
+    diag_x, diag_y = np.diag(kxx), np.diag(kyy)
+    values = np.empty(len(draws))
+    with threadpool_limits(limits=1, user_api="blas"):
+        for rows, wx, wy in _weighted_blocks(draws, n + m):
+            nb, mb = wx.sum(axis=1), wy.sum(axis=1)
+            within_x = (_quadratic(wx, kxx) - wx @ diag_x) / (nb * (nb - 1))
+            within_y = (_quadratic(wy, kyy) - wy @ diag_y) / (mb * (mb - 1))
+            values[rows] = within_x + within_y - 2 * _quadratic(wx, kxy, wy) / (nb * mb)
+    owners = np.array(owner)
+    return np.bincount(owners, weights=values) / np.bincount(owners)
 
 
 HALF_SAMPLING = ("half-sampling of both sets (half of the clusters of each, without replacement), percentile "
