@@ -225,3 +225,36 @@ def test_data_copying_interval_is_the_per_replicate_rank_tests():
     loop = cluster_statistic_replicates(statistic, [Clusters.singletons(90), Clusters.singletons(80)], 40, replay)
     expected = percentile_interval(np.where(np.isfinite(loop), loop, value))
     np.testing.assert_allclose(result["ci95"], expected, rtol=1e-12)
+
+
+def test_large_file_hashes_are_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    import hashlib
+
+    from generator import runtime
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "_HASHES", {})
+    monkeypatch.setattr(runtime, "RACY_NS", -10**12)  # the files below were written a moment ago
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"a" * runtime.HASH_MEMO_MIN_BYTES)
+    expected = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert runtime.sha256_file(weights) == expected
+    memo = tmp_path / "cache" / "wav2pix" / "file-sha256.jsonl"
+    with memo.open("a") as handle:
+        handle.write('{"key": [torn\n')
+    monkeypatch.setattr(runtime, "_HASHES", {})  # a new process: read back from the memo, not from the file
+    monkeypatch.setattr(runtime.hashlib, "sha256", lambda: pytest.fail("hashed again"))
+    assert runtime.sha256_file(weights) == expected
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "RACY_NS", -10**12)
+    weights.write_bytes(b"b" * runtime.HASH_MEMO_MIN_BYTES)  # same size, new content: hashed again
+    assert runtime.sha256_file(weights) == hashlib.sha256(weights.read_bytes()).hexdigest()
+    small = tmp_path / "small.txt"
+    small.write_text("x")
+    runtime.sha256_file(small)
+    assert len(memo.read_text().splitlines()) == 3  # two large-file entries and the torn line; small files not kept
+    monkeypatch.setattr(runtime, "RACY_NS", 10**12)
+    weights.write_bytes(b"c" * runtime.HASH_MEMO_MIN_BYTES)  # changed just now: hashed, not remembered
+    runtime.sha256_file(weights)
+    assert len(memo.read_text().splitlines()) == 3
