@@ -97,10 +97,13 @@ def run_once(command: list[str], log: Path, env: dict[str, str]) -> dict:
     if process.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({process.returncode}); see {log.with_suffix('.out')}")
     stages: dict[str, dict] = {}
-    for line in log.read_text().splitlines():
-        entry = json.loads(line)
-        if entry["pid"] == process.pid or entry["stage"] not in stages:  # one process's view (rank 0's under torchrun)
-            stages[entry["stage"]] = {"seconds": entry["seconds"], "peak_rss_mb": entry["peak_rss_mb"]}
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    main_pid = lines[0]["pid"] if lines else None  # the process that logged first: rank 0 under torchrun
+    for entry in lines:
+        if entry["depth"] == 0 and entry["pid"] == main_pid:  # top-level stages, summed (one per reference generator)
+            total = stages.setdefault(entry["stage"], {"seconds": 0.0, "peak_rss_mb": 0.0})
+            total["seconds"] += entry["seconds"]
+            total["peak_rss_mb"] = max(total["peak_rss_mb"], entry["peak_rss_mb"])
     return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "stages": stages,
             "load": [load_before, os.getloadavg()[0]]}
 
@@ -112,11 +115,12 @@ def exponent(sizes: list[int], seconds: list[float]) -> float | None:
     return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
 
 
-def evalkit_command(manifest: Path, out: Path, cache: Path, nproc: int) -> list[str]:
+def evalkit_command(manifest: Path, out: Path, cache: Path, nproc: int, references: str | None) -> list[str]:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m"] \
         if nproc > 1 else [sys.executable, "-m"]
+    chosen = ["--references", references] if references else []
     return [*launcher, "evalkit", "run", "--data", str(manifest), "--out", str(out), "--cache-dir", str(cache),
-            "--offline"]
+            "--offline", *chosen]
 
 
 def main() -> None:
@@ -126,6 +130,7 @@ def main() -> None:
                         "processes and report the speed-up (0: skip)")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder [default: a temporary one]")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--references", default=None, help="passed to evalkit run (e.g. none) [default: all four]")
     args = parser.parse_args()
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     if not sizes or sizes[0] < 2:
@@ -140,7 +145,7 @@ def main() -> None:
         results = {}
         for n in sizes:
             manifest = write_manifest(pairs[:n], work / f"manifest_{n}.csv")
-            result = run_once(evalkit_command(manifest, work / f"run_{n}", work / f"cache_{n}", 1),
+            result = run_once(evalkit_command(manifest, work / f"run_{n}", work / f"cache_{n}", 1, args.references),
                               work / f"stages_{n}.jsonl", env)
             result["clips_per_s"] = n / result["seconds"]
             results[n] = result
@@ -152,14 +157,15 @@ def main() -> None:
                   **{s: exponent(sizes, [results[n]["stages"].get(s, {}).get("seconds", 0.0) for n in sizes])
                      for s in stage_names}}
         print("growth exponents (1 = linear): " + ", ".join(f"{k} {v:.2f}" for k, v in growth.items() if v is not None))
-        summary = {"sizes": sizes, "runs": {str(n): results[n] for n in sizes}, "growth_exponent": growth,
-                   "goal_exponent": GOAL_EXPONENT}
+        summary = {"sizes": sizes, "references": args.references or "all", "runs": {str(n): results[n] for n in sizes},
+                   "growth_exponent": growth, "goal_exponent": GOAL_EXPONENT}
         if args.torchrun_size:
             n = args.torchrun_size
             manifest = write_manifest(pairs[:n], work / f"manifest_{n}.csv")
-            single = results.get(n) or run_once(evalkit_command(manifest, work / f"run1_{n}", work / f"cache1_{n}", 1),
-                                                work / f"stages1_{n}.jsonl", env)
-            double = run_once(evalkit_command(manifest, work / f"run2_{n}", work / f"cache2_{n}", 2),
+            single = results.get(n) or run_once(
+                evalkit_command(manifest, work / f"run1_{n}", work / f"cache1_{n}", 1, args.references),
+                work / f"stages1_{n}.jsonl", env)
+            double = run_once(evalkit_command(manifest, work / f"run2_{n}", work / f"cache2_{n}", 2, args.references),
                               work / f"stages2_{n}.jsonl", env)
             summary["torchrun"] = {"clips": n, "one_process_s": single["seconds"], "two_processes_s": double["seconds"],
                                    "speedup": single["seconds"] / double["seconds"], "load": double["load"],

@@ -32,6 +32,10 @@ Features = dict[str, np.ndarray]
 class FeatureExtractor(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
+    batch_size: ClassVar[int] = 1
+    """Images ``extract`` embeds as one batch, counted from the start of its input: the cache splits work at
+    multiples of it, so that one process and N (torchrun) embed the same batches (a batch of 1 and a batch of 64 can
+    round float32 differently)."""
 
     @abstractmethod
     def settings(self) -> dict:
@@ -74,6 +78,7 @@ def _load_builtin_extractors() -> None:
 
 
 HASH_CHUNK = 256  # images hashed at a time: a memory-mapped set is read in pieces
+EXTRACT_PIECE = 2048  # about this many images (a multiple of the extractor's batch) are read and embedded at a time
 
 
 def images_sha256(images: np.ndarray) -> str:
@@ -87,6 +92,14 @@ def images_sha256(images: np.ndarray) -> str:
 def row_digests(images: np.ndarray) -> list[bytes]:
     """BLAKE2b-128 digest of each image's pixels (N,), to find repeated images."""
     return [hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest() for image in images]
+
+
+def _extract_pieces(extractor: FeatureExtractor, images: np.ndarray, rows: np.ndarray) -> Features:
+    """``extractor.extract(images[rows])``, read and embedded ``EXTRACT_PIECE`` images (rounded to whole batches) at
+    a time: a memory-mapped set is never copied whole into memory."""
+    step = max(1, EXTRACT_PIECE // extractor.batch_size) * extractor.batch_size
+    parts = [extractor.extract(np.asarray(images[rows[start : start + step]])) for start in range(0, len(rows), step)]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 class FeatureCache:
@@ -149,8 +162,10 @@ class FeatureCache:
         first: dict[bytes, int] = {}
         new = np.array([i for i, d in enumerate(digests) if d not in known and first.setdefault(d, i) == i],
                        dtype=np.int64)
-        mine = new[self.shard.blocks(len(new))[self.shard.rank]]
-        gathered = self.shard.gather({self.shard.rank: extractor.extract(images[mine])} if len(mine) else {})
+        batches = np.arange(0, len(new), extractor.batch_size)  # first row of each batch, split by whole batches
+        starts = batches[self.shard.blocks(len(batches))[self.shard.rank]]
+        mine = new[starts[0] : min(starts[-1] + extractor.batch_size, len(new))] if len(starts) else new[:0]
+        gathered = self.shard.gather({self.shard.rank: _extract_pieces(extractor, images, mine)} if len(mine) else {})
         parts = [gathered[rank] for rank in sorted(gathered)]
         fresh = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]} if parts else {}
         for position, row in enumerate(new):

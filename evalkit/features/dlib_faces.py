@@ -67,6 +67,7 @@ class Face:
 
 class DlibFaceExtractor(FeatureExtractor):
     name = "dlib"
+    batch_size = CHUNK
     version = "3"  # 2: landmarks; 3: descriptors from the PyTorch port (float32 rounding differs from dlib's)
 
     def __init__(self, detector_size: int, upsample: int, device: torch.device = torch.device("cpu")) -> None:

@@ -76,6 +76,7 @@ def build_inception(state: dict[str, torch.Tensor], dims: int, source: Path) -> 
 
 class InceptionExtractor(FeatureExtractor):
     name = "inception"
+    batch_size = BATCH_SIZE
     version = "2"  # 2: channels-first input made contiguous, bit-identical to pytorch-fid (1 ran channels-last)
 
     def __init__(self, weights: Path, dims: int, device: torch.device) -> None:
