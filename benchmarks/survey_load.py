@@ -23,13 +23,19 @@ import json
 import os
 import secrets
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the rater robot lives with the tests
+
 from survey_app.cli import Workspace
 from survey_app.db import default_database_url
-from survey_app.loadtest import (
+from survey_app.manifest import load_run_input
+from survey_app.server import default_threads, default_workers
+from survey_app.study_builder import StudyOptions, create_study
+from tests.survey_app.robot import (
     RaterRun,
     ServerProcess,
     Storm,
@@ -38,9 +44,6 @@ from survey_app.loadtest import (
     cpu_seconds,
     write_synthetic_run,
 )
-from survey_app.manifest import load_run_input
-from survey_app.server import default_threads, default_workers
-from survey_app.study_builder import StudyOptions, create_study
 
 IDENTITIES = tuple(f"speaker{index:02d}" for index in range(8))
 STORM_TIMEOUT_S = 600

@@ -5,6 +5,13 @@ baseline on the seed study's five-point scale (5 Identical, 4 Good, 3 Fair, 2 Po
 recognise the person in the baseline photo from the image to judge?" (Yes / No / Not sure). Optionally they also
 do a lineup task first: a generated face and N real faces (the target and foils), pick the person; chance is 1/N.
 
+Other study kinds (`create-study --kind`, survey_app.study_kinds) hear the voice: voice -> face matching with a real
+and a generated arm (pick the speaker's face among N), HYPE-style real-or-generated judgements of single images
+(untimed, and optionally at fixed exposure times), and pairwise comparison of two or more runs joined on their clip
+ids (which face fits the voice, or the person's photo; Bradley-Terry scores). Every session that plays voices starts
+with an audio check of counted tones (survey_app.audio_check); answers to a voice trial are refused until the server
+has seen a play of the clip reach its end on its own clock (survey_app.playback).
+
 Quick start (README section)
 ----------------------------
     survey-app create-study --run RUN_DIR --title "Wav2Pix 64px" --pairs 32 --trials-per-session 32 \
@@ -26,7 +33,9 @@ SURVEY_APP_SECRET_KEY (else a random key kept in DATA_DIR/secret_key). The schem
 Input contract of create-study (an `evalkit run` folder, or any folder of real/generated pairs)
 -------------------------------------------------------------------------------------------
 RUN_DIR/pairs.csv with columns split,identity,real,generated (image paths relative to the CSV), optional column
-group (matching key for foils), optional RUN_DIR/results.json (the evalkit run record; its provenance is kept). See
+group (matching key for foils and impostors), optional columns clip (a clip id stable across runs) and audio (the
+speech clip the face was generated from; the voice kinds need it), optional RUN_DIR/results.json (the evalkit run
+record; its provenance is kept). See
 survey_app.manifest for the full rules. `evalkit run` is expected to write exactly this file.
 
 Design of a session

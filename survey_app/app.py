@@ -50,7 +50,7 @@ ERROR_TITLES = {
 }
 GENERIC_ERROR = "Something went wrong on our side. Please try again in a minute."
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; img-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; "
+    "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors {frame_ancestors}"
 )
 

@@ -22,15 +22,15 @@ from survey_app.db import (
 )
 from survey_app.export import write_export
 from survey_app.manifest import load_run_input
-from survey_app.models import Admin, ItemKind, Study
+from survey_app.models import Admin, Study, StudyKind
 from survey_app.server import StudyServer, check_can_listen, default_threads, default_workers
 from survey_app.study_builder import (
-    DEFAULT_CONSENT_TEXT,
     DEFAULT_CONSENT_VERSION,
     StudyOptions,
     create_study,
     new_slug,
 )
+from survey_app.study_kinds import DEFAULT_CONSENT_TEXTS, MAIN_ITEM_KIND, PROMPTS, KindOptions, create_kind_study
 from survey_app.views_admin import end_other_sessions
 
 SECRET_KEY_FILE = "secret_key"
@@ -121,23 +121,63 @@ def migrate_command(workspace: Workspace) -> None:
 @main.command("create-study")
 @click.option(
     "--run",
-    "run_dir",
+    "run_dirs",
     required=True,
+    multiple=True,
     type=click.Path(path_type=Path),
-    help="evalkit run folder or any folder with pairs.csv.",
+    help="evalkit run folder or any folder with pairs.csv (--kind pairwise: two or more, joined on their clip ids).",
+)
+@click.option(
+    "--kind",
+    type=click.Choice([kind.value for kind in StudyKind]),
+    default=StudyKind.FACES.value,
+    show_default=True,
+    help="faces: MOS + recognition (+ lineups); matching: voice -> face forced choice, real and generated arms; "
+    "hype: real or generated?; pairwise: which run's face fits the voice (or photo) better.",
+)
+@click.option("--faces", default=2, show_default=True, help="--kind matching: faces per trial (chance 1/faces).")
+@click.option(
+    "--exposures-ms",
+    default="",
+    help="--kind hype: fixed exposure times in ms, comma-separated (e.g. 250,500,1000), besides untimed trials.",
+)
+@click.option(
+    "--prompt",
+    type=click.Choice(PROMPTS),
+    default="audio",
+    show_default=True,
+    help="--kind pairwise: prompt by the clip's voice or by the person's real photo.",
 )
 @click.option("--title", default="Faces generated from speech", show_default=True)
 @click.option("--slug", default=None, help="Public study id in the rater URL (default: random).")
-@click.option("--pairs", "test_pairs", default=32, show_default=True, help="Real/generated pairs in the study (0: all)")
-@click.option("--trials-per-session", default=32, show_default=True, help="Test pairs each rater sees.")
+@click.option(
+    "--pairs",
+    "test_pairs",
+    default=32,
+    show_default=True,
+    help="Real/generated pairs in the study (matching, pairwise: clips; hype: generated faces, as many real) (0: all)",
+)
+@click.option(
+    "--trials-per-session",
+    default=32,
+    show_default=True,
+    help="Test pairs each rater sees (other kinds: trials of the kind, besides the audio check).",
+)
 @click.option("--lineup-size", default=0, show_default=True, help="Real faces per lineup trial (0: no lineup task).")
 @click.option("--seed", default=None, type=int, help="Seed of pair selection and controls (default: random, stored).")
 @click.option("--consent-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--consent-version", default=DEFAULT_CONSENT_VERSION, show_default=True)
 @click.pass_obj
-def create_study_command(workspace: Workspace, run_dir: Path, consent_file: Path | None, **options) -> None:
-    """Create a study from RUN_DIR/pairs.csv, copying its images into the store under opaque ids."""
-    run_input = load_run_input(run_dir)
+def create_study_command(
+    workspace: Workspace, run_dirs: tuple[Path, ...], consent_file: Path | None, **options
+) -> None:
+    """Create a study from RUN_DIR/pairs.csv, copying its images (and audio) into the store under opaque ids."""
+    kind = StudyKind(options["kind"])
+    if kind == StudyKind.FACES and len(run_dirs) != 1:
+        raise ValueError("--kind faces takes one --run (only --kind pairwise compares runs)")
+    if kind != StudyKind.FACES and options["lineup_size"]:
+        raise ValueError("--lineup-size is an option of --kind faces")
+    runs = [load_run_input(run_dir) for run_dir in run_dirs]
     study_options = StudyOptions(
         title=options["title"],
         slug=options["slug"] or new_slug(),
@@ -145,17 +185,37 @@ def create_study_command(workspace: Workspace, run_dir: Path, consent_file: Path
         test_pairs=options["test_pairs"],
         test_trials_per_session=options["trials_per_session"],
         lineup_size=options["lineup_size"],
-        consent_text=consent_file.read_text(encoding="utf-8") if consent_file else DEFAULT_CONSENT_TEXT,
+        consent_text=consent_file.read_text(encoding="utf-8") if consent_file else DEFAULT_CONSENT_TEXTS[kind],
         consent_version=options["consent_version"],
     )
     with workspace.migrated_session_factory()() as db:
-        study = create_study(db, run_input, workspace.image_store, study_options)
+        if kind == StudyKind.FACES:
+            study = create_study(db, runs[0], workspace.image_store, study_options)
+        else:
+            kind_options = KindOptions(
+                kind=kind,
+                faces=options["faces"],
+                prompt=options["prompt"],
+                exposures_ms=exposure_times(options["exposures_ms"]),
+            )
+            study = create_kind_study(db, runs, workspace.image_store, study_options, kind_options)
         db.commit()
-        tests = sum(item.kind == ItemKind.TEST for item in study.items)
+        main_kind = MAIN_ITEM_KIND[kind]
+        tests = sum(item.kind == main_kind for item in study.items)
         others = len(study.items) - tests
-        click.echo(f"study {study.slug}: {tests} test pairs, {others} other items; rater URL /s/{study.slug}")
+        measured = "test pairs" if kind == StudyKind.FACES else f"{main_kind.value} items"
+        named = study.slug if kind == StudyKind.FACES else f"{study.slug} ({kind.value})"
+        click.echo(f"study {named}: {tests} {measured}, {others} other items; rater URL /s/{study.slug}")
         for note in study.source["design_notes"]:
             click.echo(f"warning: {note}", err=True)
+
+
+def exposure_times(text: str) -> tuple[int, ...]:
+    """`--exposures-ms 250,500` as (250, 500); a ValueError that names the option for anything else."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise ValueError(f"--exposures-ms takes whole milliseconds separated by commas, not {text!r}") from error
 
 
 @main.command("create-admin")

@@ -20,7 +20,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from survey_app.models import Rater, Study, as_utc
-from survey_app.results import AnswerRecord, RaterScreening, build_summary, load_answer_records, screen_raters
+from survey_app.results import (
+    AnswerRecord,
+    RaterScreening,
+    build_summary,
+    load_answer_records,
+    screen_raters,
+)
 
 ANSWER_COLUMNS = {
     "rater_id": "opaque rater id (raters.csv links it to platform ids)",
@@ -29,20 +35,31 @@ ANSWER_COLUMNS = {
     "item_id": "stimulus id; the same item is shown to several raters",
     "item_kind": "test (real vs generated) | control_same (real vs other photo of the same person) | "
     "control_different (real vs a different person) | attention (instructed response) | lineup (generated face "
-    "vs one photo of its person and of N-1 others, drawn per trial)",
+    "vs one photo of its person and of N-1 others, drawn per trial) | audio_check (count the tones) | matching "
+    "(a voice and N faces: pick the speaker's) | hype (one image: real or generated?) | pairwise (two runs' faces "
+    "of one clip: which fits the voice / photo better, or tie)",
     "identity": "person id from the manifest",
     "split": "data split from the manifest",
-    "question": "quality | recognition | lineup",
-    "value": "quality: 1 Bad .. 5 Identical; recognition: yes | no | not_sure; lineup: chosen slot 1..N",
+    "question": "quality | recognition | lineup | audio_check | matching | hype | pairwise",
+    "value": "quality: 1 Bad .. 5 Identical; recognition: yes | no | not_sure; lineup, matching: chosen slot 1..N; "
+    "audio_check: tones counted 1..6; hype: real | generated; pairwise: chosen slot 1 | 2, or tie",
     "reference_on_left": "pair trials: true when the baseline photo was shown on the left (always, since schema "
     "revision 0005 fixed the layout: baseline left, image to judge right)",
     "lineup_correct": "lineup trials: true when the chosen photo shows the person the face was generated from",
     "changes": "times the rater changed this answer before pressing Next (value is the last one given)",
     "expected_quality": "attention trials: the value the question instructed",
-    "client_rt_ms": "milliseconds from page display to this (last) answer, measured in the browser (empty without "
-    "JS)",
+    "client_rt_ms": "milliseconds from page display to this (last) answer, measured in the browser (empty without JS)",
     "server_rt_ms": "milliseconds from the server first serving the trial to storing this (last) answer",
     "received_at": "UTC time the server stored the answer's value (ISO 8601)",
+    "arm": "matching: real | generated (the faces shown); hype: real | generated (the image); pairwise: the prompt, "
+    "audio | image",
+    "clip": "the run's clip id (pairs.csv `clip`) of audio-kind items",
+    "correct": "audio_check, matching, lineup and hype answers: true when right",
+    "left_system": "pairwise: the run whose face was shown first (left)",
+    "right_system": "pairwise: the run whose face was shown second (right)",
+    "chosen_system": "pairwise: the run whose face was chosen, or tie",
+    "exposure_ms": "timed hype trials: how long the image was shown (ms, after a 3-2-1 countdown, then masked); "
+    "empty: untimed",
     "rater_excluded": "true when the rater failed screening (see results_summary.json)",
 }
 RATER_COLUMNS = {
@@ -63,6 +80,7 @@ RATER_COLUMNS = {
     "fast_answers": "answers given under 1 s after display (client clock)",
     "median_rt_ms": "median time from a page's display to its answers (client clock, else server clock)",
     "exclusion_reasons": "screening rules failed, separated by '; ' (empty: included)",
+    "ended_reason": "why the session ended early: audio_check (the tones were miscounted); empty otherwise",
 }
 CODEBOOK = {"answers.csv": ANSWER_COLUMNS, "raters.csv": RATER_COLUMNS}
 
@@ -102,6 +120,7 @@ def rater_rows(db: Session, study: Study, screening: dict[str, RaterScreening]) 
                 "fast_answers": screen.fast_answers if screen else None,
                 "median_rt_ms": screen.median_rt_ms if screen else None,
                 "exclusion_reasons": "; ".join(screen.exclusion_reasons) if screen else "",
+                "ended_reason": rater.ended_reason,
             }
         )
     return rows
@@ -184,17 +203,56 @@ def _alpha(agreement: dict) -> str:
 def summary_markdown(summary: dict) -> str:
     """A P.800.2-style account: scale, votes, CIs, screening and exclusions, then the numbers."""
     study, raters, screening = summary["study"], summary["raters"], summary["screening"]
+    faces = study["kind"] == "faces"
+    lines = [
+        f"## Human study: {study['title']}",
+        "",
+        f"Quality scale: {study['quality_scale']}. Recognition: {study['recognition_question']}."
+        if faces
+        else f"Study kind: {study['kind']} ({KIND_QUESTIONS[study['kind']](study['design'])}).",
+        (
+            f"Raters: {raters['started']} started, {raters['completed']} completed, {raters['included']} included "
+            f"after screening ({len(screening['excluded'])} excluded). CIs are 95 %; the clustered bootstrap "
+            f"uses {study['bootstrap']}."
+        ),
+    ]
+    if faces:
+        lines += _faces_markdown(summary)
+    lines += [
+        "",
+        "Screening (a completed session is excluded when it fails any rule; raters excluded per rule):",
+        "",
+        *(f"- {rule}: {screening['excluded_by_rule'][key]}" for key, rule in screening["rules"].items()),
+        f"- {screening['incomplete_rule']}: {screening['incomplete']}",
+    ]
+    lines += _kind_markdown(summary)
+    power = summary["power"]
+    if power:
+        plans = ", ".join(f"+-{plan['half_width']}: {plan['raters_needed']} raters" for plan in power["plans"])
+        lines += [
+            "",
+            (
+                f"Raters needed for a MOS CI of ({power['votes_per_rater']} test votes each, observed SD "
+                f"{power['sd']:.2f}, rater ICC {power['rater_icc']:.2f}): {plans}."
+            ),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+KIND_QUESTIONS = {  # what the rater of each audio-era kind was asked, from the study's design
+    "matching": lambda design: f"a voice and {design.get('faces', 2)} faces: which face belongs to the voice?",
+    "hype": lambda design: "one image: real photo or generated by a computer?",
+    "pairwise": lambda design: f"two runs' faces of one clip: {design.get('question', '')}",
+}
+
+
+def _faces_markdown(summary: dict) -> list[str]:
+    """The faces study's tables: MOS (test pairs, splits, identities, controls), recognition, lineup, agreement."""
     mos_header = [
         "| {} | Votes | Raters | Items | MOS | t-CI | rater x item bootstrap CI |",
         "|---|---|---|---|---|---|---|",
     ]
     lines = [
-        f"## Human study: {study['title']}",
-        "",
-        f"Quality scale: {study['quality_scale']}. Recognition: {study['recognition_question']}.",
-        f"Raters: {raters['started']} started, {raters['completed']} completed, {raters['included']} included "
-        f"after screening ({len(screening['excluded'])} excluded). CIs are 95 %; the clustered bootstrap "
-        f"uses {study['bootstrap']}.",
         "",
         mos_header[0].format("Test pairs"),
         mos_header[1],
@@ -230,27 +288,76 @@ def summary_markdown(summary: dict) -> str:
     if lineup:
         lines += [
             "",
-            f"Lineup: {lineup['correct']}/{lineup['n']} correct ({lineup['accuracy'] * 100:.1f} %, 95 % Wilson CI "
-            f"{_interval(lineup['wilson_ci95'], 100, 1)}) against chance {lineup['chance'] * 100:.1f} %; "
-            f"one-sided exact binomial p = {lineup['p_value_above_chance']:.3g}.",
+            (
+                f"Lineup: {lineup['correct']}/{lineup['n']} correct ({lineup['accuracy'] * 100:.1f} %, 95 % Wilson CI "
+                f"{_interval(lineup['wilson_ci95'], 100, 1)}) against chance {lineup['chance'] * 100:.1f} %; "
+                f"one-sided exact binomial p = {lineup['p_value_above_chance']:.3g}."
+            ),
         ]
     agreement = summary["agreement"]
     lines += [
         "",
-        "Agreement on the test pairs (Krippendorff's alpha): quality (ordinal) "
-        f"{_alpha(agreement['quality_ordinal'])}; recognition (nominal) {_alpha(agreement['recognition_nominal'])}.",
-        "",
-        "Screening (a completed session is excluded when it fails any rule; raters excluded per rule):",
-        "",
-        *(f"- {rule}: {screening['excluded_by_rule'][key]}" for key, rule in screening["rules"].items()),
-        f"- {screening['incomplete_rule']}: {screening['incomplete']}",
+        (
+            "Agreement on the test pairs (Krippendorff's alpha): quality (ordinal) "
+            f"{_alpha(agreement['quality_ordinal'])}; recognition (nominal) {_alpha(agreement['recognition_nominal'])}."
+        ),
     ]
-    power = summary["power"]
-    if power:
+    return lines
+
+
+def _headline_line(row: dict) -> str:
+    if row["unit"] == "share":
+        value = f"{row['estimate'] * 100:.1f} % [{row['low'] * 100:.1f}, {row['high'] * 100:.1f}]"
+    else:
+        value = f"{row['estimate']:.2f} [{row['low']:.2f}, {row['high']:.2f}]"
+    chance = "" if row["chance"] is None else f" (chance {row['chance'] * 100:.0f} %)" if row["unit"] == "share" else ""
+    return f"| {row['label']} | {value}{chance} | {row['interval']} | {row['n']} | {row['raters']} |"
+
+
+def _kind_markdown(summary: dict) -> list[str]:
+    """The audio kinds' figures: the headline table, the pairwise win rates, ties and position bias, the audio
+    check's exclusions and the matching power plan."""
+    lines = []
+    kind_rows = [row for row in summary["headline"] if row["kind"] in ("matching", "hype", "bradley_terry")]
+    if kind_rows:
+        lines += ["", "| Figure | Estimate, 95 % CI | Interval | Answers | Raters |", "|---|---|---|---|---|"]
+        lines += [_headline_line(row) for row in kind_rows]
+    pairwise = summary["pairwise"]
+    if pairwise:
+        lines += [
+            "",
+            "| Pair of runs | Comparisons | Ties | First run's win rate (ties apart), Wilson CI |",
+            "|---|---|---|---|",
+        ]
+        for name, pair in pairwise["pairs"].items():
+            rate = (
+                "n/a"
+                if pair["first_win_rate"] is None
+                else (f"{pair['first_win_rate'] * 100:.1f} % {_interval(pair['wilson_ci95'], 100, 1)}")
+            )
+            lines.append(f"| {name} | {pair['n']} | {pair['ties']} | {rate} |")
+        bias, ties = pairwise["position_bias"], pairwise["ties"]
+        left = "n/a" if bias["left_share"] is None else f"{bias['left_share'] * 100:.1f} %"
+        lines += [
+            "",
+            (
+                f"Ties: {ties['count']} of {pairwise['n']} ({ties['handling']}). Position bias: the left face "
+                f"was chosen in {left} of decided comparisons {_interval(bias['wilson_ci95'], 100, 1)} "
+                f"(0.5 = none; two-sided binomial p = {_number(bias['p_value_two_sided'], 3)}). {pairwise['scale']}."
+            ),
+        ]
+    matching = summary["matching"]
+    if matching and matching["power"]:
+        power = matching["power"]
         plans = ", ".join(f"+-{plan['half_width']}: {plan['raters_needed']} raters" for plan in power["plans"])
         lines += [
             "",
-            f"Raters needed for a MOS CI of ({power['votes_per_rater']} test votes each, observed SD "
-            f"{power['sd']:.2f}, rater ICC {power['rater_icc']:.2f}): {plans}.",
+            (
+                f"Raters needed for an arm's accuracy CI of ({power['votes_per_rater']} trials per arm each, "
+                f"observed accuracy {power['accuracy']:.2f}, rater ICC {power['rater_icc']:.2f}): {plans}."
+            ),
         ]
-    return "\n".join(lines) + "\n"
+    screening = summary["screening"]
+    if summary["study"]["design"].get("audio_check"):
+        lines += ["", f"Audio check: {screening['audio_check_failed']} rater(s) {screening['audio_check_rule']}."]
+    return lines

@@ -10,6 +10,10 @@ Contract (the same for an `evalkit run` folder and for any hand-made folder):
   - `generated`: path of the face generated from that person's speech, relative to the CSV.
 * Optional column `group`: a matching key for foils (e.g. `female`, `male-40s`); controls and lineup foils
   are drawn from other identities of the same group when there are enough of them.
+* Optional column `clip`: a clip id unique within the run and stable across runs on the same data
+  (`<split>/<identity>/<clip file stem>`); `create-study --run A --run B` joins runs on it.
+* Optional column `audio`: path, relative to the CSV, of the speech clip the generated face was made from (any
+  format soundfile reads; evalkit writes Ogg/Vorbis). The audio study kinds need it.
 * Optional `RUN_DIR/results.json`: the run record that `evalkit run` writes; its generator (kind, name, SHA-256),
   data hashes, code version, seed and command line are copied into the study's provenance (the rest of the record,
   the metric figures, is not).
@@ -23,9 +27,11 @@ import csv
 import hashlib
 import io
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+import soundfile
 from PIL import Image, UnidentifiedImageError
 
 MANIFEST_NAME = "pairs.csv"
@@ -33,6 +39,7 @@ RUN_RECORD_NAME = "results.json"
 RUN_PROVENANCE_KEYS = ("evalkit_version", "created", "run_dir", "splits")
 RECORD_PROVENANCE_KEYS = ("generator_sha256", "data", "code_version", "seed", "command_line", "packages")
 REQUIRED_COLUMNS = ("split", "identity", "real", "generated")
+OPTIONAL_COLUMNS = ("group", "clip", "audio")
 MAX_FIELD_LENGTH = 200
 
 
@@ -47,6 +54,8 @@ class ImagePair:
     real: Path
     generated: Path
     group: str
+    clip: str = ""  # the run's clip id ("" when the manifest has no clip column)
+    audio: Path | None = None  # the speech clip the generated face was made from (None without an audio column)
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,16 @@ class RunInput:
     pairs: list[ImagePair]
     manifest_sha256: str
     run_metadata: dict
+
+    @property
+    def has_audio(self) -> bool:
+        """Whether every pair names its speech clip (the manifest has a filled `audio` column)."""
+        return all(pair.audio is not None for pair in self.pairs)
+
+    @property
+    def has_clips(self) -> bool:
+        """Whether every pair names its clip id (the manifest has a filled `clip` column)."""
+        return all(pair.clip for pair in self.pairs)
 
 
 def load_run_input(folder: Path) -> RunInput:
@@ -80,12 +99,16 @@ def _parse_manifest(raw: bytes, folder: Path, manifest: Path) -> list[ImagePair]
     pairs = [_parse_row(row, line, folder, manifest) for line, row in enumerate(reader, start=2)]
     if not pairs:
         raise ManifestError(f"{manifest} lists no pairs")
+    repeated = [clip for clip, count in Counter(pair.clip for pair in pairs if pair.clip).items() if count > 1]
+    if repeated:
+        repeated = repeated[0]
+        raise ManifestError(f"{manifest}: clip id {repeated} appears on more than one row (clip ids are unique)")
     return pairs
 
 
 def _parse_row(row: dict, line: int, folder: Path, manifest: Path) -> ImagePair:
     where = f"{manifest}:{line}"
-    values = {column: (row.get(column) or "").strip() for column in (*REQUIRED_COLUMNS, "group")}
+    values = {column: (row.get(column) or "").strip() for column in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)}
     for column in REQUIRED_COLUMNS:
         if not values[column]:
             raise ManifestError(f"{where}: column {column} is empty")
@@ -98,15 +121,33 @@ def _parse_row(row: dict, line: int, folder: Path, manifest: Path) -> ImagePair:
         real=_image_path(values["real"], folder, where),
         generated=_image_path(values["generated"], folder, where),
         group=values["group"],
+        clip=values["clip"],
+        audio=_audio_path(values["audio"], folder, where) if values["audio"] else None,
     )
 
 
-def _image_path(relative: str, folder: Path, where: str) -> Path:
+def _relative_file(relative: str, folder: Path, where: str, what: str) -> Path:
     if PurePath(relative).is_absolute():
         raise ManifestError(f"{where}: path {relative} must be relative to the CSV")
     path = folder / relative
     if not path.is_file():
-        raise ManifestError(f"{where}: image {relative} does not exist")
+        raise ManifestError(f"{where}: {what} {relative} does not exist")
+    return path
+
+
+def _audio_path(relative: str, folder: Path, where: str) -> Path:
+    path = _relative_file(relative, folder, where, "audio")
+    try:
+        info = soundfile.info(str(path))
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+        raise ManifestError(f"{where}: {relative} is not a readable audio file") from error
+    if info.frames == 0:
+        raise ManifestError(f"{where}: audio {relative} holds no samples")
+    return path
+
+
+def _image_path(relative: str, folder: Path, where: str) -> Path:
+    path = _relative_file(relative, folder, where, "image")
     try:
         with Image.open(path) as image:
             image.verify()

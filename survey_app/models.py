@@ -49,12 +49,29 @@ class ItemKind(enum.StrEnum):
     EXAMPLE = "example"
     EXAMPLE_SAME = "example_same"
     EXAMPLE_DIFFERENT = "example_different"
+    # Audio study kinds (survey_app.study_kinds). The audio check comes before any audio trial: counted tones.
+    AUDIO_CHECK = "audio_check"
+    MATCHING = "matching"  # a voice clip and N faces (arm real: true speaker + impostors; arm generated: faces
+    # generated from this clip and from impostors' clips): pick the face of the voice
+    HYPE = "hype"  # one image, real photo or generated face: "real or generated?" (arm: real | generated)
+    PAIRWISE = "pairwise"  # two runs' faces of one clip, prompted by its voice or its real photo: which fits better
 
 
 class Question(enum.StrEnum):
     QUALITY = "quality"
     RECOGNITION = "recognition"
     LINEUP = "lineup"
+    AUDIO_CHECK = "audio_check"  # how many tones the clip held
+    MATCHING = "matching"  # the chosen face's slot 1..N
+    HYPE = "hype"  # real | generated
+    PAIRWISE = "pairwise"  # 1 | 2 (the chosen face's slot) | tie
+
+
+class StudyKind(enum.StrEnum):
+    FACES = "faces"  # MOS + recognition pairs, controls, attention check, optional lineups (the original study)
+    MATCHING = "matching"
+    HYPE = "hype"
+    PAIRWISE = "pairwise"
 
 
 class Platform(enum.StrEnum):
@@ -78,6 +95,12 @@ class Study(Base):
     completion_code: Mapped[str] = mapped_column(String(32))
     session_max_age_minutes: Mapped[int] = mapped_column(Integer)
     source: Mapped[dict] = mapped_column(JSON)  # provenance: input folder, manifest digest, run metadata
+    kind: Mapped[StudyKind] = mapped_column(
+        Enum(StudyKind, native_enum=False, length=16), default=StudyKind.FACES, server_default="FACES"
+    )
+    # The kind's design as built (faces per matching trial, impostor rule, prompt, runs, exposures ...): its keys
+    # are listed in survey_app.study_kinds; {} for a faces study.
+    design: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     items: Mapped[list[Item]] = relationship(back_populates="study", cascade="all, delete-orphan")
 
@@ -96,6 +119,22 @@ class Image(Base):
     lineup_pool: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     # Lineup trials that showed this photo, over all raters.
     lineup_exposures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The run (its name in the study's design) a generated face comes from, for a study over several runs.
+    system: Mapped[str] = mapped_column(String(200), default="", server_default="")
+
+
+class AudioClip(Base):
+    """A voice clip (from a run's `audio` column) or an audio-check clip of counted tones, stored as 16-bit WAV under
+    a random id: its name, container and metadata tell nothing."""
+
+    __tablename__ = "audio_clips"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random hex, also the stored file's stem
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    identity: Mapped[str] = mapped_column(String(200))  # the speaker; "" for an audio-check clip
+    clip: Mapped[str] = mapped_column(String(300))  # the run's clip id; "tones-N" for an audio-check clip
+    duration_s: Mapped[float] = mapped_column(Float)  # from the stored file: the server's play-to-end rule uses it
+    source_path: Mapped[str] = mapped_column(Text)  # path in the input folder, for the admin's export only
 
 
 class Item(Base):
@@ -109,8 +148,17 @@ class Item(Base):
     identity: Mapped[str] = mapped_column(String(200))
     split: Mapped[str] = mapped_column(String(64))
     reference_image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id"), nullable=True)
-    probe_image_id: Mapped[str] = mapped_column(ForeignKey("images.id"))
+    # None for items that show no single image to judge (audio checks, matching and pairwise trials)
+    probe_image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id"), nullable=True)
     expected_quality: Mapped[int | None] = mapped_column(Integer, nullable=True)  # attention items only
+    # The audio kinds' facts: the arm (matching: real | generated; hype: real | generated; pairwise: the prompt),
+    # the run's clip id, the voice clip, the faces to choose from (display order is drawn per trial), the right
+    # answer of an audio check (the number of tones).
+    arm: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    clip: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    audio_id: Mapped[str | None] = mapped_column(ForeignKey("audio_clips.id"), nullable=True)
+    option_image_ids: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    expected_answer: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     study: Mapped[Study] = relationship(back_populates="items")
 
@@ -145,6 +193,9 @@ class Rater(Base):
     completion_code: Mapped[str] = mapped_column(String(32))
     user_agent: Mapped[str] = mapped_column(String(300))
     viewport: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Why the session ended before its last trial (e.g. "audio_check": the rater failed the audio check); None while
+    # it runs or once completed.
+    ended_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     trials: Mapped[list[Trial]] = relationship(back_populates="rater", order_by="Trial.position")
 
@@ -163,6 +214,13 @@ class Trial(Base):
     position: Mapped[int] = mapped_column(Integer)
     display_image_ids: Mapped[list] = mapped_column(JSON)  # image ids in on-screen order (left to right)
     shown_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Audio trials (survey_app.playback): server time of the last "play" event, of the first play that reached its
+    # end (answers are refused before it), and the number of plays.
+    play_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    plays: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Timed hype trials: how long the page showed the image (ms, after a 3-2-1 countdown, then a mask); None: untimed.
+    exposure_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     rater: Mapped[Rater] = relationship(back_populates="trials")
     item: Mapped[Item] = relationship()
@@ -185,6 +243,20 @@ class Answer(Base):
     changes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     trial: Mapped[Trial] = relationship(back_populates="answers")
+
+
+class PlayEvent(Base):
+    """One play or ended event of a trial's clip as the page reported it, with the server's verdict."""
+
+    __tablename__ = "play_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(16))  # play | ended
+    client_duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the page's audio.duration
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    # ended events: whether the server counted the play as complete (its own elapsed time >= duration - tolerance)
+    complete: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class Admin(Base):

@@ -6,9 +6,10 @@ Pure functions on plain sequences; survey_app.results feeds them from the databa
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 
+import choix
 import krippendorff
 import numpy as np
 from scipy import stats
@@ -53,23 +54,71 @@ def clustered_bootstrap_interval(
     scores = np.asarray(values, dtype=float)
     if scores.size < 2:
         return None
+    means = [
+        (weights @ scores) / weights.sum(axis=1)
+        for weights in clustered_bootstrap_weights(rater_ids, item_ids, replicates, seed)
+    ]
+    return _percentile_interval(np.concatenate(means), confidence)
+
+
+def clustered_bootstrap_weights(
+    rater_ids: Sequence[Hashable], item_ids: Sequence[Hashable], replicates: int, seed: int
+) -> Iterator[np.ndarray]:
+    """The two-way (rater x item) bootstrap's vote weights, in chunks of at most BOOTSTRAP_CHUNK replicates: int64
+    arrays (chunk, votes), a vote's weight = (draws of its rater) x (draws of its item); replicates whose weights are
+    all zero are left out."""
     rater_index = np.unique(np.asarray(rater_ids, dtype=object).astype(str), return_inverse=True)[1]
     item_index = np.unique(np.asarray(item_ids, dtype=object).astype(str), return_inverse=True)[1]
     n_raters, n_items = rater_index.max() + 1, item_index.max() + 1
     generator = np.random.default_rng(seed)
-    means: list[np.ndarray] = []
     for start in range(0, replicates, BOOTSTRAP_CHUNK):
         size = min(BOOTSTRAP_CHUNK, replicates - start)
         rater_weights = generator.multinomial(n_raters, np.full(n_raters, 1 / n_raters), size=size)
         item_weights = generator.multinomial(n_items, np.full(n_items, 1 / n_items), size=size)
         vote_weights = rater_weights[:, rater_index] * item_weights[:, item_index]
-        totals = vote_weights.sum(axis=1)
-        kept = totals > 0
-        means.append((vote_weights[kept] @ scores) / totals[kept])
-    replicate_means = np.concatenate(means)
+        yield vote_weights[vote_weights.sum(axis=1) > 0]
+
+
+def clustered_bootstrap_difference(
+    values: Sequence[float],
+    in_second: Sequence[bool],
+    rater_ids: Sequence[Hashable],
+    item_ids: Sequence[Hashable],
+    replicates: int,
+    seed: int,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float] | None:
+    """Percentile CI of mean(second group) - mean(first group) under the two-way bootstrap of raters and items
+    (items shared by the groups, e.g. the clips of two arms, are drawn once for both). None when a group is empty."""
+    scores = np.asarray(values, dtype=float)
+    second = np.asarray(in_second, dtype=bool)
+    if second.all() or not second.any():
+        return None
+    differences = []
+    for weights in clustered_bootstrap_weights(rater_ids, item_ids, replicates, seed):
+        first_total, second_total = weights[:, ~second].sum(axis=1), weights[:, second].sum(axis=1)
+        kept = (first_total > 0) & (second_total > 0)
+        differences.append(
+            (weights[kept][:, second] @ scores[second]) / second_total[kept]
+            - (weights[kept][:, ~second] @ scores[~second]) / first_total[kept]
+        )
+    return _percentile_interval(np.concatenate(differences), confidence)
+
+
+def _percentile_interval(replicates: np.ndarray, confidence: float) -> tuple[float, float] | None:
+    if replicates.size == 0:
+        return None
     tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(replicate_means, [tail, 100 - tail])
+    low, high = np.percentile(replicates, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def bradley_terry(wins: np.ndarray, regularization: float = 0.01) -> np.ndarray:
+    """Bradley-Terry log-strengths (natural log, centred to mean 0) from a (systems, systems) float matrix whose
+    [i, j] counts the comparisons i won against j (a tie counted as half a win each way), by `choix`'s iterative
+    Luce spectral ranking (Maystre & Grossglauser, NeurIPS 2015) with a small Gaussian prior so that a system that
+    never lost or never won still gets a finite score."""
+    return np.asarray(choix.ilsr_pairwise_dense(np.asarray(wins, dtype=float), alpha=regularization), dtype=float)
 
 
 @dataclass(frozen=True)
@@ -173,3 +222,10 @@ def binomial_p_above_chance(successes: int, trials: int, chance: float) -> float
     if trials == 0:
         return None
     return float(stats.binomtest(successes, trials, chance, alternative="greater").pvalue)
+
+
+def binomial_p_two_sided(successes: int, trials: int, share: float = 0.5) -> float | None:
+    """Two-sided exact binomial test of `successes` out of `trials` against `share` (e.g. a position bias)."""
+    if trials == 0:
+        return None
+    return float(stats.binomtest(successes, trials, share).pvalue)

@@ -14,6 +14,7 @@ When the manifest has too few photos for this, photos are reused and the study's
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import secrets
@@ -30,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from survey_app.images import read_rgb
 from survey_app.manifest import ImagePair, ManifestError, RunInput
-from survey_app.models import Image, Item, ItemKind, Study
+from survey_app.models import Image, Item, ItemKind, Study, StudyKind
 
 SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
 DEFAULT_CONSENT_VERSION = "1"
@@ -69,26 +70,9 @@ def create_study(db: Session, run_input: RunInput, image_store: Path, options: S
     """Adds the study and its items to `db` (the caller commits) and writes the images into `image_store`."""
     _validate_options(db, options, run_input)
     rng = random.Random(options.seed)
-    study = Study(
-        slug=options.slug,
-        title=options.title,
-        consent_version=options.consent_version,
-        consent_text=options.consent_text,
-        seed=options.seed,
-        test_trials_per_session=options.test_trials_per_session,
-        lineup_size=options.lineup_size,
-        completion_code=secrets.token_hex(5).upper(),
-        session_max_age_minutes=options.session_max_age_minutes,
-        source={
-            "folder": str(run_input.folder.resolve()),
-            "manifest_sha256": run_input.manifest_sha256,
-            "run": run_input.run_metadata,
-        },
-    )
-    db.add(study)
-    db.flush()
+    study = new_study(db, options, run_source(run_input))
     photos = _PhotoAllocator(run_input.pairs, rng)
-    images = _ImageCopier(db, study, run_input.folder, image_store, photos.groups)
+    images = ImageCopier(db, study, run_input.folder, image_store, photos.groups)
     selected = select_balanced_pairs(photos.unused_pairs(run_input.pairs), options.test_pairs, rng)
     photos.use_pairs(selected)
     study.items.extend(_test_items(selected, images))
@@ -117,13 +101,49 @@ def create_study(db: Session, run_input: RunInput, image_store: Path, options: S
     return study
 
 
-def _validate_options(db: Session, options: StudyOptions, run_input: RunInput) -> None:
+def new_study(db: Session, options: StudyOptions, source: dict, kind: StudyKind = StudyKind.FACES,
+              design: dict | None = None) -> Study:
+    """The study's row, added and flushed (so that it has its id)."""
+    study = Study(
+        slug=options.slug,
+        title=options.title,
+        consent_version=options.consent_version,
+        consent_text=options.consent_text,
+        seed=options.seed,
+        test_trials_per_session=options.test_trials_per_session,
+        lineup_size=options.lineup_size,
+        completion_code=secrets.token_hex(5).upper(),
+        session_max_age_minutes=options.session_max_age_minutes,
+        source=source,
+        kind=kind,
+        design=design or {},
+    )
+    db.add(study)
+    db.flush()
+    return study
+
+
+def run_source(run_input: RunInput) -> dict:
+    """A run folder's provenance as a study stores it."""
+    return {
+        "folder": str(run_input.folder.resolve()),
+        "manifest_sha256": run_input.manifest_sha256,
+        "run": run_input.run_metadata,
+    }
+
+
+def validate_common_options(db: Session, options: StudyOptions) -> None:
+    """The rules every study kind shares: slug, a new slug, sizes."""
     if not SLUG_PATTERN.fullmatch(options.slug):
         raise ManifestError(f"slug {options.slug!r} must be 3-64 characters of a-z, 0-9 and '-'")
     if db.scalar(select(Study.id).where(Study.slug == options.slug)) is not None:
         raise ManifestError(f"a study with slug {options.slug!r} already exists")
     if options.test_pairs < 0 or options.test_trials_per_session < 1:
         raise ManifestError("--pairs must be >= 0 and --trials-per-session >= 1")
+
+
+def _validate_options(db: Session, options: StudyOptions, run_input: RunInput) -> None:
+    validate_common_options(db, options)
     identities = {pair.identity for pair in run_input.pairs}
     if len(identities) < 2:
         raise ManifestError("the manifest needs at least two identities (for the different-person control)")
@@ -226,13 +246,14 @@ class _PhotoAllocator:
         }
 
 
-class _ImageCopier:
+class ImageCopier:
     """Re-encodes each source image once as a PNG named by a random id, dropping metadata that could leak names;
     `equalize` then gives all of the study's images one pixel size and one byte length."""
 
     def __init__(
         self, db: Session, study: Study, run_folder: Path, image_store: Path, groups: dict[str, str]
     ) -> None:
+        # run_folder: the folder that source paths are stored relative to (the common parent of several runs)
         self.db, self.study, self.run_folder, self.image_store = db, study, run_folder, image_store
         self.groups = groups
         self.by_source: dict[Path, Image] = {}
@@ -241,13 +262,13 @@ class _ImageCopier:
     def real(self, pair: ImagePair) -> Image:
         return self._copy(pair.real, pair.identity, pair.split, is_generated=False)
 
-    def generated(self, pair: ImagePair) -> Image:
-        return self._copy(pair.generated, pair.identity, pair.split, is_generated=True)
+    def generated(self, pair: ImagePair, system: str = "") -> Image:
+        return self._copy(pair.generated, pair.identity, pair.split, is_generated=True, system=system)
 
     def real_photo(self, source: Path, identity: str) -> Image:
         return self._copy(source, identity, "", is_generated=False)
 
-    def _copy(self, source: Path, identity: str, split: str, is_generated: bool) -> Image:
+    def _copy(self, source: Path, identity: str, split: str, is_generated: bool, system: str = "") -> Image:
         if source in self.by_source:
             return self.by_source[source]
         image = Image(
@@ -257,7 +278,8 @@ class _ImageCopier:
             identity=identity,
             identity_group=self.groups.get(identity, ""),
             split=split,
-            source_path=source.relative_to(self.run_folder).as_posix(),
+            source_path=Path(os.path.relpath(source, self.run_folder)).as_posix(),
+            system=system,
         )
         read_rgb(source).save(self.image_store / f"{image.id}.png", format="PNG")
         self.db.add(image)
@@ -305,12 +327,12 @@ def _pair_item(kind: ItemKind, pair: ImagePair, reference: Image, probe: Image) 
     )
 
 
-def _test_items(selected: Sequence[ImagePair], images: _ImageCopier) -> list[Item]:
+def _test_items(selected: Sequence[ImagePair], images: ImageCopier) -> list[Item]:
     return [_pair_item(ItemKind.TEST, pair, images.real(pair), images.generated(pair)) for pair in selected]
 
 
 def _control_items(
-    selected: Sequence[ImagePair], photos: _PhotoAllocator, images: _ImageCopier, rng: random.Random
+    selected: Sequence[ImagePair], photos: _PhotoAllocator, images: ImageCopier, rng: random.Random
 ) -> list[Item]:
     """Per identity of the test pairs: its baseline beside another photo of the same person, and another baseline
     beside a photo of a different person (of the same group when the group has one), four photos of their own."""
@@ -333,7 +355,7 @@ def _control_items(
 
 
 def _control(
-    kind: ItemKind, identity: str, split: str, reference: Path, probe: Path, probe_identity: str, images: _ImageCopier
+    kind: ItemKind, identity: str, split: str, reference: Path, probe: Path, probe_identity: str, images: ImageCopier
 ) -> Item:
     return Item(
         kind=kind,
@@ -348,7 +370,7 @@ def _attention_item(
     pairs: Sequence[ImagePair],
     selected: Sequence[ImagePair],
     photos: _PhotoAllocator,
-    images: _ImageCopier,
+    images: ImageCopier,
     rng: random.Random,
 ) -> Item:
     """A real photo and a generated face like a test pair's, of a pair of its own."""
@@ -366,7 +388,7 @@ def _example_items(
     pairs: Sequence[ImagePair],
     selected: Sequence[ImagePair],
     photos: _PhotoAllocator,
-    images: _ImageCopier,
+    images: ImageCopier,
     options_shown: int,
 ) -> list[Item]:
     """The worked examples: a generated face beside its real photo (EXAMPLE), another photo of that person
@@ -388,7 +410,7 @@ def _example_items(
     return items
 
 
-def _lineup_items(pairs: Sequence[ImagePair], images: _ImageCopier) -> list[Item]:
+def _lineup_items(pairs: Sequence[ImagePair], images: ImageCopier) -> list[Item]:
     """One lineup per generated face; the real photos are drawn per trial (survey_app.rater_sessions)."""
     return [
         Item(kind=ItemKind.LINEUP, identity=pair.identity, split=pair.split, probe_image_id=images.generated(pair).id)

@@ -30,8 +30,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from survey_app import csrf, stats, throttle
 from survey_app.export import export_files
-from survey_app.models import Admin, Answer, Item, ItemKind, Question, Rater, Study, Trial
+from survey_app.models import Admin, Answer, Item, ItemKind, Question, Rater, Study, StudyKind, Trial
+from survey_app.rater_sessions import QUESTIONS_BY_KIND
 from survey_app.results import build_summary
+from survey_app.study_kinds import MAIN_ITEM_KIND
 from survey_app.web import db_session
 
 admin_blueprint = Blueprint("admin", __name__)
@@ -99,7 +101,8 @@ def end_other_sessions(admin: Admin) -> None:
 
 @admin_blueprint.route("/login", methods=["GET", "POST"])
 def login():
-    """The login form; a good password starts a session (new CSRF secret, new cookie)."""
+    """The login form; a good password starts a session (new CSRF secret, new cookie). 401: wrong name or password;
+    429: too many attempts from this address; 400: no valid CSRF token."""
     if request.method == "GET":
         return render_template("admin/login.html", failed=False)
     username = request.form.get("username", "")[:64]
@@ -124,7 +127,7 @@ def _start_session(admin: Admin) -> None:
 @admin_blueprint.post("/logout")
 @login_required
 def logout():
-    """Ends this session and every other session of this admin."""
+    """Ends this session and every other session of this admin. Not logged in: to the login page; 400: no CSRF token."""
     admin = db_session().merge(current_user._get_current_object())
     end_other_sessions(admin)
     db_session().commit()
@@ -136,7 +139,8 @@ def logout():
 @admin_blueprint.route("/password", methods=["GET", "POST"])
 @login_required
 def change_password():
-    """A new password; every other session of this admin ends, this one goes on."""
+    """A new password; every other session of this admin ends, this one goes on. 400: wrong current password, too
+    short, or the two new ones differ (the form again, saying which), or no CSRF token."""
     if request.method == "GET":
         return render_template("admin/password.html", error=None)
     db = db_session()
@@ -161,7 +165,7 @@ def change_password():
 @admin_blueprint.get("/")
 @login_required
 def index():
-    """Every study with its rater link and progress."""
+    """Every study with its rater link and progress. Not logged in: to the login page."""
     db = db_session()
     studies = db.scalars(select(Study).order_by(Study.created_at.desc())).all()
     counts = {
@@ -181,17 +185,20 @@ def _study_or_404(slug: str) -> Study:
 
 
 def votes_per_test_item(study: Study) -> list[int]:
+    """Answers per item of the study's measuring kind (test pairs: quality votes), sorted."""
     db = db_session()
+    kind = MAIN_ITEM_KIND[study.kind]
+    question = Question.QUALITY if kind == ItemKind.TEST else QUESTIONS_BY_KIND[kind][0]
     answered = dict(
         db.execute(
             select(Item.id, func.count(Answer.id))
             .join(Trial, Trial.item_id == Item.id)
-            .join(Answer, (Answer.trial_id == Trial.id) & (Answer.question == Question.QUALITY))
-            .where(Item.study_id == study.id, Item.kind == ItemKind.TEST)
+            .join(Answer, (Answer.trial_id == Trial.id) & (Answer.question == question))
+            .where(Item.study_id == study.id, Item.kind == kind)
             .group_by(Item.id)
         ).all()
     )
-    test_items = db.scalars(select(Item.id).where(Item.study_id == study.id, Item.kind == ItemKind.TEST)).all()
+    test_items = db.scalars(select(Item.id).where(Item.study_id == study.id, Item.kind == kind)).all()
     return sorted(answered.get(item_id, 0) for item_id in test_items)
 
 
@@ -211,14 +218,21 @@ def _planner_argument(name: str, default: float, low: float, high: float) -> flo
 @admin_blueprint.get("/studies/<slug>")
 @login_required
 def study_detail(slug: str):
-    """One study's progress and results, the power planner and the exports."""
+    """One study's progress and results, the power planner and the exports. 404: no such study; 400: a planner
+    argument that is not a number in its range; not logged in: to the login page."""
     study = _study_or_404(slug)
     summary = build_summary(db_session(), study, current_app.config["SURVEY_BOOTSTRAP_REPLICATES"])
-    observed = summary["power"] or {"sd": 1.0, "rater_icc": 0.0}
+    matching = study.kind == StudyKind.MATCHING
+    if matching:  # an arm's accuracy: binomial SD at the observed accuracy, one arm's trials per rater
+        observed = (summary["matching"] or {}).get("power") or {"sd": 0.5, "rater_icc": 0.0}
+        default_votes, default_half_width = max(1, study.test_trials_per_session // 2), 0.1
+    else:
+        observed = summary["power"] or {"sd": 1.0, "rater_icc": 0.0}
+        default_votes, default_half_width = study.test_trials_per_session, 0.2
     planner = stats.plan_raters(
         sd=_planner_argument("sd", observed["sd"], 0.01, 4),
-        half_width=_planner_argument("half_width", 0.2, 0.01, 2),
-        votes_per_rater=int(_planner_argument("votes_per_rater", study.test_trials_per_session, 1, 1000)),
+        half_width=_planner_argument("half_width", default_half_width, 0.01, 2),
+        votes_per_rater=int(_planner_argument("votes_per_rater", default_votes, 1, 1000)),
         icc=_planner_argument("icc", observed["rater_icc"], 0, 1),
     )
     return render_template(
@@ -227,7 +241,12 @@ def study_detail(slug: str):
         summary=summary,
         votes=votes_per_test_item(study),
         planner=planner,
-        planner_inputs={"sd": observed["sd"], "icc": observed["rater_icc"]},
+        planner_inputs={
+            "sd": observed["sd"],
+            "icc": observed["rater_icc"],
+            "votes": default_votes,
+            "measure": "an arm's matching accuracy (share)" if matching else "the MOS (1-5)",
+        },
         export_types=EXPORT_TYPES,
     )
 
@@ -235,7 +254,8 @@ def study_detail(slug: str):
 @admin_blueprint.get("/studies/<slug>/export/<name>")
 @login_required
 def export(slug: str, name: str):
-    """One export file as a download; never stored by a browser or proxy cache (raters.csv has platform ids)."""
+    """One export file as a download; never stored by a browser or proxy cache (raters.csv has platform ids). 404: no
+    such study or file; not logged in: to the login page."""
     if name not in EXPORT_TYPES:
         abort(404)
     study = _study_or_404(slug)

@@ -10,7 +10,83 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("button[data-copy]")) offerCopy(button);
   const trialForm = document.getElementById("trial-form");
   if (trialForm) enhanceTrial(trialForm);
+  const voice = document.getElementById("voice");
+  if (voice && trialForm) reportPlays(voice, trialForm);
+  const timed = document.getElementById("timed");
+  if (timed) timeExposure(timed);
 });
+
+// Timed hype trials (HYPE, Zhou et al. 2019): a 3-2-1 countdown of 500 ms steps, the face for its exposure time, then
+// a noise mask in its place. The face is shown once; the answer follows.
+function timeExposure(timed) {
+  const button = document.getElementById("show-face");
+  const countdown = document.getElementById("countdown");
+  const figure = timed.querySelector("figure");
+  const mask = timed.querySelector(".mask");
+  const image = figure.querySelector("img");
+  const step = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+  button.addEventListener("click", async () => {
+    button.hidden = true;
+    for (const number of ["3", "2", "1"]) {
+      countdown.textContent = number;
+      await step(500);
+    }
+    countdown.textContent = "";
+    figure.hidden = false;
+    await step(Number(timed.dataset.exposureMs));
+    image.style.visibility = "hidden";
+    mask.hidden = false;
+  }, { once: true });
+}
+
+// Audio trials: every play and every end of the clip is reported to the server, which accepts answers only after a
+// play that lasted the clip's length on its own clock (survey_app.playback). Until then the answers look disabled.
+function reportPlays(voice, form) {
+  const audio = document.getElementById("clip");
+  const button = document.getElementById("play");
+  const note = document.getElementById("play-note");
+  if (voice.dataset.played !== "true") form.classList.add("awaiting-play");
+  form.addEventListener("submit", (event) => { // before the other submit handlers (capture): nothing is sent yet
+    if (!form.classList.contains("awaiting-play")) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    document.getElementById("save-status").textContent = "Please play the voice to the end before answering.";
+  }, true);
+  let queue = Promise.resolve();
+  function report(event) {
+    const body = new FormData();
+    body.append("csrf_token", form.elements.csrf_token.value);
+    body.append("event", event);
+    if (Number.isFinite(audio.duration)) body.append("duration_ms", String(Math.round(audio.duration * 1000)));
+    queue = queue.then(async () => {
+      try {
+        const reply = await postForJson(voice.dataset.playsUrl, body);
+        if (reply.played) {
+          form.classList.remove("awaiting-play");
+          note.textContent = "Played. You can play it again, and answer now.";
+        }
+      } catch (error) {
+        note.textContent = `${error.message}`;
+      }
+    });
+  }
+  audio.addEventListener("play", () => { note.textContent = "Playing…"; report("play"); });
+  audio.addEventListener("ended", () => report("ended"));
+  button.addEventListener("click", () => {
+    audio.currentTime = 0;
+    audio.play().catch((error) => { note.textContent = `The sound could not play (${error.message}).`; });
+  });
+}
+
+// POSTs a form and returns the JSON reply; a refusal throws the server's message.
+async function postForJson(url, body) {
+  const response = await fetch(url, {
+    method: "POST", body, headers: { Accept: "application/json" }, credentials: "same-origin",
+  });
+  const reply = await response.json();
+  if (!response.ok) throw new Error(reply.error || response.statusText);
+  return reply;
+}
 
 function offerCopy(button) {
   if (!navigator.clipboard) return; // only on HTTPS and localhost: the text can still be selected and copied
@@ -59,11 +135,7 @@ function enhanceTrial(form) {
     note.textContent = "Saving…";
     queue = queue.then(async () => {
       try {
-        const response = await fetch(form.action, {
-          method: "POST", body, headers: { Accept: "application/json" }, credentials: "same-origin",
-        });
-        const reply = await response.json();
-        if (!response.ok) throw new Error(reply.error || response.statusText);
+        await postForJson(form.action, body);
         if (input.checked) {
           fieldset.classList.add("saved");
           note.textContent = "Saved. You can still change it.";
@@ -71,6 +143,11 @@ function enhanceTrial(form) {
         status.textContent = "";
       } catch (error) {
         note.textContent = "";
+        if (form.classList.contains("awaiting-play")) { // refused until the voice has played: not chosen yet
+          input.checked = false;
+          status.textContent = error.message;
+          return;
+        }
         status.textContent = `Not saved (${error.message}). Check your connection and try again.`;
       } finally {
         pending -= 1;
@@ -94,7 +171,12 @@ function enhanceTrial(form) {
       form.requestSubmit(nextButton);
       return;
     }
-    // Each key names one option of the page (quality 1-5, recognition y/n/s, lineup 1-N).
+    if (event.key === " " && document.getElementById("play")) {
+      event.preventDefault();
+      document.getElementById("play").click();
+      return;
+    }
+    // Each key names one option of the page (quality 1-5, recognition y/n/s, lineup 1-N, ...).
     const input = form.querySelector(`input[data-key="${CSS.escape(event.key)}"]`);
     if (!input || input.checked) return;
     input.checked = true;

@@ -20,7 +20,11 @@ from sqlalchemy.engine import make_url
 from survey_app import migrate
 from survey_app.app import create_app
 from survey_app.db import create_database_engine, create_session_factory
-from survey_app.loadtest import (
+from survey_app.manifest import load_run_input
+from survey_app.models import Base, Item, Trial
+from survey_app.study_builder import StudyOptions, create_study
+from survey_app.study_kinds import KindOptions, create_kind_study
+from tests.survey_app.robot import (
     CSRF_META,
     QUESTION,
     START_NONCE,
@@ -29,10 +33,7 @@ from survey_app.loadtest import (
     write_png,
     write_synthetic_run,
 )
-from survey_app.loadtest import choose_answers as careful_answers
-from survey_app.manifest import load_run_input
-from survey_app.models import Base, Item, Trial
-from survey_app.study_builder import StudyOptions, create_study
+from tests.survey_app.robot import choose_answers as careful_answers
 
 __all__ = ["QUESTION", "TRIAL_ACTION", "careful_answers", "csrf_from", "trial_kind", "write_png"]
 
@@ -43,9 +44,32 @@ BACKENDS = ("sqlite", "postgresql")
 
 
 def write_run_dir(
-    folder: Path, identities=IDENTITIES, photos_per_identity: int = PHOTOS_PER_IDENTITY, groups: bool = False
+    folder: Path, identities=IDENTITIES, photos_per_identity: int = PHOTOS_PER_IDENTITY, groups: bool = False, **audio
 ) -> Path:
-    return write_synthetic_run(folder, identities, photos_per_identity, groups)
+    """A synthetic run folder; `audio_seconds=...` adds the clip and audio columns (robot.write_synthetic_run)."""
+    return write_synthetic_run(folder, identities, photos_per_identity, groups, **audio)
+
+
+def build_kind_study(app, runs: list[Path], slug: str, kind_options: KindOptions, **overrides) -> str:
+    """A matching, hype or pairwise study over `runs` in the app's database; its slug."""
+    options = {
+        "title": "t",
+        "slug": slug,
+        "seed": 3,
+        "test_pairs": 12,
+        "test_trials_per_session": 8,
+        "lineup_size": 0,
+    } | overrides
+    with app.extensions["survey_sessions"]() as session:
+        create_kind_study(
+            session,
+            [load_run_input(run) for run in runs],
+            app.config["SURVEY_IMAGE_STORE"],
+            StudyOptions(**options),
+            kind_options,
+        )
+        session.commit()
+    return slug
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from survey_app import views_admin
 from survey_app.app import create_app
 from survey_app.cli import main
-from survey_app.loadtest import ServerProcess
 from survey_app.models import Admin
+from tests.survey_app.robot import ServerProcess
 
 from .conftest import csrf_from
 from .test_admin import PASSWORD, PASSWORD_HASH

@@ -9,15 +9,28 @@ import os
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from survey_app.models import Admin, Answer, Rater, Trial
+from survey_app.audio_check import TONE_CLIP_S
+from survey_app.models import (
+    Admin,
+    Answer,
+    Image,
+    ItemKind,
+    PlayEvent,
+    Rater,
+    StudyKind,
+    Trial,
+)
 from survey_app.rater_sessions import QUESTIONS_BY_KIND
+from survey_app.study_kinds import KindOptions
 
+from .conftest import build_kind_study, open_trial, write_run_dir
 from .test_admin import PASSWORD, PASSWORD_HASH
 
 CHROMIUM = "/usr/bin/chromium"
@@ -34,9 +47,9 @@ pytestmark = [
     ),
 ]
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium from PyPI")
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
 
 @pytest.fixture
@@ -62,6 +75,7 @@ def _browser(tmp_path: Path, phone: bool):
         "--no-first-run",
         "--disable-dev-shm-usage",
         "--hide-scrollbars",
+        "--autoplay-policy=no-user-gesture-required",  # audio trials: play() from the test's click, headless
         f"--user-data-dir={tmp_path / ('phone' if phone else 'desktop')}",
     ):
         options.add_argument(flag)
@@ -160,18 +174,8 @@ def _walk(driver, db, study: str, server_url: str, tmp_path: Path, prefix: str, 
     shot("instructions")
     driver.find_element(By.ID, "begin").click()
     for page_number in range(60):
-        wait.until(
-            lambda d: "/done" in d.current_url
-            or d.find_elements(By.ID, "trial-form")
-            or d.find_elements(By.ID, "start-task")
-        )
-        assert _fits_the_width(driver), driver.current_url
-        if "/done" in driver.current_url:
+        if not _to_next_trial(driver, wait, shot):
             break
-        if driver.find_elements(By.ID, "start-task"):
-            shot("task-" + driver.current_url.rsplit("/", 1)[1])
-            driver.find_element(By.ID, "start-task").click()
-            continue
         images = driver.find_elements(By.CSS_SELECTOR, "figure img, .option img")
         assert images and all(driver.execute_script("return arguments[0].naturalWidth", img) > 0 for img in images)
         answers = _kind_answers(db, driver, page_number)
@@ -209,6 +213,24 @@ def _walk(driver, db, study: str, server_url: str, tmp_path: Path, prefix: str, 
     code = driver.find_element(By.ID, "completion-code").text
     shot("done")
     return code
+
+
+def _to_next_trial(driver, wait, shot) -> bool:
+    """Waits for the next page and clicks through a task's instructions (screenshotting them); False at the
+    completion page. Every page must fit the width."""
+    while True:
+        wait.until(
+            lambda d: (
+                "/done" in d.current_url or d.find_elements(By.ID, "trial-form") or d.find_elements(By.ID, "start-task")
+            )
+        )
+        assert _fits_the_width(driver), driver.current_url
+        if "/done" in driver.current_url:
+            return False
+        if not driver.find_elements(By.ID, "start-task"):
+            return True
+        shot("task-" + driver.current_url.rsplit("/", 1)[1])
+        driver.find_element(By.ID, "start-task").click()
 
 
 def _answer(driver, question: str, value: str, keyboard: bool) -> None:
@@ -277,6 +299,18 @@ def test_a_rater_completes_the_study_on_a_desktop_with_the_keyboard(
     _walk_error_and_admin_pages(desktop, db, four_face_study, server_url, tmp_path, "desktop")
 
 
+def _log_in_as_admin(driver, db, server_url: str, on_login_page) -> None:
+    """Logs in as the admin "boss" (created when missing); `on_login_page()` runs on the login form."""
+    if not db.scalar(select(Admin)):
+        db.add(Admin(username="boss", password_hash=PASSWORD_HASH))
+    db.commit()
+    driver.get(f"{server_url}/admin/login")
+    on_login_page()
+    driver.find_element(By.NAME, "username").send_keys("boss")
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD + Keys.ENTER)
+    WebDriverWait(driver, 20).until(lambda d: d.current_url.endswith("/admin/"))
+
+
 def _direct_done_page(driver, server_url: str, token: str, tmp_path: Path, prefix: str) -> None:
     driver.get(f"{server_url}/r/{token}/done")
     assert "send it to the person who invited you" in driver.find_element(By.ID, "code-help").text
@@ -288,14 +322,7 @@ def _walk_error_and_admin_pages(driver, db, study: str, server_url: str, tmp_pat
     driver.get(f"{server_url}/r/{'A' * 43}/trial")
     assert "Page not found" in driver.page_source and _fits_the_width(driver)
     _screenshot(driver, tmp_path, f"{prefix}-20-error")
-    if not db.scalar(select(Admin)):
-        db.add(Admin(username="boss", password_hash=PASSWORD_HASH))
-    db.commit()
-    driver.get(f"{server_url}/admin/login")
-    _screenshot(driver, tmp_path, f"{prefix}-21-admin-login")
-    driver.find_element(By.NAME, "username").send_keys("boss")
-    driver.find_element(By.NAME, "password").send_keys(PASSWORD + Keys.ENTER)
-    WebDriverWait(driver, 20).until(lambda d: d.current_url.endswith("/admin/"))
+    _log_in_as_admin(driver, db, server_url, lambda: _screenshot(driver, tmp_path, f"{prefix}-21-admin-login"))
     assert _fits_the_width(driver)
     _screenshot(driver, tmp_path, f"{prefix}-22-admin-index")
     driver.get(f"{server_url}/admin/studies/{study}")
@@ -306,3 +333,150 @@ def _walk_error_and_admin_pages(driver, db, study: str, server_url: str, tmp_pat
     driver.get(f"{server_url}/admin/password")
     assert _fits_the_width(driver)
     _screenshot(driver, tmp_path, f"{prefix}-25-admin-password")
+
+
+@pytest.fixture
+def matching_study(app, tmp_path: Path) -> str:
+    """A voice -> face matching study with 3 faces per trial over a synthetic run with 0.5 s voices."""
+    run = write_run_dir(tmp_path / "audio-run", groups=True, photos_per_identity=4, audio_seconds=0.5)
+    return build_kind_study(
+        app, [run], "voices", KindOptions(StudyKind.MATCHING, faces=3), seed=5, test_pairs=8, test_trials_per_session=4
+    )
+
+
+def _walk_audio(driver, db, study: str, server_url: str, tmp_path: Path, prefix: str) -> None:
+    """Consent to completion code of an audio study: each audio page is played in the browser (its play and ended
+    events go to the server), then answered by a click; an answer tried before the play is refused."""
+    wait = WebDriverWait(driver, 30)
+    shots: set[str] = set()
+
+    def shot(name: str) -> None:
+        if name not in shots:
+            shots.add(name)
+            _screenshot(driver, tmp_path, f"{prefix}-audio-{len(shots):02d}-{name}")
+
+    driver.get(f"{server_url}/s/{study}?PROLIFIC_PID=audio-{prefix}&STUDY_ID=s1&SESSION_ID=x1")
+    driver.find_element(By.ID, "consent").click()
+    driver.find_element(By.ID, "start").click()
+    wait.until(lambda d: d.find_elements(By.ID, "begin"))
+    shot("instructions")
+    driver.find_element(By.ID, "begin").click()
+    for _ in range(30):
+        if not _to_next_trial(driver, wait, shot):
+            break
+        action = driver.find_element(By.ID, "trial-form").get_attribute("action")
+        trial = db.get(Trial, re.search(r"/trials/([0-9a-f]{32})/", action).group(1))
+        item, display = trial.item, list(trial.display_image_ids)
+        question = "audio_check" if item.kind == ItemKind.AUDIO_CHECK else "matching"
+        value = item.expected_answer or str(
+            1 + [db.get(Image, image_id).identity for image_id in display].index(item.identity)
+        )
+        db.commit()
+        assert "awaiting-play" in driver.find_element(By.ID, "trial-form").get_attribute("class")
+        shot(f"{question}-before-play")
+        _answer(driver, question, value, keyboard=False)  # before the clip has played: the server refuses it
+        wait.until(lambda d: "play the voice to the end" in d.find_element(By.ID, "save-status").text.lower())
+        driver.find_element(By.ID, "play").click()
+        wait.until(lambda d: "answer now" in d.find_element(By.ID, "play-note").text)
+        _answer(driver, question, value, keyboard=False)
+        wait.until(
+            lambda d: "saved" in d.find_element(By.CSS_SELECTOR, "fieldset[data-question]").get_attribute("class")
+        )
+        shot(f"{question}-answered")
+        form = driver.find_element(By.ID, "trial-form")
+        driver.find_element(By.ID, "next").click()
+        wait.until(lambda d, old=form: not _is_attached(old))
+    assert driver.find_element(By.ID, "completion-code").text
+    shot("done")
+    db.expire_all()  # the trials read while walking are stale now
+    rater = db.scalar(select(Rater).where(Rater.platform_pid == f"audio-{prefix}"))
+    events = db.scalars(select(PlayEvent).join(Trial).where(Trial.rater_id == rater.id)).all()
+    assert rater.completed_at is not None and rater.viewport
+    assert all(trial.played_at is not None and trial.plays >= 1 for trial in rater.trials)
+    assert {event.event for event in events} == {"play", "ended"}
+    assert sum(bool(event.complete) for event in events) == rater.trials_total
+    assert all(event.client_duration_ms for event in events)  # the page reported the audio's duration
+    db.commit()
+
+
+def test_a_rater_completes_an_audio_study_on_a_phone(
+    server_url, phone, matching_study, db, tmp_path: Path, start_rater
+) -> None:
+    _walk_audio(phone, db, matching_study, server_url, tmp_path, "phone")
+    _ended_and_admin_pages(phone, db, matching_study, server_url, tmp_path, "phone", start_rater)
+
+
+def test_a_rater_completes_an_audio_study_on_a_desktop(
+    server_url, desktop, matching_study, db, tmp_path: Path, start_rater
+) -> None:
+    _walk_audio(desktop, db, matching_study, server_url, tmp_path, "desktop")
+    _ended_and_admin_pages(desktop, db, matching_study, server_url, tmp_path, "desktop", start_rater)
+
+
+def _ended_and_admin_pages(driver, db, study: str, server_url: str, tmp_path: Path, prefix: str, start_rater) -> None:
+    """The page of a rater who failed the audio check, and the admin's results page of the audio study."""
+    client, token, csrf = start_rater(study)
+    page = open_trial(client, token)
+    action = re.search(r'action="(/r/[^"]+/answers)"', page.text).group(1)
+    trial = db.get(Trial, action.split("/trials/")[1].split("/")[0])
+    wrong = str(7 - int(trial.item.expected_answer))
+    db.commit()
+    plays = action.replace("/answers", "/plays")
+    client.post(plays, data={"csrf_token": csrf, "event": "play"})
+    time.sleep(TONE_CLIP_S)
+    client.post(plays, data={"csrf_token": csrf, "event": "ended"})
+    assert client.post(action, data={"csrf_token": csrf, "audio_check": wrong, "next": "1"}).status_code == 302
+    driver.get(f"{server_url}/r/{token}/trial")
+    assert "/ended" in driver.current_url and "sound check did not work out" in driver.page_source
+    assert _fits_the_width(driver)
+    _screenshot(driver, tmp_path, f"{prefix}-audio-09-ended")
+    _log_in_as_admin(driver, db, server_url, lambda: None)
+    driver.get(f"{server_url}/admin/studies/{study}")
+    text = driver.find_element(By.ID, "headline").text
+    assert "Voice -> face matching accuracy, real faces" in text and _fits_the_width(driver)
+    assert "ended by the audio check" in driver.find_element(By.ID, "progress").text
+    _screenshot(driver, tmp_path, f"{prefix}-audio-10-admin-study")
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_a_timed_hype_trial_shows_the_face_for_its_exposure_then_a_mask(
+    request, server_url, app, db, tmp_path: Path, size: str
+) -> None:
+    run = write_run_dir(tmp_path / "hype-run", photos_per_identity=4)
+    build_kind_study(
+        app, [run], "real-or-not", KindOptions(StudyKind.HYPE, exposures_ms=(300,)), seed=2, test_pairs=6,
+        test_trials_per_session=6,
+    )
+    driver = request.getfixturevalue(size)
+    wait = WebDriverWait(driver, 20)
+    driver.get(f"{server_url}/s/real-or-not")
+    driver.find_element(By.ID, "consent").click()
+    driver.find_element(By.ID, "start").click()
+    wait.until(lambda d: d.find_elements(By.ID, "begin"))
+    driver.find_element(By.ID, "begin").click()
+    wait.until(lambda d: d.find_elements(By.ID, "start-task"))
+    _screenshot(driver, tmp_path, f"{size}-hype-01-task")
+    driver.find_element(By.ID, "start-task").click()
+    for page_number in range(6):
+        wait.until(lambda d: d.find_elements(By.ID, "trial-form"))
+        assert _fits_the_width(driver)
+        timed = driver.find_elements(By.ID, "timed")
+        if timed:
+            _screenshot(driver, tmp_path, f"{size}-hype-02-timed-before")
+            driver.find_element(By.ID, "show-face").click()
+            wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#timed figure").is_displayed())
+            wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#timed .mask").is_displayed())
+            _screenshot(driver, tmp_path, f"{size}-hype-03-timed-masked")
+        else:
+            _screenshot(driver, tmp_path, f"{size}-hype-04-untimed")
+        _answer(driver, "hype", "real" if page_number % 2 else "generated", keyboard=False)
+        wait.until(
+            lambda d: "saved" in d.find_element(By.CSS_SELECTOR, "fieldset[data-question]").get_attribute("class")
+        )
+        form = driver.find_element(By.ID, "trial-form")
+        driver.find_element(By.ID, "next").click()
+        wait.until(lambda d, old=form: not _is_attached(old))
+    wait.until(lambda d: "/done" in d.current_url)
+    db.expire_all()
+    exposures = db.scalars(select(Trial.exposure_ms)).all()
+    assert len(exposures) == 6 and set(exposures) == {None, 300}  # per arm (3 trials each) 2 + 1 or 1 + 2

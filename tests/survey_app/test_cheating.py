@@ -18,11 +18,11 @@ import pytest
 from PIL import Image as PilImage
 from sqlalchemy import select
 
-from survey_app.loadtest import write_synthetic_run
 from survey_app.manifest import load_run_input
 from survey_app.models import Image, ItemKind, Trial
 from survey_app.stats import wilson_interval
 from survey_app.study_builder import StudyOptions, create_study
+from tests.survey_app.robot import write_synthetic_run
 
 from .conftest import QUESTION, TRIAL_ACTION, open_trial, trial_kind
 

@@ -18,7 +18,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from survey_app.loadtest import (
+from survey_app.models import Rater
+from tests.survey_app.robot import (
     AcknowledgedAnswer,
     AnswerAudit,
     ServerProcess,
@@ -26,7 +27,6 @@ from survey_app.loadtest import (
     acknowledged_answers,
     audit_answers,
 )
-from survey_app.models import Rater
 
 from .conftest import write_run_dir
 

@@ -60,3 +60,19 @@ def test_revision_0005_keeps_the_progress_of_existing_sessions(app, study, start
     migrate.upgrade(engine)
     with engine.connect() as connection:
         assert connection.execute(counters).all() == before
+
+
+def test_revision_0006_keeps_faces_studies_and_their_sessions(app, study, start_rater, complete_session) -> None:
+    """An older study is a faces study after the upgrade; downgrading to 0005 and upgrading again keeps it whole."""
+    complete_session(*start_rater(study))
+    engine = app.extensions["survey_engine"]
+    counters = select(Rater.id, Rater.trials_answered, Rater.completed_at.is_not(None)).order_by(Rater.id)
+    with engine.connect() as connection:
+        before = connection.execute(counters).all()
+    migrate.downgrade(engine, "0005")
+    assert "audio_clips" not in inspect(engine).get_table_names()
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.execute(counters).all() == before
+        assert connection.execute(text("SELECT kind FROM studies")).scalars().all() == ["FACES"]
+        assert connection.execute(text("SELECT count(*) FROM trials WHERE plays = 0")).scalar() == before[0][1]

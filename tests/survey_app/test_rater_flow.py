@@ -7,9 +7,13 @@ import pytest
 from sqlalchemy import func, select
 
 from survey_app import csrf as csrf_cookie
-from survey_app.loadtest import START_NONCE
 from survey_app.models import Answer, ItemKind, Platform, Rater, Trial
-from survey_app.rater_sessions import TrialNotOpen, find_rater_and_current_trial, record_answers
+from survey_app.rater_sessions import (
+    TrialNotOpen,
+    find_rater_and_current_trial,
+    record_answers,
+)
+from tests.survey_app.robot import START_NONCE
 
 from .conftest import QUESTION, TRIAL_ACTION, csrf_from, open_trial, trial_kind
 

@@ -11,8 +11,8 @@ from survey_app import csrf as csrf_cookie
 from survey_app import migrate
 from survey_app.cli import main
 from survey_app.db import create_database_engine
-from survey_app.loadtest import START_NONCE, ServerProcess
 from survey_app.models import Answer, Image, Rater
+from tests.survey_app.robot import START_NONCE, ServerProcess
 
 from .conftest import QUESTION, TRIAL_ACTION, csrf_from, open_trial
 

@@ -106,3 +106,31 @@ def test_binomial_p_above_chance() -> None:
     # HYPE's qualification: >= 65 of 100 correct by guessing has p = 0.0018 (reference notes, section 9).
     assert stats.binomial_p_above_chance(65, 100, 0.5) == pytest.approx(0.0018, abs=1e-4)
     assert stats.binomial_p_above_chance(0, 0, 0.5) is None
+
+
+def test_bradley_terry_recovers_known_strengths_from_expected_wins() -> None:
+    """With win counts equal to their expectations under known log-strengths, the fit returns them (mean 0)."""
+    truth = np.array([-0.7, 0.1, 0.6])
+    comparisons = 4000
+    wins = np.array(
+        [[0 if i == j else comparisons / (1 + np.exp(truth[j] - truth[i])) for j in range(3)] for i in range(3)]
+    )
+    assert np.allclose(stats.bradley_terry(wins, regularization=1e-6), truth, atol=0.01)
+
+
+def test_clustered_bootstrap_difference_holds_the_difference_and_needs_both_groups() -> None:
+    rng = np.random.default_rng(0)
+    raters = np.repeat(np.arange(20), 10)
+    clips = np.tile(np.arange(10), 20)
+    second = np.tile([False, True], 100)
+    values = (rng.random(200) < np.where(second, 0.5, 0.8)).astype(float)
+    low, high = stats.clustered_bootstrap_difference(values, second, raters, clips, 500, 1)
+    observed = values[second].mean() - values[~second].mean()
+    assert low < observed < high < 0
+    assert stats.clustered_bootstrap_difference(values, np.zeros(200, bool), raters, clips, 50, 1) is None
+
+
+def test_two_sided_binomial_test_of_position_bias() -> None:
+    assert stats.binomial_p_two_sided(50, 100) == 1.0
+    assert stats.binomial_p_two_sided(80, 100) < 1e-8
+    assert stats.binomial_p_two_sided(0, 0) is None

@@ -1,4 +1,4 @@
-"""Load testing over real HTTP: scripted raters, a `survey-app serve` process, and an audit of the stored answers.
+"""The rater robot: load and behaviour testing over real HTTP with scripted raters, a `survey-app serve` process, and an audit of the stored answers.
 
 Used by the concurrency and crash tests and by benchmarks/survey_load.py. A scripted rater (stdlib http.client)
 does what a browser does: it opens the study link, consents, reads a task's instructions when the server sends it
@@ -13,6 +13,7 @@ leaves an empty session behind. Only a 2xx answer response counts as acknowledge
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import re
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+import numpy as np
+import soundfile
 from PIL import Image as PilImage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,7 +41,7 @@ from survey_app.models import Answer, Rater, Study
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 CONSENT_VERSION = re.compile(r'name="consent_version" value="([^"]+)"')
 START_NONCE = re.compile(r'name="start_nonce" value="([^"]+)"')
-TASK_INSTRUCTIONS = re.compile(r"/r/[^/]+/tasks/\w+$")
+TASK_INSTRUCTIONS = re.compile(r"/r/[^/]+/tasks/[\w-]+$")
 TRIAL_ACTION = re.compile(r'action="(/r/[^"]+/answers)"')
 QUESTION = re.compile(r'data-question="(\w+)"')
 ATTENTION_VALUE = re.compile(r"please select (\d)")
@@ -57,6 +60,7 @@ class Response:
     status: int
     headers: dict[str, str]
     text: str
+    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -132,11 +136,12 @@ class HttpSession:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         self._connection.request(method, path, body=body, headers=headers)
         raw = self._connection.getresponse()
-        text = raw.read().decode()
+        body = raw.read()
+        text = body.decode(errors="replace")
         for cookie in raw.headers.get_all("Set-Cookie") or ():
             name, _, rest = cookie.partition("=")
             self._cookies[name] = rest.split(";", 1)[0]
-        return Response(raw.status, dict(raw.headers.items()), text)
+        return Response(raw.status, dict(raw.headers.items()), text, body)
 
 
 def _expect(response: Response, statuses: tuple[int, ...], step: str) -> Response:
@@ -156,23 +161,29 @@ def rate_study(
     run = run if run is not None else RaterRun()
     session = HttpSession(base_url, deadline, run)
     try:
-        landing, _ = session.request("GET", f"/s/{slug}")
-        html = _expect(landing, (200,), "consent page").text
-        csrf = CSRF_META.search(html).group(1)
-        consent = {
-            "csrf_token": csrf,
-            "consent": "agree",
-            "consent_version": CONSENT_VERSION.search(html).group(1),
-            "start_nonce": START_NONCE.search(html).group(1),
-        }
-        started, _ = session.request("POST", f"/s/{slug}/start", consent)
-        run.token = TOKEN_IN_LOCATION.search(_expect(started, (302,), "start").headers["Location"]).group(1)
+        csrf = _consent(session, slug, run)
         while _answer_current_trial(session, run, csrf, on_acknowledged):
             pass
         run.completed = True
         return run
     finally:
         session.close()
+
+
+def _consent(session: HttpSession, slug: str, run: RaterRun) -> str:
+    """Opens the study link and consents; sets `run.token` and returns the CSRF token."""
+    landing, _ = session.request("GET", f"/s/{slug}")
+    html = _expect(landing, (200,), "consent page").text
+    csrf = CSRF_META.search(html).group(1)
+    consent = {
+        "csrf_token": csrf,
+        "consent": "agree",
+        "consent_version": CONSENT_VERSION.search(html).group(1),
+        "start_nonce": START_NONCE.search(html).group(1),
+    }
+    started, _ = session.request("POST", f"/s/{slug}/start", consent)
+    run.token = TOKEN_IN_LOCATION.search(_expect(started, (302,), "start").headers["Location"]).group(1)
+    return csrf
 
 
 def _answer_current_trial(
@@ -237,19 +248,41 @@ class Storm:
 
 
 def write_synthetic_run(
-    folder: Path, identities: Sequence[str], photos_per_identity: int = 2, groups: bool = False
+    folder: Path,
+    identities: Sequence[str],
+    photos_per_identity: int = 2,
+    groups: bool = False,
+    audio_seconds: float | None = None,
+    audio_format: str = "wav",
+    generated_shift: int = 0,
 ) -> Path:
-    """A run folder of tiny PNG pairs: identities alternate between the test and val splits; returns `folder`."""
-    rows = ["split,identity,real,generated" + (",group" if groups else "")]
+    """A run folder of tiny PNG pairs: identities alternate between the test and val splits; returns `folder`.
+
+    With `audio_seconds`, the contract's optional columns too: `clip` (`<split>/<identity>/clip_<n>`) and `audio`
+    (a mono 16 kHz tone of that length per clip, pitched by identity, in `audio_format`). `generated_shift` changes
+    the generated faces' shades, so that two runs of one data set differ."""
+    header = "split,identity,real,generated" + (",group" if groups else "")
+    rows = [header + (",clip,audio" if audio_seconds else "")]
     for index, identity in enumerate(identities):
+        split = ("test", "val")[index % 2]
         for photo in range(photos_per_identity):
             real, generated = f"real/{identity}_{photo}.png", f"generated/{identity}_{photo}.png"
             write_png(folder / real, 10 * index + photo)
-            write_png(folder / generated, 200 - 10 * index - photo)
-            row = f"{('test', 'val')[index % 2]},{identity},{real},{generated}"
-            rows.append(row + (f",{'a' if index % 2 else 'b'}" if groups else ""))
+            write_png(folder / generated, 200 - 10 * index - photo + generated_shift)
+            row = f"{split},{identity},{real},{generated}" + (f",{'a' if index % 2 else 'b'}" if groups else "")
+            if audio_seconds:
+                audio = f"audio/{split}/{identity}/clip_{photo}.{audio_format}"
+                write_tone(folder / audio, audio_seconds, 200 + 40 * index + photo)
+                row += f",{split}/{identity}/clip_{photo},{audio}"
+            rows.append(row)
     (folder / "pairs.csv").write_text("\n".join(rows) + "\n")
     return folder
+
+
+def write_tone(path: Path, seconds: float, hertz: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    time_s = np.arange(round(seconds * 16000)) / 16000
+    soundfile.write(str(path), (0.2 * np.sin(2 * np.pi * hertz * time_s)).astype(np.float32), 16000)
 
 
 def write_png(path: Path, shade: int) -> None:
@@ -399,3 +432,56 @@ def audit_answers(db: Session, study_slug: str, answers: Iterable[AcknowledgedAn
         doubled=sum(count - 1 for count in copies.values()),
         unacknowledged=len(stored.keys() - acknowledged.keys()),
     )
+
+
+PLAYS_URL = re.compile(r'data-plays-url="([^"]+)"')
+Decide = Callable[[str, str, str], str]  # (trial id, question, page html) -> the value to answer
+
+
+def rate_kind_study(
+    base_url: str, slug: str, deadline: float, decide: Decide, play: bool = True, rt_ms: str = "1500"
+) -> RaterRun:
+    """One simulated rater of an audio-era study (audio check, matching, hype, pairwise) from consent to its end,
+    through real HTTP: on an audio trial it fetches the clip, reports `play`, waits the clip's length (read from the
+    WAV, as a browser's player would play it) and reports `ended` before answering (`play=False`: answers at once,
+    which the server must refuse). Stops at the completion page or the early-end page; `run.completed` tells which.
+    """
+    run = RaterRun()
+    session = HttpSession(base_url, deadline, run)
+    try:
+        csrf = _consent(session, slug, run)
+        while True:
+            page, _ = session.request("GET", f"/r/{run.token}/trial")
+            if _expect(page, (200, 302), "trial page").status == 302:
+                location = urlsplit(page.headers["Location"]).path
+                if not TASK_INSTRUCTIONS.search(location):
+                    run.completed = location.endswith("/done")
+                    return run
+                _expect(session.request("GET", location)[0], (200,), "task instructions")
+                page, _ = session.request("GET", f"/r/{run.token}/trial?intro=done")
+            action = TRIAL_ACTION.search(page.text).group(1)
+            trial_id = action.split("/trials/")[1].split("/")[0]
+            question = QUESTION.search(page.text).group(1)
+            plays = PLAYS_URL.search(page.text)
+            if plays and play:
+                _play_to_end(session, plays.group(1), csrf)
+            form = {"csrf_token": csrf, "rt_ms": rt_ms, "next": "1", question: decide(trial_id, question, page.text)}
+            posted, latency = session.request("POST", action, form)
+            if posted.status == 409 and not play:
+                raise ClipRefused(trial_id)
+            stored = json.loads(_expect(posted, (200,), "answer").text)["answers"]
+            run.acknowledged.append(AcknowledgedAnswer(trial_id, stored, latency))
+    finally:
+        session.close()
+
+
+class ClipRefused(RuntimeError):
+    """The server refused an answer given before the clip had played to the end."""
+
+
+def _play_to_end(session: HttpSession, plays_url: str, csrf: str) -> None:
+    audio, _ = session.request("GET", plays_url.replace("/plays", "/audio"))
+    duration_s = soundfile.info(io.BytesIO(audio.body)).duration
+    _expect(session.request("POST", plays_url, {"csrf_token": csrf, "event": "play"})[0], (200,), "play")
+    time.sleep(duration_s)
+    _expect(session.request("POST", plays_url, {"csrf_token": csrf, "event": "ended"})[0], (200,), "ended")
