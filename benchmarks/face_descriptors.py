@@ -39,7 +39,7 @@ import torch
 from tqdm import tqdm
 
 from evalkit.features.dlib_faces import CHUNK, DESCRIPTOR_FILE, DlibFaceExtractor, Face, dlib_model
-from evalkit.features.dlib_resnet import CHIP_PADDING, CHIP_SIZE
+from generator.build.dlib_resnet import CHIP_PADDING, CHIP_SIZE
 from evalkit.options import EMBEDDED_DATA, RunOptions
 from evalkit.threads import cpu_threads
 from generator.checkpoint import load_generator

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from evalkit.features.dlib_faces import DESCRIPTOR_FILE, DlibFaceExtractor, dlib_model
-from evalkit.features.dlib_resnet import CHIP_PADDING, CHIP_SIZE, DlibFormatError, load_dlib_resnet, read_dlib_resnet
+from generator.build.dlib_resnet import CHIP_PADDING, CHIP_SIZE, DlibFormatError, load_dlib_resnet, read_dlib_resnet
 from evalkit.options import EMBEDDED_DATA
 from evalkit.threads import compute_threads, cpu_threads
 from generator.checkpoint import load_generator
