@@ -39,12 +39,12 @@ import torch
 from tqdm import tqdm
 
 from evalkit.features.dlib_faces import CHUNK, DESCRIPTOR_FILE, DlibFaceExtractor, Face, dlib_model
-from evalkit.features.dlib_resnet import CHIP_PADDING, CHIP_SIZE
 from evalkit.options import EMBEDDED_DATA, RunOptions
 from evalkit.threads import cpu_threads
 from generator.checkpoint import load_generator
 from generator.data.audio import load_speech
 from generator.data.faces import array_to_image, face_to_array, read_face_rgb
+from generator.dataset_builder.dlib_resnet import CHIP_PADDING, CHIP_SIZE
 from generator.synthesis import generate
 
 WORKERS = 2

@@ -15,13 +15,13 @@ from typing import cast
 
 import click
 
-from evalkit.generators.reference import REFERENCE_NAMES
 from evalkit.options import (
     EMBEDDED_DATA,
     EMBEDDED_GALLERY,
     GALLERY_SCORES,
     INCEPTION_DIMS,
     OFFLINE_ENV,
+    REFERENCE_NAMES,
     RunOptions,
     default_cache_dir,
 )
@@ -155,9 +155,12 @@ def run_cmd(generator: str | None, generator_args: tuple[str, ...], checkpoint: 
         click.echo(f"results: {run_dir / 'results.json'}")
     if export is not None:
         _import_study(run_dir, export)
+    from evalkit.timing import stage
     from reports.render import render
 
-    click.echo(f"report: {render(run_dir)}", err=as_json)
+    with stage("report"):
+        html = render(run_dir)
+    click.echo(f"report: {html}", err=as_json)
 
 
 @main.command("metrics")

@@ -15,13 +15,9 @@ HEAD_HELDOUT_SPLIT = "unseen_speech"
 IDENTITY_BACKBONES = ("dlib-resnet", "vggface")
 INCEPTION_DIMS = (64, 192, 768, 2048)
 OFFLINE_ENV = "EVALKIT_OFFLINE"  # set to 1: never download weights (as --offline)
-
-
-def all_references() -> tuple[str, ...]:
-    """Every reference generator's name (imported when needed: the generators package loads torch)."""
-    from evalkit.generators.reference import REFERENCE_NAMES
-
-    return REFERENCE_NAMES
+# the reference generators (evalkit.generators.reference checks it), named here so that reading options imports no
+# generator (the generators package loads torch)
+REFERENCE_NAMES = ("mean-face", "random-face", "nearest-face", "constant", "voice-only")
 
 
 def default_cache_dir() -> Path:
@@ -40,7 +36,7 @@ class RunOptions:
     generator: str | None = None
     generator_args: tuple[str, ...] = ()
     generated: Path | None = None
-    references: tuple[str, ...] = field(default_factory=all_references)
+    references: tuple[str, ...] = REFERENCE_NAMES
     data: Path = EMBEDDED_DATA
     splits: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()

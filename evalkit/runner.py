@@ -53,6 +53,7 @@ from evalkit.record import (
     write_record,
 )
 from evalkit.results import append_history
+from evalkit.timing import stage
 from generator.data.manifest import Manifest, Pair, read_manifest
 from generator.runtime import code_version
 from generator.synthesis import SAMPLING_MODES
@@ -217,7 +218,9 @@ def run(options: RunOptions, command_line: str) -> tuple[RunRecord, Path] | None
     validate(options)
     shard, device = distributed.start(options.device)
     try:
-        outcome = _evaluate(prepare(replace(options, device=device)), shard, command_line)
+        with stage("prepare"):
+            inputs = prepare(replace(options, device=device))
+        outcome = _evaluate(inputs, shard, command_line)
         shard.barrier()
         return outcome
     finally:
@@ -231,12 +234,14 @@ def _score(inputs: Inputs, source: FaceSource, shard: Shard, cache: FeatureCache
     options = inputs.options
     job = GenerationJob(inputs.pairs, options.seed, options.batch_size, shard, inputs.real.reference(inputs.pairs),
                         options.cache_dir)
-    evalset = assemble(source.faces(job), inputs.pairs, inputs.splits, inputs.real)
+    with stage("generate"):
+        evalset = assemble(source.faces(job), inputs.pairs, inputs.splits, inputs.real)
     features = (source.feature_source(job, cache, inputs.plan.extractors, evalset.real.images)
                 if isinstance(source, DescriptorSource) else feature_source(cache, inputs.plan.extractors, evalset))
     ctx = MetricContext(options, evalset, run_dir, features)
-    for name in inputs.plan.extractors:
-        ctx.features(name)
+    with stage("features"):
+        for name in inputs.plan.extractors:
+            ctx.features(name)
     return evalset, ctx
 
 
@@ -259,7 +264,8 @@ def per_clip_values(ctx: MetricContext, plan: Plan, splits: tuple[str, ...]) -> 
 def _record(inputs: Inputs, source: FaceSource, evalset: EvalSet, ctx: MetricContext, shard: Shard,
             command_line: str, references: list[ReferenceEntry]) -> RunRecord:
     options = inputs.options
-    results = {m.name: evaluate_metric(m, ctx, inputs.plan) for m in inputs.plan.metrics}
+    with stage("metrics"):
+        results = {m.name: evaluate_metric(m, ctx, inputs.plan) for m in inputs.plan.metrics}
     info = source.info
     return {
         "record_version": RECORD_VERSION,
@@ -335,7 +341,8 @@ def _reference_record(inputs: Inputs, name: str, shard: Shard, cache: FeatureCac
     if folder is None:
         return None
     record = _record(inputs, reference, evalset, ctx, shard, command_line, [])
-    record["per_clip"] = to_json(per_clip_values(ctx, inputs.plan, inputs.splits))
+    with stage("per-clip values"):
+        record["per_clip"] = to_json(per_clip_values(ctx, inputs.plan, inputs.splits))
     try:
         write_record(stored, record)
     except OSError as exc:
@@ -351,13 +358,15 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
     evalset, ctx = _score(inputs, inputs.source, shard, cache, run_dir)
     references = [] if inputs.source.info.kind == "reference" else list(options.references)
     entries: list[ReferenceEntry] = []
-    model_per_clip = per_clip_values(ctx, inputs.plan, inputs.splits) if run_dir is not None else {}
+    with stage("per-clip values"):
+        model_per_clip = per_clip_values(ctx, inputs.plan, inputs.splits) if run_dir is not None else {}
     clusters = {split: ctx.split_clusters(split)[0] for split in inputs.splits}
     comparisons = {}
     for name in tqdm(references, desc="reference generators", unit="generator", disable=None if shard.is_main
                      else True):
         folder = run_dir / REFERENCES_DIR / name if run_dir is not None else None
-        record = _reference_record(inputs, name, shard, cache, folder, command_line)
+        with stage("references"):
+            record = _reference_record(inputs, name, shard, cache, folder, command_line)
         if folder is not None and record is not None:
             write_record(folder / RESULTS_FILE, record)
             entries.append({"name": name, "label": LABELS[name], "description": DESCRIPTIONS[name],
@@ -366,18 +375,21 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
                                         options.bootstrap, options.seed, name)
     if run_dir is None:
         return None
-    save_images(evalset.generated, run_dir)
-    save_images(evalset.real, run_dir)
-    clips = write_clip_files(evalset, inputs.pairs, inputs.source.info.audio_seconds, inputs.manifest.genders,
-                             run_dir, options.cache_dir)
-    write_generated_csv(run_dir, inputs.pairs, list(evalset.generated.names))
-    dlib = inputs.plan.extractors.get("dlib")
-    descriptors = None
-    if dlib:
-        generated_features, real_features = ctx.features("dlib")
-        descriptors = (generated_features["descriptor"], real_features["descriptor"])
-    gallery = paired_gallery(evalset, clips, descriptors, dlib.settings().get("descriptor", "dlib") if dlib else "",
-                             options.seed, run_dir)
+    with stage("write images"):
+        save_images(evalset.generated, run_dir)
+        save_images(evalset.real, run_dir)
+    with stage("write clips"):
+        clips = write_clip_files(evalset, inputs.pairs, inputs.source.info.audio_seconds, inputs.manifest.genders,
+                                 run_dir, options.cache_dir)
+        write_generated_csv(run_dir, inputs.pairs, list(evalset.generated.names))
+    with stage("paired gallery"):
+        dlib = inputs.plan.extractors.get("dlib")
+        descriptors = None
+        if dlib:
+            generated_features, real_features = ctx.features("dlib")
+            descriptors = (generated_features["descriptor"], real_features["descriptor"])
+        gallery = paired_gallery(evalset, clips, descriptors, dlib.settings().get("descriptor", "dlib") if dlib else "",
+                                 options.seed, run_dir)
     verdict = best_reference_verdict(comparisons, list(inputs.splits), LABELS, ORACLES | LEARNED)
     document = _record(inputs, inputs.source, evalset, ctx, shard, command_line, entries)
     document["comparisons"] = comparisons
@@ -385,6 +397,7 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
     document["per_clip"] = to_json(model_per_clip)
     document["clips"] = clips
     document["gallery"] = gallery
-    write_record(run_dir / RESULTS_FILE, document)
-    append_history(options.history or run_dir.parent / HISTORY_FILE, document)
+    with stage("write record"):
+        write_record(run_dir / RESULTS_FILE, document)
+        append_history(options.history or run_dir.parent / HISTORY_FILE, document)
     return document, run_dir

@@ -368,21 +368,127 @@ def cluster_mean_replicates(values: np.ndarray, clusters: Clusters, replicates: 
                            for d in cluster_draws([clusters], replicates, rng)])
 
 
-def cluster_statistic_replicates(statistic: Callable[..., float], clusters: Sequence[Clusters], replicates: int,
-                                 rng: np.random.Generator) -> np.ndarray:
-    """``statistic(*rows)`` over cluster-bootstrap resamples (one row index array per sample): clusters that share
-    one code space (``Clusters.joint``) are drawn once for all samples, so a cluster brings its rows on every side;
-    samples without clusters (``by == "none"``) are resampled independently, row by row."""
+def cluster_resamples(clusters: Sequence[Clusters], replicates: int, rng: np.random.Generator
+                      ) -> Iterator[list[np.ndarray]]:
+    """The rows of each cluster-bootstrap resample (one row index array per sample): clusters that share one code
+    space (``Clusters.joint``) are drawn once for all samples, so a cluster brings its rows on every side; samples
+    without clusters (``by == "none"``) are resampled independently, row by row."""
     if all(c.by == "none" for c in clusters):  # no clusters: each sample resampled on its own, row by row
         if replicates < 2:
             raise EvalError(f"the bootstrap needs at least 2 replicates, got {replicates}")
         sizes = [len(c.codes) for c in clusters]
-        resamples = ([rng.integers(0, n, n) for n in sizes] for _ in range(replicates))
-    else:
-        resamples = ([c.rows(d) for c in clusters] for block in cluster_draws(clusters, replicates, rng) for d in block)
+        return ([rng.integers(0, n, n) for n in sizes] for _ in range(replicates))
+    return ([c.rows(d) for c in clusters] for block in cluster_draws(clusters, replicates, rng) for d in block)
+
+
+def cluster_statistic_replicates(statistic: Callable[..., float], clusters: Sequence[Clusters], replicates: int,
+                                 rng: np.random.Generator) -> np.ndarray:
+    """``statistic(*rows)`` over cluster-bootstrap resamples (``cluster_resamples``)."""
+    resamples = cluster_resamples(clusters, replicates, rng)
     # many small matrix products: one BLAS thread is several times faster than threads contending for busy cores
     with threadpool_limits(limits=1, user_api="blas"):
         return np.array([statistic(*rows) for rows in resamples])
+
+
+WEIGHT_BLOCK_BYTES = 64 * 2**20  # float64 working memory of one block of vectorised replicates
+
+
+def _weights(rows: np.ndarray, n: int) -> np.ndarray:
+    """How often each of n rows occurs in a resample (int32 (n,); stacked into float64 a block at a time)."""
+    return np.bincount(rows, minlength=n).astype(np.int32)
+
+
+def _weighted_blocks(weights: list[tuple[np.ndarray, np.ndarray]], per_replicate: int
+                     ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """Blocks of stacked (generated, reference) resample weights, ``WEIGHT_BLOCK_BYTES`` of ``per_replicate``
+    float64 working values at a time."""
+    step = max(1, WEIGHT_BLOCK_BYTES // (8 * max(1, per_replicate)))
+    for start in range(0, len(weights), step):
+        block = weights[start : start + step]
+        yield (slice(start, start + len(block)), np.stack([w for w, _ in block]).astype(np.float64),
+               np.stack([w for _, w in block]).astype(np.float64))
+
+
+def _quadratic(weights: np.ndarray, matrix: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
+    """w_b^T M v_b for each row b of ``weights`` (v = ``other``, default w)."""
+    return np.einsum("bi,bi->b", weights @ matrix, weights if other is None else other)
+
+
+def _centred_cross_spectrum_matrix(k: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
+    """The (m, m) matrix diag(sqrt(w_y)) K_c^T diag(w_x) K_c diag(sqrt(w_y)) of a resample with row multiplicities
+    w_x (n,), w_y (m,) of cross Gram matrix K (n, m), K_c = K centred with the weighted means: its eigenvalues are
+    the non-zero squared singular values of the resample's centred cross Gram matrix (rows repeated). Expanded so
+    that no (n, m) centred matrix is formed: K_c^T D K_c = K^T D K - v 1^T - 1 v^T + (u^T D u) 1 1^T - n_b c c^T,
+    u = K w_y / m_b - s, c = K^T w_x / n_b, s = w_x^T K w_y / (n_b m_b), v = K^T D u."""
+    nb, mb = wx.sum(), wy.sum()
+    c = k.T @ wx / nb
+    s = c @ wy / mb
+    u = k @ wy / mb - s
+    v = k.T @ (wx * u)
+    middle = (k * wx[:, None]).T @ k - v[:, None] - v[None, :] + u @ (wx * u) - nb * np.outer(c, c)
+    root = np.sqrt(wy)
+    return root[:, None] * middle * root[None, :]
+
+
+def frechet_replicates(g: GramPair, clusters: Sequence[Clusters], replicates: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """``frechet_from_gram(g, i, j)`` over the cluster-bootstrap resamples (i, j) of ``cluster_resamples``, computed
+    from each resample's row multiplicities w instead of its repeated rows: every term of the Gram form is a
+    weighted sum over the distinct rows (``_centred_cross_spectrum_matrix`` for the cross term, on the smaller side),
+    and the eigenvalues of all replicates come from one batched ``np.linalg.eigvalsh``. The same draws give the
+    same values as the loop, to float64 rounding (tests/evalkit/test_stats.py)."""
+    n, m = g.sizes
+    weights = [(_weights(i, n), _weights(j, m)) for i, j in cluster_resamples(clusters, replicates, rng)]
+    if any(w.sum() < 2 for pair in weights for w in pair):
+        raise EvalError("a Fréchet distance needs at least 2 samples on each side of every resample")
+    diag_x, diag_y = np.diag(g.xx), np.diag(g.yy)
+    values = np.empty(len(weights))
+    # small products and eigenproblems: one BLAS thread beats threads contending for busy cores (measured: 5x)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for rows, wx, wy in _weighted_blocks(weights, min(n, m) ** 2):
+            nb, mb = wx.sum(axis=1), wy.sum(axis=1)
+            within_x, within_y = _quadratic(wx, g.xx), _quadratic(wy, g.yy)
+            mean_gap = within_x / nb**2 + within_y / mb**2 - 2 * _quadratic(wx, g.xy, wy) / (nb * mb)
+            trace_x = (wx @ diag_x - within_x / nb) / (nb - 1)
+            trace_y = (wy @ diag_y - within_y / mb) / (mb - 1)
+            small = np.stack([_centred_cross_spectrum_matrix(g.xy, a, b) if n >= m else
+                              _centred_cross_spectrum_matrix(g.xy.T, b, a) for a, b in zip(wx, wy, strict=True)])
+            roots = np.array([_psd_sqrt_eigenvalues(e).sum() for e in np.linalg.eigvalsh(small)])
+            trace_covmean = roots / np.sqrt((nb - 1) * (mb - 1))
+            values[rows] = np.maximum(0.0, mean_gap + trace_x + trace_y - 2 * trace_covmean)
+    return values
+
+
+def kid_replicates(g: GramPair, subset_size: int, subsets: int, subset_rng: np.random.Generator,
+                   clusters: Sequence[Clusters], replicates: int, rng: np.random.Generator) -> np.ndarray:
+    """``kid_from_gram(g, subset_size, subsets, subset_rng, i, j)`` over the cluster-bootstrap resamples (i, j) of
+    ``cluster_resamples``, vectorised: each resample's subsets are drawn from ``subset_rng`` exactly as
+    ``kid_from_gram`` draws them (one pass over the whole resample when both sides fit in a subset), and each subset's
+    unbiased MMD^2 comes from its row multiplicities w: the sum over pairs of distinct positions is
+    w^T K w - w . diag(K). Same values as the loop to float64 rounding (tests/evalkit/test_speed.py)."""
+    n, m = g.sizes
+    draws: list[tuple[np.ndarray, np.ndarray]] = []
+    owner: list[int] = []
+    for k, (i, j) in enumerate(cluster_resamples(clusters, replicates, rng)):
+        size = min(subset_size, len(i), len(j))
+        if size < 2:
+            raise EvalError(f"KID needs at least 2 samples on each side, got {len(i)} and {len(j)}")
+        pairs = [(i, j)] if len(i) <= subset_size and len(j) <= subset_size else [
+            (subset_rng.choice(i, size, replace=False), subset_rng.choice(j, size, replace=False))
+            for _ in range(subsets)]
+        draws.extend((_weights(a, n), _weights(b, m)) for a, b in pairs)
+        owner.extend([k] * len(pairs))
+    kxx, kyy, kxy = (_polynomial_kernel(k, g.dim) for k in (g.xx, g.yy, g.xy))
+    diag_x, diag_y = np.diag(kxx), np.diag(kyy)
+    values = np.empty(len(draws))
+    with threadpool_limits(limits=1, user_api="blas"):
+        for rows, wx, wy in _weighted_blocks(draws, n + m):
+            nb, mb = wx.sum(axis=1), wy.sum(axis=1)
+            within_x = (_quadratic(wx, kxx) - wx @ diag_x) / (nb * (nb - 1))
+            within_y = (_quadratic(wy, kyy) - wy @ diag_y) / (mb * (mb - 1))
+            values[rows] = within_x + within_y - 2 * _quadratic(wx, kxy, wy) / (nb * mb)
+    owners = np.array(owner)
+    return np.bincount(owners, weights=values) / np.bincount(owners)
 
 
 HALF_SAMPLING = ("half-sampling of both sets (half of the clusters of each, without replacement), percentile "

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from pytorch_fid.inception import FID_WEIGHTS_URL
 from tqdm import tqdm
 
 from evalkit.errors import EvalError, FeatureUnavailable
@@ -36,6 +35,10 @@ from evalkit.options import OFFLINE_ENV
 TIMEOUT_S = 15.0  # seconds without an answer (connecting, or between two reads) before a download gives up
 CHUNK = 1 << 20
 KERAS_VGGFACE_RELEASE = "https://github.com/rcmalli/keras-vggface/releases/download/v2.0/"
+# pytorch_fid.inception.FID_WEIGHTS_URL, written out: importing pytorch-fid pulls in torchvision (seconds) for a string
+# (tests/evalkit/test_weights.py checks that the two agree)
+FID_WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                   "pt_inception-2015-12-05-6726825d.pth")
 
 
 def torch_hub_checkpoints() -> Path:

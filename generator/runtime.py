@@ -7,8 +7,10 @@ Kept apart from the model and the training loop so that evaluation never imports
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,13 +37,64 @@ def pick_device(name: str) -> torch.device:
         raise ConfigError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
 
 
+HASH_MEMO_MIN_BYTES = 1 << 20  # files this large have their hash remembered across runs
+RACY_NS = 2_000_000_000  # a file changed this recently is not remembered: a rewrite within one clock tick keeps the key
+_HASHES: dict[tuple, str] = {}
+
+
+def _hash_memo() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "wav2pix" / "file-sha256.jsonl"
+
+
+def _file_key(path: Path) -> tuple:
+    """What changes when a file's bytes can have changed: path, size, modification and status-change times (the
+    latter cannot be set back by a user), inode."""
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
+
+
+def _read_memo(memo: Path) -> None:
+    try:
+        lines = memo.read_text().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            _HASHES.setdefault(tuple(entry["key"]), entry["sha256"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn or foreign line: that file is hashed again
+
+
 def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks.
+
+    Files of ``HASH_MEMO_MIN_BYTES`` or more (weights, model files: 30-100 MB, hashed on every run for provenance)
+    are remembered in ``$XDG_CACHE_HOME/wav2pix/file-sha256.jsonl`` by path, size, modification and status-change
+    times and inode, as git's index and make remember files; any write to the file changes the key, and it is hashed
+    again; a file changed in the last ``RACY_NS`` is not remembered (git's "racy clean" rule: timestamps have clock-tick
+    granularity). An unwritable cache folder only costs the re-hashing."""
+    path = Path(path)
+    key = _file_key(path)
+    large = key[1] >= HASH_MEMO_MIN_BYTES
+    if large and key not in _HASHES:
+        _read_memo(_hash_memo())
+    if key in _HASHES:
+        return _HASHES[key]
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
-    return digest.hexdigest()
+    _HASHES[key] = digest.hexdigest()
+    if large and time.time_ns() - key[3] > RACY_NS:
+        try:
+            _hash_memo().parent.mkdir(parents=True, exist_ok=True)
+            with open(_hash_memo(), "a", encoding="utf-8") as memo:  # one short line: appends do not interleave
+                memo.write(json.dumps({"key": list(key), "sha256": _HASHES[key]}) + "\n")
+        except OSError:
+            pass
+    return _HASHES[key]
 
 
 def code_version() -> str:

@@ -8,8 +8,9 @@ serves every use: ``landmarks`` (N, 68, 2) float32, the 68 iBUG 300-W points (x,
 pixels of the resized ``detector_size`` image, NaN where no face was detected (craniofacial ratios), and the
 descriptor, which every image has: dlib's ``compute_face_descriptor`` made fast. Its face chip is dlib's own
 (``get_face_chip``: 150 px, padding 0.25, aligned on the 68 points, exactly the chip that ``compute_face_descriptor``
-extracts) and its network our PyTorch port of dlib's ResNet reading dlib's own weights file (``dlib_resnet.py``), run
-on batches of chips on the run's device. Its descriptors equal dlib's to cosine > 0.9999
+extracts) and its network our PyTorch port of dlib's ResNet reading dlib's own weights file
+(``generator/dataset_builder/dlib_resnet.py``, shared with the dataset builder), run on batches of chips on the run's
+device. Its descriptors equal dlib's to cosine > 0.9999
 (tests/evalkit/test_dlib_resnet.py) at about a tenth of dlib's time (benchmarks/face_descriptors.py). Model files
 come from the face-recognition-models package, located without importing it (its import needs pkg_resources).
 """
@@ -29,9 +30,9 @@ from tqdm import tqdm
 
 from evalkit.errors import EvalError
 from evalkit.features import FeatureExtractor, Features, register_extractor
-from evalkit.features.dlib_resnet import CHIP_PADDING, CHIP_SIZE, DESCRIPTOR_DIMS, load_dlib_resnet
 from evalkit.options import RunOptions
 from evalkit.threads import FreeCores, cpu_threads
+from generator.dataset_builder.dlib_resnet import CHIP_PADDING, CHIP_SIZE, DESCRIPTOR_DIMS, load_dlib_resnet
 from generator.runtime import pick_device, sha256_file
 
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
@@ -67,6 +68,7 @@ class Face:
 
 class DlibFaceExtractor(FeatureExtractor):
     name = "dlib"
+    batch_size = CHUNK
     version = "3"  # 2: landmarks; 3: descriptors from the PyTorch port (float32 rounding differs from dlib's)
 
     def __init__(self, detector_size: int, upsample: int, device: torch.device = CPU) -> None:

@@ -3,6 +3,8 @@
 Weights: ``--inception-weights FILE``, or pytorch-fid's own torch-hub cache file, downloaded there when absent with
 its hash checked (``evalkit.weights``; not with ``--offline``). The state dict is read from disk (``weights_only``) and
 handed to pytorch-fid's constructor; without the file the FID-family metrics are reported as unavailable, with why.
+pytorch-fid is imported only to build the network (its import pulls in torchvision, seconds on a busy machine), so a
+run without the weights does not pay for it.
 """
 
 from __future__ import annotations
@@ -12,20 +14,24 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from unittest import mock
 
 import numpy as np
 import torch
-from pytorch_fid import inception as fid_inception
 from tqdm import tqdm
 
 from evalkit.errors import EvalError, FeatureUnavailable
 from evalkit.features import FeatureExtractor, Features, register_extractor
 from evalkit.options import INCEPTION_DIMS, RunOptions
+from evalkit.threads import FreeCores, cpu_threads
 from evalkit.weights import WEIGHTS, ensure
 from generator.runtime import pick_device, sha256_file
 
-WEIGHTS_FILE = fid_inception.FID_WEIGHTS_URL.rsplit("/", 1)[-1]
+if TYPE_CHECKING:
+    from pytorch_fid.inception import InceptionV3
+
+WEIGHTS_FILE = WEIGHTS["inception"].url.rsplit("/", 1)[-1]
 BATCH_SIZE = 50
 
 
@@ -49,12 +55,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 @contextmanager
 def _weights_from_memory(state: dict[str, torch.Tensor]) -> Iterator[None]:
     """pytorch-fid fetches its weights with ``load_state_dict_from_url``; serve them from memory instead."""
+    from pytorch_fid import inception as fid_inception
+
     with mock.patch.object(fid_inception, "load_state_dict_from_url", lambda *args, **kwargs: state):
         yield
 
 
-def build_inception(state: dict[str, torch.Tensor], dims: int, source: Path) -> fid_inception.InceptionV3:
+def build_inception(state: dict[str, torch.Tensor], dims: int, source: Path) -> InceptionV3:
     """pytorch-fid's InceptionV3 up to the block of ``dims``, with ``state`` loaded strictly."""
+    from pytorch_fid import inception as fid_inception
+
     try:
         with _weights_from_memory(state):
             model = fid_inception.InceptionV3([fid_inception.InceptionV3.BLOCK_INDEX_BY_DIM[dims]])
@@ -67,6 +77,7 @@ def build_inception(state: dict[str, torch.Tensor], dims: int, source: Path) -> 
 
 class InceptionExtractor(FeatureExtractor):
     name = "inception"
+    batch_size = BATCH_SIZE
     version = "2"  # 2: channels-first input made contiguous, bit-identical to pytorch-fid (1 ran channels-last)
 
     def __init__(self, weights: Path, dims: int, device: torch.device) -> None:
@@ -89,10 +100,11 @@ class InceptionExtractor(FeatureExtractor):
         rows = []
         for start in tqdm(range(0, len(images), BATCH_SIZE), desc=f"inception-{self.dims} features", unit="batch",
                           disable=None):
-            batch = torch.from_numpy(images[start : start + BATCH_SIZE]).to(self.device)
+            batch = torch.from_numpy(np.array(images[start : start + BATCH_SIZE])).to(self.device)
             # contiguous as pytorch-fid's ToTensor makes it: a permuted view runs the convolutions channels-last,
             # which rounds differently (features off by ~1e-7, statistics by ~5e-7)
-            pooled = self.model(batch.permute(0, 3, 1, 2).contiguous().float() / 255.0)[0]
+            with cpu_threads(FreeCores().threads() if self.device.type == "cpu" else 1):
+                pooled = self.model(batch.permute(0, 3, 1, 2).contiguous().float() / 255.0)[0]
             if pooled.shape[2:] != (1, 1):
                 pooled = torch.nn.functional.adaptive_avg_pool2d(pooled, (1, 1))
             rows.append(pooled.flatten(1).cpu().numpy())

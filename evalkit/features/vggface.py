@@ -124,6 +124,7 @@ def preprocess(images: np.ndarray) -> torch.Tensor:
 
 class VGGFaceExtractor(FeatureExtractor):
     name = "vggface"
+    batch_size = BATCH_SIZE
     version = "1"
 
     def __init__(self, weights: Path, device: torch.device) -> None:

@@ -26,6 +26,7 @@ import numpy as np
 
 from evalkit.errors import EvalError
 from evalkit.generators.base import FaceSource, GenerationJob, GeneratorInfo, RealReference, json_sha256
+from evalkit.options import REFERENCE_NAMES
 from evalkit.registry import Registry
 from evalkit.stats import seeded_rng
 from generator.data.manifest import Pair
@@ -41,7 +42,8 @@ DESCRIPTIONS = {
 LABELS = {"mean-face": "Per-identity mean face", "random-face": "Random face, random identity",
           "nearest-face": "Nearest training face (oracle)", "constant": "Constant face",
           "voice-only": "Voice only (ridge on voice embeddings)"}
-REFERENCE_NAMES = tuple(DESCRIPTIONS)
+if tuple(DESCRIPTIONS) != REFERENCE_NAMES:
+    raise ImportError("evalkit.options.REFERENCE_NAMES and the reference generators described here differ")
 ORACLES = frozenset({"nearest-face"})  # they see each clip's real face: bounds, not trivial generators to beat
 LEARNED = frozenset({"voice-only"})  # fitted to the training data: a baseline with its own verdict, not a trivial one
 

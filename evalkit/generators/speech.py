@@ -23,6 +23,8 @@ from evalkit.generators.base import (
     check_generator,
     json_sha256,
 )
+from evalkit.streaming import stored_array
+from evalkit.threads import FreeCores, cpu_threads
 from generator.data.audio import crop_to_length, normalise, num_samples, read_audio
 from generator.data.manifest import Pair, file_sha256
 from generator.errors import DataError
@@ -94,36 +96,59 @@ class SpeechSource(FaceSource):
 
     def faces(self, job: GenerationJob) -> np.ndarray:
         """The faces, read back from the cache of generated faces when the same generator already made them for the
-        same clips, seed and batch size (``<cache>/faces/<key>.npy``), else generated and stored there."""
-        path = None
-        if job.cache_dir is not None:
-            key = self.cache_key(job)
-            path = job.cache_dir / "faces" / key[:2] / f"{key}.npy"
-            if job.shard.main_decides(path.is_file()):  # every process reads it (as the feature cache is read)
-                return np.load(path)
-        faces = self._generate(job)
-        if path is not None and job.shard.is_main:
+        same clips, seed and batch size (``<cache>/faces/<key>.npy``), else generated and stored there.
+
+        With a cache, the faces are a read-only memory map of that file (``evalkit.streaming``): in one process each
+        batch is written there as it is generated, so memory does not grow with the number of clips."""
+        if job.cache_dir is None:
+            return self._generate(job)
+        key = self.cache_key(job)
+        path = job.cache_dir / "faces" / key[:2] / f"{key}.npy"
+        if not job.shard.main_decides(path.is_file()):  # every process reads it (as the feature cache is read)
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(path.name + ".tmp.npy")
-                np.save(tmp, faces)
-                tmp.replace(path)
+                if job.shard.world == 1:
+                    with stored_array(path, (len(job.pairs), *self._shape()), np.uint8) as out:
+                        self._generate(job, out)
+                else:
+                    faces = self._generate(job)
+                    if job.shard.is_main:
+                        with stored_array(path, faces.shape, faces.dtype) as out:
+                            out[:] = faces
+                    job.shard.barrier()
             except OSError as exc:
                 raise EvalError(f"{job.cache_dir}: cannot write the cache of generated faces ({exc}); pick another "
                                 "--cache-dir") from None
-        return faces
+        return np.load(path, mmap_mode="r")
 
-    def _generate(self, job: GenerationJob) -> np.ndarray:
+    def _shape(self) -> tuple[int, int, int]:
+        return self.info.image_size, self.info.image_size, 3
+
+    def _generate(self, job: GenerationJob, out: np.ndarray | None = None) -> np.ndarray:
+        """Generate every batch this process owns; into ``out`` (one process) or gathered from every process."""
         chunks = list(batched(job.pairs, job.batch_size))
         mine = [k for k in range(len(chunks)) if job.shard.owns(k)]
         local = {}
+        start = 0
+        free_cores = FreeCores()  # sampled while clips are read, read before each batch (evalkit.threads)
         for k in tqdm(mine, desc="generating faces", unit="batch", disable=None):
-            speech = np.stack([prepare_speech(p.audio, self.seconds, self.normalisation)
-                               for p in chunks[k]])
+            clips = []
+            for pair in chunks[k]:
+                clips.append(prepare_speech(pair.audio, self.seconds, self.normalisation))
+                free_cores.sample()
+            speech = np.stack(clips)
             try:
-                faces = self.model.generate(speech, job.seed + k)
+                with cpu_threads(free_cores.threads()):
+                    faces = self.model.generate(speech, job.seed + k)
             except Exception as exc:  # the user's model failing: one line naming it, not its traceback
                 raise EvalError(f"{self.who}: generate() failed: {type(exc).__name__}: {exc}") from None
-            local[k] = check_faces(faces, len(chunks[k]), self.info.image_size, self.who)
+            faces = check_faces(faces, len(chunks[k]), self.info.image_size, self.who)
+            if out is None:
+                local[k] = faces
+            else:  # one process owns every batch, in order
+                out[start : start + len(faces)] = faces
+                start += len(faces)
+        if out is not None:
+            return out
         gathered = job.shard.gather(local)
-        return np.concatenate([gathered[k] for k in range(len(chunks))])
+        return np.concatenate([gathered[k] for k in range(len(chunks))]) if chunks else \
+            np.zeros((0, *self._shape()), np.uint8)

@@ -5,11 +5,20 @@ Generated side: one sample per clip of the split; reference side: the split's di
 for a metric gives a "not applicable" row saying why (a Fréchet distance or KID needs 2 samples per side,
 precision / recall k + 1). Intervals resample whole clusters (``MetricContext.split_clusters``: the manifest's
 ``group``, else the real face), ``--bootstrap`` times, seeded.
+
+Cost bound: the Fréchet distance's interval, KID and the k-NN manifolds work on all pairwise inner products of a
+split's rows (``GramPair``: n^2 + m^2 + nm float64, and per-replicate eigen-decompositions or neighbour searches over
+them), which grows with the square of the split. Above ``GRAM_CAP`` rows on a side they run on a seeded subsample of
+``GRAM_CAP`` rows of that side (the same rows for every extractor and every generator scored on the split, so paired
+comparisons stay paired; per-clip values of the rows left out are NaN), and the figure says so (``subsample``). The
+Fréchet distance's value itself always uses every row (its statistics are linear in N); its interval from the
+subsample is wider than the full sample's would be (conservative). Measured by ``benchmarks/evalkit_scale.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,12 +32,13 @@ from evalkit.stats import (
     GramPair,
     Manifolds,
     bound_interval,
-    cluster_statistic_replicates,
     figure,
     frechet_distance,
     frechet_from_gram,
+    frechet_replicates,
     half_sample_replicates,
     kid_from_gram,
+    kid_replicates,
     knn_manifolds,
     mean_figure,
     proportion_figure,
@@ -39,6 +49,46 @@ from evalkit.stats import (
 
 DISTANCE_INTERVAL = "cluster bootstrap, percentile interval re-centred on the estimate, truncated at 0"
 REFERENCE_STATS_DIR = "reference_stats"
+GRAM_CAP = 1000  # rows per side of a split for the pairwise (Gram, k-NN) computations: 3 x 8 MB of float64 Gram
+
+
+@dataclass(frozen=True)
+class PairwiseRows:
+    """A split's rows for the pairwise computations: generated features ``x`` and real features ``y`` (all rows, or
+    ``GRAM_CAP`` of them), their row numbers within the split (``rows_x``, ``rows_y``, sorted), their clusters, and
+    ``subsample`` (None, or what was kept of how many, for the record)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    rows_x: np.ndarray
+    rows_y: np.ndarray
+    clusters: tuple[Clusters, Clusters]
+    subsample: dict | None
+
+    def gram(self) -> GramPair:
+        return GramPair.of(self.x, self.y)
+
+    def note(self, cell: dict) -> dict:
+        """``cell`` with the subsample noted when there is one."""
+        return cell if self.subsample is None else {**cell, "subsample": self.subsample}
+
+
+def _kept_rows(n: int, rng: np.random.Generator) -> np.ndarray:
+    return np.arange(n) if n <= GRAM_CAP else np.sort(rng.choice(n, GRAM_CAP, replace=False))
+
+
+def pairwise_rows(ctx: MetricContext, extractor: str, key: str, split: str) -> PairwiseRows:
+    """The split's rows for the pairwise computations (see the module docstring): every row up to ``GRAM_CAP`` a
+    side, else a subsample seeded by the run's seed and the split only."""
+    x, y = ctx.split_features(extractor, key, split)
+    generated_clusters, real_clusters = ctx.split_clusters(split)
+    rng = ctx.rng("pairwise subsample", split)
+    rows_x, rows_y = _kept_rows(len(x), rng), _kept_rows(len(y), rng)
+    subsample = None if len(rows_x) == len(x) and len(rows_y) == len(y) else {
+        "cap": GRAM_CAP, "generated": [len(rows_x), len(x)], "real": [len(rows_y), len(y)],
+        "method": "seeded subsample of the rows of each side above the cap (same rows for every generator)"}
+    return PairwiseRows(x[rows_x], y[rows_y], rows_x, rows_y,
+                        (generated_clusters.subset(rows_x), real_clusters.subset(rows_y)), subsample)
 
 
 def _sample_sizes(x: np.ndarray, y: np.ndarray) -> dict:
@@ -77,29 +127,28 @@ def frechet_figure(ctx: MetricContext, extractor: str, key: str, split: str, met
     if ctx.options.save_stats and ctx.run_dir is not None:  # process 0 writes the run folder
         write_stats(ctx.run_dir / "stats" / f"{split}_generated_{metric}.npz", *generated)
         write_stats(ctx.run_dir / "stats" / f"{split}_real_{metric}.npz", *real)
-    gram = GramPair.of(x, y)
-    value = frechet_from_gram(gram) if min(len(x), len(y)) < x.shape[1] else frechet_distance(*generated, *real)
-    clusters = ctx.split_clusters(split)
-    replicates = cluster_statistic_replicates(lambda i, j: frechet_from_gram(gram, i, j), clusters,
-                                              ctx.options.bootstrap, ctx.rng(metric, split))
-    return {**figure(value, recentred_interval(value, replicates), _sample_sizes(x, y), None,
-                     f"{DISTANCE_INTERVAL} (B={ctx.options.bootstrap})", clusters[0].describe()),
-            "reference_stats": reference_stats(ctx, y, real)}
+    rows = pairwise_rows(ctx, extractor, key, split)
+    gram = rows.gram()
+    exact = rows.subsample is None and min(len(x), len(y)) < x.shape[1]
+    value = frechet_from_gram(gram) if exact else frechet_distance(*generated, *real)
+    replicates = frechet_replicates(gram, rows.clusters, ctx.options.bootstrap, ctx.rng(metric, split))
+    return rows.note({**figure(value, recentred_interval(value, replicates), _sample_sizes(x, y), None,
+                               f"{DISTANCE_INTERVAL} (B={ctx.options.bootstrap})", rows.clusters[0].describe()),
+                      "reference_stats": reference_stats(ctx, y, real)})
 
 
 def kid_figure(ctx: MetricContext, extractor: str, key: str, split: str, metric: str) -> dict:
     x, y = ctx.split_features(extractor, key, split)
     _require(x, y, 2, "KID")
-    gram = GramPair.of(x, y)
+    rows = pairwise_rows(ctx, extractor, key, split)
+    gram = rows.gram()
     o = ctx.options
     value = kid_from_gram(gram, o.kid_subset_size, o.kid_subsets, ctx.rng(metric, split, "subsets"))
     replicate_rng = ctx.rng(metric, split, "replicate subsets")
-    clusters = ctx.split_clusters(split)
-    replicates = cluster_statistic_replicates(
-        lambda i, j: kid_from_gram(gram, o.kid_subset_size, o.kid_subsets, replicate_rng, i, j),
-        clusters, o.bootstrap, ctx.rng(metric, split))
-    return figure(value, recentred_interval(value, replicates), _sample_sizes(x, y), None,
-                  f"{DISTANCE_INTERVAL} (B={o.bootstrap})", clusters[0].describe())
+    replicates = kid_replicates(gram, o.kid_subset_size, o.kid_subsets, replicate_rng, rows.clusters, o.bootstrap,
+                                ctx.rng(metric, split))
+    return rows.note(figure(value, recentred_interval(value, replicates), _sample_sizes(x, y), None,
+                            f"{DISTANCE_INTERVAL} (B={o.bootstrap})", rows.clusters[0].describe()))
 
 
 def manifold_outcomes(ctx: MetricContext, extractor: str, key: str, split: str) -> Manifolds:
@@ -109,14 +158,20 @@ def manifold_outcomes(ctx: MetricContext, extractor: str, key: str, split: str) 
     if memo_key not in ctx.memo:
         x, y = ctx.split_features(extractor, key, split)
         _require(x, y, ctx.options.pr_k + 1, f"k-NN manifolds with k={ctx.options.pr_k}")
-        ctx.memo[memo_key] = knn_manifolds(GramPair.of(x, y), ctx.options.pr_k)
+        ctx.memo[memo_key] = knn_manifolds(pairwise_rows(ctx, extractor, key, split).gram(), ctx.options.pr_k)
     return ctx.memo[memo_key]
 
 
 def manifold_per_clip(ctx: MetricContext, extractor: str, key: str, split: str) -> dict[str, np.ndarray]:
-    """Precision (0/1) and density per generated sample (recall and coverage are per real sample, not per clip)."""
+    """Precision (0/1) and density per generated sample, NaN for clips left out of a subsample (recall and coverage
+    are per real sample, not per clip)."""
     m = manifold_outcomes(ctx, extractor, key, split)
-    return {"precision": m.precision.astype(np.float64), "density": m.density}
+    rows = pairwise_rows(ctx, extractor, key, split)
+    values = {}
+    for name, kept in (("precision", m.precision.astype(np.float64)), ("density", m.density)):
+        values[name] = np.full(len(ctx.evalset.generated_index[split]), np.nan)
+        values[name][rows.rows_x] = kept
+    return values
 
 
 MANIFOLD_FIGURES = ("precision", "recall", "density", "coverage")
@@ -134,9 +189,11 @@ def manifold_figures(ctx: MetricContext, extractor: str, key: str, split: str) -
     o = ctx.options
     k = o.pr_k
     _require(x, y, k + 1, f"precision/recall with k={k}")
-    gram = GramPair.of(x, y)
+    rows = pairwise_rows(ctx, extractor, key, split)
+    x, y = rows.x, rows.y
+    gram = rows.gram()
     m = manifold_outcomes(ctx, extractor, key, split)
-    generated_clusters, real_clusters = ctx.split_clusters(split)
+    generated_clusters, real_clusters = rows.clusters
     sizes = _sample_sizes(x, y)
     enough = all(len(np.unique(c.codes)) >= 4 for c in (generated_clusters, real_clusters))  # halves of >= 2
     if enough and min(len(x), len(y)) // 2 > k:
@@ -157,24 +214,24 @@ def manifold_figures(ctx: MetricContext, extractor: str, key: str, split: str) -
                 value = float(getattr(m, name).mean())
                 clusters = generated_clusters if name in ("precision", "density") else real_clusters
                 if value == 0.0 or (value == 1.0 and name != "density"):  # on a bound (density has none above)
-                    cells[name] = _at_bound(m, name, clusters, sizes)
+                    cells[name] = rows.note(_at_bound(m, name, clusters, sizes))
                     continue
                 low, high = recentred_interval(value, replicates[:, column])
                 share = name != "density"
-                cells[name] = figure(value, (max(0.0, low), min(1.0, high) if share else high), sizes, None,
-                                     method, generated_clusters.describe(), proportion=share)
+                cells[name] = rows.note(figure(value, (max(0.0, low), min(1.0, high) if share else high), sizes,
+                                               None, method, generated_clusters.describe(), proportion=share))
             return {**cells, "k": k}
     density = _at_bound(m, "density", generated_clusters, sizes) if not m.density.any() else {
         **mean_figure(m.density, None, generated_clusters, o.bootstrap, ctx.rng("density", split)),
         "conditional": "on the real faces' k-NN manifold"}
     return {
-        "precision": proportion_figure(m.precision, None, generated_clusters, o.bootstrap,
-                                       ctx.rng("precision", split), CONDITIONAL["precision"]),
-        "recall": proportion_figure(m.recall, None, real_clusters, o.bootstrap, ctx.rng("recall", split),
-                                    CONDITIONAL["recall"]),
-        "density": density,
-        "coverage": proportion_figure(m.coverage, None, real_clusters, o.bootstrap, ctx.rng("coverage", split),
-                                      CONDITIONAL["coverage"]),
+        "precision": rows.note(proportion_figure(m.precision, None, generated_clusters, o.bootstrap,
+                                                 ctx.rng("precision", split), CONDITIONAL["precision"])),
+        "recall": rows.note(proportion_figure(m.recall, None, real_clusters, o.bootstrap, ctx.rng("recall", split),
+                                              CONDITIONAL["recall"])),
+        "density": rows.note(density),
+        "coverage": rows.note(proportion_figure(m.coverage, None, real_clusters, o.bootstrap,
+                                                ctx.rng("coverage", split), CONDITIONAL["coverage"])),
         "k": k,
     }
 

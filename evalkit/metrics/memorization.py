@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.cluster.vq import kmeans2
-from scipy.stats import mannwhitneyu
 
 from evalkit.metrics import Metric, MetricContext, register
-from evalkit.stats import Clusters, cluster_statistic_replicates, figure, percentile_interval, proportion_figure
+from evalkit.stats import Clusters, cluster_resamples, figure, percentile_interval, proportion_figure
 
 MIN_CELL = 20  # generated and held-out faces a cell needs for its U statistic's normal approximation
 MAX_CELLS = 5
@@ -68,10 +67,24 @@ def authentic(queries: np.ndarray, training: np.ndarray) -> np.ndarray:
     return to_training[np.arange(len(queries)), nearest] >= among.min(axis=1)[nearest]
 
 
-def _z_u(generated: np.ndarray, heldout: np.ndarray) -> float:
-    m, n = len(generated), len(heldout)
-    u = mannwhitneyu(generated, heldout, alternative="less").statistic
-    return float((u - m * n / 2) / np.sqrt(m * n * (m + n + 1) / 12))
+def weighted_u(generated: np.ndarray, heldout: np.ndarray, generated_weights: np.ndarray,
+               heldout_weights: np.ndarray) -> np.ndarray:
+    """Mann-Whitney U of resamples given as row multiplicities: for each row b of the weights (B, m) and (B, n),
+    the number of (generated, held-out) pairs of the resample where the generated value is larger, ties counting
+    1/2 (scipy's ``mannwhitneyu(...).statistic`` of the resampled values). One sort and two binary searches, then
+    cumulative weights: O(B (m + n)) instead of a rank test per replicate."""
+    order = np.argsort(heldout, kind="stable")
+    ordered = heldout[order]
+    below = np.searchsorted(ordered, generated, "left")
+    through = np.searchsorted(ordered, generated, "right")
+    cumulative = np.concatenate([np.zeros((len(heldout_weights), 1)), np.cumsum(heldout_weights[:, order], axis=1)],
+                                axis=1)
+    smaller = cumulative[:, below]
+    return ((smaller + 0.5 * (cumulative[:, through] - smaller)) * generated_weights).sum(axis=1)
+
+
+def _z_u(u: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
+    return (u - m * n / 2) / np.sqrt(m * n * (m + n + 1) / 12)
 
 
 def data_copying(generated: np.ndarray, heldout: np.ndarray, training: np.ndarray, rng: np.random.Generator,
@@ -93,30 +106,36 @@ def data_copying(generated: np.ndarray, heldout: np.ndarray, training: np.ndarra
     gen_distance = nearest_training(generated, generated_cell)
     held_distance = nearest_training(heldout, heldout_cell)
 
-    def statistic(i: np.ndarray, j: np.ndarray) -> float:
-        z, weights = [], []
+    def statistic(generated_weights: np.ndarray, heldout_weights: np.ndarray) -> np.ndarray:
+        """C_T of each resample, given as row multiplicities (B, len(generated)) and (B, len(heldout)); NaN where
+        no cell holds MIN_CELL of both."""
+        z_sum, weight_sum = np.zeros(len(generated_weights)), np.zeros(len(generated_weights))
         for cell in range(cells):
-            g = gen_distance[i][generated_cell[i] == cell]
-            h = held_distance[j][heldout_cell[j] == cell]
-            if len(g) >= MIN_CELL and len(h) >= MIN_CELL:
-                z.append(_z_u(g, h))
-                weights.append(len(h) / len(j))
-        return float(np.dot(weights, z) / np.sum(weights)) if z else float("nan")
+            g, h = generated_cell == cell, heldout_cell == cell
+            wg, wh = generated_weights[:, g], heldout_weights[:, h]
+            m, n = wg.sum(axis=1), wh.sum(axis=1)
+            used = (m >= MIN_CELL) & (n >= MIN_CELL)
+            if not used.any():
+                continue
+            z = _z_u(weighted_u(gen_distance[g], held_distance[h], wg[used], wh[used]), m[used], n[used])
+            weight = n[used] / heldout_weights[used].sum(axis=1)
+            z_sum[used] += weight * z
+            weight_sum[used] += weight
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(weight_sum > 0, z_sum / weight_sum, np.nan)
 
-    everything = (np.arange(len(generated)), np.arange(len(heldout)))
-    value = statistic(*everything)
+    value = float(statistic(np.ones((1, len(generated))), np.ones((1, len(heldout))))[0])
     if not np.isfinite(value):
         return {"status": "not applicable", "reason": f"N too small: no cell of {cells} holds {MIN_CELL} generated "
                 "and held-out faces"}
-    empty = []
-
-    def replicate(i: np.ndarray, j: np.ndarray) -> float:
-        result = statistic(i, j)
-        empty.append(not np.isfinite(result))  # a resample may leave every cell short: counted, scored as the estimate
-        return result if np.isfinite(result) else value
-
-    interval = percentile_interval(cluster_statistic_replicates(
-        replicate, [Clusters.singletons(len(generated)), Clusters.singletons(len(heldout))], replicates, rng))
+    resamples = cluster_resamples([Clusters.singletons(len(generated)), Clusters.singletons(len(heldout))],
+                                  replicates, rng)
+    weights = [(np.bincount(i, minlength=len(generated)), np.bincount(j, minlength=len(heldout)))
+               for i, j in resamples]
+    drawn = statistic(np.stack([w for w, _ in weights]).astype(np.float64),
+                      np.stack([w for _, w in weights]).astype(np.float64))
+    empty = ~np.isfinite(drawn)  # a resample may leave every cell short: counted, scored as the estimate
+    interval = percentile_interval(np.where(empty, value, drawn))
     used = [c for c in range(cells)
             if (generated_cell == c).sum() >= MIN_CELL and (heldout_cell == c).sum() >= MIN_CELL]
     sizes = {"generated": len(generated), "heldout": len(heldout), "training": len(training)}

@@ -13,7 +13,6 @@ from typing import Literal
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from generator.errors import DataError
 
@@ -53,6 +52,8 @@ def read_audio(path: str | Path) -> np.ndarray:
     mono = data.mean(axis=1)
     if rate != SAMPLE_RATE:
         ratio = Fraction(SAMPLE_RATE, int(rate)).limit_denominator(1000)
+        from scipy.signal import resample_poly  # imported when needed: scipy.signal takes seconds to import
+
         mono = resample_poly(mono, ratio.numerator, ratio.denominator)
     return mono * PCM16_SCALE
 

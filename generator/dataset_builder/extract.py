@@ -138,12 +138,17 @@ def _stamp(path: Path) -> list[int]:
 def _extract(video: VideoSource, options: ExtractOptions, out: Path, record: VideoRecord) -> None:
     folder = Path(video.identity) / video.name
 
+    chips: list[np.ndarray] = []  # of the frames with a face, in order: embedded together after decoding
+
     def on_frame(time: float, rgb: np.ndarray) -> FrameRecord:
-        return _frame_record(time, rgb, options, out, folder)
+        return _frame_record(time, rgb, options, out, folder, chips)
 
     decoded = decode_video(video.path, options.rate, on_frame)
     record.duration = decoded.duration
     record.frames = decoded.results
+    with_face = [frame for frame in record.frames if frame.status == FACE]
+    for frame, descriptor in zip(with_face, faces.descriptors(chips), strict=True):
+        frame.descriptor = descriptor.tolist()
     for index, frame in enumerate(record.frames):
         if frame.status == FACE:
             rng = np.random.default_rng([options.seed, zlib.crc32(video.key.encode()), index])
@@ -154,7 +159,10 @@ def _stem(time: float) -> str:
     return f"{int(round(time * 1000)):09d}ms"
 
 
-def _frame_record(time: float, rgb: np.ndarray, options: ExtractOptions, out: Path, folder: Path) -> FrameRecord:
+def _frame_record(time: float, rgb: np.ndarray, options: ExtractOptions, out: Path, folder: Path,
+                  chips: list[np.ndarray]) -> FrameRecord:
+    """The frame's record; for a frame with the speaker's face, its face chip is appended to ``chips`` (the
+    descriptor is filled in later, a batch of chips at a time)."""
     boxes = faces.detect_faces(rgb, options.detector, options.upsample)
     speaker = faces.speaker_face(boxes, options.similar_faces)
     if speaker is None:
@@ -169,7 +177,8 @@ def _frame_record(time: float, rgb: np.ndarray, options: ExtractOptions, out: Pa
         crop = faces.crop_face(rgb, speaker, options.margin, options.size)
     face = Path("faces") / folder / f"{_stem(time)}.png"
     _save_image(crop, out / face)
-    return FrameRecord(time, FACE, face=face.as_posix(), descriptor=faces.descriptor(rgb, shape).tolist())
+    chips.append(faces.face_chip(rgb, shape))
+    return FrameRecord(time, FACE, face=face.as_posix())
 
 
 def _cut_windows(track: Soundtrack, time: float, options: ExtractOptions, rng: np.random.Generator, out: Path,

@@ -2,7 +2,10 @@
 
 Models: dlib's HOG frontal detector (built in) or its CNN (MMOD) detector, the 5-point landmark predictor (alignment
 and descriptors) and the ResNet face descriptor; the model files come from the PyPI package
-``face-recognition-models``, located without importing it (its import pulls in pkg_resources).
+``face-recognition-models``, located without importing it (its import pulls in pkg_resources). Descriptors are
+dlib's ``compute_face_descriptor`` made fast: dlib's own face chip (``face_chip``) through our PyTorch port of its
+ResNet (``generator.dataset_builder.dlib_resnet``, cosine > 0.9999 to dlib's), a batch of chips at a time
+(``descriptors``): about a tenth of dlib's one call per face (benchmarks/face_descriptors.py).
 """
 
 from __future__ import annotations
@@ -11,13 +14,16 @@ import importlib.util
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dlib
 import numpy as np
 from PIL import Image
 
 from generator.errors import DataError
+
+if TYPE_CHECKING:  # the port loads torch: imported where a network is built
+    from generator.dataset_builder.dlib_resnet import DlibFaceResnet
 
 Detector = Literal["hog", "cnn"]
 MODEL_FILES = {
@@ -72,15 +78,17 @@ def _landmarks() -> Any:
 
 
 @cache
-def _descriptor_model() -> Any:
-    return dlib.face_recognition_model_v1(_model_path("descriptor"))
+def _descriptor_network() -> DlibFaceResnet:
+    from generator.dataset_builder.dlib_resnet import load_dlib_resnet
+
+    return load_dlib_resnet(Path(_model_path("descriptor")))
 
 
 def load_models(detector: Detector = "hog") -> None:
     """Load the detector, landmark and descriptor models now; each process keeps them once loaded."""
     _detector(detector)
     _landmarks()
-    _descriptor_model()
+    _descriptor_network()
 
 
 def detect_faces(rgb: np.ndarray, detector: Detector = "hog", upsample: int = 1) -> list[Box]:
@@ -104,9 +112,29 @@ def landmarks(rgb: np.ndarray, box: Box) -> dlib.full_object_detection:
     return _landmarks()(rgb, box.rectangle())
 
 
-def descriptor(rgb: np.ndarray, shape: dlib.full_object_detection) -> np.ndarray:
-    """dlib's 128-d face descriptor (same person: Euclidean distance below about 0.6)."""
-    return np.asarray(_descriptor_model().compute_face_descriptor(rgb, shape), dtype=np.float64)
+def face_chip(rgb: np.ndarray, shape: dlib.full_object_detection) -> np.ndarray:
+    """The face chip dlib's ``compute_face_descriptor`` embeds: uint8 (150, 150, 3), aligned on ``shape``, padding
+    0.25 of the face's size on each side."""
+    from generator.dataset_builder.dlib_resnet import CHIP_PADDING, CHIP_SIZE
+
+    return dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
+
+
+DESCRIPTOR_BATCH = 64  # chips embedded at a time: memory stays flat however many faces a video has
+
+
+def descriptors(chips: list[np.ndarray]) -> np.ndarray:
+    """dlib's 128-d face descriptors (same person: Euclidean distance below about 0.6) of face chips
+    (``face_chip``), float64 (N, 128), ``DESCRIPTOR_BATCH`` chips at a time, on the CPU."""
+    import torch
+
+    network = _descriptor_network()
+    rows = [np.zeros((0, 128))]
+    with torch.inference_mode():
+        for start in range(0, len(chips), DESCRIPTOR_BATCH):
+            batch = torch.from_numpy(np.stack(chips[start : start + DESCRIPTOR_BATCH]))
+            rows.append(network(batch).numpy().astype(np.float64))
+    return np.concatenate(rows)
 
 
 def crop_face(rgb: np.ndarray, box: Box, margin: float, size: int) -> Image.Image:

@@ -34,3 +34,27 @@ def test_head_needs_two_identities():
     x, _ = blobs(5, 3)
     with pytest.raises(EvalError, match="at least 2 identities"):
         fit_logistic_regression(x, np.zeros(len(x), dtype=int), ("a", "b"))
+
+
+def test_head_is_the_optimum_torchs_lbfgs_found():
+    """The head evalkit 0.1 fitted with torch's LBFGS (strong Wolfe, the same objective): the same optimum."""
+    import torch
+
+    x, y = blobs(30, 4)
+    head = fit_logistic_regression(x, y, ("a", "b", "c"), l2=1e-2)
+    z = torch.from_numpy((x - x.mean(axis=0)) / x.std(axis=0))
+    weight = torch.zeros(4, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=500, tolerance_grad=1e-9, tolerance_change=1e-12,
+                                  history_size=20, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(z @ weight + bias, torch.from_numpy(y)) + 0.005 * (weight**2).sum()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    np.testing.assert_allclose(head.weight, weight.detach().numpy(), atol=1e-5)
+    # the bias is defined up to a constant added to every class (softmax): compare it centred
+    np.testing.assert_allclose(head.bias - head.bias.mean(), (bias - bias.mean()).detach().numpy(), atol=1e-5)

@@ -10,12 +10,18 @@ import torch
 from PIL import Image
 
 from evalkit.features.dlib_faces import DESCRIPTOR_FILE, DlibFaceExtractor, dlib_model
-from evalkit.features.dlib_resnet import CHIP_PADDING, CHIP_SIZE, DlibFormatError, load_dlib_resnet, read_dlib_resnet
 from evalkit.options import EMBEDDED_DATA
 from evalkit.threads import compute_threads, cpu_threads
 from generator.checkpoint import load_generator
 from generator.data.audio import load_speech
 from generator.data.faces import array_to_image
+from generator.dataset_builder.dlib_resnet import (
+    CHIP_PADDING,
+    CHIP_SIZE,
+    DlibFormatError,
+    load_dlib_resnet,
+    read_dlib_resnet,
+)
 from generator.synthesis import generate
 from tests.evalkit.support import embedded_face
 

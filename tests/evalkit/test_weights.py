@@ -165,3 +165,10 @@ def test_weights_fetch_vggface_command(server, tmp_path, monkeypatch, evalkit_cl
     assert evalkit_cli("weights", "fetch", "nonsense").exit_code == 2
     listing = evalkit_cli("weights", "list")
     assert "vggface-notop" in listing.stdout and "(present)" in listing.stdout
+
+
+def test_inception_url_is_pytorch_fids() -> None:
+    """evalkit writes pytorch-fid's weights URL out (its import is slow); the two must not drift apart."""
+    from pytorch_fid.inception import FID_WEIGHTS_URL
+
+    assert WEIGHTS["inception"].url == FID_WEIGHTS_URL

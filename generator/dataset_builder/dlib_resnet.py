@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evalkit.errors import EvalError
+from generator.errors import DataError
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25  # dlib's compute_face_descriptor default: the chip holds the face plus 25 % of its size each side
@@ -48,7 +48,7 @@ BLOCKS = ((32, False),) * 3 + ((64, True),) + ((64, False),) * 3 + ((128, True),
     + ((256, True),) + ((256, False),) * 2 + ((256, True),)
 
 
-class DlibFormatError(EvalError):
+class DlibFormatError(DataError):
     """The file is not dlib's face-recognition ResNet as ``dlib.face_recognition_model_v1`` reads it."""
 
 
@@ -235,7 +235,7 @@ def read_dlib_resnet(path: str | Path) -> DlibResnetWeights:
     try:
         reader = _Reader(path.read_bytes(), path)
     except OSError as exc:
-        raise EvalError(f"{path}: cannot read the dlib face-recognition model ({exc})") from None
+        raise DataError(f"{path}: cannot read the dlib face-recognition model ({exc})") from None
     reader.expect_int(1, "loss layer version")
     if reader.tag("loss_metric_", "loss_metric_2") == "loss_metric_2":
         reader.real(), reader.real()  # margin, distance threshold: training only
