@@ -36,7 +36,7 @@ from reports import figures
 from reports.gallery import GalleryBlock, gallery_blocks, read_full_gallery
 from reports.run_files import read_training_log, training_log_path
 from reports.sections import Figure, RenderedSection, read_sections
-from reports.seed import seed_table
+from reports.seed import audio_length_runs, seed_table
 from reports.study import StudyReport, study_report
 from reports.tables import (
     baseline_table,
@@ -196,7 +196,8 @@ def run_report(run_dir: Path, document: RunRecord, assets: Path) -> RunReport:
         verdict=verdict_summary(document),
         verdict_chart=_verdict_chart(document, references, assets),
         tables=[t for t in (verdict_table(document), voice_only_verdict_table(document), headline_table(document),
-                            seed_table(document), _counts_table(document)) if t is not None],
+                            seed_table(document, audio_length_runs(run_dir, document["settings"]["image_size"])),
+                            _counts_table(document)) if t is not None],
         baselines=baseline_table(document, references) if references else None,
         baselines_reason="" if references else "no reference generator was scored in this run (--references none)",
         details=[t for t in [every_figure_table(document), per_identity] if t is not None]

@@ -78,7 +78,11 @@ def comparison_charts(name: str, documents: list[tuple[str, RunRecord]]) -> list
 
 
 def headline_data(documents: list[tuple[str, RunRecord]]) -> dict:
-    return {label: {"run_dir": d["run_dir"], "results": d["results"]} for label, d in documents}
+    """Each compared run's folder, results and setting (audio seconds, image size), by label: what the report reads
+    to fill the seed table's rows of other settings (``reports.seed``)."""
+    return {label: {"run_dir": d["run_dir"], "results": d["results"], "generator": d["generator"]["name"],
+                    "audio_seconds": d["settings"]["audio_seconds"], "image_size": d["settings"]["image_size"]}
+            for label, d in documents}
 
 
 def generators(documents: list[tuple[str, RunRecord]]) -> dict[str, GeneratorRecord]:

@@ -8,10 +8,11 @@ from evalkit.experiments.compare import difference
 from evalkit.experiments.scoring import options_from_settings
 from evalkit.options import RunOptions
 from evalkit.record import format_figure, metric_cell
+from evalkit.sections import Section, write_section
 from evalkit.stats import proportion_figure, wilson_interval
 from reports import figures
 from reports.run_files import read_training_log, training_log_path
-from reports.seed import seed_table
+from reports.seed import audio_length_runs, seed_table
 from reports.tables import every_figure_table, headline_table, verdict_summary, verdict_table
 from tests.reports.support import write_train_log
 
@@ -64,6 +65,30 @@ def test_seed_figures_are_set_beside_ours_only_at_the_same_audio_length():
     assert rows["50.08 %"][3].startswith("not computed")
     assert rows["50.08 %"][4].startswith("not evaluated")
     assert "2 identities (chance 50 %)" in seed_table(document).note
+
+
+def test_seed_rows_of_other_audio_lengths_come_from_the_folders_audio_length_experiment(tmp_path):
+    def results(hits: int) -> dict:
+        cell = proportion_figure([True] * hits + [False] * (10 - hits), None)
+        return {"landmark_ratio": {"status": "ok", "columns": ["ratio"], "rows": {"seen": {"ratio": cell}}}}
+
+    data = {f"{s:g} s": {"run_dir": f"runs/{k}", "results": results(hits), "generator": f"ckpt_{s:g}s",
+                         "audio_seconds": s, "image_size": size}
+            for k, (s, hits, size) in enumerate([(0.3, 6, 64), (0.7, 8, 64), (1.0, 9, 128)])}
+    (tmp_path / "experiments" / "audio-length").mkdir(parents=True)
+    write_section(tmp_path / "experiments" / "audio-length",
+                  Section("audio-length", "audio length", "", "evalkit experiment audio-length", {}, [], [], data))
+    by_length = audio_length_runs(tmp_path, 64)
+    assert sorted(by_length) == [0.3, 0.7]  # the 128 px checkpoint is not a 64 px row
+    document = {"splits": ["seen"], "settings": {"audio_seconds": 1.0, "image_size": 64,
+                                                 "identity_backbone": "dlib-resnet", "detector_size": 256,
+                                                 "detector_upsample": 0},
+                "generator": {"identities": ["alice", "bob"]}, "results": results(10)}
+    rows = {row[1]: row for row in seed_table(document, by_length).rows}
+    assert rows["81.16 %"][3].startswith("60.0 %") and rows["89.12 %"][3].startswith("80.0 %")
+    assert rows["90.25 %"][3].startswith("100.0 %")
+    assert "the 0.3 s checkpoint ckpt_0.3s" in seed_table(document, by_length).note
+    assert audio_length_runs(tmp_path / "elsewhere", 64) == {}
 
 
 def test_training_log_is_found_from_the_sidecar_or_beside_the_checkpoint(tmp_path):
