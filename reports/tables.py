@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from evalkit.record import (
     HEADLINE_COLUMNS,
+    VERDICT_COLUMNS,
     Column,
     Footnotes,
     ReferenceEntry,
@@ -78,12 +79,9 @@ def verdict_summary(document: RunRecord) -> list[str]:
     return sentences
 
 
-VERDICT_FIGURES = (("landmark_ratio", "ratio", "Landmark ratio"),
-                   ("identity_accuracy", "accuracy", "Identity accuracy"),
-                   ("identity_similarity", "same_clip_cosine", "Same-clip cosine"),
-                   ("retrieval", "recall@1", "Retrieval recall@1"), ("forced_matching", "1:2", "Forced matching 1:2"),
-                   ("voice_dependence", "speaker_gap", "Speaker gap (voice dependence)"),
-                   ("craniofacial", "ratio_error", "Craniofacial ratio error"))
+SPEAKER_GAP = Column("voice_dependence", "speaker_gap", "Speaker gap (voice dependence)")
+# The voice-only map is compared on the verdict's figures it has (descriptor-level ones) and on the speaker gap.
+VOICE_ONLY_COLUMNS = (*VERDICT_COLUMNS, SPEAKER_GAP)
 
 
 def voice_only_verdict_table(document: RunRecord) -> Table | None:
@@ -96,13 +94,13 @@ def voice_only_verdict_table(document: RunRecord) -> Table | None:
     words = {"better": "beats the voice-only map", "worse": "worse than the voice-only map",
              "no difference": "no difference"}
     rows = []
-    for metric, name, label in VERDICT_FIGURES:
+    for column in VOICE_ONLY_COLUMNS:
         for split in document["splits"]:
-            cell = comparison.get(metric, {}).get(split, {}).get(name)
+            cell = comparison.get(column.metric, {}).get(split, {}).get(column.figure)
             if not cell or "value" not in cell:
                 continue
             low, high = cell["ci95"]
-            rows.append([label, split.replace("_", " "), f"{cell['model']:.3g}", f"{cell['reference']:.3g}",
+            rows.append([column.label, split.replace("_", " "), f"{cell['model']:.3g}", f"{cell['reference']:.3g}",
                          f"{cell['value']:+.3g} [{low:+.3g}, {high:+.3g}]", words[cell["verdict"]]])
     if not rows:
         return None
@@ -118,10 +116,8 @@ def voice_only_verdict_table(document: RunRecord) -> Table | None:
                                       "map draws no image, so only descriptor-level figures are compared.")
 
 
-BASELINE_COLUMNS = HEADLINE_COLUMNS + (
-    Column("retrieval", "recall@1", "Retrieval recall@1"), Column("forced_matching", "1:2", "Forced matching 1:2"),
-    Column("voice_dependence", "speaker_gap", "Speaker gap (voice dependence)"),
-)
+BASELINE_COLUMNS = (*HEADLINE_COLUMNS, *(c for c in VERDICT_COLUMNS if c.metric in ("retrieval", "forced_matching")),
+                    SPEAKER_GAP)
 
 
 def baseline_table(document: RunRecord, references: list[tuple[ReferenceEntry, RunRecord]]) -> Table:
