@@ -24,9 +24,9 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from evalkit.errors import EvalError
+from evalkit.threads import limited_pools
 
 Z95 = 1.959963984540054
 
@@ -386,7 +386,7 @@ def cluster_statistic_replicates(statistic: Callable[..., float], clusters: Sequ
     """``statistic(*rows)`` over cluster-bootstrap resamples (``cluster_resamples``)."""
     resamples = cluster_resamples(clusters, replicates, rng)
     # many small matrix products: one BLAS thread is several times faster than threads contending for busy cores
-    with threadpool_limits(limits=1, user_api="blas"):
+    with limited_pools(1, "blas"):
         return np.array([statistic(*rows) for rows in resamples])
 
 
@@ -444,7 +444,7 @@ def frechet_replicates(g: GramPair, clusters: Sequence[Clusters], replicates: in
     diag_x, diag_y = np.diag(g.xx), np.diag(g.yy)
     values = np.empty(len(weights))
     # small products and eigenproblems: one BLAS thread beats threads contending for busy cores (measured: 5x)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with limited_pools(1, "blas"):
         for rows, wx, wy in _weighted_blocks(weights, min(n, m) ** 2):
             nb, mb = wx.sum(axis=1), wy.sum(axis=1)
             within_x, within_y = _quadratic(wx, g.xx), _quadratic(wy, g.yy)
@@ -481,7 +481,7 @@ def kid_replicates(g: GramPair, subset_size: int, subsets: int, subset_rng: np.r
     kxx, kyy, kxy = (_polynomial_kernel(k, g.dim) for k in (g.xx, g.yy, g.xy))
     diag_x, diag_y = np.diag(kxx), np.diag(kyy)
     values = np.empty(len(draws))
-    with threadpool_limits(limits=1, user_api="blas"):
+    with limited_pools(1, "blas"):
         for rows, wx, wy in _weighted_blocks(draws, n + m):
             nb, mb = wx.sum(axis=1), wy.sum(axis=1)
             within_x = (_quadratic(wx, kxx) - wx @ diag_x) / (nb * (nb - 1))

@@ -13,19 +13,23 @@ processes left free: those CPUs less the mean number of other processes' runnabl
 runnable count less this process's own running threads), sampled while this process does single-threaded work
 between its parallel pieces (for the dlib extractor: after each face detection, so the count covers the last half
 second or so at no cost), and decided again for every piece. At least one thread.
+
+Pools are limited through one ``threadpoolctl.ThreadpoolController`` (``limited_pools``): constructing one scans every
+loaded shared library (~4 ms), which a ``threadpool_limits(...)`` per call repeated 1,200 times in a run; the scan is
+redone only when modules were imported since (a new extension may bring a new pool).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-import torch
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 BURST_SAMPLES = 10
 BURST_INTERVAL_S = 0.002
@@ -91,6 +95,8 @@ class FreeCores:
 def compute_threads(others: float | None) -> int:
     """Threads for a CPU compute stage of this process, given the mean number of other processes' runnable threads
     (None: unknown, only affinity, quota, torchrun and the torch setting count)."""
+    import torch  # here, not at the top: the torch-free command layer imports this module (through evalkit.stats)
+
     cpus = usable_cpus()
     share = max(1, cpus // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     # A core counts as free only when others ran on it less than IDLE_TOLERANCE of the time: a thread that loses its
@@ -99,13 +105,34 @@ def compute_threads(others: float | None) -> int:
     return max(1, min(torch.get_num_threads(), share, free))
 
 
+_controller: tuple[int, ThreadpoolController] | None = None
+
+
+def pool_controller() -> ThreadpoolController:
+    """The process's thread-pool controller, built on first use and rebuilt only when the number of imported modules
+    changed since (a library loaded later would otherwise escape the limits)."""
+    global _controller
+    if _controller is None or _controller[0] != len(sys.modules):
+        controller = ThreadpoolController()
+        _controller = (len(sys.modules), controller)
+    return _controller[1]
+
+
+def limited_pools(threads: int, user_api: str | None = None) -> AbstractContextManager:
+    """A context manager limiting the native thread pools (``user_api``: "blas", "openmp" or None for both) to
+    ``threads`` for its block, restored after (threadpoolctl's ``ThreadpoolController.limit``)."""
+    return pool_controller().limit(limits=threads, user_api=user_api)
+
+
 @contextmanager
 def cpu_threads(threads: int) -> Iterator[int]:
     """Run the block with ``threads`` torch intra-op threads and OpenMP/BLAS pools of that size; restored after."""
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with threadpool_limits(limits=threads):
+        with limited_pools(threads):
             yield threads
     finally:
         torch.set_num_threads(before)

@@ -58,20 +58,36 @@ def per_clip_similarity(u: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
     return within, between
 
 
-def _mean_gap(u: np.ndarray, labels: np.ndarray, groups: int) -> float:
-    """Mean over rows of (within - between), from class sums alone (the permutation test's statistic). Rows of a
-    label with fewer than 2 rows are left out, as speakers with one clip are (a permutation over clusters can leave a
-    speaker one row); NaN when no label has 2 rows or one label holds every row (no comparison)."""
-    sums = _class_sums(u, labels, groups)
-    counts = np.bincount(labels, minlength=groups)
-    kept = counts >= 2
-    if not kept.any() or counts.max() == len(u):
-        return float("nan")
+PERMUTATION_BLOCK_BYTES = 32 * 2**20  # float64 working memory of one block of permutations
+
+
+def _mean_gaps(sums: np.ndarray, counts: np.ndarray, own: np.ndarray, labels: np.ndarray, groups: int) -> np.ndarray:
+    """Mean over rows of (within - between) for each row b of ``labels`` (B, A), a labelling of A units (rows, or
+    clusters of rows) whose feature sums, row counts and summed squared norms are ``sums`` (A, d), ``counts`` (A,)
+    and ``own`` (A,): the permutation test's statistic, from the class sums alone (a one-hot (B, groups, A) product
+    per block). Rows of a label with fewer than 2 rows are left out, as speakers with one clip are (a permutation
+    over clusters can leave a speaker one row); NaN when no label has 2 rows or one label holds every row (no
+    comparison)."""
+    one_hot = (labels[:, None, :] == np.arange(groups)[None, :, None]).astype(np.float64)  # (B, groups, A)
+    class_sums = one_hot @ sums  # (B, groups, d)
+    class_counts = one_hot @ counts
+    class_own = one_hot @ own
+    n = counts.sum()
+    kept = class_counts >= 2
     total = sums.sum(axis=0)
-    own = np.bincount(labels, weights=np.einsum("ij,ij->i", u, u), minlength=groups)
-    within = ((np.einsum("ij,ij->i", sums, sums) - own)[kept] / (counts[kept] - 1)).sum()
-    between = (np.einsum("ij,ij->i", sums, total - sums)[kept] / (len(u) - counts[kept])).sum()
-    return float((within - between) / counts[kept].sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        within = np.where(kept, (np.einsum("bgd,bgd->bg", class_sums, class_sums) - class_own)
+                          / (class_counts - 1), 0.0).sum(axis=1)
+        between = np.where(kept, np.einsum("bgd,bgd->bg", class_sums, total - class_sums)
+                           / (n - class_counts), 0.0).sum(axis=1)
+        gaps = (within - between) / np.where(kept, class_counts, 0.0).sum(axis=1)
+    undefined = ~kept.any(axis=1) | (class_counts.max(axis=1) == n)
+    return np.where(undefined, np.nan, gaps)
+
+
+def _mean_gap(u: np.ndarray, labels: np.ndarray, groups: int) -> float:
+    """``_mean_gaps`` of one labelling (n,) of unit rows u (n, d)."""
+    return float(_mean_gaps(u, np.ones(len(u)), np.einsum("ij,ij->i", u, u), labels[None, :], groups)[0])
 
 
 def permutation_units(labels: np.ndarray, clusters: np.ndarray | None) -> tuple[np.ndarray | None, str]:
@@ -100,15 +116,22 @@ def permutation_test(u: np.ndarray, labels: np.ndarray, permutations: int, rng: 
     observed = _mean_gap(u, labels, groups)
     # a permuted gap equal to the observed one up to rounding counts as reaching it (a constant face: all equal)
     tolerance = 1e-9 * max(1.0, abs(observed))
-    if units is None:
+    norms = np.einsum("ij,ij->i", u, u)
+    if units is None:  # each row a unit
+        unit_labels, sums, counts, own = labels, u, np.ones(len(u)), norms
         draws = (rng.permutation(labels) for _ in range(permutations))
-    else:
+    else:  # units' feature sums: the statistic depends on the rows only through them
         unit_labels = labels[np.unique(units, return_index=True)[1]]
-        draws = (rng.permutation(unit_labels)[units] for _ in range(permutations))
+        sums = _class_sums(u, units, len(unit_labels))
+        counts = np.bincount(units, minlength=len(unit_labels)).astype(np.float64)
+        own = np.bincount(units, weights=norms, minlength=len(unit_labels))
+        draws = (rng.permutation(unit_labels) for _ in range(permutations))
+    block = max(1, PERMUTATION_BLOCK_BYTES // (8 * groups * (len(unit_labels) + u.shape[1])))
     reached = 0
-    for permuted in draws:
-        gap = _mean_gap(u, permuted, groups)
-        reached += bool(np.isnan(gap) or gap >= observed - tolerance)
+    for start in range(0, permutations, block):  # the draws in the loop's order, a block at a time
+        permuted = np.stack([next(draws) for _ in range(min(block, permutations - start))])
+        gaps = _mean_gaps(sums, counts, own, permuted, groups)
+        reached += int((np.isnan(gaps) | (gaps >= observed - tolerance)).sum())
     return observed, reached
 
 

@@ -199,3 +199,43 @@ def test_permutation_over_clusters_does_not_mistake_cohesive_recordings_for_voic
     assert (1 + reached_clusters) / 200 > 0.09
     assert permutation_units(labels, np.arange(60))[0] is None  # every clip its own cluster: clips permuted
     assert permutation_units(labels, np.zeros(60, np.int64))[0] is None  # a cluster spanning speakers: clips
+
+
+def _loop_mean_gap(u: np.ndarray, labels: np.ndarray, groups: int) -> float:
+    """The permutation statistic as evalkit computed it one labelling at a time (the vectorised form's reference)."""
+    sums = np.zeros((groups, u.shape[1]))
+    np.add.at(sums, labels, u)
+    counts = np.bincount(labels, minlength=groups)
+    kept = counts >= 2
+    if not kept.any() or counts.max() == len(u):
+        return float("nan")
+    own = np.bincount(labels, weights=np.einsum("ij,ij->i", u, u), minlength=groups)
+    within = ((np.einsum("ij,ij->i", sums, sums) - own)[kept] / (counts[kept] - 1)).sum()
+    between = (np.einsum("ij,ij->i", sums, sums.sum(axis=0) - sums)[kept] / (len(u) - counts[kept])).sum()
+    return float((within - between) / counts[kept].sum())
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+def test_vectorised_permutation_test_counts_what_the_loop_counts(clustered, monkeypatch):
+    """Blocks of permutations (forced small here) reach the observed gap exactly as often as the one-at-a-time loop
+    on the same draws, with units of unequal size that can leave a speaker one row (left out of the statistic)."""
+    import evalkit.metrics.voice_dependence as voice_dependence
+
+    monkeypatch.setattr(voice_dependence, "PERMUTATION_BLOCK_BYTES", 4096)
+    rng = np.random.default_rng(11)
+    cluster_of = np.repeat(np.arange(7), [1, 3, 2, 4, 1, 2, 3])
+    labels = np.array([0, 0, 1, 1, 2, 2, 3])[cluster_of]
+    u = unit_rows(rng.normal(size=(len(labels), 5)) + 0.6 * np.eye(5)[labels])
+    units = cluster_of if clustered else None
+    observed, reached = permutation_test(u, labels, 300, np.random.default_rng(2), units)
+    replay = np.random.default_rng(2)
+    unit_labels = labels[np.unique(cluster_of, return_index=True)[1]]
+    loop_observed = _loop_mean_gap(u, labels, 4)
+    labellings = [replay.permutation(unit_labels)[cluster_of] if clustered else replay.permutation(labels)
+                  for _ in range(300)]
+    gaps = [_loop_mean_gap(u, labelling, 4) for labelling in labellings]
+    assert observed == pytest.approx(loop_observed, rel=1e-12)
+    assert reached == sum(bool(np.isnan(g) or g >= loop_observed - 1e-9) for g in gaps)
+    assert 0 < reached < 300
+    # the clustered draws do leave a speaker a single row
+    assert clustered == any(np.bincount(labelling, minlength=4).min() == 1 for labelling in labellings)
