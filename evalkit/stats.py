@@ -381,15 +381,6 @@ def cluster_resamples(clusters: Sequence[Clusters], replicates: int, rng: np.ran
     return ([c.rows(d) for c in clusters] for block in cluster_draws(clusters, replicates, rng) for d in block)
 
 
-def cluster_statistic_replicates(statistic: Callable[..., float], clusters: Sequence[Clusters], replicates: int,
-                                 rng: np.random.Generator) -> np.ndarray:
-    """``statistic(*rows)`` over cluster-bootstrap resamples (``cluster_resamples``)."""
-    resamples = cluster_resamples(clusters, replicates, rng)
-    # many small matrix products: one BLAS thread is several times faster than threads contending for busy cores
-    with limited_pools(1, "blas"):
-        return np.array([statistic(*rows) for rows in resamples])
-
-
 WEIGHT_BLOCK_BYTES = 64 * 2**20  # float64 working memory of one block of vectorised replicates
 
 
@@ -398,15 +389,29 @@ def _weights(rows: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(rows, minlength=n).astype(np.int32)
 
 
-def _weighted_blocks(weights: list[tuple[np.ndarray, np.ndarray]], per_replicate: int
-                     ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
-    """Blocks of stacked (generated, reference) resample weights, ``WEIGHT_BLOCK_BYTES`` of ``per_replicate``
-    float64 working values at a time."""
+def _weighted_blocks(weights: list[tuple[np.ndarray, ...]], per_replicate: int
+                     ) -> Iterator[tuple[slice, ...]]:
+    """Blocks of stacked resample weights, one float64 (B, n_s) array per sample (e.g. generated, reference), with
+    the block's slice of the replicates first: ``WEIGHT_BLOCK_BYTES`` of ``per_replicate`` float64 working values at a
+    time."""
     step = max(1, WEIGHT_BLOCK_BYTES // (8 * max(1, per_replicate)))
     for start in range(0, len(weights), step):
         block = weights[start : start + step]
-        yield (slice(start, start + len(block)), np.stack([w for w, _ in block]).astype(np.float64),
-               np.stack([w for _, w in block]).astype(np.float64))
+        yield (slice(start, start + len(block)),
+               *(np.stack([w[side] for w in block]).astype(np.float64) for side in range(len(block[0]))))
+
+
+def resample_weight_blocks(clusters: Sequence[Clusters], replicates: int, rng: np.random.Generator,
+                           per_replicate: int) -> Iterator[tuple[slice, ...]]:
+    """The cluster-bootstrap resamples of ``cluster_resamples`` (the same draws, in the same order) as row
+    multiplicities: blocks (slice of the replicates, then one float64 (B, n_s) array per sample, how often each row
+    occurs in each resample), ``WEIGHT_BLOCK_BYTES`` of ``per_replicate`` float64 working values at a time. A
+    statistic that is a weighted sum over the distinct rows computes every replicate of a block at once from them
+    (the same values as on the repeated rows, to float64 rounding)."""
+    sizes = [len(c.codes) for c in clusters]
+    weights = [tuple(_weights(rows, n) for rows, n in zip(resample, sizes, strict=True))
+               for resample in cluster_resamples(clusters, replicates, rng)]
+    yield from _weighted_blocks(weights, per_replicate)
 
 
 def _quadratic(weights: np.ndarray, matrix: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:

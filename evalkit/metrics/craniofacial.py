@@ -23,12 +23,13 @@ faces, seeded), and for ``ratio_error`` the exact mean over all pairings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from evalkit.metrics import Metric, MetricContext, register
-from evalkit.stats import Z95, Clusters, cluster_statistic_replicates, figure, percentile_interval
+from evalkit.stats import Z95, Clusters, figure, percentile_interval, resample_weight_blocks
 
 # name: (numerator points, denominator points); a pair of points is a distance, a quadruple the distance between the
 # midpoints of its two halves
@@ -77,39 +78,62 @@ def pearson_figure(x: np.ndarray, y: np.ndarray, independent: int) -> dict:
                   0.0, "Fisher z")
 
 
-def column_correlations(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
-    """Pearson r of each column of x (n, c) with the same column of y; with ``groups`` (n,), of the values centred
+def weighted_column_correlations(x: np.ndarray, y: np.ndarray, weights: np.ndarray,
+                                 groups: np.ndarray | None = None) -> np.ndarray:
+    """Pearson r (B, c) of each column of x (n, c) with the same column of y, on rows taken ``weights`` (B, n) times
+    (a resample's row multiplicities; a row of ones: the sample itself); with ``groups`` (n,), of the values centred
     within each group (the correlation beyond group means). NaN where a side does not vary."""
+    w = weights[:, :, None]
     if groups is None:
-        x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+        x = x[None] - (w * x).sum(axis=1, keepdims=True) / w.sum(axis=1, keepdims=True)
+        y = y[None] - (w * y).sum(axis=1, keepdims=True) / w.sum(axis=1, keepdims=True)
     else:
         _, group = np.unique(groups, return_inverse=True)
-        counts = np.bincount(group)
-
-        def centred(v: np.ndarray) -> np.ndarray:
-            means = np.stack([np.bincount(group, weights=column) for column in v.T], axis=1) / counts[:, None]
-            return v - means[group]
-
-        x, y = centred(x), centred(y)
-    scale = np.sqrt((x**2).sum(axis=0) * (y**2).sum(axis=0))
+        one_hot = (group[:, None] == np.arange(group.max() + 1)[None, :]).astype(np.float64)  # (n, groups)
+        sizes = (weights @ one_hot)[:, :, None]  # (B, groups, 1); 0 for a group absent from a resample
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x = x[None] - (np.einsum("bn,ng,nc->bgc", weights, one_hot, x) / sizes)[:, group]
+            y = y[None] - (np.einsum("bn,ng,nc->bgc", weights, one_hot, y) / sizes)[:, group]
+    x, y = np.where(w > 0, x, 0.0), np.where(w > 0, y, 0.0)  # rows absent from a resample count for nothing
+    scale = np.sqrt((w * x**2).sum(axis=1) * (w * y**2).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = (x * y).sum(axis=0) / scale
-    return np.where(scale > 1e-12 * max(1.0, float(np.abs(x).max(initial=0) * np.abs(y).max(initial=0))), r, np.nan)
+        r = (w * x * y).sum(axis=1) / scale
+    largest = np.abs(x).max(axis=(1, 2), initial=0) * np.abs(y).max(axis=(1, 2), initial=0)
+    return np.where(scale > 1e-12 * np.maximum(1.0, largest)[:, None], r, np.nan)
+
+
+def column_correlations(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """Pearson r (c,) of each column of x (n, c) with the same column of y (``weighted_column_correlations`` of the
+    sample itself)."""
+    return weighted_column_correlations(x, y, np.ones((1, len(x))), groups)[0]
+
+
+def _finite_means(r: np.ndarray) -> np.ndarray:
+    """Mean of the finite values of each row of r (B, c); 0 where none is finite."""
+    finite = np.isfinite(r)
+    counts = finite.sum(axis=1)
+    return np.where(counts > 0, np.where(finite, r, 0.0).sum(axis=1) / np.maximum(counts, 1), 0.0)
 
 
 def _agreement(ctx: MetricContext, generated: np.ndarray, real: np.ndarray, clusters: np.ndarray,
                speakers: np.ndarray, *names: str) -> dict:
     """Figures of paired ratio rows (n, 10); ``clusters`` (n,) groups the pairs that share a real face: the unit of
     the Fisher interval's n and of the bootstrap (whole clusters are resampled); ``speakers`` (n,) the speaker of
-    each pair, for the correlation within speakers."""
+    each pair, for the correlation within speakers. Every interval's replicates are computed a block at a time from
+    the resamples' row multiplicities (``stats.resample_weight_blocks``)."""
     cluster_ids, cluster_of = np.unique(clusters, return_inverse=True)
     independent = len(cluster_ids)
-    members = [np.flatnonzero(cluster_of == c) for c in range(independent)]
 
-    def interval_of(statistic, *what: str) -> tuple[float, float]:
-        return percentile_interval(cluster_statistic_replicates(
-            lambda c: statistic(np.concatenate([members[k] for k in c])), [Clusters.singletons(independent)],
-            ctx.options.bootstrap, ctx.rng("craniofacial", *what, *names)))
+    def interval_of(statistic: Callable[[np.ndarray], np.ndarray], *what: str) -> tuple[float, float]:
+        """Percentile interval of ``statistic`` (row weights (B, n) -> (B,)) over resamples of whole clusters."""
+        values = np.empty(ctx.options.bootstrap)
+        for rows, weights in resample_weight_blocks([Clusters.singletons(independent)], ctx.options.bootstrap,
+                                                    ctx.rng("craniofacial", *what, *names), 8 * generated.size):
+            values[rows] = statistic(weights[:, cluster_of])
+        return percentile_interval(values)
+
+    def mean_of(values: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda weights: weights @ values / weights.sum(axis=1)
 
     log_ratio = np.log(generated / real)
     error = np.abs(log_ratio).mean(axis=1)
@@ -117,21 +141,20 @@ def _agreement(ctx: MetricContext, generated: np.ndarray, real: np.ndarray, clus
     for k, name in enumerate(RATIOS):
         correlation = pearson_figure(generated[:, k], real[:, k], independent)
         bias = log_ratio[:, k]
-        interval = interval_of(lambda i, bias=bias: bias[i].mean(), "bias", name)
+        interval = interval_of(mean_of(bias), "bias", name)
         per_ratio[name] = {"r": correlation, "bias": figure(bias.mean(), interval, len(bias), 0.0, CLUSTER_BOOTSTRAP)}
     result: dict[str, Any] = {"ratios": per_ratio}
     for figure_name, groups in (("mean_r", None), ("mean_r_within_speaker", speakers)):
-        def mean_r(i: np.ndarray, groups: np.ndarray | None = groups) -> float:
-            r = column_correlations(generated[i], real[i], None if groups is None else groups[i])
-            return float(np.nanmean(r)) if np.isfinite(r).any() else 0.0
+        def mean_r(weights: np.ndarray, groups: np.ndarray | None = groups) -> np.ndarray:
+            return _finite_means(weighted_column_correlations(generated, real, weights, groups))
 
         if np.isfinite(column_correlations(generated, real, groups)).any():
-            result[figure_name] = figure(mean_r(np.arange(len(generated))), interval_of(mean_r, figure_name),
-                                         len(generated), 0.0, CLUSTER_BOOTSTRAP)
+            result[figure_name] = figure(float(mean_r(np.ones((1, len(generated))))[0]),
+                                         interval_of(mean_r, figure_name), len(generated), 0.0, CLUSTER_BOOTSTRAP)
         else:
             result[figure_name] = {"status": "not applicable", "reason": "the generated ratios do not vary"
                                    + (" within a speaker" if groups is not None else "")}
-    result["ratio_error"] = figure(error.mean(), interval_of(lambda i: error[i].mean(), "error"), len(error), None,
+    result["ratio_error"] = figure(error.mean(), interval_of(mean_of(error), "error"), len(error), None,
                                    CLUSTER_BOOTSTRAP)
     return result
 

@@ -15,24 +15,46 @@ import numpy as np
 
 from evalkit.gallery import unit_rows
 from evalkit.metrics import Metric, MetricContext, register
-from evalkit.stats import Clusters, cluster_statistic_replicates, figure, recentred_interval
+from evalkit.stats import Clusters, figure, recentred_interval, resample_weight_blocks
+from evalkit.threads import limited_pools
+
+
+def weighted_vendi_scores(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Vendi scores (B,) of unit rows u (n, d) taken ``weights`` (B, n) times each (a resample's row multiplicities):
+    the spectrum of U^T diag(w) U / sum(w) (d x d) for every row of weights, from one batched ``np.linalg.eigvalsh``;
+    eigenvalues at or below 1e-12 are dropped and the rest renormalised (zero rows, no descriptor, leave the trace
+    below 1)."""
+    spectra = np.linalg.eigvalsh((u.T[None] * weights[:, None, :]) @ u / weights.sum(axis=1)[:, None, None])
+    kept = spectra > 1e-12
+    spectra = np.where(kept, spectra, 0.0)
+    spectra = spectra / spectra.sum(axis=1, keepdims=True)
+    return np.exp(-np.where(kept, spectra * np.log(np.where(kept, spectra, 1.0)), 0.0).sum(axis=1))
 
 
 def vendi_score(features: np.ndarray) -> float:
     """Vendi score of feature rows (n, d) under the cosine kernel (float; 1 <= VS <= min(n, d))."""
     u = unit_rows(features)
-    eigenvalues = np.linalg.eigvalsh(u.T @ u / len(u))
-    eigenvalues = eigenvalues[eigenvalues > 1e-12]
-    eigenvalues = eigenvalues / eigenvalues.sum()  # zero rows (no descriptor) would leave the trace below 1
-    return float(np.exp(-(eigenvalues * np.log(eigenvalues)).sum()))
+    return float(weighted_vendi_scores(u, np.ones((1, len(u))))[0])
+
+
+def vendi_replicates(features: np.ndarray, clusters: Clusters, replicates: int, rng: np.random.Generator
+                     ) -> np.ndarray:
+    """``vendi_score(features[i])`` over the cluster-bootstrap resamples i of ``stats.cluster_resamples`` (the same
+    draws), from each resample's row multiplicities, a block of replicates at a time (the same values as on the
+    repeated rows, to float64 rounding: tests/evalkit/test_voice_face_math.py)."""
+    u = unit_rows(features)
+    values = np.empty(replicates)
+    with limited_pools(1, "blas"):  # many small products and eigenproblems: one thread beats contended ones
+        for rows, weights in resample_weight_blocks([clusters], replicates, rng, u.shape[1] * (len(u) + u.shape[1])):
+            values[rows] = weighted_vendi_scores(u, weights)
+    return values
 
 
 def _figure(ctx: MetricContext, features: np.ndarray, clusters: Clusters, *names: str) -> dict:
     """Vendi score with a cluster bootstrap interval re-centred on the estimate (a resample repeats faces, which
     lowers the score: the plain percentile interval would sit below the estimate)."""
     value = vendi_score(features)
-    replicates = cluster_statistic_replicates(lambda i: vendi_score(features[i]), [clusters], ctx.options.bootstrap,
-                                              ctx.rng("vendi", *names))
+    replicates = vendi_replicates(features, clusters, ctx.options.bootstrap, ctx.rng("vendi", *names))
     return figure(value, recentred_interval(value, replicates), len(features), None,
                   f"cluster bootstrap, percentile interval re-centred on the estimate (B={ctx.options.bootstrap})",
                   clusters.describe())

@@ -3,6 +3,7 @@ sets; ``tests/evalkit/conftest.py`` wraps them as fixtures."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from unittest import mock
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from evalkit.stats import Clusters, cluster_resamples
 from tests.support import REPO, noise, write_audio, write_csv
 
 EMBEDDED_FACES = REPO / "evalkit" / "eval_data" / "wav2pix-youtubers" / "faces"
@@ -58,3 +60,10 @@ def build_eval_set(root: Path, faces_per_identity: int = 4, clips_per_face: int 
                                     noise(samples, seed=1000 * i + 10 * k + c))
                 rows.append([identity, face.relative_to(root).as_posix(), audio.relative_to(root).as_posix(), split])
     return write_csv(root / "manifest.csv", ["identity", "face", "audio", "split"], rows)
+
+
+def loop_replicates(statistic: Callable[..., float], clusters: Sequence[Clusters], replicates: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """``statistic(*rows)`` over the cluster-bootstrap resamples of ``stats.cluster_resamples``, one at a time on
+    the repeated rows: the reference that evalkit's vectorised replicates must reproduce for the same draws."""
+    return np.array([statistic(*rows) for rows in cluster_resamples(clusters, replicates, rng)])

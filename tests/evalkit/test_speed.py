@@ -18,7 +18,6 @@ from evalkit.metrics import distribution
 from evalkit.stats import (
     Clusters,
     GramPair,
-    cluster_statistic_replicates,
     frechet_from_gram,
     frechet_replicates,
     kid_from_gram,
@@ -27,6 +26,7 @@ from evalkit.stats import (
 )
 from evalkit.streaming import stored_array
 from evalkit.timing import STAGE_LOG_ENV, stage
+from tests.evalkit.support import loop_replicates
 from tests.evalkit.test_features import CountingExtractor, images
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,12 +46,12 @@ def test_vectorised_frechet_bootstrap_gives_the_loops_replicates(independent):
     gram, clusters = _sets()
     if independent:
         clusters = (Clusters.singletons(60), Clusters.singletons(24))
-    loop = cluster_statistic_replicates(lambda i, j: frechet_from_gram(gram, i, j), clusters, 50, seeded_rng(0, "fd"))
+    loop = loop_replicates(lambda i, j: frechet_from_gram(gram, i, j), clusters, 50, seeded_rng(0, "fd"))
     fast = frechet_replicates(gram, clusters, 50, seeded_rng(0, "fd"))
     np.testing.assert_allclose(fast, loop, rtol=1e-9, atol=1e-12)
     # more generated than real rows and the other way round take the two sides of the cross term
     flipped = GramPair(gram.yy, gram.xx, gram.xy.T, gram.dim)
-    loop = cluster_statistic_replicates(lambda i, j: frechet_from_gram(flipped, i, j), clusters[::-1], 50,
+    loop = loop_replicates(lambda i, j: frechet_from_gram(flipped, i, j), clusters[::-1], 50,
                                         seeded_rng(0, "fd"))
     np.testing.assert_allclose(frechet_replicates(flipped, clusters[::-1], 50, seeded_rng(0, "fd")), loop, rtol=1e-9,
                                atol=1e-12)
@@ -63,7 +63,7 @@ def test_vectorised_kid_bootstrap_gives_the_loops_replicates(subset_size):
     two kinds mix, and the subset generator must be consumed in the same order)."""
     gram, clusters = _sets()
     subsets = seeded_rng(1, "s")
-    loop = cluster_statistic_replicates(lambda i, j: kid_from_gram(gram, subset_size, 5, subsets, i, j),
+    loop = loop_replicates(lambda i, j: kid_from_gram(gram, subset_size, 5, subsets, i, j),
                                         clusters, 50, seeded_rng(0, "kid"))
     fast = kid_replicates(gram, subset_size, 5, seeded_rng(1, "s"), clusters, 50, seeded_rng(0, "kid"))
     np.testing.assert_allclose(fast, loop, rtol=1e-9, atol=1e-12)
@@ -208,7 +208,7 @@ def test_data_copying_interval_is_the_per_replicate_rank_tests():
 
     value = statistic(np.arange(90), np.arange(80))
     assert result["value"] == pytest.approx(value, rel=1e-12)
-    loop = cluster_statistic_replicates(statistic, [Clusters.singletons(90), Clusters.singletons(80)], 40, replay)
+    loop = loop_replicates(statistic, [Clusters.singletons(90), Clusters.singletons(80)], 40, replay)
     expected = percentile_interval(np.where(np.isfinite(loop), loop, value))
     np.testing.assert_allclose(result["ci95"], expected, rtol=1e-12)
 

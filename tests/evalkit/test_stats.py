@@ -12,7 +12,6 @@ from evalkit.stats import (
     GramPair,
     cluster_draws,
     cluster_mean_replicates,
-    cluster_statistic_replicates,
     frechet_distance,
     frechet_distance_of_features,
     frechet_from_gram,
@@ -29,6 +28,7 @@ from evalkit.stats import (
     wilson_interval,
     write_stats,
 )
+from tests.evalkit.support import loop_replicates
 
 
 def features(n: int, dim: int, seed: int, shift: float = 0.0) -> np.ndarray:
@@ -142,7 +142,7 @@ def test_vectorised_cluster_bootstrap_equals_the_loop_over_the_same_draws():
     draws = cluster_draws([clusters], 50, seeded_rng(3, "x"))
     slow = [values[clusters.rows(d)].mean() for block in draws for d in block]
     np.testing.assert_allclose(fast, slow, rtol=1e-12)
-    loop = cluster_statistic_replicates(lambda i: values[i].mean(), [clusters], 50, seeded_rng(3, "x"))
+    loop = loop_replicates(lambda i: values[i].mean(), [clusters], 50, seeded_rng(3, "x"))
     np.testing.assert_allclose(fast, loop, rtol=1e-12)
 
 
@@ -181,7 +181,7 @@ def test_recentred_interval_contains_a_biased_estimate():
     def distinct_share(i):
         return len(np.unique(i)) / len(i)
 
-    replicates = cluster_statistic_replicates(distinct_share, [Clusters.singletons(400)], 200,
+    replicates = loop_replicates(distinct_share, [Clusters.singletons(400)], 200,
                                               np.random.default_rng(0))
     plain, recentred = percentile_interval(replicates), recentred_interval(1.0, replicates)
     assert plain[1] < 0.75

@@ -14,13 +14,15 @@ from evalkit.metrics.craniofacial import (
     RATIOS,
     column_correlations,
     craniofacial_ratios,
+    weighted_column_correlations,
 )
 from evalkit.metrics.forced_matching import elementary_symmetric, matching_probabilities
 from evalkit.metrics.memorization import data_copying
 from evalkit.metrics.retrieval import true_ranks, voice_blind_recall
-from evalkit.metrics.vendi import vendi_score
+from evalkit.metrics.vendi import vendi_replicates, vendi_score
 from evalkit.metrics.voice_dependence import icc1, per_clip_similarity, permutation_test, permutation_units
-from evalkit.stats import GramPair, knn_manifolds
+from evalkit.stats import Clusters, GramPair, cluster_resamples, knn_manifolds, seeded_rng
+from tests.evalkit.support import loop_replicates
 
 
 def _sets(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -239,3 +241,71 @@ def test_vectorised_permutation_test_counts_what_the_loop_counts(clustered, monk
     assert 0 < reached < 300
     # the clustered draws do leave a speaker a single row
     assert clustered == any(np.bincount(labelling, minlength=4).min() == 1 for labelling in labellings)
+
+
+def _loop_vendi_score(features: np.ndarray) -> float:
+    """The Vendi score as evalkit computed it for one resample (the vectorised replicates' reference)."""
+    u = unit_rows(features)
+    eigenvalues = np.linalg.eigvalsh(u.T @ u / len(u))
+    eigenvalues = eigenvalues[eigenvalues > 1e-12]
+    eigenvalues = eigenvalues / eigenvalues.sum()
+    return float(np.exp(-(eigenvalues * np.log(eigenvalues)).sum()))
+
+
+@pytest.mark.parametrize("by", ["group", "none"])
+def test_vectorised_vendi_bootstrap_gives_the_loops_replicates(by, monkeypatch):
+    """Blocks of replicates (forced small) give the loop's values on the same draws, zero rows (no descriptor) and
+    a rank below the dimension included."""
+    import evalkit.stats as stats
+
+    monkeypatch.setattr(stats, "WEIGHT_BLOCK_BYTES", 20_000)
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(40, 3)) @ rng.normal(size=(3, 6))  # rank 3 in 6 dimensions
+    x[[4, 17]] = 0.0
+    clusters = Clusters.singletons(40) if by == "none" else Clusters.joint((np.arange(40) % 9).tolist(), by=by)[0]
+    loop = loop_replicates(lambda i: _loop_vendi_score(x[i]), [clusters], 30, seeded_rng(0, "vendi"))
+    fast = vendi_replicates(x, clusters, 30, seeded_rng(0, "vendi"))
+    np.testing.assert_allclose(fast, loop, rtol=1e-9)
+    assert vendi_score(x) == pytest.approx(_loop_vendi_score(x), rel=1e-12)
+
+
+def _loop_column_correlations(x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """Per-column Pearson r of repeated rows as evalkit computed it for one resample (the weighted form's reference)."""
+    if groups is None:
+        x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    else:
+        _, group = np.unique(groups, return_inverse=True)
+        counts = np.bincount(group)
+
+        def centred(v: np.ndarray) -> np.ndarray:
+            means = np.stack([np.bincount(group, weights=column) for column in v.T], axis=1) / counts[:, None]
+            return v - means[group]
+
+        x, y = centred(x), centred(y)
+    scale = np.sqrt((x**2).sum(axis=0) * (y**2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (x * y).sum(axis=0) / scale
+    return np.where(scale > 1e-12 * max(1.0, float(np.abs(x).max(initial=0) * np.abs(y).max(initial=0))), r, np.nan)
+
+
+@pytest.mark.parametrize("within", [False, True])
+def test_weighted_correlations_of_resamples_equal_the_correlations_of_their_rows(within):
+    """Cluster resamples as row multiplicities give the per-column r of the repeated rows, within speakers too,
+    with a constant column (NaN) and a speaker absent from some resamples."""
+    rng = np.random.default_rng(9)
+    faces = np.repeat(np.arange(12), 3)
+    speakers = np.where(faces < 2, 9, faces % 3)  # speaker 9: two faces, absent from some resamples
+    x = rng.normal(size=(36, 4))
+    y = 0.5 * x + rng.normal(size=(36, 4))
+    x[:, 2] = 1.5  # a constant column
+    groups = speakers if within else None
+    clusters = Clusters.singletons(12)
+    draws = list(cluster_resamples([clusters], 25, seeded_rng(0, "r")))
+    weights = np.stack([np.bincount(c, minlength=12) for (c,) in draws])[:, faces].astype(np.float64)
+    rows = [np.concatenate([np.flatnonzero(faces == k) for k in c]) for (c,) in draws]
+    loop = np.stack([_loop_column_correlations(x[i], y[i], None if groups is None else groups[i]) for i in rows])
+    fast = weighted_column_correlations(x, y, weights, groups)
+    np.testing.assert_allclose(fast, loop, rtol=1e-9)
+    assert np.isnan(fast[:, 2]).all() and np.isfinite(fast[:, [0, 1, 3]]).all()
+    assert any(9 not in speakers[i] for i in rows)
+    np.testing.assert_allclose(column_correlations(x, y, groups), _loop_column_correlations(x, y, groups), rtol=1e-12)
