@@ -15,16 +15,13 @@ import numpy as np
 
 from evalkit.gallery import unit_rows
 from evalkit.metrics import Metric, MetricContext, register
-from evalkit.stats import Clusters, figure, recentred_interval, resample_weight_blocks
+from evalkit.stats import WEIGHT_BLOCK_BYTES, Clusters, figure, recentred_interval, resample_weight_blocks
 from evalkit.threads import limited_pools
 
 
-def weighted_vendi_scores(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Vendi scores (B,) of unit rows u (n, d) taken ``weights`` (B, n) times each (a resample's row multiplicities):
-    the spectrum of U^T diag(w) U / sum(w) (d x d) for every row of weights, from one batched ``np.linalg.eigvalsh``;
-    eigenvalues at or below 1e-12 are dropped and the rest renormalised (zero rows, no descriptor, leave the trace
-    below 1)."""
-    spectra = np.linalg.eigvalsh((u.T[None] * weights[:, None, :]) @ u / weights.sum(axis=1)[:, None, None])
+def _vendi_of_spectra(spectra: np.ndarray) -> np.ndarray:
+    """exp(entropy) of each row of eigenvalues (B, d) of K / n: eigenvalues at or below 1e-12 are dropped and the
+    rest renormalised (zero rows, no descriptor, leave the trace below 1)."""
     kept = spectra > 1e-12
     spectra = np.where(kept, spectra, 0.0)
     spectra = spectra / spectra.sum(axis=1, keepdims=True)
@@ -34,19 +31,29 @@ def weighted_vendi_scores(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def vendi_score(features: np.ndarray) -> float:
     """Vendi score of feature rows (n, d) under the cosine kernel (float; 1 <= VS <= min(n, d))."""
     u = unit_rows(features)
-    return float(weighted_vendi_scores(u, np.ones((1, len(u))))[0])
+    return float(_vendi_of_spectra(np.linalg.eigvalsh(u.T @ u / len(u))[None])[0])
 
 
 def vendi_replicates(features: np.ndarray, clusters: Clusters, replicates: int, rng: np.random.Generator
                      ) -> np.ndarray:
     """``vendi_score(features[i])`` over the cluster-bootstrap resamples i of ``stats.cluster_resamples`` (the same
-    draws), from each resample's row multiplicities, a block of replicates at a time (the same values as on the
-    repeated rows, to float64 rounding: tests/evalkit/test_voice_face_math.py)."""
+    draws), from each resample's row multiplicities w, a block of replicates at a time: U^T diag(w) U is the sum of
+    the drawn clusters' second-moment matrices U_c^T U_c (d x d each, computed once; the rows themselves when there
+    are too many clusters to keep their matrices), and the spectra of a block come from one batched
+    ``np.linalg.eigvalsh``. The same values as on the repeated rows, to float64 rounding
+    (tests/evalkit/test_voice_face_math.py)."""
     u = unit_rows(features)
+    d = u.shape[1]
+    present, first = np.unique(clusters.codes, return_index=True)
+    moments = None
+    if len(present) * d * d * 8 <= WEIGHT_BLOCK_BYTES:  # weights are constant within a cluster: its first row's
+        moments = np.stack([u[clusters.codes == c].T @ u[clusters.codes == c] for c in present]).reshape(-1, d * d)
     values = np.empty(replicates)
     with limited_pools(1, "blas"):  # many small products and eigenproblems: one thread beats contended ones
-        for rows, weights in resample_weight_blocks([clusters], replicates, rng, u.shape[1] * (len(u) + u.shape[1])):
-            values[rows] = weighted_vendi_scores(u, weights)
+        for rows, weights in resample_weight_blocks([clusters], replicates, rng, d * (len(u) + d)):
+            second = ((weights[:, first] @ moments).reshape(-1, d, d) if moments is not None
+                      else (u.T[None] * weights[:, None, :]) @ u)
+            values[rows] = _vendi_of_spectra(np.linalg.eigvalsh(second / weights.sum(axis=1)[:, None, None]))
     return values
 
 
