@@ -233,21 +233,51 @@ class Manifolds:
     k: int
 
 
+@dataclass(frozen=True)
+class ManifoldDistances:
+    """The distances the k-NN manifolds compare, computed once from a ``GramPair`` of x (n, d) and y (m, d):
+    squared distances within x (n, n) and within y (m, m) and distances between them (n, m), float64. Half-samples
+    index them (``manifolds(k, i, j)``) instead of recomputing them, with bit-identical values (every entry is the
+    same elementwise expression of the same Gram entries).
+
+    Cost: O((n + m)^2) memory and time, super-linear by definition (every k-NN radius and ball test looks at every
+    pair); ``metrics.distribution.GRAM_CAP`` rows a side bound it. A neighbour-search library (a k-d tree, or
+    scikit-learn's brute-force search) would only recompute these distances in another rounding: a sample on a ball's
+    boundary (a set compared with itself) must compare the very numbers its radius came from."""
+
+    own_x: np.ndarray
+    own_y: np.ndarray
+    cross: np.ndarray
+
+    @classmethod
+    def of(cls, g: GramPair) -> ManifoldDistances:
+        return cls(np.clip(np.diag(g.xx)[:, None] + np.diag(g.xx)[None, :] - 2 * g.xx, 0, None),
+                   np.clip(np.diag(g.yy)[:, None] + np.diag(g.yy)[None, :] - 2 * g.yy, 0, None),
+                   np.sqrt(g.squared_distances()))
+
+    def manifolds(self, k: int, i: np.ndarray | None = None, j: np.ndarray | None = None) -> Manifolds:
+        """The ``Manifolds`` of x rows ``i`` against y rows ``j`` (default: all): k-th neighbour radii by
+        ``np.partition`` (O(n^2) a side), then every ball test of the (len(i), len(j)) cross distances. EvalError
+        with k or fewer rows on a side."""
+        own_x = self.own_x if i is None else self.own_x[np.ix_(i, i)]
+        own_y = self.own_y if j is None else self.own_y[np.ix_(j, j)]
+        cross = self.cross if i is None and j is None else self.cross[np.ix_(
+            np.arange(len(self.own_x)) if i is None else i, np.arange(len(self.own_y)) if j is None else j)]
+        radii_x, radii_y = kth_neighbour_radii(own_x, k), kth_neighbour_radii(own_y, k)
+        inside_real = cross <= radii_y[None, :]
+        return Manifolds(
+            precision=inside_real.any(axis=1),
+            density=inside_real.sum(axis=1) / k,
+            recall=(cross <= radii_x[:, None]).any(axis=0),
+            coverage=cross.min(axis=0) <= radii_y,
+            k=k,
+        )
+
+
 def knn_manifolds(g: GramPair, k: int) -> Manifolds:
     """Precision, recall, density and coverage per sample, from the Gram matrices of x (n, d) and y (m, d); needs
-    more than k samples on each side (EvalError)."""
-    cross = np.sqrt(g.squared_distances())
-    own_x = np.clip(np.diag(g.xx)[:, None] + np.diag(g.xx)[None, :] - 2 * g.xx, 0, None)
-    own_y = np.clip(np.diag(g.yy)[:, None] + np.diag(g.yy)[None, :] - 2 * g.yy, 0, None)
-    radii_x, radii_y = kth_neighbour_radii(own_x, k), kth_neighbour_radii(own_y, k)
-    inside_real = cross <= radii_y[None, :]
-    return Manifolds(
-        precision=inside_real.any(axis=1),
-        density=inside_real.sum(axis=1) / k,
-        recall=(cross <= radii_x[:, None]).any(axis=0),
-        coverage=cross.min(axis=0) <= radii_y,
-        k=k,
-    )
+    more than k samples on each side (EvalError). O((n + m)^2) (``ManifoldDistances``)."""
+    return ManifoldDistances.of(g).manifolds(k)
 
 
 def wilson_interval(successes: int, n: int) -> tuple[float, float]:

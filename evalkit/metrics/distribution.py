@@ -30,6 +30,7 @@ from evalkit.stats import (
     POISSON_ZERO_UPPER,
     Clusters,
     GramPair,
+    ManifoldDistances,
     Manifolds,
     bound_interval,
     figure,
@@ -39,7 +40,6 @@ from evalkit.stats import (
     half_sample_replicates,
     kid_from_gram,
     kid_replicates,
-    knn_manifolds,
     mean_figure,
     proportion_figure,
     recentred_interval,
@@ -91,6 +91,15 @@ def pairwise_rows(ctx: MetricContext, extractor: str, key: str, split: str) -> P
                         (generated_clusters.subset(rows_x), real_clusters.subset(rows_y)), subsample)
 
 
+def pairwise_gram(ctx: MetricContext, extractor: str, key: str, split: str) -> GramPair:
+    """The ``GramPair`` of ``pairwise_rows``, computed once per run, extractor and split (the Fréchet distance's
+    interval, KID and the k-NN manifolds share it)."""
+    memo_key = ("gram", extractor, key, split)
+    if memo_key not in ctx.memo:
+        ctx.memo[memo_key] = pairwise_rows(ctx, extractor, key, split).gram()
+    return ctx.memo[memo_key]
+
+
 def _sample_sizes(x: np.ndarray, y: np.ndarray) -> dict:
     return {"generated": len(x), "real": len(y)}
 
@@ -128,7 +137,7 @@ def frechet_figure(ctx: MetricContext, extractor: str, key: str, split: str, met
         write_stats(ctx.run_dir / "stats" / f"{split}_generated_{metric}.npz", *generated)
         write_stats(ctx.run_dir / "stats" / f"{split}_real_{metric}.npz", *real)
     rows = pairwise_rows(ctx, extractor, key, split)
-    gram = rows.gram()
+    gram = pairwise_gram(ctx, extractor, key, split)
     exact = rows.subsample is None and min(len(x), len(y)) < x.shape[1]
     value = frechet_from_gram(gram) if exact else frechet_distance(*generated, *real)
     replicates = frechet_replicates(gram, rows.clusters, ctx.options.bootstrap, ctx.rng(metric, split))
@@ -141,7 +150,7 @@ def kid_figure(ctx: MetricContext, extractor: str, key: str, split: str, metric:
     x, y = ctx.split_features(extractor, key, split)
     _require(x, y, 2, "KID")
     rows = pairwise_rows(ctx, extractor, key, split)
-    gram = rows.gram()
+    gram = pairwise_gram(ctx, extractor, key, split)
     o = ctx.options
     value = kid_from_gram(gram, o.kid_subset_size, o.kid_subsets, ctx.rng(metric, split, "subsets"))
     replicate_rng = ctx.rng(metric, split, "replicate subsets")
@@ -151,6 +160,15 @@ def kid_figure(ctx: MetricContext, extractor: str, key: str, split: str, metric:
                             f"{DISTANCE_INTERVAL} (B={o.bootstrap})", rows.clusters[0].describe()))
 
 
+def manifold_distances(ctx: MetricContext, extractor: str, key: str, split: str) -> ManifoldDistances:
+    """The distances of the split's k-NN manifolds (``stats.ManifoldDistances``: O(N^2) for N = at most
+    ``GRAM_CAP`` rows a side), computed once per run, extractor and split."""
+    memo_key = ("manifold distances", extractor, key, split)
+    if memo_key not in ctx.memo:
+        ctx.memo[memo_key] = ManifoldDistances.of(pairwise_gram(ctx, extractor, key, split))
+    return ctx.memo[memo_key]
+
+
 def manifold_outcomes(ctx: MetricContext, extractor: str, key: str, split: str) -> Manifolds:
     """Per-sample k-NN manifold outcomes (k = ``RunOptions.pr_k``) of the split's generated vs real features,
     computed once per run, extractor and split."""
@@ -158,7 +176,7 @@ def manifold_outcomes(ctx: MetricContext, extractor: str, key: str, split: str) 
     if memo_key not in ctx.memo:
         x, y = ctx.split_features(extractor, key, split)
         _require(x, y, ctx.options.pr_k + 1, f"k-NN manifolds with k={ctx.options.pr_k}")
-        ctx.memo[memo_key] = knn_manifolds(pairwise_rows(ctx, extractor, key, split).gram(), ctx.options.pr_k)
+        ctx.memo[memo_key] = manifold_distances(ctx, extractor, key, split).manifolds(ctx.options.pr_k)
     return ctx.memo[memo_key]
 
 
@@ -191,7 +209,7 @@ def manifold_figures(ctx: MetricContext, extractor: str, key: str, split: str) -
     _require(x, y, k + 1, f"precision/recall with k={k}")
     rows = pairwise_rows(ctx, extractor, key, split)
     x, y = rows.x, rows.y
-    gram = rows.gram()
+    distances = manifold_distances(ctx, extractor, key, split)
     m = manifold_outcomes(ctx, extractor, key, split)
     generated_clusters, real_clusters = rows.clusters
     sizes = _sample_sizes(x, y)
@@ -200,8 +218,7 @@ def manifold_figures(ctx: MetricContext, extractor: str, key: str, split: str) -
         def halves(i: np.ndarray, j: np.ndarray) -> np.ndarray:
             if min(len(i), len(j)) <= k:
                 return np.full(len(MANIFOLD_FIGURES), np.nan)
-            half = knn_manifolds(GramPair(gram.xx[np.ix_(i, i)], gram.yy[np.ix_(j, j)], gram.xy[np.ix_(i, j)],
-                                          gram.dim), k)
+            half = distances.manifolds(k, i, j)
             return np.array([getattr(half, name).mean() for name in MANIFOLD_FIGURES])
 
         replicates = half_sample_replicates(halves, (generated_clusters, real_clusters), o.bootstrap,

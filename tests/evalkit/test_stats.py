@@ -10,6 +10,7 @@ from evalkit.errors import EvalError
 from evalkit.stats import (
     Clusters,
     GramPair,
+    ManifoldDistances,
     cluster_draws,
     cluster_mean_replicates,
     frechet_distance,
@@ -341,3 +342,30 @@ def test_half_samples_hold_half_of_the_clusters_without_repeats():
     for i, j in seen:
         assert len(np.unique(i)) == len(i) and len(np.unique(j)) == len(j) == 2  # two of the four groups, once each
         assert {gen.codes[r] for r in i} == {real.codes[r] for r in j}  # the same groups on both sides
+
+
+def test_half_sample_manifolds_index_the_distances_computed_once():
+    """A half-sample's manifolds from the distances of the whole sets equal those recomputed from the half's own Gram
+    matrices (the per-replicate form evalkit used), bit for bit: duplicated rows and a set against itself put samples
+    exactly on ball boundaries, where any other rounding would flip them."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(40, 6))
+    x[7] = x[3]
+    y = np.concatenate([x[:10], rng.normal(size=(25, 6)) + 0.3])
+    gram = GramPair.of(x, y)
+    distances = ManifoldDistances.of(gram)
+    for _ in range(10):
+        i, j = np.sort(rng.choice(40, 20, replace=False)), np.sort(rng.choice(35, 17, replace=False))
+        xx, yy, xy = gram.xx[np.ix_(i, i)], gram.yy[np.ix_(j, j)], gram.xy[np.ix_(i, j)]
+        cross = np.sqrt(np.clip(np.diag(xx)[:, None] + np.diag(yy)[None, :] - 2 * xy, 0, None))
+        radii_x = np.sqrt(np.partition(np.clip(np.diag(xx)[:, None] + np.diag(xx)[None, :] - 2 * xx, 0, None), 3,
+                                       axis=1)[:, 3])
+        radii_y = np.sqrt(np.partition(np.clip(np.diag(yy)[:, None] + np.diag(yy)[None, :] - 2 * yy, 0, None), 3,
+                                       axis=1)[:, 3])
+        half = distances.manifolds(3, i, j)
+        np.testing.assert_array_equal(half.precision, (cross <= radii_y).any(axis=1))
+        np.testing.assert_array_equal(half.density, (cross <= radii_y).sum(axis=1) / 3)
+        np.testing.assert_array_equal(half.recall, (cross <= radii_x[:, None]).any(axis=0))
+        np.testing.assert_array_equal(half.coverage, cross.min(axis=0) <= radii_y)
+    whole = distances.manifolds(3)
+    assert whole.precision[:10].all() and whole.coverage[:10].all()  # x's first rows are y's: on the boundary
