@@ -449,19 +449,45 @@ def _quadratic(weights: np.ndarray, matrix: np.ndarray, other: np.ndarray | None
     return np.einsum("bi,bi->b", weights @ matrix, weights if other is None else other)
 
 
-def _centred_cross_spectrum_matrix(k: np.ndarray, wx: np.ndarray, wy: np.ndarray) -> np.ndarray:
-    """The (m, m) matrix diag(sqrt(w_y)) K_c^T diag(w_x) K_c diag(sqrt(w_y)) of a resample with row multiplicities
-    w_x (n,), w_y (m,) of cross Gram matrix K (n, m), K_c = K centred with the weighted means: its eigenvalues are
-    the non-zero squared singular values of the resample's centred cross Gram matrix (rows repeated). Expanded so
-    that no (n, m) centred matrix is formed: K_c^T D K_c = K^T D K - v 1^T - 1 v^T + (u^T D u) 1 1^T - n_b c c^T,
+def cluster_moments(a: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The second-moment matrices A_c^T A_c of the rows of a (n, p) in each cluster (``codes`` (n,)), flattened
+    (C, p * p), and each cluster's first row (C,): resamples of whole clusters weight every row of a cluster alike, so
+    A^T diag(w) A = sum_c w_c A_c^T A_c (``weighted_moments``). None when they would take more than a quarter of
+    ``WEIGHT_BLOCK_BYTES`` (many small clusters: the rows themselves are then as cheap)."""
+    present, first = np.unique(codes, return_index=True)
+    p = a.shape[1]
+    if 4 * 8 * len(present) * p * p > WEIGHT_BLOCK_BYTES:
+        return None
+    return np.stack([a[codes == c].T @ a[codes == c] for c in present]).reshape(len(present), p * p), first
+
+
+def weighted_moments(a: np.ndarray, weights: np.ndarray, moments: tuple[np.ndarray, np.ndarray] | None
+                     ) -> np.ndarray:
+    """A^T diag(w_b) A (B, p, p) for each row w_b of ``weights`` (B, n): from the clusters' ``cluster_moments`` when
+    given (weights constant within a cluster: its first row's), else from the rows ((B, p, n) working memory)."""
+    if moments is None:
+        return (a.T[None] * weights[:, None, :]) @ a
+    matrices, first = moments
+    return (weights[:, first] @ matrices).reshape(len(weights), a.shape[1], a.shape[1])
+
+
+def _centred_cross_spectrum_matrix(k: np.ndarray, wx: np.ndarray, wy: np.ndarray, weighted: np.ndarray
+                                   ) -> np.ndarray:
+    """The matrix diag(sqrt(w_y)) K_c^T diag(w_x) K_c diag(sqrt(w_y)) of a resample with row multiplicities w_x (n,),
+    w_y (m,) of cross Gram matrix K (n, m), K_c = K centred with the weighted means, restricted to the columns the
+    resample holds (w_y > 0; the others are zero): its eigenvalues are the non-zero squared singular values of the
+    resample's centred cross Gram matrix (rows repeated). Expanded so that no (n, m) centred matrix is formed, from
+    ``weighted`` = K^T D K (D = diag(w_x)): K_c^T D K_c = K^T D K - v 1^T - 1 v^T + (u^T D u) 1 1^T - n_b c c^T,
     u = K w_y / m_b - s, c = K^T w_x / n_b, s = w_x^T K w_y / (n_b m_b), v = K^T D u."""
     nb, mb = wx.sum(), wy.sum()
     c = k.T @ wx / nb
     s = c @ wy / mb
     u = k @ wy / mb - s
     v = k.T @ (wx * u)
-    middle = (k * wx[:, None]).T @ k - v[:, None] - v[None, :] + u @ (wx * u) - nb * np.outer(c, c)
-    root = np.sqrt(wy)
+    held = wy > 0
+    c, v = c[held], v[held]
+    middle = weighted[np.ix_(held, held)] - v[:, None] - v[None, :] + u @ (wx * u) - nb * np.outer(c, c)
+    root = np.sqrt(wy[held])
     return root[:, None] * middle * root[None, :]
 
 
@@ -469,26 +495,32 @@ def frechet_replicates(g: GramPair, clusters: Sequence[Clusters], replicates: in
                        rng: np.random.Generator) -> np.ndarray:
     """``frechet_from_gram(g, i, j)`` over the cluster-bootstrap resamples (i, j) of ``cluster_resamples``, computed
     from each resample's row multiplicities w instead of its repeated rows: every term of the Gram form is a
-    weighted sum over the distinct rows (``_centred_cross_spectrum_matrix`` for the cross term, on the smaller side),
-    and the eigenvalues of all replicates come from one batched ``np.linalg.eigvalsh``. The same draws give the
-    same values as the loop, to float64 rounding (tests/evalkit/test_stats.py)."""
+    weighted sum over the distinct rows (``_centred_cross_spectrum_matrix`` for the cross term, on the smaller side,
+    its K^T D K from the clusters' moment matrices: ``cluster_moments``). The same draws give the same values as the
+    loop, to float64 rounding (tests/evalkit/test_stats.py). Cost per replicate: O(n m) products and one
+    eigenproblem of the smaller side's distinct rows (O(min(n, m)^3)); GRAM_CAP rows a side bound it."""
     n, m = g.sizes
     weights = [(_weights(i, n), _weights(j, m)) for i, j in cluster_resamples(clusters, replicates, rng)]
     if any(w.sum() < 2 for pair in weights for w in pair):
         raise EvalError("a Fréchet distance needs at least 2 samples on each side of every resample")
     diag_x, diag_y = np.diag(g.xx), np.diag(g.yy)
+    # the cross term on the smaller side: K (long, short), weighted over the long side's rows
+    k, long_side = (g.xy, 0) if n >= m else (g.xy.T, 1)
+    moments = cluster_moments(k, clusters[long_side].codes)
     values = np.empty(len(weights))
     # small products and eigenproblems: one BLAS thread beats threads contending for busy cores (measured: 5x)
     with limited_pools(1, "blas"):
-        for rows, wx, wy in _weighted_blocks(weights, min(n, m) ** 2):
+        for rows, wx, wy in _weighted_blocks(weights, min(n, m) * (n + m)):
             nb, mb = wx.sum(axis=1), wy.sum(axis=1)
             within_x, within_y = _quadratic(wx, g.xx), _quadratic(wy, g.yy)
             mean_gap = within_x / nb**2 + within_y / mb**2 - 2 * _quadratic(wx, g.xy, wy) / (nb * mb)
             trace_x = (wx @ diag_x - within_x / nb) / (nb - 1)
             trace_y = (wy @ diag_y - within_y / mb) / (mb - 1)
-            small = np.stack([_centred_cross_spectrum_matrix(g.xy, a, b) if n >= m else
-                              _centred_cross_spectrum_matrix(g.xy.T, b, a) for a, b in zip(wx, wy, strict=True)])
-            roots = np.array([_psd_sqrt_eigenvalues(e).sum() for e in np.linalg.eigvalsh(small)])
+            w_long, w_short = (wx, wy) if long_side == 0 else (wy, wx)
+            weighted = weighted_moments(k, w_long, moments)
+            roots = np.array([_psd_sqrt_eigenvalues(np.linalg.eigvalsh(
+                _centred_cross_spectrum_matrix(k, a, b, kdk))).sum()
+                for a, b, kdk in zip(w_long, w_short, weighted, strict=True)])
             trace_covmean = roots / np.sqrt((nb - 1) * (mb - 1))
             values[rows] = np.maximum(0.0, mean_gap + trace_x + trace_y - 2 * trace_covmean)
     return values

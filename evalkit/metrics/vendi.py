@@ -15,7 +15,14 @@ import numpy as np
 
 from evalkit.gallery import unit_rows
 from evalkit.metrics import Metric, MetricContext, register
-from evalkit.stats import WEIGHT_BLOCK_BYTES, Clusters, figure, recentred_interval, resample_weight_blocks
+from evalkit.stats import (
+    Clusters,
+    cluster_moments,
+    figure,
+    recentred_interval,
+    resample_weight_blocks,
+    weighted_moments,
+)
 from evalkit.threads import limited_pools
 
 
@@ -38,22 +45,18 @@ def vendi_replicates(features: np.ndarray, clusters: Clusters, replicates: int, 
                      ) -> np.ndarray:
     """``vendi_score(features[i])`` over the cluster-bootstrap resamples i of ``stats.cluster_resamples`` (the same
     draws), from each resample's row multiplicities w, a block of replicates at a time: U^T diag(w) U is the sum of
-    the drawn clusters' second-moment matrices U_c^T U_c (d x d each, computed once; the rows themselves when there
-    are too many clusters to keep their matrices), and the spectra of a block come from one batched
+    the drawn clusters' second-moment matrices U_c^T U_c (``stats.cluster_moments``: d x d each, computed once; the
+    rows themselves when there are too many clusters to keep their matrices), and the spectra of a block come from one batched
     ``np.linalg.eigvalsh``. The same values as on the repeated rows, to float64 rounding
     (tests/evalkit/test_voice_face_math.py)."""
     u = unit_rows(features)
     d = u.shape[1]
-    present, first = np.unique(clusters.codes, return_index=True)
-    moments = None
-    if len(present) * d * d * 8 <= WEIGHT_BLOCK_BYTES:  # weights are constant within a cluster: its first row's
-        moments = np.stack([u[clusters.codes == c].T @ u[clusters.codes == c] for c in present]).reshape(-1, d * d)
+    moments = cluster_moments(u, clusters.codes)
     values = np.empty(replicates)
     with limited_pools(1, "blas"):  # many small products and eigenproblems: one thread beats contended ones
         for rows, weights in resample_weight_blocks([clusters], replicates, rng, d * (len(u) + d)):
-            second = ((weights[:, first] @ moments).reshape(-1, d, d) if moments is not None
-                      else (u.T[None] * weights[:, None, :]) @ u)
-            values[rows] = _vendi_of_spectra(np.linalg.eigvalsh(second / weights.sum(axis=1)[:, None, None]))
+            second = weighted_moments(u, weights, moments) / weights.sum(axis=1)[:, None, None]
+            values[rows] = _vendi_of_spectra(np.linalg.eigvalsh(second))
     return values
 
 

@@ -42,7 +42,13 @@ def _sets(n: int = 60, m: int = 24, dim: int = 8) -> tuple[GramPair, tuple[Clust
 
 
 @pytest.mark.parametrize("independent", [False, True])
-def test_vectorised_frechet_bootstrap_gives_the_loops_replicates(independent):
+@pytest.mark.parametrize("budget", [None, 40_000])
+def test_vectorised_frechet_bootstrap_gives_the_loops_replicates(independent, budget, monkeypatch):
+    """From the clusters' moment matrices, and (a small byte budget) from the rows, a few replicates a block."""
+    if budget is not None:
+        import evalkit.stats as stats
+
+        monkeypatch.setattr(stats, "WEIGHT_BLOCK_BYTES", budget)
     gram, clusters = _sets()
     if independent:
         clusters = (Clusters.singletons(60), Clusters.singletons(24))

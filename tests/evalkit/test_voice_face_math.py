@@ -257,11 +257,9 @@ def test_vectorised_vendi_bootstrap_gives_the_loops_replicates(by, monkeypatch):
     """Blocks of replicates (forced small) give the loop's values on the same draws, zero rows (no descriptor) and
     a rank below the dimension included; from 9 clusters' moment matrices, and from the rows (40 singletons: more
     moment matrices than the byte budget allows)."""
-    import evalkit.metrics.vendi as vendi
     import evalkit.stats as stats
 
-    monkeypatch.setattr(stats, "WEIGHT_BLOCK_BYTES", 20_000)
-    monkeypatch.setattr(vendi, "WEIGHT_BLOCK_BYTES", 5_000)
+    monkeypatch.setattr(stats, "WEIGHT_BLOCK_BYTES", 4 * 8 * 36 * 20)  # moments of 20 clusters of 6 dimensions
     rng = np.random.default_rng(8)
     x = rng.normal(size=(40, 3)) @ rng.normal(size=(3, 6))  # rank 3 in 6 dimensions
     x[[4, 17]] = 0.0
