@@ -57,11 +57,14 @@ def matching_probabilities(queries: np.ndarray, true_faces: np.ndarray, true_ide
               for identity in np.unique(true_identity)]
     for start in range(0, len(q_all), block):
         q = q_all[start:start + block]
-        true_cosine = (q @ true_unit.T)[:, :, None]  # (b, t, 1)
+        true_cosine = q @ true_unit.T  # (b, t)
         below = {}
         for x in range(len(gallery)):
-            cosines = (q @ gallery.features[gallery.face_columns(x)].T)[:, None, :]  # (b, 1, M)
-            below[x] = (cosines < true_cosine).mean(axis=2) + 0.5 * (cosines == true_cosine).mean(axis=2)
+            cosines = q @ gallery.features[gallery.face_columns(x)].T  # (b, M)
+            tally = np.zeros(true_cosine.shape)  # (b, t): faces of x less similar than the true face, ties half
+            for column in cosines.T:  # M faces: (b, t) comparisons, no (b, t, M) temporaries
+                tally += (column[:, None] < true_cosine) + 0.5 * (column[:, None] == true_cosine)
+            below[x] = tally / cosines.shape[1]
         for columns, eligible in groups:
             p = [below[x][:, columns] for x in eligible]
             result[start:start + block, columns] = elementary_symmetric(p, n_way - 1) / comb(len(eligible), n_way - 1)
