@@ -259,16 +259,16 @@ class ManifoldDistances:
         """The ``Manifolds`` of x rows ``i`` against y rows ``j`` (default: all): k-th neighbour radii by
         ``np.partition`` (O(n^2) a side), then every ball test of the (len(i), len(j)) cross distances. EvalError
         with k or fewer rows on a side."""
-        own_x = self.own_x if i is None else self.own_x[np.ix_(i, i)]
-        own_y = self.own_y if j is None else self.own_y[np.ix_(j, j)]
-        cross = self.cross if i is None and j is None else self.cross[np.ix_(
-            np.arange(len(self.own_x)) if i is None else i, np.arange(len(self.own_y)) if j is None else j)]
+        i = np.arange(len(self.own_x)) if i is None else i
+        j = np.arange(len(self.own_y)) if j is None else j
+        own_x, own_y, cross = self.own_x[np.ix_(i, i)], self.own_y[np.ix_(j, j)], self.cross[np.ix_(i, j)]
         radii_x, radii_y = kth_neighbour_radii(own_x, k), kth_neighbour_radii(own_y, k)
-        inside_real = cross <= radii_y[None, :]
+        inside_real: np.ndarray = cross <= radii_y[None, :]
+        inside_generated: np.ndarray = cross <= radii_x[:, None]
         return Manifolds(
-            precision=inside_real.any(axis=1),
+            precision=np.any(inside_real, axis=1),
             density=inside_real.sum(axis=1) / k,
-            recall=(cross <= radii_x[:, None]).any(axis=0),
+            recall=np.any(inside_generated, axis=0),
             coverage=cross.min(axis=0) <= radii_y,
             k=k,
         )
@@ -419,23 +419,23 @@ def _weights(rows: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(rows, minlength=n).astype(np.int32)
 
 
-def _weighted_blocks(weights: list[tuple[np.ndarray, ...]], per_replicate: int
-                     ) -> Iterator[tuple[slice, ...]]:
-    """Blocks of stacked resample weights, one float64 (B, n_s) array per sample (e.g. generated, reference), with
-    the block's slice of the replicates first: ``WEIGHT_BLOCK_BYTES`` of ``per_replicate`` float64 working values at a
-    time."""
+def _weighted_blocks(weights: Sequence[tuple[np.ndarray, ...]], per_replicate: int
+                     ) -> Iterator[tuple[slice, list[np.ndarray]]]:
+    """Blocks of stacked resample weights: the block's slice of the replicates, and a list of one float64 (B, n_s)
+    array per sample (e.g. generated, reference); ``WEIGHT_BLOCK_BYTES`` of ``per_replicate`` float64 working values
+    at a time."""
     step = max(1, WEIGHT_BLOCK_BYTES // (8 * max(1, per_replicate)))
     for start in range(0, len(weights), step):
         block = weights[start : start + step]
         yield (slice(start, start + len(block)),
-               *(np.stack([w[side] for w in block]).astype(np.float64) for side in range(len(block[0]))))
+               [np.stack([w[side] for w in block]).astype(np.float64) for side in range(len(block[0]))])
 
 
 def resample_weight_blocks(clusters: Sequence[Clusters], replicates: int, rng: np.random.Generator,
-                           per_replicate: int) -> Iterator[tuple[slice, ...]]:
+                           per_replicate: int) -> Iterator[tuple[slice, list[np.ndarray]]]:
     """The cluster-bootstrap resamples of ``cluster_resamples`` (the same draws, in the same order) as row
-    multiplicities: blocks (slice of the replicates, then one float64 (B, n_s) array per sample, how often each row
-    occurs in each resample), ``WEIGHT_BLOCK_BYTES`` of ``per_replicate`` float64 working values at a time. A
+    multiplicities: blocks (the slice of the replicates, and a list of one float64 (B, n_s) array per sample: how often
+    each row occurs in each resample), ``WEIGHT_BLOCK_BYTES`` of ``per_replicate`` float64 working values at a time. A
     statistic that is a weighted sum over the distinct rows computes every replicate of a block at once from them
     (the same values as on the repeated rows, to float64 rounding)."""
     sizes = [len(c.codes) for c in clusters]
@@ -510,7 +510,7 @@ def frechet_replicates(g: GramPair, clusters: Sequence[Clusters], replicates: in
     values = np.empty(len(weights))
     # small products and eigenproblems: one BLAS thread beats threads contending for busy cores (measured: 5x)
     with limited_pools(1, "blas"):
-        for rows, wx, wy in _weighted_blocks(weights, min(n, m) * (n + m)):
+        for rows, (wx, wy) in _weighted_blocks(weights, min(n, m) * (n + m)):
             nb, mb = wx.sum(axis=1), wy.sum(axis=1)
             within_x, within_y = _quadratic(wx, g.xx), _quadratic(wy, g.yy)
             mean_gap = within_x / nb**2 + within_y / mb**2 - 2 * _quadratic(wx, g.xy, wy) / (nb * mb)
@@ -549,7 +549,7 @@ def kid_replicates(g: GramPair, subset_size: int, subsets: int, subset_rng: np.r
     diag_x, diag_y = np.diag(kxx), np.diag(kyy)
     values = np.empty(len(draws))
     with limited_pools(1, "blas"):
-        for rows, wx, wy in _weighted_blocks(draws, n + m):
+        for rows, (wx, wy) in _weighted_blocks(draws, n + m):
             nb, mb = wx.sum(axis=1), wy.sum(axis=1)
             within_x = (_quadratic(wx, kxx) - wx @ diag_x) / (nb * (nb - 1))
             within_y = (_quadratic(wy, kyy) - wy @ diag_y) / (mb * (mb - 1))

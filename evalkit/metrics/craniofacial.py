@@ -127,7 +127,7 @@ def _agreement(ctx: MetricContext, generated: np.ndarray, real: np.ndarray, clus
     def interval_of(statistic: Callable[[np.ndarray], np.ndarray], *what: str) -> tuple[float, float]:
         """Percentile interval of ``statistic`` (row weights (B, n) -> (B,)) over resamples of whole clusters."""
         values = np.empty(ctx.options.bootstrap)
-        for rows, weights in resample_weight_blocks([Clusters.singletons(independent)], ctx.options.bootstrap,
+        for rows, (weights,) in resample_weight_blocks([Clusters.singletons(independent)], ctx.options.bootstrap,
                                                     ctx.rng("craniofacial", *what, *names), 8 * generated.size):
             values[rows] = statistic(weights[:, cluster_of])
         return percentile_interval(values)
