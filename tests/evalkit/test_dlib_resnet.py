@@ -11,7 +11,7 @@ from PIL import Image
 
 from evalkit.features.dlib_faces import DESCRIPTOR_FILE, DlibFaceExtractor, dlib_model
 from evalkit.options import EMBEDDED_DATA
-from evalkit.threads import compute_threads, cpu_threads
+from evalkit.threads import compute_threads, cpu_threads, limited_pools, pool_controller
 from generator.checkpoint import load_generator
 from generator.data.audio import load_speech
 from generator.data.faces import array_to_image
@@ -140,6 +140,27 @@ def test_threads_never_exceed_free_cores(monkeypatch):
     with cpu_threads(3):
         assert torch.get_num_threads() == 3
     assert torch.get_num_threads() == before
+
+
+def test_pool_limits_reuse_one_controller_and_restore_the_pools():
+    """One scan of the loaded libraries serves every limit (a ThreadpoolController per call cost ~4 ms); a module
+    imported since makes the next limit rescan, so a library it loaded is limited too."""
+    import sys
+    import types
+
+    from threadpoolctl import threadpool_info
+
+    blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    assert pool_controller() is pool_controller()
+    with limited_pools(1, "blas"):
+        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+    assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == blas
+    before = pool_controller()
+    sys.modules["evalkit_test_new_module"] = types.ModuleType("evalkit_test_new_module")
+    try:
+        assert pool_controller() is not before
+    finally:
+        del sys.modules["evalkit_test_new_module"]
 
 
 def test_free_cores_are_sampled_between_pieces(monkeypatch):
