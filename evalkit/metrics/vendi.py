@@ -46,8 +46,8 @@ def vendi_replicates(features: np.ndarray, clusters: Clusters, replicates: int, 
     """``vendi_score(features[i])`` over the cluster-bootstrap resamples i of ``stats.cluster_resamples`` (the same
     draws), from each resample's row multiplicities w, a block of replicates at a time: U^T diag(w) U is the sum of
     the drawn clusters' second-moment matrices U_c^T U_c (``stats.cluster_moments``: d x d each, computed once; the
-    rows themselves when there are too many clusters to keep their matrices), and the spectra of a block come from
-    one batched ``np.linalg.eigvalsh``. The same values as on the repeated rows, to float64 rounding
+    rows themselves when there are too many clusters to keep their matrices), then one symmetric eigenproblem each.
+    The same values as on the repeated rows, to float64 rounding
     (tests/evalkit/test_voice_face_math.py). Cost: O(d^3) per replicate (d = 128 for dlib descriptors)."""
     u = unit_rows(features)
     d = u.shape[1]
@@ -56,7 +56,9 @@ def vendi_replicates(features: np.ndarray, clusters: Clusters, replicates: int, 
     with limited_pools(1, "blas"):  # many small products and eigenproblems: one thread beats contended ones
         for rows, (weights,) in resample_weight_blocks([clusters], replicates, rng, d * (len(u) + d)):
             second = weighted_moments(u, weights, moments) / weights.sum(axis=1)[:, None, None]
-            values[rows] = _vendi_of_spectra(np.linalg.eigvalsh(second))
+            # one eigvalsh per matrix: measured ~2x faster than numpy's batched call for 128 x 128 (its per-matrix
+            # work arrays), the same LAPACK routine and values
+            values[rows] = _vendi_of_spectra(np.stack([np.linalg.eigvalsh(matrix) for matrix in second]))
     return values
 
 
