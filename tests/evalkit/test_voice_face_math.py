@@ -17,7 +17,7 @@ from evalkit.metrics.craniofacial import (
     weighted_column_correlations,
 )
 from evalkit.metrics.forced_matching import elementary_symmetric, matching_probabilities
-from evalkit.metrics.memorization import data_copying
+from evalkit.metrics.memorization import authentic, data_copying, training_nearer
 from evalkit.metrics.retrieval import true_ranks, voice_blind_recall
 from evalkit.metrics.vendi import vendi_replicates, vendi_score
 from evalkit.metrics.voice_dependence import icc1, per_clip_similarity, permutation_test, permutation_units
@@ -310,3 +310,28 @@ def test_weighted_correlations_of_resamples_equal_the_correlations_of_their_rows
     assert np.isnan(fast[:, 2]).all() and np.isfinite(fast[:, [0, 1, 3]]).all()
     assert any(9 not in speakers[i] for i in rows)
     np.testing.assert_allclose(column_correlations(x, y, groups), _loop_column_correlations(x, y, groups), rtol=1e-12)
+
+
+def test_memorization_lookups_find_the_neighbours_of_the_expanded_distances():
+    """The nearest-face lookups (SciPy's exact squared distances) give the outcomes of the |a|^2 + |b|^2 - 2 a.b
+    distances evalkit used before on data without near ties, and find an exact copy at distance 0."""
+    rng = np.random.default_rng(12)
+    training, heldout = rng.normal(size=(60, 16)), rng.normal(size=(40, 16))
+    queries = np.concatenate([training[:5], rng.normal(size=(45, 16))])  # five exact copies of training faces
+    ids = lambda n: np.arange(n) % 3  # noqa: E731
+    nearer, chance = training_nearer(queries, ids(50), training, ids(60), heldout, ids(40))
+
+    def expanded(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.clip((a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T, 0, None)
+
+    to_training, to_heldout = expanded(queries, training), expanded(queries, heldout)
+    to_training[ids(50)[:, None] != ids(60)[None, :]] = np.inf
+    to_heldout[ids(50)[:, None] != ids(40)[None, :]] = np.inf
+    np.testing.assert_array_equal(nearer, to_training.min(axis=1) < to_heldout.min(axis=1))
+    assert nearer[:5].all() and np.all((chance > 0.55) & (chance < 0.65))  # 20 training vs ~13 held-out a speaker
+    among = expanded(training, training)
+    np.fill_diagonal(among, np.inf)
+    nearest = expanded(queries, training).argmin(axis=1)
+    expected = expanded(queries, training)[np.arange(50), nearest] >= among.min(axis=1)[nearest]
+    np.testing.assert_array_equal(authentic(queries, training), expected)
+    assert not authentic(queries, training)[:5].any()  # a copy is never authentic
