@@ -108,7 +108,7 @@ def listening_jobs(tmp_path, count: int = 6) -> list[tuple[Pair, Path]]:
 def test_listening_copies_on_threads_decode_to_the_serial_encodings_samples(tmp_path, monkeypatch, threads):
     """Encoded on 1 or 3 threads, each copy decodes to exactly the samples of its own clip encoded alone (the bytes
     differ only where libsndfile draws a random Ogg serial number, as between any two encodings of one clip)."""
-    monkeypatch.setattr(clip_files.FreeCores, "threads", lambda self: threads)
+    monkeypatch.setattr(clip_files, "compute_threads", lambda others: threads)
     jobs = listening_jobs(tmp_path)
     write_listening_copies(jobs, 1.0, None)
     for pair, target in jobs:
@@ -119,7 +119,7 @@ def test_listening_copies_on_threads_decode_to_the_serial_encodings_samples(tmp_
 def test_listening_copies_are_hard_links_to_the_cache_or_copies_across_file_systems(tmp_path, monkeypatch):
     """A run links each copy to the one cached encoding of its clip (a second run encodes nothing and gets the same
     bytes); where hard links fail (another file system) it copies; a re-run into the same folder replaces the file."""
-    monkeypatch.setattr(clip_files.FreeCores, "threads", lambda self: 2)
+    monkeypatch.setattr(clip_files, "compute_threads", lambda others: 2)
     jobs = listening_jobs(tmp_path, 3)
     cache = tmp_path / "cache"
     write_listening_copies(jobs, None, cache)
@@ -142,7 +142,7 @@ def test_listening_copies_are_hard_links_to_the_cache_or_copies_across_file_syst
 
 
 def test_a_silent_clip_among_many_stops_the_threaded_writing_with_its_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(clip_files.FreeCores, "threads", lambda self: 2)
+    monkeypatch.setattr(clip_files, "compute_threads", lambda others: 2)
     jobs = listening_jobs(tmp_path, 4)
     silent = write_audio(tmp_path / "clips" / "silent.wav", np.zeros(16_000, dtype=np.int16))
     jobs.insert(2, (Pair("alice", tmp_path / "face.png", silent, "seen"), tmp_path / "run" / "silent.ogg"))
