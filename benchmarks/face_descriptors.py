@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from evalkit.features.dlib_faces import CHUNK, DESCRIPTOR_FILE, DlibFaceExtractor, Face, dlib_model
+from evalkit.features.dlib_detect import Face
+from evalkit.features.dlib_faces import CHUNK, DESCRIPTOR_FILE, DlibFaceExtractor, dlib_model
 from evalkit.options import EMBEDDED_DATA, RunOptions
 from evalkit.threads import cpu_threads
 from generator.checkpoint import load_generator

@@ -2,4 +2,5 @@
 
 from evalkit.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned worker process imports the main module (evalkit.features.dlib_detect)
+    main()

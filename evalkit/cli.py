@@ -27,6 +27,7 @@ from evalkit.options import (
 )
 from generator.cli_support import FriendlyGroup
 
+FIGURES_DIR = "figures"  # report figures under the cache folder, shared by key across run folders
 STUDY_RESULTS_HELP = ("folder written by `survey-app export` (its results_summary.json): the study's figures and "
                       "their agreement per item with this run's metrics join the report")
 
@@ -159,7 +160,7 @@ def run_cmd(generator: str | None, generator_args: tuple[str, ...], checkpoint: 
     from reports.render import render
 
     with stage("report"):
-        html = render(run_dir)
+        html = render(run_dir, options.cache_dir / FIGURES_DIR)
     click.echo(f"report: {html}", err=as_json)
 
 

@@ -3,17 +3,18 @@ across processes and gathered on every process; process 0 alone writes images, c
 
 Generation is split by whole batches (batch k keeps seed ``seed + k``) and feature extraction by contiguous blocks of
 images, so N processes produce the same images and features as one.
+
+torch is imported only when a process group is joined or used: a run whose faces and features all come from the
+cache needs no torch at all (issue 18's warm re-run).
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch.distributed as dist
-
-from generator.runtime import join_torchrun, leave_torchrun
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Shard:
         """Union of every process's ``{index: value}``."""
         if self.world == 1:
             return local
+        import torch.distributed as dist
+
         parts: list[dict[int, Any]] = [{} for _ in range(self.world)]
         dist.all_gather_object(parts, local)
         return {k: v for part in parts for k, v in part.items()}
@@ -40,6 +43,8 @@ class Shard:
         """Process 0's ``value`` on every process."""
         if self.world == 1:
             return value
+        import torch.distributed as dist
+
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
@@ -47,6 +52,8 @@ class Shard:
     def barrier(self) -> None:
         """Wait for every process (no-op with one)."""
         if self.world > 1:
+            import torch.distributed as dist
+
             dist.barrier()
 
     def blocks(self, n: int) -> list[np.ndarray]:
@@ -56,9 +63,15 @@ class Shard:
 
 def start(device: str) -> tuple[Shard, str]:
     """Join the torchrun process group when launched by torchrun; returns the shard and this process's device."""
+    from generator.runtime import join_torchrun
+
     launch = join_torchrun(device)
     return Shard(launch.rank, launch.world), str(launch.device)
 
 
 def stop() -> None:
-    leave_torchrun()
+    """Leave the process group, if this process joined one (a process that never imported torch has none)."""
+    if "torch" in sys.modules:
+        from generator.runtime import leave_torchrun
+
+        leave_torchrun()

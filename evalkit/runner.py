@@ -7,6 +7,7 @@ generated.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from evalkit.evalset import (
     load_real_faces,
     save_images,
 )
-from evalkit.features import FeatureCache, FeatureExtractor, Features, make_extractor
+from evalkit.features import FeatureCache, FeatureExtractor, Features, images_sha256, make_extractor
 from evalkit.gallery import gallery_content_hash
 from evalkit.generators import open_source
 from evalkit.generators.base import FaceSource, GenerationJob, json_sha256
@@ -261,11 +262,69 @@ def per_clip_values(ctx: MetricContext, plan: Plan, splits: tuple[str, ...]) -> 
     return values
 
 
-def _record(inputs: Inputs, source: FaceSource, evalset: EvalSet, ctx: MetricContext, shard: Shard,
-            command_line: str, references: list[ReferenceEntry]) -> RunRecord:
-    options = inputs.options
+@dataclass
+class Scores:
+    """A generator's metric entries (``results``), per-clip values and the warnings computing them raised."""
+
+    results: dict
+    per_clip: PerClip
+    warnings: list[str]
+
+    def to_json(self) -> dict:
+        return {"results": self.results, "per_clip": to_json(self.per_clip), "warnings": self.warnings}
+
+    @classmethod
+    def from_json(cls, document: dict) -> Scores:
+        return cls(document["results"], from_json(document["per_clip"]), list(document["warnings"]))
+
+
+def compute_scores(inputs: Inputs, ctx: MetricContext) -> Scores:
+    """Every planned metric's entry and per-clip values (process 0)."""
+    before = len(ctx.warnings)
     with stage("metrics"):
         results = {m.name: evaluate_metric(m, ctx, inputs.plan) for m in inputs.plan.metrics}
+    with stage("per-clip values"):
+        per_clip = per_clip_values(ctx, inputs.plan, inputs.splits)
+    return Scores(results, per_clip, ctx.warnings[before:])
+
+
+def model_scores(inputs: Inputs, evalset: EvalSet, ctx: MetricContext) -> Scores:
+    """The evaluated generator's scores, reused from the cache folder's ``scores/`` when ``scores_key`` matches (a
+    re-run of the same evaluation), else computed and stored there. ``--save-stats`` always computes: the statistics
+    files are written while the metrics run."""
+    options = inputs.options
+    if options.save_stats:
+        return compute_scores(inputs, ctx)
+    stored = options.cache_dir / "scores" / f"{scores_key(inputs, evalset)}.json"
+    scores = _stored_scores(stored)
+    if scores is not None:
+        for warning in scores.warnings:
+            ctx.warn(warning)
+        return scores
+    scores = compute_scores(inputs, ctx)
+    _store(stored, scores.to_json())
+    return scores
+
+
+def _stored_scores(path: Path) -> Scores | None:
+    """The scores stored at ``path``; None when absent or unreadable (a damaged cache entry is computed again)."""
+    try:
+        return Scores.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _store(path: Path, document: dict) -> None:
+    """Write a cache document; raises EvalError (with the fix) when the cache folder cannot be written."""
+    try:
+        write_record(path, cast(RunRecord, document))  # any JSON document, written atomically
+    except OSError as exc:
+        raise EvalError(f"{path.parent.parent}: cannot write the cache ({exc}); pick another --cache-dir") from None
+
+
+def _record(inputs: Inputs, source: FaceSource, evalset: EvalSet, ctx: MetricContext, shard: Shard,
+            command_line: str, references: list[ReferenceEntry], scores: Scores) -> RunRecord:
+    options = inputs.options
     info = source.info
     return {
         "record_version": RECORD_VERSION,
@@ -278,11 +337,12 @@ def _record(inputs: Inputs, source: FaceSource, evalset: EvalSet, ctx: MetricCon
                      "audio_seconds": info.audio_seconds,
                      "features": {name: e.settings() for name, e in inputs.plan.extractors.items()}},
         "generator": cast(GeneratorRecord, info.to_dict()),  # GeneratorInfo.to_dict writes a GeneratorRecord
-        "results": cast(dict[str, MetricEntry], results),  # evaluate_metric writes MetricEntry documents
+        "results": cast(dict[str, MetricEntry], scores.results),  # evaluate_metric writes MetricEntry documents
         "references": references,
         "warnings": ctx.warnings,
         "provenance": provenance.collect(options, info, used_pairs(inputs.manifest, inputs.splits),
                                          inputs.plan.extractors, command_line),
+        "per_clip": to_json(scores.per_clip),
     }
 
 
@@ -308,17 +368,30 @@ def descriptor_plan(inputs: Inputs, source: DescriptorSource) -> Plan:
     return Plan(plan.metrics, {n: e for n, e in plan.extractors.items() if n in needed}, skipped)
 
 
-def reference_key(inputs: Inputs, reference: FaceSource) -> str:
-    """Content key of a reference generator's record: code version, generator, data bytes, scoring settings and
-    feature extractors (with their weights hashes). Equal keys give equal records."""
+def _scoring_inputs(inputs: Inputs) -> dict:
+    """What every generator's figures depend on besides the generator: code version, data bytes, scoring settings,
+    gallery, metric plan and feature extractors (with their weights hashes)."""
     settings = inputs.options.to_dict()
-    return json_sha256({
-        "record_version": RECORD_VERSION, "evalkit": __version__, "code": code_version(),
-        "generator": reference.info.to_dict(), "data": used_pairs(inputs.manifest, inputs.splits).content_hash(),
-        "splits": list(inputs.splits), "settings": {k: settings[k] for k in SCORING_SETTINGS},
-        "gallery": gallery_content_hash(inputs.options.gallery),
-        "plan": {m.name: inputs.plan.skipped.get(m.name) for m in inputs.plan.metrics},
-        "extractors": {n: e.cache_id() for n, e in inputs.plan.extractors.items()}})
+    return {"record_version": RECORD_VERSION, "evalkit": __version__, "code": code_version(),
+            "data": used_pairs(inputs.manifest, inputs.splits).content_hash(), "splits": list(inputs.splits),
+            "settings": {k: settings[k] for k in SCORING_SETTINGS},
+            "gallery": gallery_content_hash(inputs.options.gallery),
+            "plan": {m.name: inputs.plan.skipped.get(m.name) for m in inputs.plan.metrics},
+            "extractors": {n: e.cache_id() for n, e in inputs.plan.extractors.items()}}
+
+
+def reference_key(inputs: Inputs, reference: FaceSource) -> str:
+    """Content key of a reference generator's record: ``_scoring_inputs`` and the generator's definition (a reference
+    is deterministic: its key is known before it draws a face). Equal keys give equal records."""
+    return json_sha256({**_scoring_inputs(inputs), "generator": reference.info.to_dict()})
+
+
+def scores_key(inputs: Inputs, evalset: EvalSet) -> str:
+    """Content key of the evaluated generator's metric results and per-clip values: ``_scoring_inputs``, the
+    generator's record and the bytes of the faces it drew (so a generator that draws other faces on a re-run, e.g. a
+    non-deterministic ``--generator``, is scored again)."""
+    return json_sha256({**_scoring_inputs(inputs), "generator": inputs.source.info.to_dict(),
+                        "faces": images_sha256(evalset.generated.images)})
 
 
 def _reference_record(inputs: Inputs, name: str, shard: Shard, cache: FeatureCache, folder: Path | None,
@@ -340,14 +413,8 @@ def _reference_record(inputs: Inputs, name: str, shard: Shard, cache: FeatureCac
     evalset, ctx = _score(inputs, reference, shard, cache, folder)
     if folder is None:
         return None
-    record = _record(inputs, reference, evalset, ctx, shard, command_line, [])
-    with stage("per-clip values"):
-        record["per_clip"] = to_json(per_clip_values(ctx, inputs.plan, inputs.splits))
-    try:
-        write_record(stored, record)
-    except OSError as exc:
-        raise EvalError(f"{inputs.options.cache_dir}: cannot write the record cache ({exc}); pick another "
-                        "--cache-dir") from None
+    record = _record(inputs, reference, evalset, ctx, shard, command_line, [], compute_scores(inputs, ctx))
+    _store(stored, cast(dict, record))
     return record
 
 
@@ -358,8 +425,7 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
     evalset, ctx = _score(inputs, inputs.source, shard, cache, run_dir)
     references = [] if inputs.source.info.kind == "reference" else list(options.references)
     entries: list[ReferenceEntry] = []
-    with stage("per-clip values"):
-        model_per_clip = per_clip_values(ctx, inputs.plan, inputs.splits) if run_dir is not None else {}
+    scores = model_scores(inputs, evalset, ctx) if run_dir is not None else None
     clusters = {split: ctx.split_clusters(split)[0] for split in inputs.splits}
     comparisons = {}
     for name in tqdm(references, desc="reference generators", unit="generator", disable=None if shard.is_main
@@ -367,13 +433,13 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
         folder = run_dir / REFERENCES_DIR / name if run_dir is not None else None
         with stage("references"):
             record = _reference_record(inputs, name, shard, cache, folder, command_line)
-        if folder is not None and record is not None:
+        if folder is not None and record is not None and scores is not None:
             write_record(folder / RESULTS_FILE, record)
             entries.append({"name": name, "label": LABELS[name], "description": DESCRIPTIONS[name],
                             "results_file": f"{REFERENCES_DIR}/{name}/{RESULTS_FILE}"})
-            comparisons[name] = compare(model_per_clip, from_json(record.get("per_clip", {})), clusters,
+            comparisons[name] = compare(scores.per_clip, from_json(record.get("per_clip", {})), clusters,
                                         options.bootstrap, options.seed, name)
-    if run_dir is None:
+    if run_dir is None or scores is None:
         return None
     with stage("write images"):
         save_images(evalset.generated, run_dir)
@@ -391,10 +457,9 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
         gallery = paired_gallery(evalset, clips, descriptors, dlib.settings().get("descriptor", "dlib") if dlib else "",
                                  options.seed, run_dir)
     verdict = best_reference_verdict(comparisons, list(inputs.splits), LABELS, ORACLES | LEARNED)
-    document = _record(inputs, inputs.source, evalset, ctx, shard, command_line, entries)
+    document = _record(inputs, inputs.source, evalset, ctx, shard, command_line, entries, scores)
     document["comparisons"] = comparisons
     document["verdict"] = verdict
-    document["per_clip"] = to_json(model_per_clip)
     document["clips"] = clips
     document["gallery"] = gallery
     with stage("write record"):

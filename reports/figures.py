@@ -6,6 +6,10 @@ A figure is drawn only when its inputs changed: each PNG carries the SHA-256 of 
 function, its arguments and this module's source) in a ``tEXt`` chunk, and a figure whose file already carries the
 same key is kept. matplotlib and seaborn are imported on the first figure actually drawn, so re-rendering a report
 whose figures are current imports neither (``evalkit report`` in about a second: benchmarks/report_render.py).
+
+Inside ``figure_store(folder)`` a figure is also looked up by its key in ``folder`` (``<key>.png``) and copied from
+there when present, and every figure drawn is added to it: a new run folder whose figures match an earlier run's
+(a re-run of the same evaluation) draws none (``evalkit run`` passes its cache folder's ``figures/``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +29,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 DPI = 110
+_STORE: ContextVar[Path | None] = ContextVar("figure_store", default=None)
 KEY_CHUNK = "evalkit-figure-key"
 TRAINING_PANELS = (
     ("Generator loss", ("g_loss",)),
@@ -72,19 +81,55 @@ def stored_key(path: Path) -> str | None:
         return None
 
 
+@contextmanager
+def figure_store(folder: Path | None) -> Iterator[None]:
+    """Within the block, figures are shared through ``folder`` by key (module docstring); None: no store."""
+    token = _STORE.set(Path(folder) if folder is not None else None)
+    try:
+        yield
+    finally:
+        _STORE.reset(token)
+
+
+def _from_store(key: str, path: Path) -> bool:
+    """Copy the stored figure of ``key`` to ``path``; False when the store has none (or no store is set)."""
+    store = _STORE.get()
+    stored = store / f"{key}.png" if store is not None else None
+    if stored is None or stored_key(stored) != key:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(stored, path)
+    return True
+
+
+def _to_store(key: str, path: Path) -> None:
+    """Add the figure at ``path`` to the store; an unwritable store only costs the reuse (the report is written)."""
+    store = _STORE.get()
+    if store is None:
+        return
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        partial = store / f"{key}.{os.getpid()}.tmp"
+        shutil.copyfile(path, partial)
+        partial.replace(store / f"{key}.png")  # atomic: a concurrent reader sees the whole file or none
+    except OSError:
+        return
+
+
 def cached(draw: Callable[..., Any]) -> Callable[..., Path]:
     """``draw(fig_path, *args)`` becomes a function that draws only when ``path`` does not already hold the figure of
-    the same arguments, and returns ``path``."""
+    the same arguments (nor the figure store, ``figure_store``), and returns ``path``."""
 
     @functools.wraps(draw)
     def drawn(path: Path, *args: object, **kwargs: object) -> Path:
         path = Path(path)
         key = figure_key(draw.__name__, args, kwargs)
-        if stored_key(path) != key:
+        if stored_key(path) != key and not _from_store(key, path):
             fig = draw(*args, **kwargs)
             path.parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={KEY_CHUNK: key})
             _pyplot()[0].close(fig)
+            _to_store(key, path)
         return path
 
     return drawn

@@ -229,10 +229,15 @@ def data_uri(path: Path) -> str:
     return f"data:{MIME[path.suffix.lower()]};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def render(run_dir: Path) -> Path:
+def render(run_dir: Path, figure_folder: Path | None = None) -> Path:
     """Write ``report.md``, ``report.html`` and (when the run has a paired gallery) ``gallery.html`` into
-    ``run_dir``; returns the HTML report's path. Raises RecordError for a folder without a readable record."""
-    run_dir = Path(run_dir).resolve()
+    ``run_dir``; returns the HTML report's path. ``figure_folder``: figures shared by key across run folders
+    (``reports.figures.figure_store``; None: none). Raises RecordError for a folder without a readable record."""
+    with figures.figure_store(figure_folder):
+        return _render(Path(run_dir).resolve())
+
+
+def _render(run_dir: Path) -> Path:
     results = run_dir / RESULTS_FILE
     assets = run_dir / ASSETS_DIR
     sections: list[RenderedSection] = read_sections(run_dir, assets)

@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from evalkit.errors import EvalError
 from evalkit.features import FeatureExtractor, Features, register_extractor
+from evalkit.features.dlib_detect import LANDMARK_POINTS, Chips, Detector, Face, can_fork, detect_in_processes
 from evalkit.options import RunOptions
 from evalkit.threads import FreeCores, cpu_threads
 from generator.dataset_builder.dlib_resnet import CHIP_PADDING, CHIP_SIZE, DESCRIPTOR_DIMS, load_dlib_resnet
@@ -37,9 +35,9 @@ from generator.runtime import pick_device, sha256_file
 
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
-LANDMARK_POINTS = 68
 CPU = torch.device("cpu")
 CHUNK = 64  # images detected, then embedded as one batch: memory stays flat however many images there are
+PROCESSES_FROM = 2 * CHUNK  # images from which detection is spread over worker processes (a block each at least)
 
 
 def dlib_models_dir() -> Path:
@@ -54,16 +52,6 @@ def dlib_model(name: str) -> Path:
     if not path.is_file():
         raise EvalError(f"{path}: dlib model file missing (reinstall face-recognition-models)")
     return path
-
-
-@dataclass
-class Face:
-    """One image's detection: the resized pixels dlib searched, the 68-point shape on them, and whether a face was
-    found (else the shape was fitted to the whole image)."""
-
-    pixels: np.ndarray  # (size, size, 3) uint8
-    shape: Any  # dlib.full_object_detection, 68 parts
-    detected: bool
 
 
 class DlibFaceExtractor(FeatureExtractor):
@@ -83,7 +71,7 @@ class DlibFaceExtractor(FeatureExtractor):
         self.descriptor_path = dlib_model(DESCRIPTOR_FILE)
         self.hashes = {LANDMARKS_FILE: sha256_file(self.landmarks_path),
                        DESCRIPTOR_FILE: sha256_file(self.descriptor_path)}
-        self._dlib_models: tuple | None = None
+        self._detector: Detector | None = None
         self._network: torch.nn.Module | None = None
 
     def settings(self) -> dict:
@@ -96,13 +84,11 @@ class DlibFaceExtractor(FeatureExtractor):
         paths = {LANDMARKS_FILE: self.landmarks_path, DESCRIPTOR_FILE: self.descriptor_path}
         return {name: {"path": str(paths[name]), "sha256": digest} for name, digest in self.hashes.items()}
 
-    def dlib_models(self) -> tuple:
-        """dlib's HOG detector and 68-point shape predictor, loaded once."""
-        if self._dlib_models is None:
-            import dlib
-
-            self._dlib_models = (dlib.get_frontal_face_detector(), dlib.shape_predictor(str(self.landmarks_path)))
-        return self._dlib_models
+    def detector(self) -> Detector:
+        """dlib's HOG detector and 68-point shape predictor in this process, loaded once."""
+        if self._detector is None:
+            self._detector = Detector(self.landmarks_path, self.detector_size, self.upsample)
+        return self._detector
 
     @property
     def network(self) -> torch.nn.Module:
@@ -111,17 +97,17 @@ class DlibFaceExtractor(FeatureExtractor):
         return self._network
 
     def faces(self, images: np.ndarray) -> Iterator[Face]:
-        """The one detection of each image (N, H, W, 3) uint8 RGB, in order."""
-        import dlib
+        """The one detection of each image (N, H, W, 3) uint8 RGB, in order, in this process."""
+        detector = self.detector()
+        return (detector.detect(image) for image in images)
 
-        detector, predictor = self.dlib_models()
-        size = self.detector_size
-        whole = dlib.rectangle(0, 0, size - 1, size - 1)
-        for image in images:
-            pixels = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
-            boxes = detector(pixels, self.upsample)
-            box = max(boxes, key=lambda b: b.area()) if len(boxes) else whole
-            yield Face(pixels, predictor(pixels, box), len(boxes) > 0)
+    def chip_blocks(self, images: np.ndarray, workers: int) -> Iterator[Chips]:
+        """The ``Chips`` of consecutive blocks of ``CHUNK`` images, in order: in ``workers`` processes when there
+        are at least ``PROCESSES_FROM`` images, else in this one."""
+        blocks = (images[start : start + CHUNK] for start in range(0, len(images), CHUNK))
+        if workers > 1 and len(images) >= PROCESSES_FROM and can_fork():
+            return detect_in_processes(self.detector(), blocks, workers)
+        return (self.detector().chips(block) for block in blocks)
 
     @torch.inference_mode()
     def descriptors(self, chips: np.ndarray, threads: int | None = None) -> np.ndarray:
@@ -136,27 +122,22 @@ class DlibFaceExtractor(FeatureExtractor):
 
     def extract(self, images: np.ndarray) -> Features:
         """``descriptor`` (N, 128) float32, ``detected`` (N,) bool and ``landmarks`` (N, 68, 2) float32 (pixels of the
-        resized image, NaN without a detected face), for (N, H, W, 3) uint8 RGB images."""
-        import dlib
-
+        resized image, NaN without a detected face), for (N, H, W, 3) uint8 RGB images. Detection runs in as many
+        processes as there are free cores (evalkit.threads), each block's descriptors in this one as it arrives."""
         n = len(images)
         detected = np.zeros(n, dtype=bool)
         landmarks = np.full((n, LANDMARK_POINTS, 2), np.nan, dtype=np.float32)
         descriptors = np.zeros((n, DESCRIPTOR_DIMS), dtype=np.float32)
-        faces = self.faces(images)
-        free_cores = FreeCores()  # sampled between detections, read before each batch
+        free_cores = FreeCores()  # sampled between blocks, read before each batch of descriptors
+        start = 0
         with tqdm(total=n, desc="dlib faces", unit="image", disable=None) as progress:
-            for start in range(0, n, CHUNK):
-                chips = []
-                for i in range(start, min(start + CHUNK, n)):
-                    face = next(faces)
-                    detected[i] = face.detected
-                    if face.detected:
-                        landmarks[i] = [(point.x, point.y) for point in face.shape.parts()]
-                    chips.append(dlib.get_face_chip(face.pixels, face.shape, size=CHIP_SIZE, padding=CHIP_PADDING))
-                    progress.update()
-                    free_cores.sample()
-                descriptors[start : start + len(chips)] = self.descriptors(np.stack(chips), free_cores.threads())
+            for block in self.chip_blocks(images, free_cores.threads()):
+                rows = slice(start, start + len(block.chips))
+                detected[rows], landmarks[rows] = block.detected, block.landmarks
+                free_cores.sample()
+                descriptors[rows] = self.descriptors(block.chips, free_cores.threads())
+                start = rows.stop
+                progress.update(len(block.chips))
         return {"descriptor": descriptors, "detected": detected, "landmarks": landmarks}
 
 

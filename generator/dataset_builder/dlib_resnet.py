@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from generator.dataset_builder.faces import CHIP_PADDING, CHIP_SIZE
 from generator.errors import DataError
 
-CHIP_SIZE = 150
-CHIP_PADDING = 0.25  # dlib's compute_face_descriptor default: the chip holds the face plus 25 % of its size each side
+__all__ = ["CHIP_PADDING", "CHIP_SIZE", "DESCRIPTOR_DIMS", "DlibFaceResnet", "load_dlib_resnet"]
 DESCRIPTOR_DIMS = 128
 STEM_FILTERS = 32
 # (channels, downsampling first) of the residual blocks, input to output: dlib's alevel4 ... alevel0.

@@ -22,6 +22,9 @@ from PIL import Image
 
 from generator.errors import DataError
 
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25  # dlib's compute_face_descriptor default: the chip holds the face plus 25 % of its size each side
+
 if TYPE_CHECKING:  # the port loads torch: imported where a network is built
     from generator.dataset_builder.dlib_resnet import DlibFaceResnet
 
@@ -115,8 +118,6 @@ def landmarks(rgb: np.ndarray, box: Box) -> dlib.full_object_detection:
 def face_chip(rgb: np.ndarray, shape: dlib.full_object_detection) -> np.ndarray:
     """The face chip dlib's ``compute_face_descriptor`` embeds: uint8 (150, 150, 3), aligned on ``shape``, padding
     0.25 of the face's size on each side."""
-    from generator.dataset_builder.dlib_resnet import CHIP_PADDING, CHIP_SIZE
-
     return dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
 
 

@@ -39,7 +39,7 @@ def private_caches(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(autouse=True)
 def no_report_rendering(monkeypatch) -> None:
     """Runs here test evalkit alone: report rendering (tested on its own) is a stub unless a test installs one."""
-    monkeypatch.setattr("reports.render.render", lambda run_dir: Path(run_dir) / "report.html")
+    monkeypatch.setattr("reports.render.render", lambda run_dir, figure_folder=None: Path(run_dir) / "report.html")
 
 
 @pytest.fixture

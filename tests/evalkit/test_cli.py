@@ -14,6 +14,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 
 from evalkit.features.inception import WEIGHTS_FILE
 from evalkit.metrics import all_metrics
+from evalkit.options import default_cache_dir
 from evalkit.stats import AT_BOUND, read_stats
 from generator.checkpoint import INCLUDED_CHECKPOINT, save_generator
 from tests.support import REPO, check_cli_error, small_generator, write_csv
@@ -121,6 +122,29 @@ def test_same_seed_same_numbers_and_features_come_from_the_cache(evalkit_cli, sa
     assert seed1["value"] == seed0["value"] and seed1["ci95"] != seed0["ci95"]
 
 
+def test_a_rerun_reuses_the_stored_scores_and_a_damaged_entry_is_computed_again(evalkit_cli, saved_checkpoint,
+                                                                                 eval_manifest, tmp_path, monkeypatch):
+    from evalkit import runner
+
+    common = ("--metrics", "identity_similarity,landmark_ratio", "--cache-dir", tmp_path / "cache")
+    assert evalkit_cli(*run_args(saved_checkpoint, eval_manifest, tmp_path / "a", *common)).exit_code == 0
+    [stored] = (tmp_path / "cache" / "scores").glob("*.json")
+    real_evaluate = runner.evaluate_metric
+    monkeypatch.setattr(runner, "evaluate_metric", lambda *a: pytest.fail("computed again"))
+    assert evalkit_cli(*run_args(saved_checkpoint, eval_manifest, tmp_path / "b", *common)).exit_code == 0
+    first, second = (json.loads((tmp_path / d / "results.json").read_text()) for d in "ab")
+    assert first["results"] == second["results"] and first["per_clip"] == second["per_clip"]
+    assert first["warnings"] == second["warnings"]
+    stored.write_text("{not json")
+    monkeypatch.setattr(runner, "evaluate_metric", real_evaluate)
+    assert evalkit_cli(*run_args(saved_checkpoint, eval_manifest, tmp_path / "c", *common)).exit_code == 0
+    assert json.loads((tmp_path / "c" / "results.json").read_text())["results"] == first["results"]
+    assert json.loads(stored.read_text())["results"] == first["results"]  # the damaged entry was replaced
+    other = run_args(saved_checkpoint, eval_manifest, tmp_path / "d", *common, "--sampling", "dropout")
+    assert evalkit_cli(*other).exit_code == 0  # other faces: other scores, stored beside
+    assert len(list((tmp_path / "cache" / "scores").glob("*.json"))) == 2
+
+
 def test_fid_is_unavailable_without_weights_never_a_crash(evalkit_cli, saved_checkpoint, eval_manifest, tmp_path):
     """Default metrics: the Inception metrics are reported unavailable with the reason, every other one computed;
     asking for one by name is one error before any face is generated."""
@@ -152,8 +176,9 @@ def test_json_flag_prints_results_json(evalkit_cli, saved_checkpoint, eval_manif
 def test_default_run_folder_and_report_hook(evalkit_cli, saved_checkpoint, eval_manifest, tmp_path, monkeypatch):
     rendered = []
 
-    def render(run_dir: Path) -> Path:
+    def render(run_dir: Path, figure_folder: Path | None = None) -> Path:
         rendered.append(run_dir)
+        assert figure_folder == default_cache_dir() / "figures"  # report figures shared through the cache
         return run_dir / "report.html"
 
     monkeypatch.setattr("reports.render.render", render)

@@ -156,3 +156,22 @@ def test_free_cores_are_sampled_between_pieces(monkeypatch):
         for _ in range(4):
             meter.sample()
         assert meter.threads() == 2 and meter.samples == []
+
+
+def test_detection_in_worker_processes_equals_detection_in_one(extractor):
+    """The same chips, landmarks and detections in forked workers as in this process, in order (the faces in a
+    varied order, so a block returned out of place would show)."""
+    from evalkit.features.dlib_detect import can_fork
+    from evalkit.features.dlib_faces import PROCESSES_FROM
+
+    if not can_fork():
+        pytest.skip("no fork on this platform: detection stays in one process")
+    faces = real_faces(64)
+    images = faces[np.random.default_rng(0).integers(0, len(faces), PROCESSES_FROM + 5)]
+    alone, spread = list(extractor.chip_blocks(images, 1)), list(extractor.chip_blocks(images, 2))
+    assert len(alone) == len(spread) == 3
+    for one, many in zip(alone, spread, strict=True):
+        assert np.array_equal(one.chips, many.chips) and np.array_equal(one.detected, many.detected)
+        assert np.array_equal(one.landmarks, many.landmarks, equal_nan=True)
+    features = extractor.extract(images)
+    assert features["detected"].sum() == sum(block.detected.sum() for block in alone)

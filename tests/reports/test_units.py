@@ -158,3 +158,29 @@ def test_a_figure_is_drawn_once_for_the_same_inputs(tmp_path, monkeypatch):
     monkeypatch.setattr(figures, "_pyplot", real)
     figures.bar_chart(tmp_path / "bars.png", "t", ["a"], {"s": [{**cell, "value": 0.55}]}, "y")
     assert path.read_bytes() != drawn and figures.stored_key(path) is not None
+
+
+def test_a_figure_store_shares_figures_across_run_folders(tmp_path, monkeypatch):
+    cell = {"value": 0.5, "ci95": [0.4, 0.6], "chance": 0.5}
+    store = tmp_path / "store"
+    with figures.figure_store(store):
+        first = figures.bar_chart(tmp_path / "run1" / "bars.png", "t", ["a"], {"s": [cell]}, "y")
+    assert [p.suffix for p in store.iterdir()] == [".png"]
+    real = figures._pyplot
+    monkeypatch.setattr(figures, "_pyplot", lambda: pytest.fail("drawn again"))
+    with figures.figure_store(store):
+        second = figures.bar_chart(tmp_path / "run2" / "bars.png", "t", ["a"], {"s": [cell]}, "y")
+    assert second.read_bytes() == first.read_bytes()
+    monkeypatch.setattr(figures, "_pyplot", real)
+    (store / next(store.iterdir()).name).write_bytes(b"not a png")  # a damaged stored figure is redrawn, not copied
+    with figures.figure_store(store):
+        third = figures.bar_chart(tmp_path / "run3" / "bars.png", "t", ["a"], {"s": [cell]}, "y")
+    assert figures.stored_key(third) == figures.stored_key(first)
+
+
+def test_an_unwritable_figure_store_still_writes_the_figure(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with figures.figure_store(blocker / "store"):
+        path = figures.bar_chart(tmp_path / "bars.png", "t", ["a"], {"s": [{"value": 0.5, "ci95": [0.4, 0.6]}]}, "y")
+    assert figures.stored_key(path) is not None
