@@ -86,6 +86,7 @@ def listening_copy(pair: Pair, seconds: float | None, target: Path, cache_dir: P
         EvalError: the clip is unreadable or silent, or the cache cannot be written.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)  # an earlier run's copy may be a link to a cached file: never write through it
     if cache_dir is None:
         target.write_bytes(_encode(pair.audio, seconds))
         return target
@@ -100,7 +101,6 @@ def listening_copy(pair: Pair, seconds: float | None, target: Path, cache_dir: P
             tmp.replace(cached)
         except OSError as exc:
             raise EvalError(f"{cache_dir}: cannot write the audio cache ({exc}); pick another --cache-dir") from None
-    target.unlink(missing_ok=True)  # a link never writes through to a cached copy
     try:
         os.link(cached, target)
     except OSError:  # another file system, or one without hard links

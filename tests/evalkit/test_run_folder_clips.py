@@ -118,7 +118,8 @@ def test_listening_copies_on_threads_decode_to_the_serial_encodings_samples(tmp_
 
 def test_listening_copies_are_hard_links_to_the_cache_or_copies_across_file_systems(tmp_path, monkeypatch):
     """A run links each copy to the one cached encoding of its clip (a second run encodes nothing and gets the same
-    bytes); where hard links fail (another file system) it copies; a re-run into the same folder replaces the file."""
+    bytes); where hard links fail (another file system) it copies; writing into a folder again replaces each file (a
+    linked copy is never written through, so the cache keeps its encodings)."""
     monkeypatch.setattr(clip_files, "compute_threads", lambda others: 2)
     jobs = listening_jobs(tmp_path, 3)
     cache = tmp_path / "cache"
@@ -127,6 +128,7 @@ def test_listening_copies_are_hard_links_to_the_cache_or_copies_across_file_syst
     assert len(cached) == 3 and not list((cache / "audio").rglob("*.tmp"))
     assert {target.stat().st_ino for _, target in jobs} == {path.stat().st_ino for path in cached}
     first = [target.read_bytes() for _, target in jobs]
+    encode_ogg = clip_files.encode_ogg
     monkeypatch.setattr(clip_files, "encode_ogg", lambda wave: pytest.fail("encoded again"))
     write_listening_copies(jobs, None, cache)  # the same run folder again
     assert [target.read_bytes() for _, target in jobs] == first
@@ -139,6 +141,10 @@ def test_listening_copies_are_hard_links_to_the_cache_or_copies_across_file_syst
     write_listening_copies(other, None, cache)
     assert [target.read_bytes() for _, target in other] == first
     assert all(target.stat().st_nlink == 1 for _, target in other)
+    monkeypatch.setattr(clip_files, "encode_ogg", encode_ogg)
+    write_listening_copies(jobs[:1], 0.5, None)  # the first run folder again, without a cache: a new file
+    assert jobs[0][1].read_bytes() != first[0]
+    assert sorted(path.read_bytes() for path in cached) == sorted(first)  # the cached encodings are untouched
 
 
 def test_a_silent_clip_among_many_stops_the_threaded_writing_with_its_error(tmp_path, monkeypatch):
