@@ -62,7 +62,7 @@ MIN_VOICED_SAMPLES = 1_600  # 0.1 s at 16 kHz: less left after the VAD's trimmin
 PREPROCESSING = ("centre crop at full scale; resemblyzer preprocess_wav (-30 dBFS, WebRTC VAD trimming; untrimmed "
                  "when under 0.1 s is voiced); VoiceEncoder.embed_utterance")
 BATCH_CLIPS = 64  # clips embedded together: the cache splits work at multiples of it (FeatureExtractor.batch_size)
-MAX_PARTIALS = 256  # 1.6 s partials per LSTM forward (~160 frames x 256 units x 4 gates x 4 bytes each)
+MAX_PARTIALS = 256  # 1.6 s partials per LSTM forward (input projections 160 x 1024 float32: ~170 MB a block)
 PARTIAL_RATE, PARTIAL_COVERAGE = 1.3, 0.75  # embed_utterance's defaults (partials per second, last one's coverage)
 SAMPLES_PER_FRAME = 160  # resemblyzer's mel hop: 10 ms at 16 kHz
 NOT_APPLICABLE = "descriptor-only reference: it predicts a face descriptor, not an image"
