@@ -21,7 +21,7 @@ from evalkit.generators.base import GenerationJob
 from evalkit.generators.voice_only import VOICE_ONLY, VoiceOnlySource
 from evalkit.metrics import MetricContext
 from evalkit.metrics.distribution import manifold_figures
-from evalkit.options import EMBEDDED_GALLERY, HEAD_TRAIN_SPLITS, RunOptions
+from evalkit.options import EMBEDDED_DATA, EMBEDDED_GALLERY, HEAD_TRAIN_SPLITS, RunOptions
 from evalkit.stats import (
     AT_BOUND,
     POISSON_ZERO_UPPER,
@@ -157,6 +157,59 @@ def test_without_resemblyzer_the_row_is_unavailable_with_the_install_line(monkey
     assert "--no-deps resemblyzer" in source.unavailable
     assert source.info.name == VOICE_ONLY and source.info.provenance["voice_encoder"] == {"unavailable":
                                                                                          source.unavailable}
+
+
+def embedded_speech(indices: list[int]) -> np.ndarray:
+    """1 s speech rows (float32 (len(indices), 16000)) of the embedded evaluation set's clips at ``indices``."""
+    if not EMBEDDED_DATA.is_file():
+        pytest.skip(f"embedded evaluation set not present ({EMBEDDED_DATA})")
+    pairs = read_manifest(EMBEDDED_DATA).pairs
+    return voice_only.speech_rows([pairs[i] for i in indices], 1.0)
+
+
+UNTRIMMED_CLIP = 433  # the VAD finds no speech in it: embedded untrimmed
+
+
+def test_batched_embeddings_equal_embed_utterance_on_real_clips(monkeypatch):
+    """``VoiceEncoderFeatures.extract`` (partials of many clips per LSTM forward, mel spectrograms per padded length
+    in one librosa call) gives resemblyzer's own ``embed_utterance`` of each clip to float32 rounding: on embedded
+    clips (one the VAD leaves untrimmed) and on utterances of several real clips joined (5 and 3 partials, lengths
+    that pad differently), with LSTM blocks of 2 partials (every block bounded) and clip batches of 4."""
+    resemblyzer = pytest.importorskip("resemblyzer", reason="install with: " + voice_only.INSTALL)
+    rows = embedded_speech([0, 1, 2, 3, 4, UNTRIMMED_CLIP, 500, 700])
+    features = voice_only.VoiceEncoderFeatures()
+    encoder = features.encoder()
+    monkeypatch.setattr(features, "batch_size", 4)
+    monkeypatch.setattr(voice_only, "MAX_PARTIALS", 2)
+    forwarded: list[int] = []
+    monkeypatch.setattr(encoder, "forward", lambda mels, original=encoder.forward: forwarded.append(len(mels))
+                        or original(mels))
+    batched = features.extract(rows)
+    assert batched["untrimmed"].tolist() == [False] * 5 + [True, False, False]
+    assert max(forwarded) == 2 and sum(forwarded) == len(rows)  # one partial per 1 s clip, blocks of at most 2
+    expected = [encoder.embed_utterance(resemblyzer.normalize_volume(row, -30, increase_only=True) if untrimmed
+                                        else resemblyzer.preprocess_wav(row))
+                for row, untrimmed in zip(rows, batched["untrimmed"], strict=True)]
+    voiced = [resemblyzer.preprocess_wav(row) for row in rows[:5]]
+    joined = [np.concatenate(voiced), np.concatenate(voiced[:3]), voiced[0]]  # 5 partials, 3, 1
+    assert [len(encoder.embed_utterance(w, return_partials=True)[1]) for w in joined] == [5, 3, 1]
+    batched_joined = voice_only.embed_voiced(encoder, joined)
+    expected += [encoder.embed_utterance(w) for w in joined]
+    got = np.concatenate([batched["embedding"], batched_joined])
+    assert got.dtype == np.float32 and got.shape == (len(rows) + 3, 256)
+    np.testing.assert_allclose(got, np.array(expected), rtol=0, atol=2e-6)
+    assert np.min(np.sum(got * np.array(expected), axis=1)) >= 0.99999
+
+
+def test_mel_spectrograms_of_one_call_equal_those_of_each_wave_alone():
+    """librosa on a (k, n) array frames each row alone (zero-padded STFT): the batched frames are the same bits."""
+    resemblyzer = pytest.importorskip("resemblyzer", reason="install with: " + voice_only.INSTALL)
+    waves = [resemblyzer.preprocess_wav(row) for row in embedded_speech([10, 11, 12])]
+    partials, owners = voice_only.partial_mels(waves)
+    assert partials.shape == (3, 160, 40) and owners.tolist() == [0, 1, 2]
+    for wave, partial in zip(waves, partials, strict=True):
+        alone = resemblyzer.wav_to_mel_spectrogram(np.pad(wave, (0, 25_600 - len(wave))))
+        np.testing.assert_array_equal(partial, alone[:160])
 
 
 NO_NETWORK_EMBEDDING = """
