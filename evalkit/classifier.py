@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from evalkit.errors import EvalError
+from evalkit.threads import limited_pools
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def fit_logistic_regression(features: np.ndarray, labels: np.ndarray, classes: t
     z = (x - mean) / scale
     onehot = np.eye(len(classes))[y]
     start = np.zeros(z.shape[1] * len(classes) + len(classes))
-    with threadpool_limits(limits=1, user_api="blas"):  # a few hundred rows: one thread beats a contended pool
+    with limited_pools(1, "blas"):  # a few hundred rows: one thread beats a contended pool
         solution = minimize(_objective, start, args=(z, onehot, l2), jac=True, method="L-BFGS-B",
                             options={"maxiter": max_iter, "maxcor": 20, "gtol": 1e-9, "ftol": 1e-12})
     d, k = z.shape[1], len(classes)

@@ -31,7 +31,6 @@ The ICC's F interval counts clips as measurements (stated in its ``ci_method``).
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from evalkit.gallery import unit_rows
 from evalkit.metrics import Metric, MetricContext, register
@@ -155,6 +154,8 @@ def icc1(x: np.ndarray, labels: np.ndarray) -> tuple[float, tuple[float, float],
         return 1.0, (1.0, 1.0), {**details, "note": "no variation within speakers"}
     value = (msb - msw) / (msb + (k0 - 1) * msw)
     f_obs = msb / msw
+    from scipy import stats as scipy_stats  # imported here: scipy.stats costs ~1 s, and a re-run reads cached scores
+
     alpha = 2 * (1 - scipy_stats.norm.cdf(Z95))
     f_low = f_obs / scipy_stats.f.ppf(1 - alpha / 2, df_b, df_w)
     f_high = f_obs * scipy_stats.f.ppf(1 - alpha / 2, df_w, df_b)
