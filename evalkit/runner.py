@@ -7,8 +7,10 @@ generated.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,6 +201,11 @@ class Inputs:
     real: RealFaces
     plan: Plan
 
+    @functools.cached_property
+    def used(self) -> Manifest:
+        """The manifest rows the run reads (``used_pairs``), built once (their content hash is computed once)."""
+        return used_pairs(self.manifest, self.splits)
+
 
 def prepare(options: RunOptions) -> Inputs:
     """Read and check every input of a run (no face is generated yet); raises EvalError."""
@@ -340,7 +347,7 @@ def _record(inputs: Inputs, source: FaceSource, evalset: EvalSet, ctx: MetricCon
         "results": cast(dict[str, MetricEntry], scores.results),  # evaluate_metric writes MetricEntry documents
         "references": references,
         "warnings": ctx.warnings,
-        "provenance": provenance.collect(options, info, used_pairs(inputs.manifest, inputs.splits),
+        "provenance": provenance.collect(options, info, inputs.used,
                                          inputs.plan.extractors, command_line),
         "per_clip": to_json(scores.per_clip),
     }
@@ -373,7 +380,7 @@ def _scoring_inputs(inputs: Inputs) -> dict:
     gallery, metric plan and feature extractors (with their weights hashes)."""
     settings = inputs.options.to_dict()
     return {"record_version": RECORD_VERSION, "evalkit": __version__, "code": code_version(),
-            "data": used_pairs(inputs.manifest, inputs.splits).content_hash(), "splits": list(inputs.splits),
+            "data": inputs.used.content_hash(), "splits": list(inputs.splits),
             "settings": {k: settings[k] for k in SCORING_SETTINGS},
             "gallery": gallery_content_hash(inputs.options.gallery),
             "plan": {m.name: inputs.plan.skipped.get(m.name) for m in inputs.plan.metrics},
@@ -423,6 +430,21 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
     run_dir = make_run_dir(options.out) if shard.is_main else None
     cache = FeatureCache(options.cache_dir, shard)
     evalset, ctx = _score(inputs, inputs.source, shard, cache, run_dir)
+    # The listening copies are written in the background while the metrics are computed: encoding runs in libsndfile
+    # (which releases the GIL) and the metrics keep about one core busy, so the copies cost the run almost nothing.
+    with ThreadPoolExecutor(1) as background:
+        clip_files = None if run_dir is None else background.submit(
+            write_clip_files, evalset, inputs.pairs, inputs.source.info.audio_seconds, inputs.manifest.genders,
+            run_dir, options.cache_dir)
+        return _score_references_and_write(inputs, shard, command_line, cache, evalset, ctx, run_dir, clip_files)
+
+
+def _score_references_and_write(inputs: Inputs, shard: Shard, command_line: str, cache: FeatureCache,
+                                evalset: EvalSet, ctx: MetricContext, run_dir: Path | None,
+                                clip_files: Future[dict[str, list[str]]] | None) -> tuple[RunRecord, Path] | None:
+    """The evaluated generator's scores, the reference generators' records and comparisons, then the run folder
+    (images, listening copies from ``clip_files``, gallery, record); None on a torchrun helper process."""
+    options = inputs.options
     references = [] if inputs.source.info.kind == "reference" else list(options.references)
     entries: list[ReferenceEntry] = []
     scores = model_scores(inputs, evalset, ctx) if run_dir is not None else None
@@ -439,14 +461,13 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
                             "results_file": f"{REFERENCES_DIR}/{name}/{RESULTS_FILE}"})
             comparisons[name] = compare(scores.per_clip, from_json(record.get("per_clip", {})), clusters,
                                         options.bootstrap, options.seed, name)
-    if run_dir is None or scores is None:
+    if run_dir is None or scores is None or clip_files is None:
         return None
     with stage("write images"):
         save_images(evalset.generated, run_dir)
         save_images(evalset.real, run_dir)
     with stage("write clips"):
-        clips = write_clip_files(evalset, inputs.pairs, inputs.source.info.audio_seconds, inputs.manifest.genders,
-                                 run_dir, options.cache_dir)
+        clips = clip_files.result()
         write_generated_csv(run_dir, inputs.pairs, list(evalset.generated.names))
     with stage("paired gallery"):
         dlib = inputs.plan.extractors.get("dlib")
