@@ -203,8 +203,13 @@ class Inputs:
 
     @functools.cached_property
     def used(self) -> Manifest:
-        """The manifest rows the run reads (``used_pairs``), built once (their content hash is computed once)."""
+        """The manifest rows the run reads (``used_pairs``)."""
         return used_pairs(self.manifest, self.splits)
+
+    @functools.cached_property
+    def data_hash(self) -> str:
+        """``used``'s content hash (every file's bytes), computed once per run and shared by the cache keys."""
+        return self.used.content_hash()
 
 
 def prepare(options: RunOptions) -> Inputs:
@@ -380,7 +385,7 @@ def _scoring_inputs(inputs: Inputs) -> dict:
     gallery, metric plan and feature extractors (with their weights hashes)."""
     settings = inputs.options.to_dict()
     return {"record_version": RECORD_VERSION, "evalkit": __version__, "code": code_version(),
-            "data": inputs.used.content_hash(), "splits": list(inputs.splits),
+            "data": inputs.data_hash, "splits": list(inputs.splits),
             "settings": {k: settings[k] for k in SCORING_SETTINGS},
             "gallery": gallery_content_hash(inputs.options.gallery),
             "plan": {m.name: inputs.plan.skipped.get(m.name) for m in inputs.plan.metrics},

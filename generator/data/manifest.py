@@ -21,7 +21,6 @@ gender         no        the person's gender as the data documents it (e.g. ``fe
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import io
 import os
@@ -91,11 +90,7 @@ class Manifest:
 
     def content_hash(self) -> str:
         """SHA-256 over the rows (identity, split, group, gender where given and the bytes of every file), for
-        provenance; a manifest without genders hashes as before the column existed. Computed once per object."""
-        return self._content_hash
-
-    @functools.cached_property
-    def _content_hash(self) -> str:
+        provenance; a manifest without genders hashes as before the column existed."""
         digest = hashlib.sha256()
         for p in self.pairs:
             digest.update(f"{p.identity}\0{p.split}\0{p.group}\0{p.face_order}\0".encode())
