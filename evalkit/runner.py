@@ -40,7 +40,7 @@ from evalkit.generators.base import FaceSource, GenerationJob, json_sha256
 from evalkit.generators.images import write_generated_csv
 from evalkit.generators.reference import DESCRIPTIONS, LABELS, LEARNED, ORACLES, REFERENCE_NAMES, reference_source
 from evalkit.generators.voice_only import NOT_APPLICABLE as DESCRIPTOR_ONLY
-from evalkit.generators.voice_only import DescriptorSource
+from evalkit.generators.voice_only import VOICE_ONLY, DescriptorSource, VoiceOnlySource
 from evalkit.metrics import Metric, MetricContext, resolve_metrics
 from evalkit.options import HEAD_TRAIN_SPLITS, RunOptions
 from evalkit.paired_gallery import paired_gallery
@@ -406,16 +406,35 @@ def scores_key(inputs: Inputs, evalset: EvalSet) -> str:
                         "faces": images_sha256(evalset.generated.images)})
 
 
-def _reference_record(inputs: Inputs, name: str, shard: Shard, cache: FeatureCache, folder: Path | None,
-                      command_line: str) -> RunRecord | None:
-    """A reference generator's record (process 0; None elsewhere), reused from the record cache when its key
-    matches, else computed through the same harness as the evaluated generator and stored there."""
+def _reference_setup(inputs: Inputs, name: str) -> tuple[FaceSource, Inputs, Path]:
+    """A reference generator fitted on the training splits, the run's inputs as it is scored (a descriptor-only
+    reference has its own plan) and where its record is stored in the cache."""
     training = [p for p in inputs.manifest.pairs if p.split in HEAD_TRAIN_SPLITS]
     reference = reference_source(name, inputs.source.info.image_size, training, inputs.real.paired(training),
                                  inputs.source.info.audio_seconds)
     if isinstance(reference, DescriptorSource):
         inputs = replace(inputs, plan=descriptor_plan(inputs, reference))
-    stored = inputs.options.cache_dir / "records" / f"{reference_key(inputs, reference)}.json"
+    return reference, inputs, inputs.options.cache_dir / "records" / f"{reference_key(inputs, reference)}.json"
+
+
+def _prefetch_voice_embeddings(inputs: Inputs, shard: Shard, cache: FeatureCache,
+                               background: ThreadPoolExecutor) -> Future[None] | None:
+    """Start embedding the voice-only reference's clips in ``background`` (one torch thread) while the other
+    reference generators are scored, when its record is not cached; None when there is nothing to start. A single
+    process only: under torchrun every extraction is a collective that all processes enter in the same order."""
+    if shard.world > 1 or VOICE_ONLY not in inputs.options.references or inputs.source.info.kind == "reference":
+        return None
+    reference, _, stored = _reference_setup(inputs, VOICE_ONLY)
+    if stored.is_file() or not isinstance(reference, VoiceOnlySource) or reference.unavailable:
+        return None
+    return background.submit(reference.prefetch, inputs.pairs, cache)
+
+
+def _reference_record(inputs: Inputs, name: str, shard: Shard, cache: FeatureCache, folder: Path | None,
+                      command_line: str) -> RunRecord | None:
+    """A reference generator's record (process 0; None elsewhere), reused from the record cache when its key
+    matches, else computed through the same harness as the evaluated generator and stored there."""
+    reference, inputs, stored = _reference_setup(inputs, name)
     if shard.main_decides(stored.is_file()):
         if folder is None:
             return None
@@ -441,14 +460,18 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
         clip_files = None if run_dir is None else background.submit(
             write_clip_files, evalset, inputs.pairs, inputs.source.info.audio_seconds, inputs.manifest.genders,
             run_dir, options.cache_dir)
-        return _score_references_and_write(inputs, shard, command_line, cache, evalset, ctx, run_dir, clip_files)
+        voice_embeddings = _prefetch_voice_embeddings(inputs, shard, cache, background)
+        return _score_references_and_write(inputs, shard, command_line, cache, evalset, ctx, run_dir, clip_files,
+                                           voice_embeddings)
 
 
 def _score_references_and_write(inputs: Inputs, shard: Shard, command_line: str, cache: FeatureCache,
                                 evalset: EvalSet, ctx: MetricContext, run_dir: Path | None,
-                                clip_files: Future[dict[str, list[str]]] | None) -> tuple[RunRecord, Path] | None:
-    """The evaluated generator's scores, the reference generators' records and comparisons, then the run folder
-    (images, listening copies from ``clip_files``, gallery, record); None on a torchrun helper process."""
+                                clip_files: Future[dict[str, list[str]]] | None, voice_embeddings: Future[None] | None
+                                ) -> tuple[RunRecord, Path] | None:
+    """The evaluated generator's scores, the reference generators' records and comparisons (the voice-only
+    reference's after ``voice_embeddings`` is done), then the run folder (images, listening copies from
+    ``clip_files``, gallery, record); None on a torchrun helper process."""
     options = inputs.options
     references = [] if inputs.source.info.kind == "reference" else list(options.references)
     entries: list[ReferenceEntry] = []
@@ -458,6 +481,8 @@ def _score_references_and_write(inputs: Inputs, shard: Shard, command_line: str,
     for name in tqdm(references, desc="reference generators", unit="generator", disable=None if shard.is_main
                      else True):
         folder = run_dir / REFERENCES_DIR / name if run_dir is not None else None
+        if name == VOICE_ONLY and voice_embeddings is not None:
+            voice_embeddings.result()  # its embeddings are in the cache now (or its error is raised here)
         with stage("references"):
             record = _reference_record(inputs, name, shard, cache, folder, command_line)
         if folder is not None and record is not None and scores is not None:

@@ -95,6 +95,7 @@ class VoiceEncoderFeatures(FeatureExtractor):
         self.package = importlib.metadata.version("resemblyzer")
         self.weights_sha256 = sha256_file(self.weights)
         self._encoder: Any = None
+        self.threads: int | None = None  # torch threads for the LSTM; None: as many as cores are free
 
     def settings(self) -> dict:
         return {"package": self.package, "weights_sha256": self.weights_sha256, "preprocessing": PREPROCESSING}
@@ -118,7 +119,7 @@ class VoiceEncoderFeatures(FeatureExtractor):
                         trimmed, untrimmed[i] = normalize_volume(wave, audio_norm_target_dBFS, increase_only=True), True
                     voiced.append(trimmed)
                     free_cores.sample()  # the VAD is single-threaded: count the other processes meanwhile
-                with cpu_threads(free_cores.threads()):
+                with cpu_threads(self.threads or free_cores.threads()):
                     embeddings[start : start + len(voiced)] = embed_voiced(self.encoder(), voiced)
                 progress.update(len(voiced))
         return {"embedding": embeddings, "untrimmed": untrimmed}
@@ -286,6 +287,20 @@ class VoiceOnlySource(DescriptorSource):
         if self.encoder is None:
             raise EvalError(f"voice-only reference unavailable: {self.unavailable}")
         return cache.features(self.encoder, speech_rows(pairs, self.seconds))
+
+    def prefetch(self, pairs: list[Pair], cache: FeatureCache, threads: int = 1) -> None:
+        """Embed the training clips and ``pairs`` (the evaluated clips) into ``cache`` with ``threads`` torch
+        threads, so that ``predict`` reads them from it. Meant for a background thread while the run computes other
+        generators' metrics (about one core's work): the embedding then takes the other core. Raises EvalError as
+        ``embeddings`` does."""
+        if self.encoder is None:
+            raise EvalError(f"voice-only reference unavailable: {self.unavailable}")
+        self.encoder.threads = threads
+        try:
+            self.embeddings(self.training, cache)
+            self.embeddings(pairs, cache)
+        finally:
+            self.encoder.threads = None
 
     def predict(self, job: GenerationJob, cache: FeatureCache, real_descriptors: np.ndarray) -> np.ndarray:
         if self.unavailable:

@@ -7,6 +7,7 @@ import csv
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -317,3 +318,26 @@ def test_manifolds_at_a_bound_get_bound_intervals_not_recentred_half_samples(tmp
     inside = [n for n in ("precision", "recall", "coverage") if 0 < near[n]["value"] < 1]
     assert inside and all(near[n]["ci_method"].startswith("half-sampling") for n in inside)
     assert all(near[n]["ci95"][0] <= near[n]["value"] <= near[n]["ci95"][1] for n in inside)
+
+
+def test_prefetched_embeddings_are_read_by_predict_and_give_the_same_prediction(tmp_path, monkeypatch):
+    """``prefetch`` (run by the harness in a background thread while other references are scored) puts the training
+    and evaluated clips' embeddings in the cache: ``predict`` then extracts nothing and predicts the same."""
+    pytest.importorskip("resemblyzer", reason="install with: " + voice_only.INSTALL)
+    manifest_path, _, _ = grid_manifest(tmp_path / "grid" / "manifest.csv")
+    options = RunOptions(data=manifest_path, cache_dir=tmp_path / "cache")
+    _, expected, _, _ = predict(options, manifest_path, "unseen_identity")
+    options = RunOptions(data=manifest_path, cache_dir=tmp_path / "cache2")
+    manifest = read_manifest(manifest_path)
+    training = [p for p in manifest.pairs if p.split in HEAD_TRAIN_SPLITS]
+    evaluated = [p for p in manifest.pairs if p.split == "unseen_identity"]
+    real = load_real_faces(manifest, ("unseen_identity",), 64)
+    source = VoiceOnlySource(64, training, real.paired(training), 1.0, "test")
+    cache = FeatureCache(options.cache_dir)
+    with ThreadPoolExecutor(1) as background:
+        background.submit(source.prefetch, evaluated, cache).result()
+    assert source.encoder is not None and source.encoder.threads is None  # the thread setting is handed back
+    monkeypatch.setattr(voice_only.VoiceEncoderFeatures, "extract", lambda *a: pytest.fail("embedded again"))
+    descriptors = cache.features(make_extractor("dlib", options), real.pool.images)["descriptor"]
+    predicted = source.predict(GenerationJob(evaluated, 0, 64, Shard(), real.reference(evaluated)), cache, descriptors)
+    np.testing.assert_allclose(predicted, expected, atol=1e-6)
