@@ -287,3 +287,26 @@ def test_torchrun_two_processes_generate_the_same_faces_with_a_python_generator(
                        for p in one)
     assert np.array_equal(*(json.loads((tmp_path / d / "references" / "mean-face" / "results.json").read_text())
                             ["results"]["face_fd"]["rows"]["seen"]["face_fd"]["ci95"] for d in ("one", "two")))
+
+
+def test_nearest_face_search_picks_what_an_exhaustive_loop_picks(monkeypatch):
+    """The nearest-face oracle's library search (in blocks of clips) against one NumPy pass per clip over its
+    speaker's training faces, on the embedded set: the same face for every clip, ties to the first."""
+    from evalkit import runner
+    from evalkit.distributed import Shard
+    from evalkit.generators import reference
+    from evalkit.generators.base import GenerationJob
+    from evalkit.options import EMBEDDED_DATA, RunOptions
+
+    inputs = runner.prepare(RunOptions(data=EMBEDDED_DATA, device="cpu", references=()))
+    job = GenerationJob(inputs.pairs, 0, 64, Shard(), inputs.real.reference(inputs.pairs))
+    monkeypatch.setattr(reference, "SEARCH_BLOCK", 7)
+    images = job.real.pool.images
+    expected = np.empty(len(job.pairs), dtype=np.int64)
+    for identity, clips in reference._by_identity(job).items():
+        candidates = reference.reference_faces(job.real, identity, clips)
+        pixels = images[candidates].reshape(len(candidates), -1).astype(np.int64)
+        for clip in clips:
+            target = images[job.real.paired[clip]].reshape(1, -1).astype(np.int64)
+            expected[clip] = candidates[np.argmin(((pixels - target) ** 2).sum(axis=1))]
+    np.testing.assert_array_equal(reference.nearest_face(job), images[expected])
