@@ -111,8 +111,9 @@ class FeatureCache:
     def __init__(self, directory: Path, shard: Shard | None = None) -> None:
         self.directory = Path(directory)
         self.shard = shard or Shard()
-        # per extractor: the image sets of this run and their features, each set's row digests once computed
-        self._seen: dict[str, list[tuple[np.ndarray, Features, list[bytes] | None]]] = {}
+        # per extractor: the row digests of each image set of this run and its features (not the images: a run's
+        # in-memory inputs, e.g. every clip's speech, would otherwise be held to the end of the run)
+        self._seen: dict[str, list[tuple[list[bytes], Features]]] = {}
 
     def key(self, extractor: FeatureExtractor, images: np.ndarray) -> str:
         identity = json.dumps(extractor.cache_id(), sort_keys=True) + images_sha256(images)
@@ -143,16 +144,13 @@ class FeatureCache:
 
     def _remember(self, extractor: FeatureExtractor, images: np.ndarray, features: Features,
                   digests: list[bytes] | None) -> None:
-        self._seen.setdefault(json.dumps(extractor.cache_id(), sort_keys=True), []).append((images, features, digests))
+        self._seen.setdefault(json.dumps(extractor.cache_id(), sort_keys=True), []).append(
+            (row_digests(images) if digests is None else digests, features))
 
     def _known(self, extractor: FeatureExtractor) -> dict[bytes, tuple[Features, int]]:
         """Digest -> (features, row) of every image this run has features of for ``extractor``."""
         known: dict[bytes, tuple[Features, int]] = {}
-        entries = self._seen.get(json.dumps(extractor.cache_id(), sort_keys=True), [])
-        for k, (images, features, digests) in enumerate(entries):
-            if digests is None:
-                digests = row_digests(images)
-                entries[k] = (images, features, digests)
+        for digests, features in self._seen.get(json.dumps(extractor.cache_id(), sort_keys=True), []):
             for row, digest in enumerate(digests):
                 known.setdefault(digest, (features, row))
         return known
