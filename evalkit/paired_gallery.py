@@ -18,6 +18,7 @@ import numpy as np
 
 from evalkit.clip_files import audio_path
 from evalkit.evalset import EvalSet
+from evalkit.neighbours import nearest
 from evalkit.stats import seeded_rng
 
 GALLERY_FILE = "gallery.csv"
@@ -29,13 +30,12 @@ GALLERY_COLUMNS = ("split", "identity", "clip", "real", "generated", "audio", "r
 
 def nearest_rows(queries: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each query row (n, d) the index of its nearest candidate row (m, d) in Euclidean distance and that
-    distance: ((n,) int64, (n,) float64). Raises ValueError when there is no candidate."""
+    distance: ((n,) int64, (n,) float64), exact and in blocks of queries (``evalkit.neighbours.nearest``). Raises
+    ValueError when there is no candidate."""
     if len(candidates) == 0:
         raise ValueError("no candidate rows")
-    q, c = np.asarray(queries, np.float64), np.asarray(candidates, np.float64)
-    squared = (q * q).sum(1)[:, None] + (c * c).sum(1)[None, :] - 2.0 * q @ c.T
-    index = squared.argmin(axis=1)
-    return index, np.sqrt(np.clip(squared[np.arange(len(q)), index], 0.0, None))
+    squared, index = nearest(queries, candidates)
+    return index, np.sqrt(squared)
 
 
 def sample_positions(identities: np.ndarray, per_identity: int, seed: int, split: str) -> np.ndarray:

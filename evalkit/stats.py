@@ -16,9 +16,10 @@ half-sampling of both sets for precision / recall. SciPy's ``bootstrap`` has no 
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -419,29 +420,31 @@ def _weights(rows: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(rows, minlength=n).astype(np.int32)
 
 
-def _weighted_blocks(weights: Sequence[tuple[np.ndarray, ...]], per_replicate: int
+def _weighted_blocks(weights: Iterable[tuple[np.ndarray, ...]], per_replicate: int
                      ) -> Iterator[tuple[slice, list[np.ndarray]]]:
     """Blocks of stacked resample weights: the block's slice of the replicates, and a list of one float64 (B, n_s)
     array per sample (e.g. generated, reference); ``WEIGHT_BLOCK_BYTES`` of ``per_replicate`` float64 working values
-    at a time."""
+    at a time. ``weights`` is consumed a block at a time, so a generator of resamples is never held whole (memory
+    bounded however many replicates, subsets and rows)."""
     step = max(1, WEIGHT_BLOCK_BYTES // (8 * max(1, per_replicate)))
-    for start in range(0, len(weights), step):
-        block = weights[start : start + step]
+    resamples = iter(weights)
+    start = 0
+    while block := list(itertools.islice(resamples, step)):
         yield (slice(start, start + len(block)),
                [np.stack([w[side] for w in block]).astype(np.float64) for side in range(len(block[0]))])
+        start += len(block)
 
 
 def resample_weight_blocks(clusters: Sequence[Clusters], replicates: int, rng: np.random.Generator,
                            per_replicate: int) -> Iterator[tuple[slice, list[np.ndarray]]]:
     """The cluster-bootstrap resamples of ``cluster_resamples`` (the same draws, in the same order) as row
     multiplicities: blocks (the slice of the replicates, and a list of one float64 (B, n_s) array per sample: how often
-    each row occurs in each resample), ``WEIGHT_BLOCK_BYTES`` of ``per_replicate`` float64 working values at a time. A
-    statistic that is a weighted sum over the distinct rows computes every replicate of a block at once from them
-    (the same values as on the repeated rows, to float64 rounding)."""
+    each row occurs in each resample), ``WEIGHT_BLOCK_BYTES`` of ``per_replicate`` float64 working values at a time,
+    drawn a block at a time. A statistic that is a weighted sum over the distinct rows computes every replicate of a
+    block at once from them (the same values as on the repeated rows, to float64 rounding)."""
     sizes = [len(c.codes) for c in clusters]
-    weights = [tuple(_weights(rows, n) for rows, n in zip(resample, sizes, strict=True))
-               for resample in cluster_resamples(clusters, replicates, rng)]
-    yield from _weighted_blocks(weights, per_replicate)
+    yield from _weighted_blocks((tuple(_weights(rows, n) for rows, n in zip(resample, sizes, strict=True))
+                                 for resample in cluster_resamples(clusters, replicates, rng)), per_replicate)
 
 
 def _quadratic(weights: np.ndarray, matrix: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
@@ -500,17 +503,21 @@ def frechet_replicates(g: GramPair, clusters: Sequence[Clusters], replicates: in
     loop, to float64 rounding (tests/evalkit/test_stats.py). Cost per replicate: O(n m) products and one
     eigenproblem of the smaller side's distinct rows (O(min(n, m)^3)); GRAM_CAP rows a side bound it."""
     n, m = g.sizes
-    weights = [(_weights(i, n), _weights(j, m)) for i, j in cluster_resamples(clusters, replicates, rng)]
-    if any(w.sum() < 2 for pair in weights for w in pair):
-        raise EvalError("a Fréchet distance needs at least 2 samples on each side of every resample")
+
+    def weights() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for i, j in cluster_resamples(clusters, replicates, rng):
+            if min(len(i), len(j)) < 2:
+                raise EvalError("a Fréchet distance needs at least 2 samples on each side of every resample")
+            yield _weights(i, n), _weights(j, m)
+
     diag_x, diag_y = np.diag(g.xx), np.diag(g.yy)
     # the cross term on the smaller side: K (long, short), weighted over the long side's rows
     k, long_side = (g.xy, 0) if n >= m else (g.xy.T, 1)
     moments = cluster_moments(k, clusters[long_side].codes)
-    values = np.empty(len(weights))
+    values = np.empty(replicates)
     # small products and eigenproblems: one BLAS thread beats threads contending for busy cores (measured: 5x)
     with limited_pools(1, "blas"):
-        for rows, (wx, wy) in _weighted_blocks(weights, min(n, m) * (n + m)):
+        for rows, (wx, wy) in _weighted_blocks(weights(), min(n, m) * (n + m)):
             nb, mb = wx.sum(axis=1), wy.sum(axis=1)
             within_x, within_y = _quadratic(wx, g.xx), _quadratic(wy, g.yy)
             mean_gap = within_x / nb**2 + within_y / mb**2 - 2 * _quadratic(wx, g.xy, wy) / (nb * mb)
@@ -534,28 +541,31 @@ def kid_replicates(g: GramPair, subset_size: int, subsets: int, subset_rng: np.r
     unbiased MMD^2 comes from its row multiplicities w: the sum over pairs of distinct positions is
     w^T K w - w . diag(K). Same values as the loop to float64 rounding (tests/evalkit/test_speed.py)."""
     n, m = g.sizes
-    draws: list[tuple[np.ndarray, np.ndarray]] = []
-    owner: list[int] = []
-    for k, (i, j) in enumerate(cluster_resamples(clusters, replicates, rng)):
-        size = min(subset_size, len(i), len(j))
-        if size < 2:
-            raise EvalError(f"KID needs at least 2 samples on each side, got {len(i)} and {len(j)}")
-        pairs = [(i, j)] if len(i) <= subset_size and len(j) <= subset_size else [
-            (subset_rng.choice(i, size, replace=False), subset_rng.choice(j, size, replace=False))
-            for _ in range(subsets)]
-        draws.extend((_weights(a, n), _weights(b, m)) for a, b in pairs)
-        owner.extend([k] * len(pairs))
+    owner: list[int] = []  # the resample of each subset draw
+
+    def draws() -> Iterator[tuple[np.ndarray, np.ndarray]]:  # drawn a block at a time by _weighted_blocks
+        for k, (i, j) in enumerate(cluster_resamples(clusters, replicates, rng)):
+            size = min(subset_size, len(i), len(j))
+            if size < 2:
+                raise EvalError(f"KID needs at least 2 samples on each side, got {len(i)} and {len(j)}")
+            pairs = [(i, j)] if len(i) <= subset_size and len(j) <= subset_size else [
+                (subset_rng.choice(i, size, replace=False), subset_rng.choice(j, size, replace=False))
+                for _ in range(subsets)]
+            for a, b in pairs:
+                owner.append(k)
+                yield _weights(a, n), _weights(b, m)
+
     kxx, kyy, kxy = (_polynomial_kernel(k, g.dim) for k in (g.xx, g.yy, g.xy))
     diag_x, diag_y = np.diag(kxx), np.diag(kyy)
-    values = np.empty(len(draws))
+    values: list[np.ndarray] = []
     with limited_pools(1, "blas"):
-        for rows, (wx, wy) in _weighted_blocks(draws, n + m):
+        for _, (wx, wy) in _weighted_blocks(draws(), n + m):
             nb, mb = wx.sum(axis=1), wy.sum(axis=1)
             within_x = (_quadratic(wx, kxx) - wx @ diag_x) / (nb * (nb - 1))
             within_y = (_quadratic(wy, kyy) - wy @ diag_y) / (mb * (mb - 1))
-            values[rows] = within_x + within_y - 2 * _quadratic(wx, kxy, wy) / (nb * mb)
+            values.append(within_x + within_y - 2 * _quadratic(wx, kxy, wy) / (nb * mb))
     owners = np.array(owner)
-    return np.bincount(owners, weights=values) / np.bincount(owners)
+    return np.bincount(owners, weights=np.concatenate(values)) / np.bincount(owners)
 
 
 HALF_SAMPLING = ("half-sampling of both sets (half of the clusters of each, without replacement), percentile "

@@ -21,7 +21,8 @@ those figures draws no more of the face from the voice than a linear map of a sp
   recording with a fitted one. The map is then refitted on every training clip. With the 2 speakers of the embedded
   set the map can tell the speakers apart and little more: it is the voice-driven counterpart of the mean face.
 - **Cache**: embeddings are cached like image features (``FeatureCache``: the encoder's weights hash, package
-  version and preprocessing, and the SHA-256 of the speech samples).
+  version and preprocessing, and the SHA-256 of the speech samples), one entry per block of ``SPEECH_BLOCK`` clips:
+  the speech is decoded a block at a time, so memory does not grow with the number of clips.
 
 Install: ``pip install librosa`` then ``pip install --no-deps resemblyzer==0.1.4`` (``make install`` does both).
 resemblyzer declares ``webrtcvad`` (a source build; the ``webrtcvad-wheels`` this project installs provides the same
@@ -62,6 +63,7 @@ MIN_VOICED_SAMPLES = 1_600  # 0.1 s at 16 kHz: less left after the VAD's trimmin
 PREPROCESSING = ("centre crop at full scale; resemblyzer preprocess_wav (-30 dBFS, WebRTC VAD trimming; untrimmed "
                  "when under 0.1 s is voiced); VoiceEncoder.embed_utterance")
 BATCH_CLIPS = 64  # clips embedded together: the cache splits work at multiples of it (FeatureExtractor.batch_size)
+SPEECH_BLOCK = 16 * BATCH_CLIPS  # clips decoded at once (64 MB of 1 s speech): memory flat in the number of clips
 MAX_PARTIALS = 256  # 1.6 s partials per LSTM forward (input projections 160 x 1024 float32: ~170 MB a block)
 PARTIAL_RATE, PARTIAL_COVERAGE = 1.3, 0.75  # embed_utterance's defaults (partials per second, last one's coverage)
 SAMPLES_PER_FRAME = 160  # resemblyzer's mel hop: 10 ms at 16 kHz
@@ -284,9 +286,15 @@ class VoiceOnlySource(DescriptorSource):
                              sample_rate=16_000, provenance=provenance)
 
     def embeddings(self, pairs: list[Pair], cache: FeatureCache) -> Features:
+        """Each clip's embedding and ``untrimmed`` flag (``VoiceEncoderFeatures``), its speech decoded and cached
+        ``SPEECH_BLOCK`` clips at a time (module docstring). Raises EvalError when resemblyzer is unavailable or a
+        clip cannot be read."""
         if self.encoder is None:
             raise EvalError(f"voice-only reference unavailable: {self.unavailable}")
-        return cache.features(self.encoder, speech_rows(pairs, self.seconds))
+        encoder = self.encoder
+        blocks = [cache.features(encoder, speech_rows(pairs[start : start + SPEECH_BLOCK], self.seconds))
+                  for start in range(0, len(pairs), SPEECH_BLOCK)]
+        return {name: np.concatenate([block[name] for block in blocks]) for name in ("embedding", "untrimmed")}
 
     def prefetch(self, pairs: list[Pair], cache: FeatureCache, threads: int = 1) -> None:
         """Embed the training clips and ``pairs`` (the evaluated clips) into ``cache`` with ``threads`` torch

@@ -4,14 +4,21 @@ of the speaker's identity?).
 
 Chance levels: for the same-clip cosine, the mean cosine of generated faces to all real faces of the split; for
 retrieval, the mean share of the split's real faces that have the query's identity.
+
+Cost: every generated face against every real face of the split (O(n m d)), in blocks of generated faces of
+``BLOCK_BYTES`` of cosines, so memory stays flat however large the split.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from evalkit.metrics import Metric, MetricContext, register
 from evalkit.stats import Clusters, mean_figure, proportion_figure
+
+BLOCK_BYTES = 32 * 2**20  # float64 cosines of one block of generated faces against the split's real faces
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -33,32 +40,67 @@ def per_clip(ctx: MetricContext, split: str) -> dict[str, np.ndarray]:
     return {"same_clip_cosine": (gen * own).sum(axis=1)}
 
 
+@dataclass(frozen=True)
+class CosineSummary:
+    """``cosine_summaries``' per-clip values (n,) and chance levels."""
+
+    own: np.ndarray
+    same_identity: np.ndarray
+    other_identity: np.ndarray
+    retrieved: np.ndarray
+    chance_own: float
+    chance_retrieval: float
+
+
+def cosine_summaries(generated: np.ndarray, gallery: np.ndarray, own: np.ndarray, identities: np.ndarray,
+                     gallery_identities: np.ndarray) -> CosineSummary:
+    """Per generated unit row (n, d) against the gallery's unit rows (m, d): the cosine to its own real face
+    (``own`` (n,), a gallery row), the mean cosine to the gallery's faces of its identity and of the other identities
+    (NaN where there are none), whether its nearest gallery face (largest cosine) has its identity, all (n,); and the
+    chance levels: the mean cosine over all (n, m) pairs and the mean share of same-identity gallery faces. Blocks
+    of generated rows of ``BLOCK_BYTES`` of cosines."""
+    n, m = len(generated), len(gallery)
+    out = {name: np.empty(n) for name in ("own", "same_identity", "other_identity")}
+    retrieved = np.empty(n, dtype=bool)
+    cosine_total, same_share_total = 0.0, 0.0
+    step = max(1, BLOCK_BYTES // (8 * max(1, m)))
+    for start in range(0, n, step):
+        rows = slice(start, min(start + step, n))
+        cosines = generated[rows] @ gallery.T
+        same = identities[rows, None] == gallery_identities[None, :]
+        count = same.sum(axis=1)
+        row_sum, same_sum = cosines.sum(axis=1), np.where(same, cosines, 0.0).sum(axis=1)
+        out["own"][rows] = cosines[np.arange(len(cosines)), own[rows]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["same_identity"][rows] = same_sum / count
+            out["other_identity"][rows] = (row_sum - same_sum) / (m - count)
+        retrieved[rows] = same[np.arange(len(cosines)), cosines.argmax(axis=1)]
+        cosine_total += float(row_sum.sum())
+        same_share_total += float((count / m).sum())
+    return CosineSummary(out["own"], out["same_identity"], out["other_identity"], retrieved, cosine_total / (n * m),
+                         same_share_total / n)
+
+
 def evaluate(ctx: MetricContext, split: str) -> dict:
     generated, real = ctx.features("dlib")
     ev = ctx.evalset
-    gen = _unit(generated["descriptor"][ev.generated_index[split]])
     real_index = ev.real_index[split]
-    gallery = _unit(real["descriptor"][real_index])
-    cosines = gen @ gallery.T
     position = {face: k for k, face in enumerate(real_index.tolist())}
-    own = np.array([position[face] for face in ev.paired_real[split].tolist()])
-    rows = np.arange(len(gen))
-    identities = ev.generated.identities[ev.generated_index[split]]
-    same = identities[:, None] == ev.real.identities[real_index][None, :]
-    same_identity = np.array([cosines[r, same[r]].mean() for r in rows])
-    others = same.sum(axis=1) < same.shape[1]
-    other_identity = np.array([cosines[r, ~same[r]].mean() for r in rows[others]])
-    retrieved = same[rows, cosines.argmax(axis=1)]
+    own = np.array([position[face] for face in ev.paired_real[split].tolist()], dtype=np.int64)
+    summary = cosine_summaries(_unit(generated["descriptor"][ev.generated_index[split]]),
+                               _unit(real["descriptor"][real_index]), own,
+                               ev.generated.identities[ev.generated_index[split]], ev.real.identities[real_index])
     clusters, _ = ctx.split_clusters(split)
+    others = np.isfinite(summary.other_identity)
     result = {
-        "same_clip_cosine": _mean_figure(ctx, cosines[rows, own], float(cosines.mean()), clusters, "same_clip", split),
-        "same_identity_cosine": _mean_figure(ctx, same_identity, None, clusters, "same_identity", split),
-        "retrieval_top1": proportion_figure(retrieved, float(same.mean(axis=1).mean()), clusters,
+        "same_clip_cosine": _mean_figure(ctx, summary.own, summary.chance_own, clusters, "same_clip", split),
+        "same_identity_cosine": _mean_figure(ctx, summary.same_identity, None, clusters, "same_identity", split),
+        "retrieval_top1": proportion_figure(summary.retrieved, summary.chance_retrieval, clusters,
                                             ctx.options.bootstrap, ctx.rng("retrieval", split)),
     }
-    if len(other_identity):
-        result["other_identity_cosine"] = _mean_figure(ctx, other_identity, None, clusters.subset(others),
-                                                       "other_identity", split)
+    if others.any():
+        result["other_identity_cosine"] = _mean_figure(ctx, summary.other_identity[others], None,
+                                                       clusters.subset(others), "other_identity", split)
     return result
 
 

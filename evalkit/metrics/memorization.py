@@ -27,6 +27,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from evalkit.metrics import Metric, MetricContext, register
+from evalkit.neighbours import nearest, nearest_in_group
 from evalkit.stats import Clusters, cluster_resamples, figure, percentile_interval, proportion_figure
 
 MIN_CELL = 20  # generated and held-out faces a cell needs for its U statistic's normal approximation
@@ -36,10 +37,15 @@ MAX_CELLS = 5
 def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(n, m) float64 squared Euclidean distances between rows a (n, d) and b (m, d), by SciPy's ``cdist``
     ("sqeuclidean": sums of squared differences, so a near copy's distance carries no cancellation error, as the
-    |a|^2 + |b|^2 - 2 a.b expansion does). The nearest-neighbour lookups of this module are brute-force minima over
-    these matrices: O(n m d) time and n m float64 of memory for n generated clips and m real faces (a space-partition
-    tree does not beat brute force on 128-d descriptors)."""
+    |a|^2 + |b|^2 - 2 a.b expansion does). For small m only (the k-means centroids); ``nearest`` bounds the rest."""
     return cdist(np.asarray(a, np.float64), np.asarray(b, np.float64), "sqeuclidean")
+
+
+def _group_sizes(groups: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """How many entries of ``groups`` equal each entry of ``of`` (int64, len(of))."""
+    present, counts = np.unique(groups, return_counts=True)
+    sizes = dict(zip(present.tolist(), counts.tolist(), strict=True))
+    return np.array([sizes.get(group, 0) for group in np.asarray(of).tolist()], dtype=np.int64)
 
 
 def training_nearer(queries: np.ndarray, query_identities: np.ndarray, training: np.ndarray,
@@ -48,27 +54,21 @@ def training_nearer(queries: np.ndarray, query_identities: np.ndarray, training:
     """Per query: whether its nearest real face of its identity is a training face, and the chance of that,
     |train_X| / (|train_X| + |held-out_X|). ``leave_out`` (per query, a held-out row index or -1) removes the query
     itself from the held-out faces."""
-    to_training = squared_distances(queries, training)
-    to_training[query_identities[:, None] != training_identities[None, :]] = np.inf
-    to_heldout = squared_distances(queries, heldout)
-    to_heldout[query_identities[:, None] != heldout_identities[None, :]] = np.inf
-    n_heldout = (query_identities[:, None] == heldout_identities[None, :]).sum(axis=1).astype(np.float64)
+    to_training = nearest_in_group(queries, query_identities, training, training_identities)
+    to_heldout = nearest_in_group(queries, query_identities, heldout, heldout_identities, leave_out)
+    n_heldout = _group_sizes(heldout_identities, query_identities).astype(np.float64)
     if leave_out is not None:
-        rows = np.flatnonzero(leave_out >= 0)
-        to_heldout[rows, leave_out[rows]] = np.inf
-        n_heldout[rows] -= 1
-    n_training = (query_identities[:, None] == training_identities[None, :]).sum(axis=1)
-    return to_training.min(axis=1) < to_heldout.min(axis=1), n_training / (n_training + n_heldout)
+        n_heldout -= leave_out >= 0
+    n_training = _group_sizes(training_identities, query_identities)
+    return to_training < to_heldout, n_training / (n_training + n_heldout)
 
 
 def authentic(queries: np.ndarray, training: np.ndarray) -> np.ndarray:
     """Alaa et al.'s authenticity per query: its nearest training face t* is no nearer to it than t*'s nearest other
     training face is to t*."""
-    to_training = squared_distances(queries, training)
-    nearest = to_training.argmin(axis=1)
-    among = squared_distances(training, training)
-    np.fill_diagonal(among, np.inf)
-    return to_training[np.arange(len(queries)), nearest] >= among.min(axis=1)[nearest]
+    to_training, nearest_row = nearest(queries, training)
+    among, _ = nearest(training, training, exclude=np.arange(len(training)))
+    return to_training >= among[nearest_row]
 
 
 def weighted_u(generated: np.ndarray, heldout: np.ndarray, generated_weights: np.ndarray,
@@ -103,14 +103,8 @@ def data_copying(generated: np.ndarray, heldout: np.ndarray, training: np.ndarra
     centroids, training_cell = kmeans2(np.asarray(training, np.float64), cells, minit="++", rng=rng)
     generated_cell = squared_distances(generated, centroids).argmin(axis=1)
     heldout_cell = squared_distances(heldout, centroids).argmin(axis=1)
-
-    def nearest_training(rows: np.ndarray, row_cell: np.ndarray) -> np.ndarray:
-        d = squared_distances(rows, training)
-        d[row_cell[:, None] != training_cell[None, :]] = np.inf
-        return np.sqrt(d.min(axis=1))
-
-    gen_distance = nearest_training(generated, generated_cell)
-    held_distance = nearest_training(heldout, heldout_cell)
+    gen_distance = np.sqrt(nearest_in_group(generated, generated_cell, training, training_cell))
+    held_distance = np.sqrt(nearest_in_group(heldout, heldout_cell, training, training_cell))
 
     def statistic(generated_weights: np.ndarray, heldout_weights: np.ndarray) -> np.ndarray:
         """C_T of each resample, given as row multiplicities (B, len(generated)) and (B, len(heldout)); NaN where

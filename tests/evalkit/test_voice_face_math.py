@@ -335,3 +335,61 @@ def test_memorization_lookups_find_the_neighbours_of_the_expanded_distances():
     expected = expanded(queries, training)[np.arange(50), nearest] >= among.min(axis=1)[nearest]
     np.testing.assert_array_equal(authentic(queries, training), expected)
     assert not authentic(queries, training)[:5].any()  # a copy is never authentic
+
+
+def test_memorization_lookups_in_blocks_equal_the_whole_distance_matrix(monkeypatch):
+    """With blocks of two queries (``NEIGHBOUR_MEMORY_MB`` ~1 KB), training-nearer (with each query left out of its
+    own held-out comparison), its chance and authenticity equal the lookups on the whole (n, m) matrices of SciPy's
+    squared distances; a speaker with no held-out face left is never training-nearer's loser by accident."""
+    from scipy.spatial.distance import cdist
+
+    from evalkit import neighbours
+
+    rng = np.random.default_rng(3)
+    training, heldout = rng.normal(size=(30, 8)), rng.normal(size=(21, 8))
+    ids_training, ids_heldout = np.arange(30) % 3, np.array([0] * 10 + [1] * 10 + [2])
+    queries, ids_queries, leave_out = heldout, ids_heldout, np.arange(21)  # the reference row: held-out faces
+    monkeypatch.setattr(neighbours, "NEIGHBOUR_MEMORY_MB", 0.001)
+    nearer, chance = training_nearer(queries, ids_queries, training, ids_training, heldout, ids_heldout, leave_out)
+    to_training, to_heldout = cdist(queries, training, "sqeuclidean"), cdist(queries, heldout, "sqeuclidean")
+    to_training[ids_queries[:, None] != ids_training[None, :]] = np.inf
+    to_heldout[ids_queries[:, None] != ids_heldout[None, :]] = np.inf
+    to_heldout[np.arange(21), leave_out] = np.inf
+    np.testing.assert_array_equal(nearer, to_training.min(axis=1) < to_heldout.min(axis=1))
+    assert nearer[20]  # speaker 2's only held-out face, left out: nothing held out is nearer
+    n_heldout = (ids_queries[:, None] == ids_heldout[None, :]).sum(axis=1) - 1
+    n_training = (ids_queries[:, None] == ids_training[None, :]).sum(axis=1)
+    np.testing.assert_allclose(chance, n_training / (n_training + n_heldout))
+    among = cdist(training, training, "sqeuclidean")
+    np.fill_diagonal(among, np.inf)
+    full = cdist(queries, training, "sqeuclidean")
+    nearest = full.argmin(axis=1)
+    np.testing.assert_array_equal(authentic(queries, training),
+                                  full[np.arange(21), nearest] >= among.min(axis=1)[nearest])
+
+
+def test_identity_similarity_in_blocks_equals_the_whole_cosine_matrix(monkeypatch):
+    """``cosine_summaries`` over blocks of 3 generated faces gives what the whole (n, m) cosine matrix gives: each
+    clip's own-face cosine, its mean same- and other-identity cosines (NaN without another identity), top-1
+    retrieval and both chance levels."""
+    from evalkit.metrics import identity_similarity
+
+    rng = np.random.default_rng(5)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    generated, gallery = unit(rng.normal(size=(17, 6))), unit(rng.normal(size=(9, 6)))
+    identities, gallery_identities = np.array(list("aabbbcccc") + list("abcabcab")), np.array(list("aaabbbccc"))
+    identities[16] = "d"  # no real face of its own identity: same-identity mean NaN
+    own = rng.integers(0, 9, 17)
+    monkeypatch.setattr(identity_similarity, "BLOCK_BYTES", 3 * 8 * 9)
+    got = identity_similarity.cosine_summaries(generated, gallery, own, identities, gallery_identities)
+    cosines = generated @ gallery.T
+    same = identities[:, None] == gallery_identities[None, :]
+    np.testing.assert_allclose(got.own, cosines[np.arange(17), own], rtol=1e-12)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_allclose(got.same_identity, [cosines[r, same[r]].mean() if same[r].any() else np.nan
+                                                       for r in range(17)], rtol=1e-12)
+    np.testing.assert_allclose(got.other_identity, [cosines[r, ~same[r]].mean() for r in range(17)], rtol=1e-12)
+    np.testing.assert_array_equal(got.retrieved, same[np.arange(17), cosines.argmax(axis=1)])
+    assert np.isnan(got.same_identity[16]) and not got.retrieved[16]
+    assert got.chance_own == pytest.approx(cosines.mean(), rel=1e-12)
+    assert got.chance_retrieval == pytest.approx(same.mean(axis=1).mean(), rel=1e-12)

@@ -341,3 +341,26 @@ def test_prefetched_embeddings_are_read_by_predict_and_give_the_same_prediction(
     descriptors = cache.features(make_extractor("dlib", options), real.pool.images)["descriptor"]
     predicted = source.predict(GenerationJob(evaluated, 0, 64, Shard(), real.reference(evaluated)), cache, descriptors)
     np.testing.assert_allclose(predicted, expected, atol=1e-6)
+
+
+def test_speech_is_decoded_and_cached_a_block_of_clips_at_a_time(tmp_path, monkeypatch):
+    """``embeddings`` decodes at most ``SPEECH_BLOCK`` clips at once (memory flat in the number of clips), caches one
+    entry per block, and gives what one pass over every clip gives; a second call decodes but embeds nothing."""
+    pytest.importorskip("resemblyzer", reason="install with: " + voice_only.INSTALL)
+    manifest_path, _, _ = grid_manifest(tmp_path / "grid" / "manifest.csv")
+    pairs = read_manifest(manifest_path).pairs
+    source = VoiceOnlySource(64, pairs, np.arange(len(pairs)), 1.0, "test")
+    assert source.encoder is not None
+    whole = source.encoder.extract(voice_only.speech_rows(pairs, 1.0))
+    monkeypatch.setattr(voice_only, "SPEECH_BLOCK", 3)
+    decoded: list[int] = []
+    monkeypatch.setattr(voice_only, "speech_rows", lambda block, seconds, original=voice_only.speech_rows:
+                        decoded.append(len(block)) or original(block, seconds))
+    blocked = source.embeddings(pairs, FeatureCache(tmp_path / "cache"))
+    assert len(pairs) > 3 and decoded == [3] * (len(pairs) // 3) + ([len(pairs) % 3] if len(pairs) % 3 else [])
+    np.testing.assert_allclose(blocked["embedding"], whole["embedding"], rtol=0, atol=2e-6)
+    np.testing.assert_array_equal(blocked["untrimmed"], whole["untrimmed"])
+    assert len(list((tmp_path / "cache").glob("*/*.npz"))) == len(decoded)
+    monkeypatch.setattr(voice_only.VoiceEncoderFeatures, "extract", lambda *a: pytest.fail("embedded again"))
+    again = source.embeddings(pairs, FeatureCache(tmp_path / "cache"))
+    np.testing.assert_array_equal(again["embedding"], blocked["embedding"])
