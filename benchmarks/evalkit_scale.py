@@ -116,6 +116,10 @@ def exponent(sizes: list[int], seconds: list[float]) -> float | None:
 
 
 def evalkit_command(manifest: Path, out: Path, cache: Path, nproc: int, references: str | None) -> list[str]:
+    """The ``evalkit run`` command line; empties ``out`` and ``cache`` first (a reused ``--work`` folder would
+    otherwise give a warm cache)."""
+    for folder in (out, cache):
+        shutil.rmtree(folder, ignore_errors=True)
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m"] \
         if nproc > 1 else [sys.executable, "-m"]
     chosen = ["--references", references] if references else []

@@ -17,6 +17,13 @@ second or so at no cost), and decided again for every piece. At least one thread
 Pools are limited through one ``threadpoolctl.ThreadpoolController`` (``limited_pools``): constructing one scans every
 loaded shared library (~4 ms), which a ``threadpool_limits(...)`` per call repeated 1,200 times in a run; the scan is
 redone only when modules were imported since (a new extension may bring a new pool).
+
+Threads of one process: torch's intra-op setting and OpenMP's thread count belong to the calling thread (an OpenMP
+ICV), so each thread sets and restores its own. A BLAS pool (OpenBLAS, MKL, BLIS) is one per process, and two threads
+that each limit it and restore "their" previous value on exit can leave it limited after both (a background thread's
+block ending inside the main thread's); OpenBLAS 0.3.31 (numpy's) even ignores a second thread's setting once the
+main thread has made one (measured). So only the main thread limits BLAS pools; a background thread's
+``limited_pools`` limits its own OpenMP pool, and its ``cpu_threads`` its torch threads.
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from threadpoolctl import ThreadpoolController
@@ -120,7 +128,12 @@ def pool_controller() -> ThreadpoolController:
 
 def limited_pools(threads: int, user_api: str | None = None) -> AbstractContextManager:
     """A context manager limiting the native thread pools (``user_api``: "blas", "openmp" or None for both) to
-    ``threads`` for its block, restored after (threadpoolctl's ``ThreadpoolController.limit``)."""
+    ``threads`` for its block, restored after (threadpoolctl's ``ThreadpoolController.limit``). Outside the main
+    thread only its own OpenMP pool (module docstring: the process's BLAS pools are the main thread's to set)."""
+    if threading.current_thread() is not threading.main_thread():
+        if user_api == "blas":
+            return nullcontext()
+        user_api = "openmp"
     return pool_controller().limit(limits=threads, user_api=user_api)
 
 

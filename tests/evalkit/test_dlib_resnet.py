@@ -196,3 +196,43 @@ def test_detection_in_worker_processes_equals_detection_in_one(extractor):
         assert np.array_equal(one.landmarks, many.landmarks, equal_nan=True)
     features = extractor.extract(images)
     assert features["detected"].sum() == sum(block.detected.sum() for block in alone)
+
+
+def test_a_background_threads_limits_leave_the_process_blas_pool_to_the_main_thread():
+    """A background thread's ``cpu_threads(1)`` (the voice embeddings' one thread) that ends inside a block of the
+    main thread's limits its own torch threads and leaves the process's BLAS pool alone: the main thread's limits
+    hold while both are open and the pool is back at its count after both (it was left at 1 before: each thread
+    restored "its" previous value)."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    def blas() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    original = blas()
+    assert original, "numpy's BLAS pool should be visible to threadpoolctl"
+    entered, release = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def background() -> None:
+        with cpu_threads(1):
+            seen.append(torch.get_num_threads())
+            with limited_pools(1, "blas"):
+                entered.set()
+                release.wait(timeout=30)
+
+    worker = threading.Thread(target=background, daemon=True)
+    worker.start()
+    try:
+        assert entered.wait(timeout=30)
+        assert seen == [1] and blas() == original and torch.get_num_threads() != 0
+        mine = original[0] + 1  # a count the pool does not have by itself
+        with limited_pools(mine, "blas"):
+            assert blas() == [mine] * len(original)
+            release.set()
+            worker.join(timeout=30)
+            assert blas() == [mine] * len(original)
+    finally:
+        release.set()
+    assert blas() == original
