@@ -171,14 +171,19 @@ def _pairs(ctx: MetricContext, split: str) -> tuple[np.ndarray, np.ndarray, np.n
     return g, r, faces, valid
 
 
-def all_pairings_error(generated: np.ndarray, real: np.ndarray, block: int = 256) -> float:
-    """Mean over every (generated row, real row) pairing of the mean |ln(generated / real)|: the expected
-    ``ratio_error`` of a random pairing (computed in blocks of rows to bound memory)."""
-    total = 0.0
+def all_pairings_error(generated: np.ndarray, real: np.ndarray) -> float:
+    """Mean over every (generated row, real row) pairing of the mean |ln(generated / real)| over the ratios: the
+    expected ``ratio_error`` of a random pairing. Per ratio, sum_ij |a_i - b_j| from the sorted b and its prefix
+    sums (each a_i adds a_i c - S_below + S_above - a_i (m - c), c the b's below it): O((n + m) log m) time and
+    O(n + m) memory instead of the n x m pairs."""
     log_g, log_r = np.log(generated), np.log(real)
-    for start in range(0, len(log_g), block):
-        total += np.abs(log_g[start:start + block, None, :] - log_r[None, :, :]).mean(axis=2).sum()
-    return float(total / (len(log_g) * len(log_r)))
+    total = 0.0
+    for a, b in zip(log_g.T, log_r.T, strict=True):
+        b = np.sort(b)
+        prefix = np.concatenate([[0.0], np.cumsum(b)])
+        below = np.searchsorted(b, a)  # b's below a (ties add |a - b| = 0 on either side)
+        total += float((a * below - prefix[below] + (prefix[-1] - prefix[below]) - a * (len(b) - below)).sum())
+    return total / (len(log_g) * len(log_r) * log_g.shape[1])
 
 
 def per_clip(ctx: MetricContext, split: str) -> dict[str, np.ndarray]:

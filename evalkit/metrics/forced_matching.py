@@ -19,6 +19,7 @@ voice-blind face above 1/N).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from math import comb
 
 import numpy as np
@@ -45,14 +46,20 @@ def elementary_symmetric(p: list[np.ndarray], k: int) -> np.ndarray:
     return e[k]
 
 
+BLOCK_BYTES = 64 * 2**20  # float64 working memory of one block of queries (their (b, t) arrays, one per identity)
+
+
 def matching_probabilities(queries: np.ndarray, true_faces: np.ndarray, true_identity: np.ndarray,
-                           gallery: Gallery, n_way: int, block: int = 256) -> np.ndarray:
-    """(n, t) probability that query row q picks true face f in a 1:``n_way`` forced choice, for every query
-    (n, d) and every candidate true face (t, d) of identity ``true_identity[f]`` (gallery positions); queries are
-    taken ``block`` at a time to bound memory."""
+                           gallery: Gallery, n_way: int, block: int | None = None
+                           ) -> Iterator[tuple[slice, np.ndarray]]:
+    """Blocks (rows of the queries, (b, t) probabilities) of the probability that query row q picks true face f in a
+    1:``n_way`` forced choice, for every query (n, d) and every candidate true face (t, d) of identity
+    ``true_identity[f]`` (gallery positions). ``block`` queries at a time (default: ``BLOCK_BYTES`` of working
+    arrays), so the (n, t) matrix is never held: memory stays flat however many clips."""
     q_all = unit_rows(queries)
     true_unit = unit_rows(true_faces)
-    result = np.zeros((len(q_all), len(true_unit)))
+    if block is None:
+        block = max(1, BLOCK_BYTES // (8 * max(1, len(true_unit)) * (len(gallery) + 3)))
     groups = [(np.flatnonzero(true_identity == identity), impostor_identities(gallery, identity))
               for identity in np.unique(true_identity)]
     for start in range(0, len(q_all), block):
@@ -65,10 +72,11 @@ def matching_probabilities(queries: np.ndarray, true_faces: np.ndarray, true_ide
             for column in cosines.T:  # M faces: (b, t) comparisons, no (b, t, M) temporaries
                 tally += (column[:, None] < true_cosine) + 0.5 * (column[:, None] == true_cosine)
             below[x] = tally / cosines.shape[1]
+        result = np.zeros(true_cosine.shape)
         for columns, eligible in groups:
             p = [below[x][:, columns] for x in eligible]
-            result[start:start + block, columns] = elementary_symmetric(p, n_way - 1) / comb(len(eligible), n_way - 1)
-    return result
+            result[:, columns] = elementary_symmetric(p, n_way - 1) / comb(len(eligible), n_way - 1)
+        yield slice(start, start + len(q)), result
 
 
 def _computed(ctx: MetricContext, split: str) -> dict:
@@ -89,9 +97,12 @@ def _computed(ctx: MetricContext, split: str) -> dict:
         n_ways = sorted({2, min(ctx.options.matching_n, 1 + fewest)})
         weights = np.bincount(position, minlength=len(faces)) / len(position)
         computed["n_ways"] = n_ways
-        for n_way in n_ways:
-            p = matching_probabilities(queries, real["descriptor"][faces], true_identity, gallery, n_way)
-            computed[n_way] = (p[np.arange(len(queries)), position], float((p @ weights).mean()))
+        for n_way in n_ways:  # each clip's own face's probability, and the mean over every face (chance)
+            own, chance = np.empty(len(queries)), 0.0
+            for rows, p in matching_probabilities(queries, real["descriptor"][faces], true_identity, gallery, n_way):
+                own[rows] = p[np.arange(len(p)), position[rows]]
+                chance += float((p @ weights).sum())
+            computed[n_way] = (own, chance / len(queries))
     ctx.memo[memo_key] = computed
     return computed
 

@@ -12,6 +12,7 @@ import pytest
 from evalkit.gallery import Gallery, unit_rows
 from evalkit.metrics.craniofacial import (
     RATIOS,
+    all_pairings_error,
     column_correlations,
     craniofacial_ratios,
     weighted_column_correlations,
@@ -107,9 +108,12 @@ def test_forced_matching_probability_is_exact():
     queries, true_faces = rng.normal(size=(4, dims)), rng.normal(size=(2, dims))
     true_identity = np.array([0, 2])
     for n_way in (2, 3):
-        p = matching_probabilities(queries, true_faces, true_identity, gallery, n_way)
-        blocked = matching_probabilities(queries, true_faces, true_identity, gallery, n_way, block=3)
-        np.testing.assert_allclose(blocked, p)
+        whole = list(matching_probabilities(queries, true_faces, true_identity, gallery, n_way))
+        assert [rows for rows, _ in whole] == [slice(0, 4)]  # the default block holds these 4 queries
+        p = whole[0][1]
+        blocked = list(matching_probabilities(queries, true_faces, true_identity, gallery, n_way, block=3))
+        assert [rows for rows, _ in blocked] == [slice(0, 3), slice(3, 4)]
+        np.testing.assert_allclose(np.concatenate([b for _, b in blocked]), p)
         for q, f in itertools.product(range(4), range(2)):
             eligible = [x for x in range(identities) if x != true_identity[f]
                         and gallery.genders[x] == gallery.genders[true_identity[f]]]
@@ -393,3 +397,13 @@ def test_identity_similarity_in_blocks_equals_the_whole_cosine_matrix(monkeypatc
     assert np.isnan(got.same_identity[16]) and not got.retrieved[16]
     assert got.chance_own == pytest.approx(cosines.mean(), rel=1e-12)
     assert got.chance_retrieval == pytest.approx(same.mean(axis=1).mean(), rel=1e-12)
+
+
+def test_all_pairings_error_from_sorted_prefix_sums_equals_every_pair():
+    """The chance level of the craniofacial ratio error (every generated face against every real face) from sorted
+    prefix sums equals the mean over the whole (n, m, ratios) array of |ln(g / r)|, ties included."""
+    rng = np.random.default_rng(8)
+    generated, real = rng.uniform(0.5, 2.0, size=(37, 10)), rng.uniform(0.5, 2.0, size=(23, 10))
+    real[:5] = generated[:5]  # equal values: ties between a generated and a real ratio
+    expected = np.abs(np.log(generated)[:, None, :] - np.log(real)[None, :, :]).mean()
+    assert all_pairings_error(generated, real) == pytest.approx(expected, rel=1e-12)
