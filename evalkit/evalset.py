@@ -18,6 +18,7 @@ from tqdm import tqdm
 from evalkit.errors import EvalError
 from evalkit.generators.base import RealReference
 from evalkit.options import EVAL_SPLITS, HEAD_HELDOUT_SPLIT, HEAD_TRAIN_SPLITS
+from evalkit.streaming import scratch_array
 from generator.data.faces import read_face_rgb
 from generator.data.manifest import Manifest, Pair
 from generator.errors import DataError
@@ -158,8 +159,11 @@ class RealFaces:
         return np.array([self.face_index[p.face, p.face_order] for p in pairs], dtype=np.int64)
 
 
-def load_real_faces(manifest: Manifest, splits: tuple[str, ...], size: int) -> RealFaces:
-    """The distinct real faces of the evaluated splits and of the training splits, decoded once each."""
+def load_real_faces(manifest: Manifest, splits: tuple[str, ...], size: int, cache_dir: Path | None = None
+                    ) -> RealFaces:
+    """The distinct real faces of the evaluated splits and of the training splits, decoded once each; with a cache
+    folder into a memory map of a scratch file (``evalkit.streaming.scratch_array``: memory flat in the number of
+    faces). Raises EvalError for an unreadable or too small face, or a cache folder that cannot be written."""
     by_split = {s: [p for p in manifest.pairs if p.split == s] for s in manifest.splits}
     train_pairs = [p for s in HEAD_TRAIN_SPLITS for p in by_split.get(s, [])]
     train_keys = set(_face_keys(train_pairs))
@@ -170,9 +174,15 @@ def load_real_faces(manifest: Manifest, splits: tuple[str, ...], size: int) -> R
         first_pair.setdefault((p.face, p.face_order), p)
     keys = list(first_pair)
     index = {key: i for i, key in enumerate(keys)}
-    images = [_real_face(first_pair[k], size) for k in tqdm(keys, desc="loading real faces", unit="face", disable=None)]
+    try:
+        images = scratch_array((len(keys), size, size, 3), np.uint8, cache_dir)
+    except OSError as exc:
+        raise EvalError(f"{cache_dir}: cannot write the real faces' scratch file ({exc}); pick another --cache-dir"
+                        ) from None
+    for i, key in enumerate(tqdm(keys, desc="loading real faces", unit="face", disable=None)):
+        images[i] = _real_face(first_pair[key], size)
     pool = ImagePool(
-        np.stack(images) if images else np.zeros((0, size, size, 3), dtype=np.uint8),
+        images,
         np.array([first_pair[k].identity for k in keys]),
         tuple(f"real/{n}.png" for n in unique_names([(first_pair[k].identity, k[0]) for k in keys])),
         np.array([cluster_label(first_pair[k]) for k in keys]),

@@ -221,7 +221,7 @@ def prepare(options: RunOptions) -> Inputs:
                          manifest.path.parent if manifest.path else Path.cwd(), options.device, options.sampling)
     source.check(pairs)
     check_compatible(source.info.identities, source.info.name, manifest, splits)
-    real = load_real_faces(manifest, splits, source.info.image_size)
+    real = load_real_faces(manifest, splits, source.info.image_size, options.cache_dir)
     return Inputs(options, manifest, splits, pairs, source, real, plan_metrics(options, real))
 
 
@@ -297,6 +297,9 @@ def compute_scores(inputs: Inputs, ctx: MetricContext) -> Scores:
         results = {m.name: evaluate_metric(m, ctx, inputs.plan) for m in inputs.plan.metrics}
     with stage("per-clip values"):
         per_clip = per_clip_values(ctx, inputs.plan, inputs.splits)
+    # the metrics' shared values (Gram matrices, neighbour distances: up to ~60 MB a split) are not read again; the
+    # context itself lives on (its features) while the reference generators are scored
+    ctx.memo.clear()
     return Scores(results, per_clip, ctx.warnings[before:])
 
 

@@ -10,6 +10,7 @@ PNGs) reads it a piece at a time.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,3 +34,19 @@ def stored_array(path: Path, shape: tuple[int, ...], dtype: np.dtype | type) -> 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+SCRATCH_DIR = "scratch"  # under the cache folder: files of this run's image sets, removed as soon as they are mapped
+
+
+def scratch_array(shape: tuple[int, ...], dtype: np.dtype | type, cache_dir: Path | None) -> np.ndarray:
+    """A writable array for one run's image set (the real faces, a reference generator's faces): a memory map of a
+    file under ``<cache_dir>/scratch/`` that is removed at once (the mapping keeps its pages, which are the operating
+    system's page cache, written back and reclaimable, until the array is freed), so memory does not grow with the
+    set; an in-memory array when ``cache_dir`` is None. Raises OSError when the folder cannot be written."""
+    if cache_dir is None:
+        return np.empty(shape, dtype)
+    folder = cache_dir / SCRATCH_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=f"{os.getpid()}-", suffix=".npy") as handle:
+        return np.lib.format.open_memmap(handle.name, mode="w+", dtype=dtype, shape=shape)

@@ -21,6 +21,7 @@ oracle there. Faces are the run's real faces at the evaluated size (uint8 RGB).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from evalkit.generators.base import FaceSource, GenerationJob, GeneratorInfo, Re
 from evalkit.options import REFERENCE_NAMES
 from evalkit.registry import Registry
 from evalkit.stats import seeded_rng
+from evalkit.streaming import scratch_array
 from generator.data.manifest import Pair
 
 DESCRIPTIONS = {
@@ -68,9 +70,20 @@ def _pixels(pool_images: np.ndarray, index: np.ndarray) -> np.ndarray:
     return pool_images[index].reshape(len(index), -1).astype(np.float64)
 
 
-Builder = Callable[[GenerationJob], np.ndarray]
+@dataclass(frozen=True)
+class Drawn:
+    """A reference generator's faces as draws from a palette: clip k gets ``palette[index[k]]`` (``palette`` uint8
+    RGB (K, S, S, 3), often the real pool itself; ``index`` int64 (N,)), so that N faces cost N indices until they
+    are written out (``ReferenceSource.faces``)."""
+
+    palette: np.ndarray
+    index: np.ndarray
+
+
+Builder = Callable[[GenerationJob], Drawn]
 BUILDERS: Registry[Builder] = Registry("reference generator")
-"""The face-drawing function of each reference generator (job -> uint8 RGB faces, one per pair)."""
+"""The face-drawing function of each reference generator (job -> ``Drawn``: one face per pair)."""
+FACE_BLOCK = 1024  # faces copied from the palette at a time
 
 
 def builds(name: str) -> Callable[[Builder], Builder]:
@@ -84,16 +97,19 @@ def builds(name: str) -> Callable[[Builder], Builder]:
 
 
 @builds("mean-face")
-def mean_face(job: GenerationJob) -> np.ndarray:
+def mean_face(job: GenerationJob) -> Drawn:
     images = job.real.pool.images
-    faces = np.empty((len(job.pairs), *images.shape[1:]), dtype=np.uint8)
-    for identity, clips in _by_identity(job).items():
-        faces[clips] = np.round(images[reference_faces(job.real, identity, clips)].astype(np.float64).mean(axis=0))
-    return faces
+    groups = _by_identity(job)
+    palette = np.empty((len(groups), *images.shape[1:]), dtype=np.uint8)
+    index = np.empty(len(job.pairs), dtype=np.int64)
+    for k, (identity, clips) in enumerate(groups.items()):
+        palette[k] = np.round(images[reference_faces(job.real, identity, clips)].astype(np.float64).mean(axis=0))
+        index[clips] = k
+    return Drawn(palette, index)
 
 
 @builds("random-face")
-def random_face(job: GenerationJob) -> np.ndarray:
+def random_face(job: GenerationJob) -> Drawn:
     groups = _by_identity(job)
     pools = {identity: reference_faces(job.real, identity, clips) for identity, clips in groups.items()}
     trained = sorted(i for i, faces in job.real.training.items() if len(faces))
@@ -101,12 +117,11 @@ def random_face(job: GenerationJob) -> np.ndarray:
     names = sorted(drawable)
     rng = seeded_rng(job.seed, "reference", "random-face")
     drawn = rng.integers(len(names), size=len(job.pairs))
-    index = np.array([rng.choice(drawable[names[d]]) for d in drawn], dtype=np.int64)
-    return job.real.pool.images[index]
+    return Drawn(job.real.pool.images, np.array([rng.choice(drawable[names[d]]) for d in drawn], dtype=np.int64))
 
 
 @builds("nearest-face")
-def nearest_face(job: GenerationJob) -> np.ndarray:
+def nearest_face(job: GenerationJob) -> Drawn:
     """Each clip's speaker's training face nearest (squared pixel distance) to the clip's own face; the first such
     face on ties. The search is scikit-learn's ``pairwise_distances_argmin`` (chunked, BLAS): on uint8 pixels held as
     float64 every distance is an exact integer, so it picks what an exhaustive loop picks, at O(clips x faces x
@@ -121,17 +136,17 @@ def nearest_face(job: GenerationJob) -> np.ndarray:
         for block in np.array_split(clips, -(-len(clips) // SEARCH_BLOCK)):  # float64 targets a block at a time
             targets = _pixels(images, job.real.paired[block])
             index[block] = candidates[pairwise_distances_argmin(targets, pixels, metric="sqeuclidean")]
-    return images[index]
+    return Drawn(images, index)
 
 
 @builds("constant")
-def constant(job: GenerationJob) -> np.ndarray:
+def constant(job: GenerationJob) -> Drawn:
     images = job.real.pool.images
     candidates = np.unique(np.concatenate([reference_faces(job.real, identity, clips)
                                            for identity, clips in _by_identity(job).items()]))
     pixels = _pixels(images, candidates)
     chosen = candidates[np.argmin(((pixels - pixels.mean(axis=0)) ** 2).sum(axis=1))]
-    return np.repeat(images[chosen][None], len(job.pairs), axis=0)
+    return Drawn(images, np.full(len(job.pairs), chosen, dtype=np.int64))
 
 
 FACE_REFERENCE_NAMES = tuple(BUILDERS)  # the references that draw faces (voice-only predicts a descriptor only)
@@ -166,4 +181,12 @@ class ReferenceSource(FaceSource):
     def faces(self, job: GenerationJob) -> np.ndarray:
         if len(job.real.pool) == 0:
             raise EvalError(f"reference generator {self.name}: the data has no real faces to draw from")
-        return BUILDERS[self.name](job)
+        drawn = BUILDERS[self.name](job)
+        try:  # with a cache folder, a memory map (evalkit.streaming): memory flat in the number of clips
+            faces = scratch_array((len(drawn.index), *drawn.palette.shape[1:]), np.uint8, job.cache_dir)
+        except OSError as exc:
+            raise EvalError(f"{job.cache_dir}: cannot write the reference faces' scratch file ({exc}); pick another "
+                            "--cache-dir") from None
+        for start in range(0, len(faces), FACE_BLOCK):
+            faces[start : start + FACE_BLOCK] = drawn.palette[drawn.index[start : start + FACE_BLOCK]]
+        return faces

@@ -28,7 +28,7 @@ from scipy.spatial.distance import cdist
 
 from evalkit.metrics import Metric, MetricContext, register
 from evalkit.neighbours import nearest, nearest_in_group
-from evalkit.stats import Clusters, cluster_resamples, figure, percentile_interval, proportion_figure
+from evalkit.stats import Clusters, figure, percentile_interval, proportion_figure, resample_weight_blocks
 
 MIN_CELL = 20  # generated and held-out faces a cell needs for its U statistic's normal approximation
 MAX_CELLS = 5
@@ -128,12 +128,11 @@ def data_copying(generated: np.ndarray, heldout: np.ndarray, training: np.ndarra
     if not np.isfinite(value):
         return {"status": "not applicable", "reason": f"N too small: no cell of {cells} holds {MIN_CELL} generated "
                 "and held-out faces"}
-    resamples = cluster_resamples([Clusters.singletons(len(generated)), Clusters.singletons(len(heldout))],
-                                  replicates, rng)
-    weights = [(np.bincount(i, minlength=len(generated)), np.bincount(j, minlength=len(heldout)))
-               for i, j in resamples]
-    drawn = statistic(np.stack([w for w, _ in weights]).astype(np.float64),
-                      np.stack([w for _, w in weights]).astype(np.float64))
+    drawn = np.empty(replicates)  # the resamples' row multiplicities a block at a time (memory flat in N)
+    for rows, (generated_weights, heldout_weights) in resample_weight_blocks(
+            [Clusters.singletons(len(generated)), Clusters.singletons(len(heldout))], replicates, rng,
+            4 * (len(generated) + len(heldout))):
+        drawn[rows] = statistic(generated_weights, heldout_weights)
     empty = ~np.isfinite(drawn)  # a resample may leave every cell short: counted, scored as the estimate
     interval = percentile_interval(np.where(empty, value, drawn))
     used = [c for c in range(cells)

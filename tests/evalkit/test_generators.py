@@ -309,4 +309,31 @@ def test_nearest_face_search_picks_what_an_exhaustive_loop_picks(monkeypatch):
         for clip in clips:
             target = images[job.real.paired[clip]].reshape(1, -1).astype(np.int64)
             expected[clip] = candidates[np.argmin(((pixels - target) ** 2).sum(axis=1))]
-    np.testing.assert_array_equal(reference.nearest_face(job), images[expected])
+    drawn = reference.nearest_face(job)
+    assert drawn.palette is images  # drawn from the pool itself: no copy of the faces until they are written out
+    np.testing.assert_array_equal(drawn.index, expected)
+
+
+def test_reference_faces_and_real_faces_are_memory_maps_of_removed_scratch_files(tmp_path):
+    """With a cache folder, the real faces and a reference generator's faces are written into memory maps whose
+    files are removed at once (memory flat in the number of clips, nothing left on disk), holding what the palette
+    draws give; without one they are plain arrays with the same faces."""
+    from evalkit import runner
+    from evalkit.distributed import Shard
+    from evalkit.generators import reference
+    from evalkit.generators.base import GenerationJob
+    from evalkit.options import EMBEDDED_DATA, RunOptions
+
+    inputs = runner.prepare(RunOptions(data=EMBEDDED_DATA, device="cpu", references=(), cache_dir=tmp_path))
+    assert isinstance(inputs.real.pool.images, np.memmap)
+    plain = runner.load_real_faces(inputs.manifest, inputs.splits, 64)
+    assert not isinstance(plain.pool.images, np.memmap)
+    np.testing.assert_array_equal(np.asarray(inputs.real.pool.images), plain.pool.images)
+    source = reference.ReferenceSource("random-face", 64)
+    for cache_dir in (tmp_path, None):
+        job = GenerationJob(inputs.pairs, 0, 64, Shard(), inputs.real.reference(inputs.pairs), cache_dir)
+        drawn = reference.random_face(job)
+        faces = source.faces(job)
+        assert isinstance(faces, np.memmap) == (cache_dir is not None)
+        np.testing.assert_array_equal(np.asarray(faces), drawn.palette[drawn.index])
+    assert not list((tmp_path / "scratch").iterdir())
