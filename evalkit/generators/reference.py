@@ -63,11 +63,37 @@ def _by_identity(job: GenerationJob) -> dict[str, np.ndarray]:
     return {identity: np.flatnonzero(identities == identity) for identity in dict.fromkeys(identities.tolist())}
 
 
-SEARCH_BLOCK = 256  # clips whose float64 pixels are held at once by the nearest-face search (25 MB at 64 px)
+SEARCH_BLOCK = 256  # faces whose float64 pixels are held at once (25 MB at 64 px): memory flat in the faces
 
 
 def _pixels(pool_images: np.ndarray, index: np.ndarray) -> np.ndarray:
     return pool_images[index].reshape(len(index), -1).astype(np.float64)
+
+
+def _blocks(index: np.ndarray) -> list[np.ndarray]:
+    return np.array_split(index, max(1, -(-len(index) // SEARCH_BLOCK)))
+
+
+def _mean_pixels(pool_images: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """The pixel mean (float64, flattened) of the pool faces ``index``, summed ``SEARCH_BLOCK`` faces at a time (sums
+    of uint8 values in float64 are exact, so it equals the mean of them all at once)."""
+    return sum((_pixels(pool_images, block).sum(axis=0) for block in _blocks(index)),
+               np.zeros(int(np.prod(pool_images.shape[1:])))) / len(index)
+
+
+def _nearest_faces(pool_images: np.ndarray, targets: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """For each target pixel row (float64 (t, p)), the candidate (pool rows) at the smallest squared pixel distance,
+    the first on ties: scikit-learn's ``pairwise_distances_argmin_min`` (BLAS) over blocks of ``SEARCH_BLOCK``
+    candidates, the best kept across blocks. On uint8 pixels held as float64 every distance is an exact integer, so
+    it picks what an exhaustive loop picks."""
+    from sklearn.metrics import pairwise_distances_argmin_min
+
+    best, best_distance = np.zeros(len(targets), dtype=np.int64), np.full(len(targets), np.inf)
+    for block in _blocks(candidates):
+        found, distance = pairwise_distances_argmin_min(targets, _pixels(pool_images, block), metric="sqeuclidean")
+        nearer = distance < best_distance  # strictly: a tie keeps the earlier candidate
+        best[nearer], best_distance[nearer] = block[found[nearer]], distance[nearer]
+    return best
 
 
 @dataclass(frozen=True)
@@ -103,7 +129,7 @@ def mean_face(job: GenerationJob) -> Drawn:
     palette = np.empty((len(groups), *images.shape[1:]), dtype=np.uint8)
     index = np.empty(len(job.pairs), dtype=np.int64)
     for k, (identity, clips) in enumerate(groups.items()):
-        palette[k] = np.round(images[reference_faces(job.real, identity, clips)].astype(np.float64).mean(axis=0))
+        palette[k] = np.round(_mean_pixels(images, reference_faces(job.real, identity, clips))).reshape(images.shape[1:])
         index[clips] = k
     return Drawn(palette, index)
 
@@ -123,19 +149,14 @@ def random_face(job: GenerationJob) -> Drawn:
 @builds("nearest-face")
 def nearest_face(job: GenerationJob) -> Drawn:
     """Each clip's speaker's training face nearest (squared pixel distance) to the clip's own face; the first such
-    face on ties. The search is scikit-learn's ``pairwise_distances_argmin`` (chunked, BLAS): on uint8 pixels held as
-    float64 every distance is an exact integer, so it picks what an exhaustive loop picks, at O(clips x faces x
-    pixels) but in BLAS rather than one NumPy pass per clip (12 s -> 0.2 s at 3,000 clips)."""
-    from sklearn.metrics import pairwise_distances_argmin
-
+    face on ties (``_nearest_faces``: blocks of clips and of faces, O(clips x faces x pixels) time in BLAS, memory
+    flat)."""
     images = job.real.pool.images
     index = np.empty(len(job.pairs), dtype=np.int64)
     for identity, clips in _by_identity(job).items():
         candidates = reference_faces(job.real, identity, clips)
-        pixels = _pixels(images, candidates)
-        for block in np.array_split(clips, -(-len(clips) // SEARCH_BLOCK)):  # float64 targets a block at a time
-            targets = _pixels(images, job.real.paired[block])
-            index[block] = candidates[pairwise_distances_argmin(targets, pixels, metric="sqeuclidean")]
+        for block in _blocks(clips):
+            index[block] = _nearest_faces(images, _pixels(images, job.real.paired[block]), candidates)
     return Drawn(images, index)
 
 
@@ -144,9 +165,10 @@ def constant(job: GenerationJob) -> Drawn:
     images = job.real.pool.images
     candidates = np.unique(np.concatenate([reference_faces(job.real, identity, clips)
                                            for identity, clips in _by_identity(job).items()]))
-    pixels = _pixels(images, candidates)
-    chosen = candidates[np.argmin(((pixels - pixels.mean(axis=0)) ** 2).sum(axis=1))]
-    return Drawn(images, np.full(len(job.pairs), chosen, dtype=np.int64))
+    mean = _mean_pixels(images, candidates)
+    # squared distances to the (non-integer) mean summed directly, not by a dot-product expansion: exact ordering
+    distances = np.concatenate([((_pixels(images, block) - mean) ** 2).sum(axis=1) for block in _blocks(candidates)])
+    return Drawn(images, np.full(len(job.pairs), candidates[np.argmin(distances)], dtype=np.int64))
 
 
 FACE_REFERENCE_NAMES = tuple(BUILDERS)  # the references that draw faces (voice-only predicts a descriptor only)

@@ -337,3 +337,30 @@ def test_reference_faces_and_real_faces_are_memory_maps_of_removed_scratch_files
         assert isinstance(faces, np.memmap) == (cache_dir is not None)
         np.testing.assert_array_equal(np.asarray(faces), drawn.palette[drawn.index])
     assert not list((tmp_path / "scratch").iterdir())
+
+
+def test_mean_and_constant_faces_in_blocks_equal_the_whole_pool_formulas(monkeypatch):
+    """The mean-face and constant references, summing and searching ``SEARCH_BLOCK`` faces at a time (7 here),
+    draw what the formulas on every face at once give: each speaker's rounded pixel mean, and the face nearest to
+    the mean of all reference faces."""
+    from evalkit import runner
+    from evalkit.distributed import Shard
+    from evalkit.generators import reference
+    from evalkit.generators.base import GenerationJob
+    from evalkit.options import EMBEDDED_DATA, RunOptions
+
+    inputs = runner.prepare(RunOptions(data=EMBEDDED_DATA, device="cpu", references=()))
+    job = GenerationJob(inputs.pairs, 0, 64, Shard(), inputs.real.reference(inputs.pairs))
+    monkeypatch.setattr(reference, "SEARCH_BLOCK", 7)
+    images = job.real.pool.images
+    groups = reference._by_identity(job)
+    mean = reference.mean_face(job)
+    for k, (identity, clips) in enumerate(groups.items()):
+        faces = images[reference.reference_faces(job.real, identity, clips)].astype(np.float64)
+        np.testing.assert_array_equal(mean.palette[k], np.round(faces.mean(axis=0)).astype(np.uint8))
+        assert (mean.index[clips] == k).all()
+    candidates = np.unique(np.concatenate([reference.reference_faces(job.real, identity, clips)
+                                           for identity, clips in groups.items()]))
+    pixels = images[candidates].reshape(len(candidates), -1).astype(np.float64)
+    expected = candidates[np.argmin(((pixels - pixels.mean(axis=0)) ** 2).sum(axis=1))]
+    assert len(candidates) > 7 and set(reference.constant(job).index.tolist()) == {expected}
