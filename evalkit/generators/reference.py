@@ -129,7 +129,8 @@ def mean_face(job: GenerationJob) -> Drawn:
     palette = np.empty((len(groups), *images.shape[1:]), dtype=np.uint8)
     index = np.empty(len(job.pairs), dtype=np.int64)
     for k, (identity, clips) in enumerate(groups.items()):
-        palette[k] = np.round(_mean_pixels(images, reference_faces(job.real, identity, clips))).reshape(images.shape[1:])
+        mean = _mean_pixels(images, reference_faces(job.real, identity, clips))
+        palette[k] = np.round(mean).reshape(images.shape[1:])
         index[clips] = k
     return Drawn(palette, index)
 
