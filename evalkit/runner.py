@@ -409,9 +409,13 @@ def scores_key(inputs: Inputs, evalset: EvalSet) -> str:
                         "faces": images_sha256(evalset.generated.images)})
 
 
-def _reference_setup(inputs: Inputs, name: str) -> tuple[FaceSource, Inputs, Path]:
+ReferenceSetup = tuple[FaceSource, Inputs, Path]
+
+
+def _reference_setup(inputs: Inputs, name: str) -> ReferenceSetup:
     """A reference generator fitted on the training splits, the run's inputs as it is scored (a descriptor-only
-    reference has its own plan) and where its record is stored in the cache."""
+    reference has its own plan) and where its record is stored in the cache. Built once per run and reference: the
+    voice-only one's prefetch and its record use the same source."""
     training = [p for p in inputs.manifest.pairs if p.split in HEAD_TRAIN_SPLITS]
     reference = reference_source(name, inputs.source.info.image_size, training, inputs.real.paired(training),
                                  inputs.source.info.audio_seconds)
@@ -420,24 +424,25 @@ def _reference_setup(inputs: Inputs, name: str) -> tuple[FaceSource, Inputs, Pat
     return reference, inputs, inputs.options.cache_dir / "records" / f"{reference_key(inputs, reference)}.json"
 
 
-def _prefetch_voice_embeddings(inputs: Inputs, shard: Shard, cache: FeatureCache,
+def _prefetch_voice_embeddings(setup: ReferenceSetup | None, shard: Shard, cache: FeatureCache,
                                background: ThreadPoolExecutor) -> Future[None] | None:
-    """Start embedding the voice-only reference's clips in ``background`` (one torch thread) while the other
-    reference generators are scored, when its record is not cached; None when there is nothing to start. A single
-    process only: under torchrun every extraction is a collective that all processes enter in the same order."""
-    if shard.world > 1 or VOICE_ONLY not in inputs.options.references or inputs.source.info.kind == "reference":
+    """Start embedding the voice-only reference's clips (``setup``: None when the run scores no voice-only
+    reference) in ``background`` (one torch thread) while the other reference generators are scored, when its record
+    is not cached; None when there is nothing to start. A single process only: under torchrun every extraction is a
+    collective that all processes enter in the same order."""
+    if setup is None or shard.world > 1:
         return None
-    reference, _, stored = _reference_setup(inputs, VOICE_ONLY)
+    reference, inputs, stored = setup
     if stored.is_file() or not isinstance(reference, VoiceOnlySource) or reference.unavailable:
         return None
     return background.submit(reference.prefetch, inputs.pairs, cache)
 
 
-def _reference_record(inputs: Inputs, name: str, shard: Shard, cache: FeatureCache, folder: Path | None,
+def _reference_record(setup: ReferenceSetup, shard: Shard, cache: FeatureCache, folder: Path | None,
                       command_line: str) -> RunRecord | None:
     """A reference generator's record (process 0; None elsewhere), reused from the record cache when its key
     matches, else computed through the same harness as the evaluated generator and stored there."""
-    reference, inputs, stored = _reference_setup(inputs, name)
+    reference, inputs, stored = setup
     if shard.main_decides(stored.is_file()):
         if folder is None:
             return None
@@ -463,31 +468,32 @@ def _evaluate(inputs: Inputs, shard: Shard, command_line: str) -> tuple[RunRecor
         clip_files = None if run_dir is None else background.submit(
             write_clip_files, evalset, inputs.pairs, inputs.source.info.audio_seconds, inputs.manifest.genders,
             run_dir, options.cache_dir)
-        voice_embeddings = _prefetch_voice_embeddings(inputs, shard, cache, background)
-        return _score_references_and_write(inputs, shard, command_line, cache, evalset, ctx, run_dir, clip_files,
-                                           voice_embeddings)
+        references = [] if inputs.source.info.kind == "reference" else list(options.references)
+        setups = {name: _reference_setup(inputs, name) for name in references}
+        voice_embeddings = _prefetch_voice_embeddings(setups.get(VOICE_ONLY), shard, cache, background)
+        return _score_references_and_write(inputs, shard, command_line, cache, evalset, ctx, run_dir, setups,
+                                           clip_files, voice_embeddings)
 
 
 def _score_references_and_write(inputs: Inputs, shard: Shard, command_line: str, cache: FeatureCache,
                                 evalset: EvalSet, ctx: MetricContext, run_dir: Path | None,
-                                clip_files: Future[dict[str, list[str]]] | None, voice_embeddings: Future[None] | None
-                                ) -> tuple[RunRecord, Path] | None:
-    """The evaluated generator's scores, the reference generators' records and comparisons (the voice-only
-    reference's after ``voice_embeddings`` is done), then the run folder (images, listening copies from
-    ``clip_files``, gallery, record); None on a torchrun helper process."""
+                                setups: dict[str, ReferenceSetup], clip_files: Future[dict[str, list[str]]] | None,
+                                voice_embeddings: Future[None] | None) -> tuple[RunRecord, Path] | None:
+    """The evaluated generator's scores, the reference generators' records (``setups``, in order) and comparisons
+    (the voice-only reference's after ``voice_embeddings`` is done), then the run folder (images, listening copies
+    from ``clip_files``, gallery, record); None on a torchrun helper process."""
     options = inputs.options
-    references = [] if inputs.source.info.kind == "reference" else list(options.references)
     entries: list[ReferenceEntry] = []
     scores = model_scores(inputs, evalset, ctx) if run_dir is not None else None
     clusters = {split: ctx.split_clusters(split)[0] for split in inputs.splits}
     comparisons = {}
-    for name in tqdm(references, desc="reference generators", unit="generator", disable=None if shard.is_main
-                     else True):
+    for name, setup in tqdm(setups.items(), desc="reference generators", unit="generator",
+                            disable=None if shard.is_main else True):
         folder = run_dir / REFERENCES_DIR / name if run_dir is not None else None
         if name == VOICE_ONLY and voice_embeddings is not None:
             voice_embeddings.result()  # its embeddings are in the cache now (or its error is raised here)
         with stage("references"):
-            record = _reference_record(inputs, name, shard, cache, folder, command_line)
+            record = _reference_record(setup, shard, cache, folder, command_line)
         if folder is not None and record is not None and scores is not None:
             write_record(folder / RESULTS_FILE, record)
             entries.append({"name": name, "label": LABELS[name], "description": DESCRIPTIONS[name],
