@@ -364,3 +364,23 @@ def test_mean_and_constant_faces_in_blocks_equal_the_whole_pool_formulas(monkeyp
     pixels = images[candidates].reshape(len(candidates), -1).astype(np.float64)
     expected = candidates[np.argmin(((pixels - pixels.mean(axis=0)) ** 2).sum(axis=1))]
     assert len(candidates) > 7 and set(reference.constant(job).index.tolist()) == {expected}
+
+
+def test_a_cache_folder_that_cannot_hold_the_scratch_files_is_one_clear_error(tmp_path):
+    """A --cache-dir that is a file (no scratch folder can be made in it) stops the run with one EvalError naming
+    the folder and what to do, for the real faces and for a reference generator's faces."""
+    from evalkit import runner
+    from evalkit.distributed import Shard
+    from evalkit.errors import EvalError
+    from evalkit.generators import reference
+    from evalkit.generators.base import GenerationJob
+    from evalkit.options import EMBEDDED_DATA, RunOptions
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    with pytest.raises(EvalError, match="cannot write the real faces' scratch file .*pick another --cache-dir"):
+        runner.prepare(RunOptions(data=EMBEDDED_DATA, device="cpu", references=(), cache_dir=blocked))
+    inputs = runner.prepare(RunOptions(data=EMBEDDED_DATA, device="cpu", references=(), cache_dir=tmp_path / "ok"))
+    job = GenerationJob(inputs.pairs, 0, 64, Shard(), inputs.real.reference(inputs.pairs), blocked)
+    with pytest.raises(EvalError, match="cannot write the reference faces' scratch file .*pick another --cache-dir"):
+        reference.ReferenceSource("constant", 64).faces(job)
